@@ -1,0 +1,174 @@
+"""Circular buffers with tt-metal semantics.
+
+A CB is a FIFO of ``num_pages`` pages of ``page_size`` bytes at a real L1 address. It is two
+coupled counters, as on hardware: pages pushed by the producer and pages popped (acked) by the
+consumer.
+
+* ``cb_reserve_back(n)`` blocks the producer until ``num_pages - (pushed - popped) >= n``; it
+  moves no pointer.
+* ``cb_push_back(n)`` publishes n pages and advances the write pointer.
+* ``cb_wait_front(n)`` blocks the consumer until ``pushed - popped >= n`` (cumulative: waiting
+  again without popping needs a larger n).
+* ``cb_pop_front(n)`` frees n pages and advances the read pointer.
+
+A request for more pages than the CB holds can never succeed and is rejected when it is made.
+Blocking is through SimPy events, never polling. Because a kernel's local clock may run ahead
+of the SimPy clock (see :mod:`ttsim.kernels.context`), pushes and pops have a producer/consumer
+side that changes at once and a visible side that another kernel sees at the right simulated
+time (:meth:`publish_push`, :meth:`publish_pop`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import simpy
+
+from ttsim.errors import CBRequestError
+from ttsim.formats import DataFormat
+
+
+@dataclass(frozen=True)
+class CBConfig:
+    """Host-side description of one CB (what ``CreateCircularBuffer`` receives)."""
+
+    index: int
+    name: str
+    page_size: int
+    num_pages: int
+    data_format: DataFormat
+    globally_allocated: bool = False
+    """True when the CB aliases a tensor buffer (``set_globally_allocated_address``)."""
+
+    @property
+    def total_size(self) -> int:
+        return self.page_size * self.num_pages
+
+
+@dataclass
+class CBSideStats:
+    """Blocking statistics of one side (producer or consumer) of a CB, in cycles."""
+
+    blocked_cycles: float = 0.0
+    blocked_count: int = 0
+    calls: int = 0
+
+
+@dataclass
+class CBStats:
+    producer: CBSideStats = field(default_factory=CBSideStats)
+    consumer: CBSideStats = field(default_factory=CBSideStats)
+    pages_pushed: int = 0
+    pages_popped: int = 0
+    max_occupancy: int = 0
+
+
+class CircularBuffer:
+    """One CB on one core."""
+
+    def __init__(self, env: simpy.Environment, config: CBConfig, address: int, core_name: str) -> None:
+        self.env = env
+        self.config = config
+        self.core_name = core_name
+        self.address = address
+        self.limit = address + config.total_size
+        self.fifo_wr_ptr = address
+        self.fifo_rd_ptr = address
+        self._pushed_by_producer = 0
+        self._popped_by_consumer = 0
+        self._visible_pushed = 0
+        self._visible_popped = 0
+        self._front_wait: tuple[int, simpy.Event] | None = None
+        self._back_wait: tuple[int, simpy.Event] | None = None
+        self.stats = CBStats()
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def page_size(self) -> int:
+        return self.config.page_size
+
+    @property
+    def num_pages(self) -> int:
+        return self.config.num_pages
+
+    def describe(self) -> str:
+        return f"CB {self.config.index} '{self.config.name}'"
+
+    # -- checks ---------------------------------------------------------------------------
+    def check_request(self, n: int, op: str, kernel: str) -> None:
+        """Reject a request that can never be satisfied, naming kernel, core and CB."""
+        if n <= 0 or n > self.num_pages:
+            raise CBRequestError(
+                f"kernel '{kernel}' on core {self.core_name}: {op}({self.describe()}, {n}) asks for "
+                f"{n} pages but the CB holds {self.num_pages} pages of {self.page_size} B"
+            )
+
+    # -- producer side --------------------------------------------------------------------
+    def free_pages(self) -> int:
+        """Free pages as the producer sees them."""
+        return self.num_pages - (self._pushed_by_producer - self._visible_popped)
+
+    def reserve_event(self, n: int) -> simpy.Event:
+        """An event that fires once ``n`` pages are free (the producer blocks on it)."""
+        event = self.env.event()
+        self._back_wait = (n, event)
+        return event
+
+    def push(self, n: int) -> None:
+        """Producer side of ``cb_push_back``: advance the write pointer."""
+        self._pushed_by_producer += n
+        self.fifo_wr_ptr += n * self.page_size
+        if self.fifo_wr_ptr >= self.limit:
+            self.fifo_wr_ptr -= self.config.total_size
+
+    def publish_push(self, n: int) -> None:
+        """Make n pushed pages visible to the consumer (at the producer's time)."""
+        self._visible_pushed += n
+        self.stats.pages_pushed += n
+        occupancy = self._visible_pushed - self._visible_popped
+        if occupancy > self.stats.max_occupancy:
+            self.stats.max_occupancy = occupancy
+        if self._front_wait is not None and self.available_pages() >= self._front_wait[0]:
+            event = self._front_wait[1]
+            self._front_wait = None
+            event.succeed()
+
+    # -- consumer side --------------------------------------------------------------------
+    def available_pages(self) -> int:
+        """Pages the consumer may read."""
+        return self._visible_pushed - self._popped_by_consumer
+
+    def front_event(self, n: int) -> simpy.Event:
+        """An event that fires once ``n`` pages are available (the consumer blocks on it)."""
+        event = self.env.event()
+        self._front_wait = (n, event)
+        return event
+
+    def pop(self, n: int) -> None:
+        """Consumer side of ``cb_pop_front``: advance the read pointer."""
+        if n > self.available_pages():
+            raise CBRequestError(
+                f"core {self.core_name}: cb_pop_front({self.describe()}, {n}) pops more pages than "
+                f"the {self.available_pages()} available"
+            )
+        self._popped_by_consumer += n
+        self.fifo_rd_ptr += n * self.page_size
+        if self.fifo_rd_ptr >= self.limit:
+            self.fifo_rd_ptr -= self.config.total_size
+
+    def publish_pop(self, n: int) -> None:
+        """Make n popped pages free for the producer (at the consumer's time)."""
+        self._visible_popped += n
+        self.stats.pages_popped += n
+        if self._back_wait is not None and self.free_pages() >= self._back_wait[0]:
+            event = self._back_wait[1]
+            self._back_wait = None
+            event.succeed()
+
+    def occupancy(self) -> int:
+        """Pages pushed and not yet popped, as seen from outside."""
+        return self._visible_pushed - self._visible_popped

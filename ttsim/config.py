@@ -1,0 +1,198 @@
+"""Op configs: the validated description of one depthwise conv2d run, loaded from YAML.
+
+A config names the op, the device preset, the input-data seed, the conv itself (:class:`ConvSpec`)
+and, optionally, the measured device-kernel duration the simulation is compared against. Scalars
+are strict (a quoted ``"3"`` is not an int, ``yes`` is not a count) so that typos in hand-written
+YAML fail loudly; YAML lists become tuples. :func:`load_config` turns every problem into one line
+of a :class:`~ttsim.errors.ConfigurationError` that names the file, the dotted key and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from ttsim.errors import ConfigurationError
+
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+
+Activation = Literal["none", "relu", "relu6", "silu", "gelu"]
+DataFormat = Literal["bfloat16", "bfloat8_b"]
+MemoryLayout = Literal["height_sharded", "block_sharded", "width_sharded"]
+MathFidelity = Literal["LoFi", "HiFi2", "HiFi3", "HiFi4"]
+OutputLayout = Literal["tile", "row_major"]
+
+_SHAPE_ERROR = "conv_shape"
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output extent (pixels) of one spatial dim, as in PyTorch and tt-metal (no ceil mode)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class ConvSpec(BaseModel):
+    """A depthwise 2D convolution (groups = in channels = out channels) and its device options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch: PositiveInt = Field(description="Images per batch, N (count).")
+    input_height: PositiveInt = Field(description="Input image height, H (pixels).")
+    input_width: PositiveInt = Field(description="Input image width, W (pixels).")
+    channels: PositiveInt = Field(description="Channels C = groups = output channels (count).")
+    kernel: tuple[PositiveInt, PositiveInt] = Field(description="Kernel (kh, kw) (pixels).")
+    stride: tuple[PositiveInt, PositiveInt] = Field(description="Stride (sh, sw) (pixels).")
+    dilation: tuple[PositiveInt, PositiveInt] = Field(description="Dilation (dh, dw) (pixels).")
+    padding: tuple[NonNegativeInt, NonNegativeInt] = Field(
+        description="Zero padding (ph, pw) on each side of H and W (pixels)."
+    )
+    bias: Annotated[bool, Field(strict=True)] = Field(
+        description="Whether a per-channel bias is added."
+    )
+    activation: Activation = Field(description="Activation applied after the bias.")
+    dtype: DataFormat = Field(
+        description="Output data format; input activations are always bfloat16 row-major sticks."
+    )
+    weights_dtype: DataFormat = Field(description="Data format of the weights and bias in DRAM.")
+    memory_layout: MemoryLayout = Field(description="Sharding of activations across the core grid.")
+    math_fidelity: MathFidelity = Field(
+        description="FPU math fidelity (number of multiplier passes)."
+    )
+    output_layout: OutputLayout = Field(default="tile", description="Layout of the output tensor.")
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> ConvSpec:
+        """Reject convs with an empty output and block-float outputs that are not tiled."""
+        dims = (("height", self.input_height, 0), ("width", self.input_width, 1))
+        for dim, size, i in dims:
+            k, s, p, d = self.kernel[i], self.stride[i], self.padding[i], self.dilation[i]
+            if conv_output_size(size, k, s, p, d) < 1:
+                extent = d * (k - 1) + 1
+                raise PydanticCustomError(
+                    _SHAPE_ERROR,
+                    f"dilated kernel {dim} {extent} (kernel {k}, dilation {d}) exceeds the padded "
+                    f"input {dim} {size + 2 * p} (input_{dim} {size} + 2 * padding {p}); "
+                    f"the output {dim} would be 0",
+                    {"field": "kernel"},
+                )
+        if self.dtype == "bfloat8_b" and self.output_layout != "tile":
+            raise PydanticCustomError(
+                _SHAPE_ERROR,
+                f"dtype bfloat8_b requires output_layout 'tile', got {self.output_layout!r}",
+                {"field": "output_layout"},
+            )
+        return self
+
+
+class Measured(BaseModel):
+    """Hardware measurements of the op, used only to compare against the simulation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    classic_device_kernel_duration_ns: (
+        Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None
+    ) = Field(
+        default=None,
+        description="Tracy DEVICE KERNEL DURATION of the classic (matmul-path) conv (ns).",
+    )
+
+
+class OpConfig(BaseModel):
+    """One op to simulate: the conv, the device it runs on and its input data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(strict=True, min_length=1)] = Field(
+        description="Op name (free text)."
+    )
+    device: Annotated[str, Field(strict=True, min_length=1)] = Field(
+        default="wormhole_b0", description="Device preset name."
+    )
+    seed: NonNegativeInt = Field(default=0, description="Seed of the random input data.")
+    conv: ConvSpec = Field(description="The convolution.")
+    measured: Measured = Field(default=Measured(), description="Hardware measurements, if any.")
+
+
+def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> OpConfig:
+    """Load and validate an op config from a YAML file path or an already-parsed mapping.
+
+    Raises ConfigurationError with one line per problem, each prefixed by the file name (or
+    ``<dict>``); no yaml or pydantic exception escapes.
+    """
+    if isinstance(source, dict):
+        label, data = "<dict>", source
+    else:
+        label = os.fspath(source)
+        data = _read_yaml(Path(label), label)
+    if not isinstance(data, dict):
+        got = "an empty document" if data is None else f"a {type(data).__name__}"
+        raise ConfigurationError(f"{label}: top level must be a mapping of keys, got {got}")
+    try:
+        return OpConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{label}: {_describe(err)}" for err in exc.errors(include_url=False)]
+        raise ConfigurationError("\n".join(lines)) from None
+
+
+def _read_yaml(path: Path, label: str) -> Any:
+    """Parse a YAML file safely, mapping I/O and syntax errors to ConfigurationError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"{label}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(f"{label}: cannot read config file: {reason}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{label}: {_describe_yaml_error(exc)}") from None
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: 'line L, column C: YAML syntax error: problem'."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}YAML syntax error: {problem}"
+
+
+def _describe(err: Any) -> str:
+    """One line for a pydantic error: dotted key path, what is wrong and the offending value."""
+    loc = list(err["loc"])
+    ctx = err.get("ctx") or {}
+    if err["type"] == _SHAPE_ERROR:
+        loc.append(ctx["field"])
+        return f"{_dotted(loc)}: {err['msg']}"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {_dotted(loc)!r}"
+    if err["type"] == "missing" and isinstance(loc[-1], int):
+        return f"{_dotted(loc[:-1])}: expected a list of 2 values [height, width]"
+    if err["type"] == "missing":
+        return f"{_dotted(loc)}: missing required key"
+    if err["type"] in ("tuple_type", "too_long"):
+        got = _short_repr(err["input"])
+        return f"{_dotted(loc)}: expected a list of 2 values [height, width] (got {got})"
+    return f"{_dotted(loc)}: {err['msg']} (got {_short_repr(err['input'])})"
+
+
+def _dotted(loc: list[Any]) -> str:
+    """Render a pydantic location as 'conv.kernel[0]'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<top level>"
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    """repr() of a bad value, truncated so that an error stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,184 @@
+"""Timing of the two networks-on-chip.
+
+The model is a reservation (virtual cut-through) model, chosen for speed and determinism: a
+transfer occupies every port on its path (the source NIU, each router link, the destination
+NIU, or a DRAM bank) for ``bytes / rate`` cycles, where ``rate`` is the slowest port or the
+primitive's own cap. Ports are served first come, first served, so concurrent transfers that
+share a link share its bandwidth by queueing. Latency (router hops, NIU, DRAM) is added on top
+of the streaming time. Routes are dimension-ordered on the torus: NoC0 goes +x then +y, NoC1
+goes -y then -x (ISA-WH NoC/RoutingPaths.md). Transfers larger than the maximum burst are split
+into bursts.
+
+Nothing here knows about kernels or convolution: callers pass coordinates, byte counts and the
+issue time, and receive arrival times in cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ttsim.device.spec import DeviceSpec
+
+XY = tuple[int, int]
+
+
+@dataclass
+class Port:
+    """A serially shared resource with a bandwidth (a router link, an NIU side, a DRAM bank)."""
+
+    name: str
+    bytes_per_cycle: float
+    next_free: float = 0.0
+    busy_cycles: float = 0.0
+    bytes_moved: int = 0
+
+
+class NocModel:
+    """Both NoCs of one device, plus the DRAM bank ports they reach."""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        self.spec = spec
+        noc = spec.noc
+        self.width, self.height = spec.chip.noc_grid.value
+        self.link_rate = noc.link_bytes_per_cycle.value
+        self.niu_rate = noc.niu_bytes_per_cycle.value
+        self.max_burst = noc.max_burst_bytes.value
+        self.hop_latency = noc.hop_latency_cycles.value
+        self._links: dict[tuple[int, int, int, str], Port] = {}
+        self._nius: dict[tuple[int, XY, str], Port] = {}
+        self._banks: dict[XY, Port] = {}
+        self._routes: dict[tuple[int, XY, XY], tuple[Port, ...]] = {}
+        for xy in spec.dram.bank_noc_xy.value:
+            self._banks[tuple(xy)] = Port(f"dram{tuple(xy)}", spec.dram.bank_bytes_per_cycle.value)
+
+    # -- topology -------------------------------------------------------------------------
+    def route_nodes(self, noc: int, src: XY, dst: XY) -> list[tuple[int, int, str]]:
+        """The (x, y, axis) of every link a packet leaves on, from src to dst."""
+        x, y = src
+        hops: list[tuple[int, int, str]] = []
+        if noc == 0:
+            while x != dst[0]:
+                hops.append((x, y, "x"))
+                x = (x + 1) % self.width
+            while y != dst[1]:
+                hops.append((x, y, "y"))
+                y = (y + 1) % self.height
+        else:
+            while y != dst[1]:
+                hops.append((x, y, "y"))
+                y = (y - 1) % self.height
+            while x != dst[0]:
+                hops.append((x, y, "x"))
+                x = (x - 1) % self.width
+        return hops
+
+    def hops(self, noc: int, src: XY, dst: XY) -> int:
+        """Router hops from src to dst on ``noc``."""
+        dx, dy = dst[0] - src[0], dst[1] - src[1]
+        if noc == 0:
+            return dx % self.width + dy % self.height
+        return (-dx) % self.width + (-dy) % self.height
+
+    def _link(self, noc: int, node: tuple[int, int, str]) -> Port:
+        key = (noc, *node)
+        port = self._links.get(key)
+        if port is None:
+            port = Port(f"noc{noc} link {node}", self.link_rate)
+            self._links[key] = port
+        return port
+
+    def niu(self, noc: int, xy: XY, side: str) -> Port:
+        """The NIU of node ``xy`` on ``noc``; side 'out' sends, 'in' receives."""
+        key = (noc, xy, side)
+        port = self._nius.get(key)
+        if port is None:
+            port = Port(f"noc{noc} niu {xy} {side}", self.niu_rate)
+            self._nius[key] = port
+        return port
+
+    def bank_port(self, xy: XY) -> Port | None:
+        return self._banks.get(xy)
+
+    def _path(self, noc: int, src: XY, dst: XY) -> tuple[Port, ...]:
+        key = (noc, src, dst)
+        path = self._routes.get(key)
+        if path is None:
+            first = self._banks.get(src) or self.niu(noc, src, "out")
+            links = [self._link(noc, node) for node in self.route_nodes(noc, src, dst)]
+            path = (first, *links, self.niu(noc, dst, "in"))
+            self._routes[key] = path
+        return path
+
+    # -- streaming ------------------------------------------------------------------------
+    def _stream(self, ports: tuple[Port, ...], nbytes: int, t: float, cap: float) -> float:
+        """Reserve ``ports`` for ``nbytes`` from time ``t``; return when the last byte leaves."""
+        end = t
+        remaining = nbytes
+        rate = min(cap, min(p.bytes_per_cycle for p in ports))
+        while remaining > 0:
+            chunk = min(remaining, self.max_burst)
+            start = max(end, max(p.next_free for p in ports))
+            duration = chunk / rate
+            for port in ports:
+                port.next_free = start + duration
+                port.busy_cycles += duration
+                port.bytes_moved += chunk
+            end = start + duration
+            remaining -= chunk
+        return end
+
+    # -- primitives -----------------------------------------------------------------------
+    def read(self, noc: int, requester: XY, target: XY, nbytes: int, t: float) -> float:
+        """A read issued at cycle ``t`` by ``requester`` of bytes held at ``target``.
+
+        Returns the cycle at which the last byte has landed in the requester's L1.
+        """
+        spec = self.spec
+        if target in self._banks:
+            path = self._path(noc, target, requester)
+            cap = spec.dram.reader_stream_bytes_per_cycle.value
+            return self._stream(path, nbytes, t, cap) + spec.dram.read_latency_cycles.value
+        if target == requester:
+            path = (self.niu(noc, target, "out"), self.niu(noc, requester, "in"))
+            cap = spec.noc.local_bytes_per_cycle.value
+            return self._stream(path, nbytes, t, cap) + spec.noc.local_read_latency_cycles.value
+        path = self._path(noc, target, requester)
+        round_trip = self.hops(noc, requester, target) + self.hops(noc, target, requester)
+        latency = spec.noc.read_base_latency_cycles.value + round_trip * self.hop_latency
+        return self._stream(path, nbytes, t, self.link_rate) + latency
+
+    def write_latency(self, hops: int) -> float:
+        noc = self.spec.noc
+        return noc.write_base_latency_cycles.value + hops * noc.write_hop_latency_cycles.value
+
+    def write(self, noc: int, src: XY, dst: XY, nbytes: int, t: float) -> float:
+        """A unicast write issued at ``t``; returns its arrival (and ack) cycle at ``dst``."""
+        if dst in self._banks:
+            path = self._path(noc, src, dst)
+            end = self._stream(path, nbytes, t, self.spec.dram.reader_stream_bytes_per_cycle.value)
+            return end + self.spec.dram.write_latency_cycles.value
+        if src == dst:
+            path = (self.niu(noc, src, "out"), self.niu(noc, dst, "in"))
+            end = self._stream(path, nbytes, t, self.spec.noc.local_bytes_per_cycle.value)
+            return end + self.write_latency(0)
+        end = self._stream(self._path(noc, src, dst), nbytes, t, self.link_rate)
+        return end + self.write_latency(self.hops(noc, src, dst))
+
+    def multicast(self, noc: int, src: XY, dests: list[XY], nbytes: int, t: float, linked: bool) -> float:
+        """One write delivered to every node of ``dests``; returns the last arrival cycle."""
+        ports: dict[str, Port] = {}
+        for dst in dests:
+            for port in self._path(noc, src, dst):
+                ports[port.name] = port
+        spec = self.spec.noc
+        cap = (spec.multicast_linked_bytes_per_cycle if linked else spec.multicast_bytes_per_cycle).value
+        end = self._stream(tuple(ports.values()), nbytes, t, cap)
+        farthest = max((self.hops(noc, src, d) for d in dests), default=0)
+        return end + self.write_latency(farthest)
+
+    def atomic(self, noc: int, src: XY, dst: XY, t: float) -> float:
+        """A 4-byte semaphore update issued at ``t``; returns when it lands at ``dst``."""
+        return t + self.write_latency(self.hops(noc, src, dst))
+
+    def link_ports(self) -> list[Port]:
+        return list(self._links.values())

@@ -1,0 +1,88 @@
+"""What the device profiler records for one op, and the figures tt-metal derives from it.
+
+Each kernel records a ``<RISC>-KERNEL`` zone (start, end) in device cycles. DEVICE KERNEL
+DURATION is (last zone end - first zone start) over all cores and RISCs, divided by the clock
+(hardware.md 2.1; tt-metal docs "Perf Report Headers").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ttsim.device.core import Risc
+
+XY = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class KernelZone:
+    """One RISC's kernel zone on one core, in device cycles."""
+
+    core: XY
+    risc: Risc
+    kernel: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class CBRecord:
+    """End-of-op statistics of one CB on one core."""
+
+    core: XY
+    index: int
+    name: str
+    address: int
+    page_size: int
+    num_pages: int
+    producer_blocked_cycles: float
+    consumer_blocked_cycles: float
+    pages_pushed: int
+    pages_popped: int
+    max_occupancy: int
+
+
+@dataclass
+class OpProfile:
+    """Kernel zones and CB statistics of one device op."""
+
+    op_code: str
+    clock_mhz: float
+    zones: list[KernelZone] = field(default_factory=list)
+    cbs: list[CBRecord] = field(default_factory=list)
+    blocked: dict[tuple[XY, Risc], dict[str, float]] = field(default_factory=dict)
+
+    def _span(self, zones: list[KernelZone]) -> float:
+        if not zones:
+            return 0.0
+        return max(z.end for z in zones) - min(z.start for z in zones)
+
+    @property
+    def device_kernel_duration_cycles(self) -> int:
+        return round(self._span(self.zones))
+
+    def to_ns(self, cycles: float) -> float:
+        return cycles * 1000.0 / self.clock_mhz
+
+    @property
+    def device_kernel_duration_ns(self) -> float:
+        return self.to_ns(self.device_kernel_duration_cycles)
+
+    def risc_duration_cycles(self, risc: Risc) -> int:
+        """First/last rule applied to one RISC type (0 when it ran nothing)."""
+        return round(self._span([z for z in self.zones if z.risc == risc]))
+
+    def per_core_duration_cycles(self) -> dict[XY, int]:
+        cores: dict[XY, list[KernelZone]] = {}
+        for zone in self.zones:
+            cores.setdefault(zone.core, []).append(zone)
+        return {core: round(self._span(zs)) for core, zs in sorted(cores.items())}
+
+    @property
+    def first_to_last_start_cycles(self) -> int:
+        starts = [z.start for z in self.zones]
+        return round(max(starts) - min(starts)) if starts else 0
+
+    @property
+    def core_count(self) -> int:
+        return len({z.core for z in self.zones})

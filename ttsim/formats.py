@@ -1,0 +1,351 @@
+"""Tensix data formats and tile layouts, bit-exact with tt-metal.
+
+What: the data formats a tensor or circular-buffer page can be stored in (bfloat16, bfloat8_b,
+float32, uint16, uint32), their sizes, the 32x32 tile layout (four 16x16 faces, face-major), and
+conversions between float32 values and the exact bytes L1/DRAM hold.
+
+Why: ttsim computes real numbers, not just cycles. Every time a kernel packs a tile into a
+circular buffer its values must be rounded exactly as the hardware would store them, otherwise
+simulated outputs drift from what a device produces and the numerical checks are meaningless.
+These functions run tens of thousands of times per simulation on 1024-element tiles, so all of
+them are vectorized numpy with only a few checks of per-call overhead.
+
+Conventions:
+
+* "Storage order" is the order in which a tile's 1024 values sit in memory: face 0 (rows 0-15,
+  cols 0-15), face 1 (rows 0-15, cols 16-31), face 2 (rows 16-31, cols 0-15), face 3 (rows 16-31,
+  cols 16-31), each face row-major. Element (r, c) of a tile is at storage index
+  ``(r // 16) * 512 + (c // 16) * 256 + (r % 16) * 16 + c % 16``.
+* All multi-byte values are little-endian, as on the RISC-V cores and in tt-metal host buffers.
+* bfloat8_b ("block float 8, exponent b"): every 16 consecutive values in storage order (one row
+  of a face) share one 8-bit biased exponent. A tile is 64 exponent bytes (block order) followed
+  by 1024 mantissa bytes (one per value: bit 7 sign, bits 0-6 magnitude ``m``). The value is
+  ``(-1)^sign * m * 2^(shared_exp - 127 - 6)``.
+
+Numeric choices (where tt-metal leaves freedom or the simulator simplifies):
+
+* bfloat8_b is derived from the values rounded to bfloat16 first (the shared exponent is the
+  maximum biased exponent of those bfloat16 values, and each mantissa is shifted from the
+  bfloat16 significand). This double rounding (float32 -> bfloat16 -> bfloat8_b) models a packer
+  fed with bfloat16-precision data.
+* Mantissa alignment rounds to nearest, ties to even. If rounding carries a magnitude to 128 (it
+  cannot fit in 7 bits) it saturates to 127 rather than bumping the shared exponent, because
+  the exponent is shared by the other 15 values of the block.
+* Zeros and subnormals (biased exponent 0 after bfloat16 rounding) become +0.0; a zero mantissa
+  is always stored with the sign bit clear.
+* Inf and NaN are not supported in bfloat8_b (results are unspecified); for bfloat16 and float32
+  they pass through as numpy/ml_dtypes convert them.
+* uint16/uint32 values arrive as floats: they are rounded to the nearest integer (ties to even)
+  and saturated to the type's range. uint32 values above 2**24 are not all representable when
+  read back as float32 (unpack_tile/round_to_format return float32).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import ml_dtypes
+import numpy as np
+
+__all__ = [
+    "DataFormat",
+    "TILE_H",
+    "TILE_W",
+    "FACE_H",
+    "FACE_W",
+    "TILE_ELEMENTS",
+    "tile_size_bytes",
+    "element_size_bytes",
+    "tilize",
+    "untilize",
+    "round_to_format",
+    "pack_tile",
+    "unpack_tile",
+    "encode_row_major",
+    "decode_row_major",
+]
+
+
+class DataFormat(str, enum.Enum):
+    """A tt-metal data format (``tt::DataFormat``); the value is its lower-case name."""
+
+    BFLOAT16 = "bfloat16"
+    BFLOAT8_B = "bfloat8_b"
+    FLOAT32 = "float32"
+    UINT16 = "uint16"
+    UINT32 = "uint32"
+
+
+TILE_H = 32
+"""Tile height in elements."""
+TILE_W = 32
+"""Tile width in elements."""
+FACE_H = 16
+"""Face height in elements."""
+FACE_W = 16
+"""Face width in elements."""
+TILE_ELEMENTS = TILE_H * TILE_W
+"""Elements per tile (1024)."""
+
+_BFP_BLOCK = 16
+"""Values sharing one exponent in bfloat8_b (one face row)."""
+_BFP8_EXP_BYTES = TILE_ELEMENTS // _BFP_BLOCK
+"""Exponent section of a bfloat8_b tile, bytes (64)."""
+_BFP8_MANT_BITS = 7
+"""Magnitude bits per bfloat8_b value, including the explicit leading one."""
+_BFP8_MANT_MAX = (1 << _BFP8_MANT_BITS) - 1
+_BFP8_SCALE_OFFSET = 127 + _BFP8_MANT_BITS - 1
+"""value = m * 2^(shared_exp - _BFP8_SCALE_OFFSET)."""
+
+_TILE_SIZE_BYTES: dict[DataFormat, int] = {
+    DataFormat.BFLOAT16: 2 * TILE_ELEMENTS,
+    DataFormat.BFLOAT8_B: _BFP8_EXP_BYTES + TILE_ELEMENTS,
+    DataFormat.FLOAT32: 4 * TILE_ELEMENTS,
+    DataFormat.UINT16: 2 * TILE_ELEMENTS,
+    DataFormat.UINT32: 4 * TILE_ELEMENTS,
+}
+
+_ROW_MAJOR_DTYPE: dict[DataFormat, np.dtype] = {
+    DataFormat.BFLOAT16: np.dtype(ml_dtypes.bfloat16),
+    DataFormat.FLOAT32: np.dtype("<f4"),
+    DataFormat.UINT16: np.dtype("<u2"),
+    DataFormat.UINT32: np.dtype("<u4"),
+}
+"""Element dtype in memory of every format that has one value per element."""
+
+_UINT_MAX: dict[DataFormat, float] = {
+    DataFormat.UINT16: float(np.iinfo(np.uint16).max),
+    DataFormat.UINT32: float(np.iinfo(np.uint32).max),
+}
+
+
+def tile_size_bytes(fmt: DataFormat) -> int:
+    """Bytes one 32x32 tile occupies in L1/DRAM in format ``fmt`` (bfloat8_b includes exponents)."""
+    return _TILE_SIZE_BYTES[DataFormat(fmt)]
+
+
+def element_size_bytes(fmt: DataFormat) -> int:
+    """Bytes per element of a row-major tensor in format ``fmt``.
+
+    Raises:
+        ValueError: for bfloat8_b, which only exists tiled (its exponents are shared per block).
+    """
+    fmt = DataFormat(fmt)
+    if fmt is DataFormat.BFLOAT8_B:
+        raise ValueError(
+            "bfloat8_b has no row-major form: its exponent is shared by 16-value blocks of a "
+            "tile, so it has no per-element size; use tile_size_bytes() for tiled data"
+        )
+    return _ROW_MAJOR_DTYPE[fmt].itemsize
+
+
+def tilize(block: np.ndarray) -> np.ndarray:
+    """Convert one tile-row of a row-major matrix into tiles in storage order.
+
+    Args:
+        block: array of shape ``[32, 32 * w]`` (row-major, usually float32).
+
+    Returns:
+        Array of shape ``[w, 1024]`` (same dtype); row ``t`` is tile ``t`` (columns ``32t`` to
+        ``32t + 31``) in face-major storage order.
+    """
+    rows, cols = block.shape
+    if rows != TILE_H or cols % TILE_W:
+        raise ValueError(f"tilize expects shape [32, 32*w], got {list(block.shape)}")
+    w = cols // TILE_W
+    # axes: (face_row, row_in_face, tile, face_col, col_in_face)
+    faces = block.reshape(2, FACE_H, w, 2, FACE_W)
+    return faces.transpose(2, 0, 3, 1, 4).reshape(w, TILE_ELEMENTS)
+
+
+def untilize(tiles: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`tilize`: ``[w, 1024]`` tiles in storage order -> ``[32, 32 * w]``."""
+    w, n = tiles.shape
+    if n != TILE_ELEMENTS:
+        raise ValueError(f"untilize expects shape [w, 1024], got {list(tiles.shape)}")
+    # axes: (tile, face_row, face_col, row_in_face, col_in_face)
+    faces = tiles.reshape(w, 2, 2, FACE_H, FACE_W)
+    return faces.transpose(1, 3, 0, 2, 4).reshape(TILE_H, w * TILE_W)
+
+
+def _to_bfloat16(values: np.ndarray) -> np.ndarray:
+    """Round float values to bfloat16 (round to nearest, ties to even); returns bfloat16 dtype."""
+    return np.asarray(values, dtype=np.float32).astype(ml_dtypes.bfloat16)
+
+
+def _to_uint(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
+    """Round to nearest integer (ties to even) and saturate to the range of uint ``fmt``."""
+    ints = np.clip(np.rint(np.asarray(values, dtype=np.float64)), 0.0, _UINT_MAX[fmt])
+    return ints.astype(_ROW_MAJOR_DTYPE[fmt])
+
+
+def _bfp8_encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Encode float values (size a multiple of 16) as bfloat8_b.
+
+    Returns:
+        ``(shared_exp, code)``: uint8 ``[n_blocks]`` biased shared exponents and uint8
+        ``[n_blocks, 16]`` sign-magnitude codes (bit 7 sign, bits 0-6 magnitude).
+    """
+    flat = np.asarray(values, dtype=np.float32).reshape(-1)
+    if flat.size % _BFP_BLOCK:
+        raise ValueError(f"bfloat8_b needs a multiple of {_BFP_BLOCK} values, got {flat.size}")
+    rounded = flat.astype(ml_dtypes.bfloat16).astype(np.float32).reshape(-1, _BFP_BLOCK)
+    bits = rounded.view(np.uint32)
+    exp = (bits >> 23) & 0xFF
+    shared = exp.max(axis=1)
+    magnitude = np.where(exp == 0, np.float32(0.0), np.abs(rounded))
+    shift = (_BFP8_SCALE_OFFSET - shared.astype(np.int32))[:, None]
+    # ldexp by a power of two is exact, so rint sees the exact aligned mantissa.
+    mant = np.minimum(np.rint(np.ldexp(magnitude, shift)), _BFP8_MANT_MAX).astype(np.uint8)
+    sign = ((bits >> 24) & 0x80).astype(np.uint8)
+    code = mant | np.where(mant > 0, sign, np.uint8(0))
+    return shared.astype(np.uint8), code
+
+
+def _bfp8_decode(shared_exp: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Decode bfloat8_b: uint8 ``[n_blocks]`` exponents and ``[n_blocks, 16]`` codes -> float32."""
+    mant = (code & _BFP8_MANT_MAX).astype(np.float32)
+    scale = (shared_exp.astype(np.int32) - _BFP8_SCALE_OFFSET)[:, None]
+    out = np.ldexp(mant, scale)
+    np.negative(out, out=out, where=(code & 0x80).astype(bool))
+    return out
+
+
+def round_to_format(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
+    """Round float values as storing them in ``fmt`` and reading them back would.
+
+    Args:
+        values: float values in storage order, any shape (for bfloat8_b the size must be a
+            multiple of 16; blocks are 16 consecutive values of the flattened array).
+        fmt: target format.
+
+    Returns:
+        New float32 array of the same shape holding the representable values.
+    """
+    fmt = DataFormat(fmt)
+    if fmt is DataFormat.FLOAT32:
+        return np.array(values, dtype=np.float32)
+    if fmt is DataFormat.BFLOAT16:
+        return _to_bfloat16(values).astype(np.float32)
+    if fmt is DataFormat.BFLOAT8_B:
+        return _bfp8_decode(*_bfp8_encode(values)).reshape(np.shape(values))
+    return _to_uint(values, fmt).astype(np.float32)
+
+
+def _as_uint8(data: np.ndarray | bytes | bytearray | memoryview) -> np.ndarray:
+    """View raw memory as a C-contiguous uint8 array (no copy when already one)."""
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            raise ValueError(f"expected uint8 bytes, got dtype {data.dtype}")
+        return np.ascontiguousarray(data)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def pack_tile(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
+    """Encode tiles of float values into the bytes L1 holds.
+
+    Args:
+        values: ``[1024]`` or ``[n, 1024]`` float values in storage order.
+        fmt: storage format.
+
+    Returns:
+        uint8 array ``[tile_size_bytes(fmt)]`` or ``[n, tile_size_bytes(fmt)]``. bfloat8_b tiles
+        are 64 shared exponents (one per 16-value block, in order) then 1024 sign-magnitude bytes.
+    """
+    fmt = DataFormat(fmt)
+    values = np.asarray(values)
+    if values.shape[-1:] != (TILE_ELEMENTS,) or values.ndim > 2:
+        raise ValueError(f"pack_tile expects [1024] or [n, 1024] values, got {list(values.shape)}")
+    lead = values.shape[:-1]
+    if fmt is DataFormat.BFLOAT8_B:
+        shared, code = _bfp8_encode(values)
+        packed = np.concatenate(
+            (shared.reshape(-1, _BFP8_EXP_BYTES), code.reshape(-1, TILE_ELEMENTS)), axis=1
+        )
+        return packed.reshape(*lead, _TILE_SIZE_BYTES[fmt])
+    return encode_row_major(values, fmt).reshape(*lead, _TILE_SIZE_BYTES[fmt])
+
+
+def unpack_tile(data: np.ndarray | bytes | bytearray | memoryview, fmt: DataFormat) -> np.ndarray:
+    """Decode tile bytes produced by :func:`pack_tile` (or read from L1) into float32.
+
+    Args:
+        data: uint8 ``[tile_size_bytes(fmt)]`` or ``[n, tile_size_bytes(fmt)]`` (raw buffers are
+            read as one tile or a flat run of tiles).
+        fmt: storage format.
+
+    Returns:
+        float32 ``[1024]`` or ``[n, 1024]`` in storage order; equal to
+        ``round_to_format(values, fmt)`` for the values that were packed.
+    """
+    fmt = DataFormat(fmt)
+    size = _TILE_SIZE_BYTES[fmt]
+    raw = _as_uint8(data)
+    if not isinstance(data, np.ndarray) and raw.size > size and raw.size % size == 0:
+        raw = raw.reshape(-1, size)
+    if raw.shape[-1:] != (size,) or raw.ndim > 2:
+        raise ValueError(
+            f"unpack_tile expects [{size}] or [n, {size}] bytes for {fmt.value}, "
+            f"got {list(raw.shape)}"
+        )
+    lead = raw.shape[:-1]
+    if fmt is DataFormat.BFLOAT8_B:
+        tiles = raw.reshape(-1, size)
+        shared = tiles[:, :_BFP8_EXP_BYTES].reshape(-1)
+        code = tiles[:, _BFP8_EXP_BYTES:].reshape(-1, _BFP_BLOCK)
+        return _bfp8_decode(shared, code).reshape(*lead, TILE_ELEMENTS)
+    values = decode_row_major(raw, fmt).astype(np.float32, copy=False)
+    return values.reshape(*lead, TILE_ELEMENTS)
+
+
+def encode_row_major(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
+    """Encode values (any shape, flattened in C order) as the bytes of a row-major tensor.
+
+    bfloat16 rounds to nearest even; uint formats round to the nearest integer and saturate.
+
+    Returns:
+        New 1-D uint8 array of ``values.size * element_size_bytes(fmt)`` bytes, little-endian.
+
+    Raises:
+        ValueError: for bfloat8_b (tile-only format).
+    """
+    fmt = DataFormat(fmt)
+    element_size_bytes(fmt)  # rejects bfloat8_b with a clear message
+    if fmt is DataFormat.BFLOAT16:
+        encoded = _to_bfloat16(values).view(np.uint16).astype("<u2", copy=False)
+    elif fmt is DataFormat.FLOAT32:
+        encoded = np.array(values, dtype="<f4")
+    else:
+        encoded = _to_uint(values, fmt)
+    return np.ascontiguousarray(encoded).reshape(-1).view(np.uint8)
+
+
+def decode_row_major(
+    data: np.ndarray | bytes | bytearray | memoryview, fmt: DataFormat, count: int | None = None
+) -> np.ndarray:
+    """Decode the bytes of a row-major tensor.
+
+    Args:
+        data: uint8 bytes, little-endian elements (any shape; read in C order).
+        fmt: element format (not bfloat8_b).
+        count: number of elements to decode from the start; ``None`` decodes all of them.
+
+    Returns:
+        New 1-D array (never a view of ``data``): float32 for bfloat16/float32,
+        ``np.uint16``/``np.uint32`` for the uint formats.
+    """
+    fmt = DataFormat(fmt)
+    itemsize = element_size_bytes(fmt)
+    raw = _as_uint8(data).reshape(-1)
+    if count is None:
+        if raw.size % itemsize:
+            raise ValueError(f"{raw.size} bytes is not a whole number of {fmt.value} elements")
+        count = raw.size // itemsize
+    elif count < 0 or count * itemsize > raw.size:
+        raise ValueError(f"cannot decode {count} {fmt.value} elements from {raw.size} bytes")
+    raw = raw[: count * itemsize]
+    if fmt is DataFormat.BFLOAT16:
+        bits = raw.view("<u2").astype(np.uint16, copy=False)
+        return bits.view(ml_dtypes.bfloat16).astype(np.float32)
+    dtype = _ROW_MAJOR_DTYPE[fmt]
+    return raw.view(dtype).astype(dtype.newbyteorder("="))

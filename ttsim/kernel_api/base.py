@@ -1,0 +1,174 @@
+"""What every kernel context shares: its clock, its arguments and the circular-buffer calls.
+
+Each kernel keeps a local clock ``_t`` (device cycles) that may run ahead of the SimPy clock:
+costs of calls that touch nobody else (issuing a NoC read, a barrier whose completion time is
+already known, compute work) only advance ``_t``. The kernel synchronises with SimPy only when
+it must observe another kernel (blocking CB and semaphore calls); pushes and pops become
+visible to other kernels at the local time through scheduled events. This keeps one SimPy
+event per interaction rather than per call, which is what makes whole ops simulate in seconds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Generator, Mapping
+
+import simpy
+
+from ttsim.cb import CircularBuffer
+from ttsim.device.core import Risc, TensixCore
+from ttsim.device.device import Device
+from ttsim.errors import CBRequestError, ConfigurationError
+
+KernelGen = Generator[simpy.Event, Any, None]
+
+
+class KernelContext:
+    """State and API common to data-movement and compute kernels."""
+
+    def __init__(self, device: Device, core: TensixCore, kernel_name: str, risc: Risc,
+                 compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any]) -> None:
+        self.device = device
+        self.core = core
+        self.env = device.env
+        self.spec = device.spec
+        self.kernel_name = kernel_name
+        self.risc = risc
+        self._compile_args = dict(compile_args)
+        self._runtime_args = dict(runtime_args)
+        self._t = float(self.env.now)
+        self.start_time = self._t
+        self.blocked_on: str | None = None
+        self.blocked_cycles: dict[str, float] = defaultdict(float)
+        risc_spec = self.spec.risc
+        self._cb_check = risc_spec.cb_check_cycles.value
+        self._cb_update = risc_spec.cb_update_cycles.value
+        self._cb_poll = risc_spec.cb_poll_cycles.value
+
+    # -- identity and arguments -------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        return f"kernel '{self.kernel_name}' on core {self.core.name} {self.risc.value}"
+
+    def get_compile_time_arg_val(self, name: str) -> Any:
+        """A compile-time argument by name."""
+        try:
+            return self._compile_args[name]
+        except KeyError:
+            raise ConfigurationError(f"{self.where}: no compile-time argument {name!r}") from None
+
+    def get_arg_val(self, name: str) -> Any:
+        """A runtime argument by name."""
+        try:
+            return self._runtime_args[name]
+        except KeyError:
+            raise ConfigurationError(f"{self.where}: no runtime argument {name!r}") from None
+
+    @property
+    def now(self) -> float:
+        """This kernel's local clock in device cycles."""
+        return self._t
+
+    # -- clock helpers -----------------------------------------------------------------------
+    def _sync_to(self, t: float) -> KernelGen:
+        if t > self.env.now:
+            yield self.env.timeout(t - self.env.now)
+
+    def _at(self, t: float, action: Callable[[int], None], arg: int) -> None:
+        """Run ``action(arg)`` at simulated time ``t`` (now if t is not in the future)."""
+        if t <= self.env.now:
+            action(arg)
+        else:
+            event = self.env.timeout(t - self.env.now)
+            event.callbacks.append(lambda _event: action(arg))
+
+    def _block(self, event: simpy.Event, reason: str, detail: str) -> KernelGen:
+        """Wait for ``event``; account the time under ``reason``."""
+        start = self.env.now
+        self.blocked_on = detail
+        yield event
+        self.blocked_on = None
+        self.blocked_cycles[reason] += self.env.now - start
+
+    # -- circular buffers ------------------------------------------------------------------------
+    def cb(self, cb_id: int) -> CircularBuffer:
+        try:
+            return self.core.cbs[cb_id]
+        except KeyError:
+            raise CBRequestError(f"{self.where}: no circular buffer {cb_id} on this core") from None
+
+    def get_write_ptr(self, cb_id: int) -> int:
+        """L1 address where the producer writes next (``get_write_ptr``)."""
+        return self.cb(cb_id).fifo_wr_ptr
+
+    def get_read_ptr(self, cb_id: int) -> int:
+        """L1 address of the front page (``get_read_ptr``)."""
+        return self.cb(cb_id).fifo_rd_ptr
+
+    def _reserve(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
+        """Producer wait for ``n`` free pages from local time ``t``; returns the resume time."""
+        cb = self.cb(cb_id)
+        cb.check_request(n, "cb_reserve_back", self.kernel_name)
+        cb.stats.producer.calls += 1
+        t += self._cb_check
+        if cb.free_pages() >= n:  # free space only grows while the producer waits
+            return t
+        yield from self._sync_to(t)
+        if cb.free_pages() >= n:
+            return t
+        cb.stats.producer.blocked_count += 1
+        start = self.env.now
+        detail = (f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} "
+                  f"pages free")
+        yield from self._block(cb.reserve_event(n), f"cb_reserve_back:{cb.name}", detail)
+        cb.stats.producer.blocked_cycles += self.env.now - start
+        return self.env.now + self._cb_poll
+
+    def _wait_front(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
+        """Consumer wait for ``n`` available pages from local time ``t``; returns resume time."""
+        cb = self.cb(cb_id)
+        cb.check_request(n, "cb_wait_front", self.kernel_name)
+        cb.stats.consumer.calls += 1
+        t += self._cb_check
+        if cb.available_pages() >= n:  # available pages only grow while the consumer waits
+            return t
+        yield from self._sync_to(t)
+        if cb.available_pages() >= n:
+            return t
+        cb.stats.consumer.blocked_count += 1
+        start = self.env.now
+        detail = (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
+                  f"{cb.num_pages} pages available")
+        yield from self._block(cb.front_event(n), f"cb_wait_front:{cb.name}", detail)
+        cb.stats.consumer.blocked_cycles += self.env.now - start
+        return self.env.now + self._cb_poll
+
+    def _push(self, cb_id: int, n: int, t: float) -> float:
+        cb = self.cb(cb_id)
+        if n <= 0 or n > cb.num_pages:
+            cb.check_request(n, "cb_push_back", self.kernel_name)
+        cb.push(n)
+        t += self._cb_update
+        self._at(t, cb.publish_push, n)
+        return t
+
+    def _pop(self, cb_id: int, n: int, t: float) -> float:
+        cb = self.cb(cb_id)
+        if n <= 0 or n > cb.num_pages:
+            cb.check_request(n, "cb_pop_front", self.kernel_name)
+        cb.pop(n)
+        t += self._cb_update
+        self._at(t, cb.publish_pop, n)
+        return t
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def finish(self) -> KernelGen:
+        """Called by the launcher after the kernel returns: let the clock reach the kernel end."""
+        yield from self._sync_to(self.end_time())
+
+    def end_time(self) -> float:
+        return self._t
+
+    def zone_ends(self) -> dict[Risc, float]:
+        """End cycle of this kernel's zone on each RISC it ran on."""
+        return {self.risc: self._t}
