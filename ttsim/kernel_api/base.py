@@ -18,7 +18,7 @@ import simpy
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
-from ttsim.errors import CBRequestError, ConfigurationError
+from ttsim.errors import CBRequestError, ConfigurationError, SimulationLimitError
 
 KernelGen = Generator[simpy.Event, Any, None]
 
@@ -39,6 +39,8 @@ class KernelContext:
         self._t = float(self.env.now)
         self.start_time = self._t
         self.blocked_on: str | None = None
+        self.deadline = float("inf")
+        """Simulated-time guard set by the launcher: passing it raises SimulationLimitError."""
         self.blocked_cycles: dict[str, float] = defaultdict(float)
         risc_spec = self.spec.risc
         self._cb_check = risc_spec.cb_check_cycles.value
@@ -71,6 +73,10 @@ class KernelContext:
 
     # -- clock helpers -----------------------------------------------------------------------
     def _sync_to(self, t: float) -> KernelGen:
+        if t > self.deadline:
+            raise SimulationLimitError(
+                f"{self.where}: still running at cycle {t:,.0f}, past the simulated-time guard "
+                f"({self.deadline:,.0f}); is the kernel looping forever?")
         if t > self.env.now:
             yield self.env.timeout(t - self.env.now)
 

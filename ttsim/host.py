@@ -1,0 +1,198 @@
+"""Host API: describe a program (CBs, semaphores, kernels, runtime args) and run it on a device.
+
+Mirrors tt-metal's ``CreateCircularBuffer`` / ``CreateSemaphore`` / ``CreateKernel`` /
+``SetRuntimeArgs`` / ``EnqueueProgram``. Running a program allocates its CBs in every core's
+L1, launches one SimPy process per kernel per core (staggered as the GO messages are), runs the
+clock until every kernel has finished, detects deadlocks and runaway runs, and returns the
+profiler's view of the op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, Mapping
+
+import simpy
+
+from ttsim.cb import CBConfig, CircularBuffer
+from ttsim.device.core import Risc
+from ttsim.device.device import Device, L1Buffer
+from ttsim.device.profiler import CBRecord, KernelZone, OpProfile
+from ttsim.errors import ConfigurationError, DeadlockError
+from ttsim.kernel_api.base import KernelContext
+from ttsim.kernel_api.compute import ComputeContext
+from ttsim.kernel_api.dataflow import DataflowContext
+
+XY = tuple[int, int]
+KernelFunction = Callable[[Any], Generator]
+
+DEFAULT_MAX_CYCLES = 200_000_000
+"""Simulated-time guard: no op of interest runs for 0.2 s of device time."""
+
+
+@dataclass(frozen=True)
+class CBSpec:
+    """A CB created on a set of cores, optionally aliasing an L1 buffer."""
+
+    cores: tuple[XY, ...]
+    config: CBConfig
+    buffer: L1Buffer | None = None
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A kernel placed on a set of cores and a RISC ("compute" means TRISC0-2)."""
+
+    name: str
+    function: KernelFunction
+    cores: tuple[XY, ...]
+    risc: Risc | str
+    compile_args: Mapping[str, Any]
+    runtime_args: Mapping[XY, Mapping[str, Any]]
+    noc: int = 0
+    math_fidelity: str = "HiFi4"
+    fp32_dest_acc: bool = False
+
+
+@dataclass
+class Program:
+    """Everything a device op needs on the device side."""
+
+    op_code: str
+    cbs: list[CBSpec] = field(default_factory=list)
+    kernels: list[KernelSpec] = field(default_factory=list)
+    semaphores: list[tuple[tuple[XY, ...], int]] = field(default_factory=list)
+
+    def create_circular_buffer(self, cores: list[XY], config: CBConfig,
+                               buffer: L1Buffer | None = None) -> int:
+        """Create a CB on ``cores``; with ``buffer`` it aliases that tensor buffer."""
+        self.cbs.append(CBSpec(tuple(cores), config, buffer))
+        return config.index
+
+    def create_semaphore(self, cores: list[XY], initial_value: int = 0) -> int:
+        """Create a semaphore on ``cores``; returns its id."""
+        self.semaphores.append((tuple(cores), initial_value))
+        return len(self.semaphores) - 1
+
+    def create_kernel(self, name: str, function: KernelFunction, cores: list[XY],
+                      risc: Risc | str, compile_args: Mapping[str, Any],
+                      runtime_args: Mapping[XY, Mapping[str, Any]] | None = None, noc: int = 0,
+                      math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False) -> None:
+        self.kernels.append(KernelSpec(name, function, tuple(cores), risc, compile_args,
+                                       runtime_args or {}, noc, math_fidelity, fp32_dest_acc))
+
+    def cb_table(self) -> list[CBSpec]:
+        return sorted(self.cbs, key=lambda spec: spec.config.index)
+
+
+def _allocate(device: Device, program: Program) -> None:
+    for spec in program.cb_table():
+        for xy in spec.cores:
+            core = device.core(xy)
+            if spec.config.index in core.cbs:
+                raise ConfigurationError(f"CB index {spec.config.index} created twice on core {core.name}")
+            if spec.buffer is not None:
+                address = spec.buffer.address(xy)
+                if spec.config.total_size > spec.buffer.size_per_core:
+                    raise ConfigurationError(
+                        f"CB {spec.config.index} '{spec.config.name}' ({spec.config.total_size} B) is "
+                        f"larger than the buffer '{spec.buffer.name}' it aliases "
+                        f"({spec.buffer.size_per_core} B)")
+            else:
+                address = core.l1.allocate_cb(spec.config.name, spec.config.total_size)
+            core.cbs[spec.config.index] = CircularBuffer(device.env, spec.config, address, core.name)
+    for semaphore_id, (cores, initial) in enumerate(program.semaphores):
+        for xy in cores:
+            device.core(xy).write_word(device.semaphore_address(semaphore_id), initial)
+
+
+def _make_context(device: Device, kernel: KernelSpec, xy: XY, deadline: float) -> KernelContext:
+    core = device.core(xy)
+    runtime = kernel.runtime_args.get(xy, {})
+    context: KernelContext
+    if kernel.risc == "compute":
+        context = ComputeContext(device, core, kernel.name, kernel.compile_args, runtime,
+                                 kernel.math_fidelity, kernel.fp32_dest_acc)
+    else:
+        context = DataflowContext(device, core, kernel.name, Risc(kernel.risc), kernel.compile_args,
+                                  runtime, kernel.noc)
+    context.deadline = deadline
+    return context
+
+
+def _kernel_process(env: simpy.Environment, delay: float, make: Callable[[], KernelContext],
+                    kernel: KernelSpec, live: list[KernelContext], zones: list[KernelZone]):
+    if delay > 0:
+        yield env.timeout(delay)
+    context = make()
+    live.append(context)
+    yield from kernel.function(context)
+    yield from context.finish()
+    for risc, end in context.zone_ends().items():
+        zones.append(KernelZone(context.core.logical, risc, kernel.name, context.start_time, end))
+
+
+def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_CYCLES,
+                launch_gap_cycles: float = 0.0) -> OpProfile:
+    """Run ``program`` to completion and return its profile.
+
+    Raises :class:`DeadlockError` if kernels are still blocked when nothing else can happen, and
+    :class:`SimulationLimitError` if the op runs past ``max_cycles``.
+    """
+    env = device.env
+    _allocate(device, program)
+    stagger = device.spec.chip.launch_stagger_cycles_per_core.value
+    launch_order = {xy: i for i, xy in enumerate(sorted({xy for k in program.kernels for xy in k.cores},
+                                                        key=lambda c: (c[1], c[0])))}
+    deadline = env.now + launch_gap_cycles + max_cycles
+    zones: list[KernelZone] = []
+    live: list[KernelContext] = []
+    processes = []
+    for kernel in program.kernels:
+        for xy in kernel.cores:
+            delay = launch_gap_cycles + launch_order[xy] * stagger
+            make = (lambda k=kernel, c=xy: _make_context(device, k, c, deadline))
+            processes.append(env.process(_kernel_process(env, delay, make, kernel, live, zones)))
+    try:
+        env.run(until=env.all_of(processes))
+    except RuntimeError as exc:  # SimPy: the queue ran dry before every kernel finished
+        if "No scheduled events left" not in str(exc):
+            raise
+        raise DeadlockError(_deadlock_message(device, program, live)) from None
+    profile = OpProfile(program.op_code, device.spec.clock_mhz)
+    profile.zones = sorted(zones, key=lambda z: (z.core[1], z.core[0], z.risc.value))
+    for context in live:
+        for risc in context.zone_ends():
+            profile.blocked[(context.core.logical, risc)] = dict(context.blocked_cycles)
+    profile.cbs = _cb_records(device, program)
+    device.free_program_cbs()
+    return profile
+
+
+def _cb_records(device: Device, program: Program) -> list[CBRecord]:
+    records = []
+    for spec in program.cb_table():
+        for xy in spec.cores:
+            cb = device.core(xy).cbs[spec.config.index]
+            s = cb.stats
+            records.append(CBRecord(xy, spec.config.index, spec.config.name, cb.address,
+                                    spec.config.page_size, spec.config.num_pages,
+                                    s.producer.blocked_cycles, s.consumer.blocked_cycles,
+                                    s.pages_pushed, s.pages_popped, s.max_occupancy))
+    return records
+
+
+def _deadlock_message(device: Device, program: Program, live: list[KernelContext]) -> str:
+    lines = [f"deadlock in {program.op_code} at cycle {device.env.now:,.0f}: kernels still blocked:"]
+    blocked_cores = set()
+    for context in live:
+        if context.blocked_on is not None:
+            lines.append(f"  {context.where}: waiting in {context.blocked_on}")
+            blocked_cores.add(context.core.logical)
+    lines.append("CB occupancy on those cores (pages pushed and not popped / pages):")
+    for xy in sorted(blocked_cores, key=lambda c: (c[1], c[0])):
+        core = device.core(xy)
+        cbs = ", ".join(f"{cb.config.index}:{cb.name} {cb.occupancy()}/{cb.num_pages}"
+                        for _, cb in sorted(core.cbs.items()))
+        lines.append(f"  core {core.name}: {cbs}")
+    return "\n".join(lines)

@@ -1,0 +1,254 @@
+"""Data-movement kernel API (BRISC / NCRISC): NoC reads, writes, multicast, semaphores, CBs.
+
+Bytes move at issue time (the source is stable by protocol: a kernel only reads data another
+kernel has published); the NoC model returns when they land, and the barrier advances the
+kernel's clock to the last landing. Costs come from the device description only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from ttsim.device.core import Risc, TensixCore
+from ttsim.device.device import Device
+from ttsim.device.dram import InterleavedBuffer
+from ttsim.errors import ConfigurationError
+from ttsim.kernel_api.base import KernelContext, KernelGen
+
+
+class NocAddr(NamedTuple):
+    """A 64-bit NoC address: physical (x, y) and a local address there."""
+
+    x: int
+    y: int
+    addr: int
+
+
+class McastAddr(NamedTuple):
+    """A multicast destination: a rectangle of physical coordinates and a local address."""
+
+    x_start: int
+    y_start: int
+    x_end: int
+    y_end: int
+    addr: int
+
+
+@dataclass(frozen=True)
+class TensorAccessor:
+    """Address generator of an interleaved DRAM buffer (tt-metal's ``TensorAccessor``)."""
+
+    buffer: InterleavedBuffer
+    bank_noc_xy: tuple[tuple[int, int], ...]
+
+    def get_noc_addr(self, page_id: int, offset: int = 0) -> NocAddr:
+        bank, address = self.buffer.page_location(page_id)
+        x, y = self.bank_noc_xy[bank]
+        return NocAddr(x, y, address + offset)
+
+
+class DataflowContext(KernelContext):
+    """The API a reader or writer kernel sees."""
+
+    def __init__(self, device: Device, core: TensixCore, kernel_name: str, risc: Risc,
+                 compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any], noc: int) -> None:
+        super().__init__(device, core, kernel_name, risc, compile_args, runtime_args)
+        self.noc_index = noc
+        noc_spec = self.spec.noc
+        self._read_issue = noc_spec.read_issue_cycles.value
+        self._read_state_issue = noc_spec.read_with_state_issue_cycles.value
+        self._write_issue = noc_spec.write_issue_cycles.value
+        self._atomic_issue = noc_spec.atomic_issue_cycles.value
+        self._barrier_poll = noc_spec.barrier_poll_cycles.value
+        self._sem_poll = self.spec.risc.semaphore_poll_cycles.value
+        self._store = self.spec.risc.l1_store_cycles.value
+        self._max_burst = noc_spec.max_burst_bytes.value
+        self._reads_land = 0.0
+        self._writes_land = 0.0
+        self._state_src: tuple[int, int] | None = None
+        self._state_size = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    # -- circular buffers ---------------------------------------------------------------------
+    def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
+        self._t = yield from self._reserve(cb_id, n, self._t)
+
+    def cb_push_back(self, cb_id: int, n: int) -> None:
+        self._t = self._push(cb_id, n, self._t)
+
+    def cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
+        self._t = yield from self._wait_front(cb_id, n, self._t)
+
+    def cb_pop_front(self, cb_id: int, n: int) -> None:
+        self._t = self._pop(cb_id, n, self._t)
+
+    # -- addresses ------------------------------------------------------------------------------
+    def get_noc_addr(self, x: int, y: int, addr: int) -> NocAddr:
+        return NocAddr(x, y, addr)
+
+    def my_noc_addr(self, addr: int) -> NocAddr:
+        """The NoC address of ``addr`` in this core's own L1."""
+        x, y = self.core.noc_xy
+        return NocAddr(x, y, addr)
+
+    def get_noc_multicast_addr(self, x_start: int, y_start: int, x_end: int, y_end: int,
+                               addr: int) -> McastAddr:
+        return McastAddr(x_start, y_start, x_end, y_end, addr)
+
+    def get_semaphore(self, semaphore_id: int) -> int:
+        return self.device.semaphore_address(semaphore_id)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def _read(self, src: NocAddr, dst_l1: int, size: int) -> None:
+        payload = self.device.memory_read((src.x, src.y), src.addr, size)
+        self.core.l1.write(dst_l1, payload)
+        land = self.device.noc.read(self.noc_index, self.core.noc_xy, (src.x, src.y), size, self._t)
+        if land > self._reads_land:
+            self._reads_land = land
+        self.bytes_read += size
+
+    def noc_async_read(self, src: NocAddr, dst_l1: int, size: int) -> None:
+        """Start a read of ``size`` bytes from ``src`` into this core's L1 at ``dst_l1``."""
+        if size <= 0:
+            raise ConfigurationError(f"{self.where}: noc_async_read of {size} bytes")
+        offset = 0
+        while offset < size:
+            chunk = min(self._max_burst, size - offset)
+            self._t += self._read_issue
+            self._read(NocAddr(src.x, src.y, src.addr + offset), dst_l1 + offset, chunk)
+            offset += chunk
+
+    def noc_async_read_one_packet_set_state(self, src: NocAddr, size: int) -> None:
+        """Preload the command buffer with the source node and size (``*_set_state``)."""
+        if not 0 < size <= self._max_burst:
+            raise ConfigurationError(
+                f"{self.where}: one-packet read of {size} B exceeds NOC_MAX_BURST_SIZE {self._max_burst}")
+        self._t += self._read_issue
+        self._state_src = (src.x, src.y)
+        self._state_size = size
+
+    def noc_async_read_one_packet_with_state(self, src_local_addr: int, dst_l1: int) -> None:
+        """A read that reuses the preloaded node and size; only addresses are written."""
+        if self._state_src is None:
+            raise ConfigurationError(f"{self.where}: *_with_state read before *_set_state")
+        self._t += self._read_state_issue
+        x, y = self._state_src
+        self._read(NocAddr(x, y, src_local_addr), dst_l1, self._state_size)
+
+    def noc_async_read_tile(self, page_id: int, accessor: TensorAccessor, dst_l1: int) -> None:
+        """Read one page of an interleaved buffer."""
+        self.noc_async_read(accessor.get_noc_addr(page_id), dst_l1, accessor.buffer.page_size)
+
+    def noc_async_read_barrier(self) -> None:
+        """Wait until every read this RISC issued has landed."""
+        self._t += self._barrier_poll
+        if self._reads_land > self._t:
+            self.blocked_cycles["noc_read_barrier"] += self._reads_land - self._t
+            self._t = self._reads_land
+
+    # -- writes ---------------------------------------------------------------------------------
+    def noc_async_write(self, src_l1: int, dst: NocAddr, size: int) -> None:
+        """Start a write of ``size`` bytes from this core's L1 to ``dst``."""
+        offset = 0
+        while offset < size:
+            chunk = min(self._max_burst, size - offset)
+            self._t += self._write_issue
+            payload = self.core.l1.read(src_l1 + offset, chunk)
+            self.device.memory_write((dst.x, dst.y), dst.addr + offset, payload)
+            land = self.device.noc.write(self.noc_index, self.core.noc_xy, (dst.x, dst.y), chunk, self._t)
+            self._writes_land = max(self._writes_land, land)
+            offset += chunk
+        self.bytes_written += size
+
+    def _mcast_dests(self, dst: McastAddr, include_self: bool) -> list[TensixCore]:
+        x0, x1 = sorted((dst.x_start, dst.x_end))
+        y0, y1 = sorted((dst.y_start, dst.y_end))
+        dests = [core for (x, y), core in sorted(self.device.by_noc_xy.items())
+                 if x0 <= x <= x1 and y0 <= y <= y1 and (include_self or core is not self.core)]
+        return dests
+
+    def _check_dests(self, dests: list[TensixCore], num_dests: int, what: str) -> None:
+        if len(dests) != num_dests:
+            raise ConfigurationError(
+                f"{self.where}: {what} to {num_dests} destinations but the rectangle holds "
+                f"{len(dests)} worker cores")
+
+    def noc_async_write_multicast(self, src_l1: int, dst: McastAddr, size: int, num_dests: int,
+                                  linked: bool = False, loopback_src: bool = False) -> None:
+        """One write to every worker core in a rectangle (excluding the sender unless loopback)."""
+        dests = self._mcast_dests(dst, loopback_src)
+        self._check_dests(dests, num_dests, "noc_async_write_multicast")
+        self._t += self._write_issue
+        payload = self.core.l1.read(src_l1, size).copy()
+        for core in dests:
+            core.l1.write(dst.addr, payload)
+        land = self.device.noc.multicast(self.noc_index, self.core.noc_xy,
+                                         [c.noc_xy for c in dests], size, self._t, linked)
+        self._writes_land = max(self._writes_land, land)
+        self.bytes_written += size
+
+    def noc_async_write_barrier(self) -> None:
+        """Wait until every write this RISC issued has been acknowledged."""
+        self._t += self._barrier_poll
+        if self._writes_land > self._t:
+            self.blocked_cycles["noc_write_barrier"] += self._writes_land - self._t
+            self._t = self._writes_land
+
+    # -- semaphores -----------------------------------------------------------------------------
+    def noc_semaphore_set(self, sem_addr: int, value: int) -> None:
+        """Set a semaphore in this core's L1.
+
+        The store lands at once: the kernel itself may multicast the word next, and other RISCs
+        of this core only observe it through their own (later) waits.
+        """
+        self._t += self._store
+        self.core.write_word(sem_addr, value)
+
+    def noc_semaphore_inc(self, dst: NocAddr, increment: int) -> None:
+        """Atomically add to a semaphore on another core."""
+        self._t += self._atomic_issue
+        target = self.device.by_noc_xy[(dst.x, dst.y)]
+        land = self.device.noc.atomic(self.noc_index, self.core.noc_xy, target.noc_xy, self._t)
+        self._at(land, lambda k: target.add_word(dst.addr, k), increment)
+
+    def noc_semaphore_set_multicast(self, src_l1: int, dst: McastAddr, num_dests: int,
+                                    loopback_src: bool = False) -> None:
+        """Multicast the word at ``src_l1`` into a semaphore on every core of the rectangle."""
+        dests = self._mcast_dests(dst, loopback_src)
+        self._check_dests(dests, num_dests, "noc_semaphore_set_multicast")
+        self._t += self._write_issue
+        value = self.core.read_word(src_l1)
+        for core in dests:
+            land = self.device.noc.atomic(self.noc_index, self.core.noc_xy, core.noc_xy, self._t)
+            self._at(land, lambda v, c=core: c.write_word(dst.addr, v), value)
+
+    def noc_semaphore_wait(self, sem_addr: int, value: int) -> KernelGen:
+        """Spin until the semaphore in this core's L1 equals ``value``."""
+        yield from self._sync_to(self._t)
+        if self.core.read_word(sem_addr) != value:
+            detail = (f"noc_semaphore_wait(0x{sem_addr:x}, {value}): value is "
+                      f"{self.core.read_word(sem_addr)}")
+            yield from self._block(self.core.word_event(sem_addr, value), "semaphore_wait", detail)
+            self._t = float(self.env.now)
+        self._t += self._sem_poll
+
+    # -- plain L1 access (volatile pointers in C++) -----------------------------------------------
+    def l1_store(self, address: int, payload: np.ndarray) -> None:
+        """Store bytes to this core's L1 from the RISC, one 32-bit store per 4 bytes."""
+        data = np.ascontiguousarray(payload).view(np.uint8)
+        self.core.l1.write(address, data)
+        self._t += self._store * -(-data.size // 4)
+
+    def l1_load(self, address: int, count: int, dtype: type = np.uint16) -> np.ndarray:
+        """Load ``count`` values from this core's L1.
+
+        Not charged separately: kernels load indices right before the NoC read they address,
+        and that load is inside the measured per-read issue cost.
+        """
+        itemsize = np.dtype(dtype).itemsize
+        raw = self.core.l1.read(address, count * itemsize)
+        return raw.view(dtype).copy()

@@ -1,0 +1,119 @@
+"""Reader of the pool-based depthwise conv (``reader_pool_2d.cpp`` with ``IS_DEPTHWISE=1``).
+
+Runs on BRISC / NoC0 on every conv core (tt-programs.md §6.4): clears the input CB, loads the
+per-channel weights once (the sender reads them from DRAM and multicasts them with the
+semaphore handshake; receivers wait for VALID), loads the bias, fills the 1.0 reduce scalar,
+then per output stick issues one local NoC read per kernel row of ``kw`` sticks into the input
+CB and pushes the window's E pages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ttsim.kernel_api import DataflowContext
+
+INVALID = 0
+VALID = 1
+BF16_ONE = 0x3F80
+
+
+def reader_pool_depthwise(ctx: DataflowContext):
+    in_cb = ctx.get_compile_time_arg_val("in_cb")
+    weight_cb = ctx.get_compile_time_arg_val("weight_cb")
+    bias_cb = ctx.get_compile_time_arg_val("bias_cb")
+    scalar_cb = ctx.get_compile_time_arg_val("in_scalar_cb")
+    clear_cb = ctx.get_compile_time_arg_val("clear_value_cb")
+    indices_cb = ctx.get_compile_time_arg_val("in_reader_indices_cb")
+    raw_in_cb = ctx.get_compile_time_arg_val("raw_in_cb")
+    pages_per_stick = ctx.get_compile_time_arg_val("in_cb_pages_per_stick")
+    in_cb_pages = ctx.get_compile_time_arg_val("in_cb_num_pages")
+    tile_bytes = ctx.get_compile_time_arg_val("tile_bytes")
+    kh, kw = ctx.get_compile_time_arg_val("kernel")
+    dil_h, dil_w = ctx.get_compile_time_arg_val("dilation")
+    padded_w = ctx.get_compile_time_arg_val("padded_width")
+    stick_bytes = ctx.get_compile_time_arg_val("stick_bytes")
+    weight_tiles = ctx.get_compile_time_arg_val("weight_tiles")
+    weight_tile_bytes = ctx.get_compile_time_arg_val("weight_tile_bytes")
+    bias_tiles = ctx.get_compile_time_arg_val("bias_tiles")
+
+    weights = ctx.get_arg_val("weight_accessor")
+    weight_start_tile = ctx.get_arg_val("weight_start_tile")
+    bias = ctx.get_arg_val("bias_accessor")
+    bias_start_tile = ctx.get_arg_val("bias_start_tile")
+    is_sender = ctx.get_arg_val("is_sender")
+    sender_sem = ctx.get_semaphore(ctx.get_arg_val("sender_semaphore"))
+    receiver_sem = ctx.get_semaphore(ctx.get_arg_val("receiver_semaphore"))
+    num_outputs = ctx.get_arg_val("num_outputs")
+
+    # zero tile, then clear every in_cb page so the window's tail stays zero
+    yield from ctx.cb_reserve_back(clear_cb, 1)
+    clear_addr = ctx.get_write_ptr(clear_cb)
+    ctx.l1_store(clear_addr, np.zeros(tile_bytes, dtype=np.uint8))
+    ctx.cb_push_back(clear_cb, 1)
+    in_base = ctx.get_write_ptr(in_cb)
+    for page in range(in_cb_pages):
+        ctx.noc_async_read(ctx.my_noc_addr(clear_addr), in_base + page * tile_bytes, tile_bytes)
+    ctx.noc_async_read_barrier()
+
+    # weights: read once on the sender, multicast to the receivers
+    yield from ctx.cb_reserve_back(weight_cb, weight_tiles)
+    weight_addr = ctx.get_write_ptr(weight_cb)
+    if is_sender:
+        for t in range(weight_tiles):
+            ctx.noc_async_read_tile(weight_start_tile + t, weights, weight_addr + t * weight_tile_bytes)
+        ctx.noc_async_read_barrier()
+        num_receivers = ctx.get_arg_val("num_receivers")
+        if num_receivers > 0:
+            x0, y0, x1, y1 = ctx.get_arg_val("mcast_rect")
+            num_dests = ctx.get_arg_val("mcast_num_dests")
+            yield from ctx.noc_semaphore_wait(sender_sem, num_receivers)
+            ctx.noc_semaphore_set(sender_sem, 0)
+            ctx.noc_async_write_multicast(
+                weight_addr, ctx.get_noc_multicast_addr(x0, y0, x1, y1, weight_addr),
+                weight_tiles * weight_tile_bytes, num_dests, linked=True)
+            ctx.noc_semaphore_set(receiver_sem, VALID)
+            ctx.noc_semaphore_set_multicast(
+                receiver_sem, ctx.get_noc_multicast_addr(x0, y0, x1, y1, receiver_sem), num_dests)
+    else:
+        sender_x, sender_y = ctx.get_arg_val("sender_noc_xy")
+        ctx.noc_semaphore_set(receiver_sem, INVALID)
+        ctx.noc_semaphore_inc(ctx.get_noc_addr(sender_x, sender_y, sender_sem), 1)
+        yield from ctx.noc_semaphore_wait(receiver_sem, VALID)
+    ctx.cb_push_back(weight_cb, weight_tiles)
+
+    if bias_tiles:
+        yield from ctx.cb_reserve_back(bias_cb, bias_tiles)
+        bias_addr = ctx.get_write_ptr(bias_cb)
+        for t in range(bias_tiles):
+            ctx.noc_async_read_tile(bias_start_tile + t, bias, bias_addr + t * weight_tile_bytes)
+        ctx.noc_async_read_barrier()
+        ctx.cb_push_back(bias_cb, bias_tiles)
+
+    # reduce scalar 1.0 in the first 16 values of the scalar tile (srcB reuses face 0)
+    yield from ctx.cb_reserve_back(scalar_cb, 1)
+    ctx.l1_store(ctx.get_write_ptr(scalar_cb), np.full(16, BF16_ONE, dtype=np.uint16))
+    ctx.cb_push_back(scalar_cb, 1)
+
+    # one window per output stick
+    indices = ctx.l1_load(ctx.get_read_ptr(indices_cb), num_outputs, np.uint32)
+    raw_in = ctx.get_read_ptr(raw_in_cb)
+    row_bytes = kw * stick_bytes
+    contiguous = dil_w == 1
+    if contiguous:
+        ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(raw_in), row_bytes)
+    for top_left in indices:
+        yield from ctx.cb_reserve_back(in_cb, pages_per_stick)
+        write_ptr = ctx.get_write_ptr(in_cb)
+        for r in range(kh):
+            stick = int(top_left) + r * dil_h * padded_w
+            if contiguous:
+                ctx.noc_async_read_one_packet_with_state(raw_in + stick * stick_bytes, write_ptr)
+                write_ptr += row_bytes
+            else:
+                for c in range(kw):
+                    src = ctx.my_noc_addr(raw_in + (stick + c * dil_w) * stick_bytes)
+                    ctx.noc_async_read(src, write_ptr, stick_bytes)
+                    write_ptr += stick_bytes
+        ctx.noc_async_read_barrier()
+        ctx.cb_push_back(in_cb, pages_per_stick)

@@ -1,0 +1,240 @@
+"""Host side of the pool-based depthwise conv2d (``Conv2dDepthwiseProgramFactory``, tt-programs.md §6).
+
+Builds, from an op config: the core grid and shards (``determine_parallel_config`` with 32-channel
+alignment), the per-channel weights in DRAM in the layout the reader's window uses, the bias
+tiles, every CB of the branch factory with its size, the multicast semaphores and the runtime
+arguments of the reader, compute and writer kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ttsim.cb import CBConfig
+from ttsim.config import ConvSpec
+from ttsim.device.core import Risc
+from ttsim.device.device import Device, L1Buffer
+from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize
+from ttsim.host import Program
+from ttsim.kernel_api import TensorAccessor
+from ttsim.kernels.compute_pool import compute_pool_depthwise
+from ttsim.kernels.reader import reader_pool_depthwise
+from ttsim.kernels.writer import writer_sharded_output
+from ttsim.programs.parallel import ParallelConfig
+from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
+from ttsim.programs.tensors import write_dram_tiles
+
+POOL_OP_CODE = "Conv2dDepthwisePool"
+TILE = 32
+TILE_ELEMENTS = 1024
+BF16_TILE = 2048
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """The factory's derived sizes for one conv (what tt-metal logs at program creation)."""
+
+    in_ntiles_c: int
+    pages_per_stick: int
+    """E: 1024-element pages holding one flattened window [kh*kw, C_core]."""
+    weight_tiles: int
+    window_rows: int
+    max_tiles_per_reduction: int
+
+    @classmethod
+    def create(cls, geom: ConvGeometry, pc: ParallelConfig) -> PoolPlan:
+        in_ntiles_c = pc.channels_per_core // TILE
+        window = geom.kh * geom.kw
+        pages = -(-window * pc.channels_per_core // TILE_ELEMENTS)
+        face_rows = window * -(-TILE * in_ntiles_c // 16)
+        weight_tiles = -(-face_rows // TILE) * in_ntiles_c
+        return cls(in_ntiles_c, pages, max(weight_tiles, pages), window, 8)
+
+
+def depthwise_weight_tiles(weight: np.ndarray, pc: ParallelConfig, plan: PoolPlan) -> np.ndarray:
+    """Per channel shard, the flat [kh*kw, C_core] weight sequence cut into 1024-element tiles
+    (the branch's ``convert_conv_weight_tensor_to_2d_depthwise_layout``), zero-padded to
+    ``weight_tiles`` tiles per shard. Returns float32 [shards * weight_tiles, 1024]."""
+    channels, _, kh, kw = weight.shape
+    cpc = pc.channels_per_core
+    per_tap = np.zeros((kh * kw, pc.channels_padded), dtype=np.float32)
+    per_tap[:, :channels] = weight.reshape(channels, kh * kw).T
+    tiles = np.zeros((pc.num_cores_c * plan.weight_tiles, TILE_ELEMENTS), dtype=np.float32)
+    for j in range(pc.num_cores_c):
+        flat = per_tap[:, j * cpc : (j + 1) * cpc].reshape(-1)
+        shard = tiles[j * plan.weight_tiles : (j + 1) * plan.weight_tiles].reshape(-1)
+        shard[: flat.size] = flat
+    return tiles
+
+
+def depthwise_weights_from_tiles(tiles: np.ndarray, shape: tuple[int, ...], pc: ParallelConfig,
+                                 plan: PoolPlan) -> np.ndarray:
+    """Inverse of :func:`depthwise_weight_tiles` (to report the weights as the device holds them)."""
+    channels, _, kh, kw = shape
+    cpc = pc.channels_per_core
+    per_tap = np.zeros((kh * kw, pc.channels_padded), dtype=np.float32)
+    for j in range(pc.num_cores_c):
+        flat = tiles[j * plan.weight_tiles : (j + 1) * plan.weight_tiles].reshape(-1)
+        per_tap[:, j * cpc : (j + 1) * cpc] = flat[: kh * kw * cpc].reshape(kh * kw, cpc)
+    return per_tap[:, :channels].T.reshape(channels, 1, kh, kw)
+
+
+def bias_row_tiles(bias: np.ndarray, channels_padded: int) -> np.ndarray:
+    """One tile per 32 channels with the bias in row 0 and zeros elsewhere (storage order)."""
+    padded = np.zeros(channels_padded, dtype=np.float32)
+    padded[: bias.size] = bias
+    block = np.zeros((TILE, channels_padded), dtype=np.float32)
+    block[0] = padded
+    return tilize(block)
+
+
+@dataclass
+class PoolProgram:
+    program: Program
+    output: L1Buffer
+    plan: PoolPlan
+    weights_seen: np.ndarray
+    bias_seen: np.ndarray | None
+
+
+def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
+                       halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
+                       bias: np.ndarray | None) -> PoolProgram:
+    """Wire the reader, compute and writer kernels of the pool-based depthwise conv."""
+    plan = PoolPlan.create(geom, pc)
+    cores = pc.cores()
+    cpc = pc.channels_per_core
+    wfmt = DataFormat(spec.weights_dtype)
+    ofmt = DataFormat(spec.dtype)
+    tile_output = spec.output_layout == "tile"
+    wtile = tile_size_bytes(wfmt)
+
+    weight_tiles = round_to_format(depthwise_weight_tiles(weight, pc, plan), wfmt)
+    weights_seen = depthwise_weights_from_tiles(weight_tiles, weight.shape, pc, plan)
+    weight_buffer = write_dram_tiles(device, "depthwise_weights", weight_tiles, wfmt)
+    bias_seen = None
+    bias_buffer = None
+    if bias is not None:
+        bias_tiles = round_to_format(bias_row_tiles(bias, pc.channels_padded), wfmt)
+        bias_seen = np.concatenate([_row0(tile) for tile in bias_tiles])[: bias.size]
+        bias_buffer = write_dram_tiles(device, "depthwise_bias", bias_tiles, wfmt)
+    banks = tuple(b.noc_xy for b in device.dram.banks)
+
+    if tile_output:
+        out_bytes = pc.out_shard * cpc // TILE_ELEMENTS * tile_size_bytes(ofmt)
+    else:
+        out_bytes = pc.out_shard * cpc * 2
+    output = device.allocate_l1_buffer("conv_output", cores, out_bytes)
+    indices = device.allocate_l1_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
+
+    program = Program(POOL_OP_CODE)
+    index = iter(range(32))
+    cb = {}
+
+    def make(name: str, page_size: int, pages: int, fmt: DataFormat, buffer: L1Buffer | None = None) -> None:
+        cb[name] = program.create_circular_buffer(
+            cores, CBConfig(next(index), name, page_size, pages, fmt, buffer is not None), buffer)
+
+    make("in_cb", BF16_TILE, 2 * plan.pages_per_stick, DataFormat.BFLOAT16)
+    make("mul_cb", BF16_TILE, 2 * plan.pages_per_stick, DataFormat.BFLOAT16)
+    make("weight_cb", wtile, plan.weight_tiles, wfmt)
+    if tile_output:
+        make("out_cb", tile_size_bytes(ofmt), out_bytes // tile_size_bytes(ofmt), ofmt, output)
+    else:
+        make("out_cb", cpc * 2, pc.out_shard, DataFormat.BFLOAT16, output)
+    make("in_scalar_cb", BF16_TILE, 2, DataFormat.BFLOAT16)
+    make("clear_value_cb", BF16_TILE, 1, DataFormat.BFLOAT16)
+    if bias is not None:
+        make("bias_cb", wtile, plan.in_ntiles_c, wfmt)
+    make("in_reader_indices_cb", indices.size_per_core, 1, DataFormat.UINT32, indices)
+    if tile_output:
+        make("pre_tilize_cb", cpc * 2, TILE, DataFormat.BFLOAT16)
+    make("raw_in_cb", cpc * 2, halo_buffer.size_per_core // (cpc * 2), DataFormat.BFLOAT16, halo_buffer)
+
+    sender_sem = program.create_semaphore(cores)
+    receiver_sem = program.create_semaphore(cores)
+
+    compile_args = {
+        **{f"{name}": cb.get(name, -1) for name in (
+            "in_cb", "mul_cb", "weight_cb", "bias_cb", "out_cb", "in_scalar_cb", "clear_value_cb",
+            "in_reader_indices_cb", "pre_tilize_cb", "raw_in_cb")},
+        "in_cb_pages_per_stick": plan.pages_per_stick,
+        "in_cb_num_pages": 2 * plan.pages_per_stick,
+        "tile_bytes": BF16_TILE,
+        "kernel": (geom.kh, geom.kw),
+        "dilation": (geom.dh, geom.dw),
+        "padded_width": geom.padded_w,
+        "stick_bytes": cpc * 2,
+        "weight_tiles": plan.weight_tiles,
+        "weight_tile_bytes": wtile,
+        "bias_tiles": plan.in_ntiles_c if bias is not None else 0,
+        "in_ntiles_c": plan.in_ntiles_c,
+        "window_rows": plan.window_rows,
+        "has_bias": bias is not None,
+        "activation": spec.activation,
+        "tile_output": tile_output,
+        "max_tiles_per_reduction": plan.max_tiles_per_reduction,
+    }
+    reader_args, compute_args, writer_args = {}, {}, {}
+    weights = TensorAccessor(weight_buffer, banks)
+    biases = TensorAccessor(bias_buffer, banks) if bias_buffer is not None else None
+    for i in range(pc.num_cores_nhw):
+        for j in range(pc.num_cores_c):
+            xy = pc.core_xy(i, j)
+            device.core(xy).l1.write(indices.address(xy), halo[i].reader_indices.astype(np.uint32).view(np.uint8))
+            n_out = halo[i].num_outputs
+            args = {
+                "weight_accessor": weights, "weight_start_tile": j * plan.weight_tiles,
+                "bias_accessor": biases, "bias_start_tile": j * plan.in_ntiles_c,
+                "sender_semaphore": sender_sem, "receiver_semaphore": receiver_sem,
+                "num_outputs": n_out,
+            }
+            args.update(_multicast_role(device, pc, i, j))
+            reader_args[xy] = args
+            compute_args[xy] = {"num_outputs": n_out}
+            groups = -(-n_out // TILE) if tile_output else n_out
+            writer_args[xy] = {"num_groups": groups}
+    program.create_kernel("reader_pool_2d", reader_pool_depthwise, cores, Risc.BRISC, compile_args,
+                          reader_args, noc=0)
+    program.create_kernel("compute_pool_2d", compute_pool_depthwise, cores, "compute", compile_args,
+                          compute_args, math_fidelity=spec.math_fidelity)
+    program.create_kernel("writer_sharded_output", writer_sharded_output, cores, Risc.NCRISC,
+                          {"out_cb": cb["out_cb"],
+                           "pages_per_group": plan.in_ntiles_c if tile_output else 1},
+                          writer_args, noc=1)
+    return PoolProgram(program, output, plan, weights_seen, bias_seen)
+
+
+def _row0(tile: np.ndarray) -> np.ndarray:
+    """Row 0 of a tile in storage order (face 0 row 0, face 1 row 0)."""
+    return np.concatenate([tile[:16], tile[256:272]])
+
+
+def _multicast_role(device: Device, pc: ParallelConfig, i: int, j: int) -> dict:
+    """Who reads the weights from DRAM and whom it multicasts them to (§6.3).
+
+    HS: core 0 to the grid's bounding box; BS: the first core of each column down the column;
+    WS: every core reads its own slice.
+    """
+    if pc.layout == "width_sharded":
+        return {"is_sender": True, "num_receivers": 0}
+    if pc.layout == "block_sharded":
+        group = [pc.core_xy(r, j) for r in range(pc.num_cores_nhw)]
+        sender, me = group[0], pc.core_xy(i, j)
+    else:
+        group = pc.cores()
+        sender, me = group[0], pc.core_xy(i, j)
+    if me != sender:
+        return {"is_sender": False, "sender_noc_xy": device.worker_core(sender)}
+    receivers = [xy for xy in group if xy != sender]
+    if not receivers:
+        return {"is_sender": True, "num_receivers": 0}
+    xs = [x for x, _ in group]
+    ys = [y for _, y in group]
+    lo = device.worker_core((min(xs), min(ys)))
+    hi = device.worker_core((max(xs), max(ys)))
+    in_box = [xy for xy in device.cores if min(xs) <= xy[0] <= max(xs) and min(ys) <= xy[1] <= max(ys)]
+    return {"is_sender": True, "num_receivers": len(receivers), "mcast_rect": (*lo, *hi),
+            "mcast_num_dests": len(in_box) - 1}
