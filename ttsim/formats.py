@@ -232,6 +232,16 @@ def round_to_format(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
     return _to_uint(values, fmt).astype(np.float32)
 
 
+def _bf16_decode_fast(raw: np.ndarray) -> np.ndarray:
+    """Hot path: little-endian bfloat16 bytes (1-D uint8 array) to a new float32 array."""
+    return (np.ascontiguousarray(raw).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def _bf16_encode_fast(values: np.ndarray) -> np.ndarray:
+    """Hot path: float values to little-endian bfloat16 bytes (round to nearest even)."""
+    return np.ascontiguousarray(values, dtype=np.float32).astype(ml_dtypes.bfloat16).reshape(-1).view(np.uint8)
+
+
 def _as_uint8(data: np.ndarray | bytes | bytearray | memoryview) -> np.ndarray:
     """View raw memory as a C-contiguous uint8 array (no copy when already one)."""
     if isinstance(data, np.ndarray):
@@ -252,6 +262,8 @@ def pack_tile(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
         uint8 array ``[tile_size_bytes(fmt)]`` or ``[n, tile_size_bytes(fmt)]``. bfloat8_b tiles
         are 64 shared exponents (one per 16-value block, in order) then 1024 sign-magnitude bytes.
     """
+    if fmt is DataFormat.BFLOAT16 and isinstance(values, np.ndarray) and values.shape == (TILE_ELEMENTS,):
+        return _bf16_encode_fast(values)
     fmt = DataFormat(fmt)
     values = np.asarray(values)
     if values.shape[-1:] != (TILE_ELEMENTS,) or values.ndim > 2:
@@ -278,6 +290,9 @@ def unpack_tile(data: np.ndarray | bytes | bytearray | memoryview, fmt: DataForm
         float32 ``[1024]`` or ``[n, 1024]`` in storage order; equal to
         ``round_to_format(values, fmt)`` for the values that were packed.
     """
+    if (fmt is DataFormat.BFLOAT16 and isinstance(data, np.ndarray) and data.dtype == np.uint8
+            and data.shape == (2 * TILE_ELEMENTS,)):
+        return _bf16_decode_fast(data)
     fmt = DataFormat(fmt)
     size = _TILE_SIZE_BYTES[fmt]
     raw = _as_uint8(data)
@@ -309,6 +324,8 @@ def encode_row_major(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
     Raises:
         ValueError: for bfloat8_b (tile-only format).
     """
+    if fmt is DataFormat.BFLOAT16 and isinstance(values, np.ndarray):
+        return _bf16_encode_fast(values)
     fmt = DataFormat(fmt)
     element_size_bytes(fmt)  # rejects bfloat8_b with a clear message
     if fmt is DataFormat.BFLOAT16:
@@ -334,6 +351,9 @@ def decode_row_major(
         New 1-D array (never a view of ``data``): float32 for bfloat16/float32,
         ``np.uint16``/``np.uint32`` for the uint formats.
     """
+    if (fmt is DataFormat.BFLOAT16 and count is None and isinstance(data, np.ndarray)
+            and data.dtype == np.uint8 and data.ndim == 1 and data.size % 2 == 0):
+        return _bf16_decode_fast(data)
     fmt = DataFormat(fmt)
     itemsize = element_size_bytes(fmt)
     raw = _as_uint8(data).reshape(-1)

@@ -41,7 +41,7 @@ class Device:
     def __init__(self, spec: DeviceSpec) -> None:
         self.spec = spec
         self.env = simpy.Environment()
-        self.noc = NocModel(spec)
+        self.noc = NocModel(spec, lambda: self.env.now)
         self.dram = Dram(spec)
         grid_x, grid_y = spec.chip.compute_grid.value
         self.grid = (grid_x, grid_y)

@@ -15,29 +15,79 @@ issue time, and receive arrival times in cycles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_right
+from typing import Callable
 
 from ttsim.device.spec import DeviceSpec
 
 XY = tuple[int, int]
 
 
-@dataclass
 class Port:
-    """A serially shared resource with a bandwidth (a router link, an NIU side, a DRAM bank)."""
+    """A serially shared resource with a bandwidth (a router link, an NIU side, a DRAM bank).
 
-    name: str
-    bytes_per_cycle: float
-    next_free: float = 0.0
-    busy_cycles: float = 0.0
-    bytes_moved: int = 0
+    It keeps a calendar of reserved intervals, so a transfer issued by a kernel whose clock is
+    behind another's still finds the idle gaps before the other's later reservations.
+    """
+
+    __slots__ = ("name", "bytes_per_cycle", "busy_cycles", "bytes_moved", "_starts", "_ends")
+
+    def __init__(self, name: str, bytes_per_cycle: float) -> None:
+        self.name = name
+        self.bytes_per_cycle = bytes_per_cycle
+        self.busy_cycles = 0.0
+        self.bytes_moved = 0
+        self._starts: list[float] = []
+        self._ends: list[float] = []
+
+    def earliest(self, t: float, duration: float) -> float:
+        """First time >= t at which the port is idle for ``duration`` cycles."""
+        starts, ends = self._starts, self._ends
+        i = bisect_right(ends, t)
+        candidate = t
+        while i < len(starts):
+            if starts[i] >= candidate + duration:
+                break
+            candidate = max(candidate, ends[i])
+            i += 1
+        return candidate
+
+    def reserve(self, start: float, duration: float, nbytes: int) -> None:
+        """Book [start, start + duration); merges with touching neighbours."""
+        end = start + duration
+        starts, ends = self._starts, self._ends
+        i = bisect_right(ends, start)
+        if i > 0 and ends[i - 1] >= start - 1e-9:
+            i -= 1
+            start = starts[i]
+            del starts[i], ends[i]
+        if i < len(starts) and starts[i] <= end + 1e-9:
+            end = max(end, ends[i])
+            del starts[i], ends[i]
+        starts.insert(i, start)
+        ends.insert(i, end)
+        self.busy_cycles += duration
+        self.bytes_moved += nbytes
+
+    def forget_before(self, t: float) -> None:
+        """Drop intervals that ended before ``t`` (no request can start earlier than now)."""
+        i = bisect_right(self._ends, t)
+        if i:
+            del self._starts[:i], self._ends[:i]
+
+    @property
+    def next_free(self) -> float:
+        """End of the last reservation (0 when never used)."""
+        return self._ends[-1] if self._ends else 0.0
 
 
 class NocModel:
     """Both NoCs of one device, plus the DRAM bank ports they reach."""
 
-    def __init__(self, spec: DeviceSpec) -> None:
+    def __init__(self, spec: DeviceSpec, now: Callable[[], float] = lambda: 0.0) -> None:
         self.spec = spec
+        self._now = now
+        self._issued = 0
         noc = spec.noc
         self.width, self.height = spec.chip.noc_grid.value
         self.link_rate = noc.link_bytes_per_cycle.value
@@ -111,21 +161,37 @@ class NocModel:
 
     # -- streaming ------------------------------------------------------------------------
     def _stream(self, ports: tuple[Port, ...], nbytes: int, t: float, cap: float) -> float:
-        """Reserve ``ports`` for ``nbytes`` from time ``t``; return when the last byte leaves."""
+        """Book ``ports`` for ``nbytes`` from time ``t``; return when the last byte leaves.
+
+        Each burst takes the first interval from its issue time in which every port of the path is
+        idle (cut-through: a packet streams through all ports at once).
+        """
+        self._issued += 1
+        if self._issued % 4096 == 0:
+            self._forget_past()
         end = t
         remaining = nbytes
         rate = min(cap, min(p.bytes_per_cycle for p in ports))
         while remaining > 0:
             chunk = min(remaining, self.max_burst)
-            start = max(end, max(p.next_free for p in ports))
             duration = chunk / rate
+            start = end if end > t else t
+            settled = False
+            while not settled:  # a later gap on one port may not be free on an earlier one
+                previous = start
+                for port in ports:
+                    start = port.earliest(start, duration)
+                settled = start == previous
             for port in ports:
-                port.next_free = start + duration
-                port.busy_cycles += duration
-                port.bytes_moved += chunk
+                port.reserve(start, duration, chunk)
             end = start + duration
             remaining -= chunk
         return end
+
+    def _forget_past(self) -> None:
+        now = self._now()
+        for port in (*self._links.values(), *self._nius.values(), *self._banks.values()):
+            port.forget_before(now)
 
     # -- primitives -----------------------------------------------------------------------
     def read(self, noc: int, requester: XY, target: XY, nbytes: int, t: float) -> float:

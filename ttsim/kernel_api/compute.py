@@ -296,14 +296,17 @@ class ComputeContext(KernelContext):
         phases = self._phases if pool == "sum" else 1
         cycles = self._c.reduce_tile_cycles_per_phase.value * phases * num_faces / 4
         self._math(ready, cycles)
-        current = self.dst[idst][ROW0]
+        if not 0 <= idst < self._dst_limit:
+            raise ConfigurationError(
+                f"{self.where}: DST index {idst} outside the {self._dst_limit} tiles of a half")
+        current = self.dst[idst, ROW0]
         if pool == "sum":
-            row = current + rows.sum(axis=0, dtype=np.float32) * scalar
+            row = current + rows.sum(axis=0, dtype=np.float32) * np.float32(scalar)
         else:
-            row = np.maximum(current, rows.max(axis=0) * scalar)
-        values = self.dst[idst].copy()
-        values[ROW0] = row
-        self._set_dst(idst, values)
+            row = np.maximum(current, rows.max(axis=0) * np.float32(scalar))
+        if self._dst_format is DataFormat.BFLOAT16:
+            row = row.astype(ml_dtypes.bfloat16).astype(np.float32)
+        self.dst[idst, ROW0] = row
 
     def unpack_tilizeA_B_block(self, icb: int, scalar_cb: int, ntiles: int, rows: int,
                                row_width: int, col_offset: int = 0, row_offset: int = 0,
@@ -344,7 +347,7 @@ class ComputeContext(KernelContext):
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
         self._math(self._math_t, self._sfpu_cost(name), uses_src=False)
         func = ACTIVATIONS["none" if name == "identity" else name]
-        self._set_dst(idst, func(self.dst[idst].astype(np.float64)).astype(np.float32))
+        self._set_dst(idst, func(self.dst[idst]).astype(np.float32, copy=False))
 
     def relu_tile(self, idst: int) -> None:
         self.sfpu_tile("relu", idst)
