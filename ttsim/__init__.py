@@ -3,6 +3,12 @@
 Not to be confused with Tenstorrent's functional simulator of the same name or with the
 ``ttsim`` package inside tenstorrent/polaris: this one is a SimPy timing model that runs
 tt-metal style reader / compute / writer kernels and reports DEVICE KERNEL DURATION.
+
+Python API: ``ttsim.run(config_or_path, program="pool", device=None)`` returns one
+:class:`~ttsim.simulate.OpResult` per device op (the halo op, then the conv op).
 """
 
+from ttsim.simulate import OpResult, run
+
 __version__ = "0.1.0"
+__all__ = ["OpResult", "run", "__version__"]

@@ -1,0 +1,48 @@
+"""Rich tables of op results for the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ttsim.report.results import RISCS
+from ttsim.simulate import OpResult
+
+
+def results_table(config_name: str, results: list[OpResult]) -> Table:
+    """One table per config: a row per device op, durations named as in the profiler."""
+    first = results[0]
+    table = Table(title=f"{config_name} on {first.device} @ {first.profile.clock_mhz:g} MHz",
+                  title_justify="left")
+    table.add_column("OP CODE", no_wrap=True)
+    table.add_column("program")
+    table.add_column("cores", justify="right")
+    table.add_column("DEVICE KERNEL\nDURATION \\[ns]", justify="right")
+    table.add_column("\\[cycles]", justify="right")
+    table.add_column("PCC", justify="right")
+    for result in results:
+        profile = result.profile
+        table.add_row(
+            result.op_code, result.program, str(profile.core_count),
+            f"{profile.device_kernel_duration_ns:,.0f}", f"{profile.device_kernel_duration_cycles:,}",
+            "-" if result.pcc is None else f"{result.pcc:.6f}",
+        )
+    return table
+
+
+def risc_table(results: list[OpResult]) -> Table:
+    """Per-RISC kernel durations (first start to last end over the cores), in ns."""
+    table = Table(title="DEVICE <RISC> KERNEL DURATION \\[ns]", title_justify="left")
+    table.add_column("OP CODE", no_wrap=True)
+    for risc in RISCS:
+        table.add_column(risc.value, justify="right")
+    for result in results:
+        profile = result.profile
+        table.add_row(result.op_code,
+                      *(f"{profile.to_ns(profile.risc_duration_cycles(r)):,.0f}" for r in RISCS))
+    return table
+
+
+def print_results(console: Console, config_name: str, results: list[OpResult]) -> None:
+    console.print(results_table(config_name, results))
+    console.print(risc_table(results))
