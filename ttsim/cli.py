@@ -19,7 +19,7 @@ from ttsim.device.spec import available_devices
 from ttsim.errors import TtsimError
 from ttsim.report.results import report_document
 from ttsim.report.table import print_results
-from ttsim.simulate import PROGRAMS, OpResult, run
+from ttsim.simulate import PROGRAM_CHOICES, OpResult, run
 
 EXIT_BAD_INPUT = 2
 
@@ -52,8 +52,8 @@ def main() -> None:
 
 @main.command("run")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--program", "program", default="pool", show_default=True,
-              help=f"program to simulate: {', '.join(PROGRAMS)}")
+@click.option("--program", "program", default="all", show_default=True,
+              help=f"program to simulate: {', '.join(PROGRAM_CHOICES)}")
 @click.option("--device", "device", default=None,
               help="device preset (overrides the config's 'device:'); "
                    f"one of {', '.join(available_devices())}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from ttsim.errors import ConfigurationError
@@ -102,6 +102,29 @@ class Measured(BaseModel):
     )
 
 
+class ClassicOptions(BaseModel):
+    """Block-config overrides of the classic conv program (tt-metal ``Conv2dConfig`` fields)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    act_block_h_override: NonNegativeInt = Field(
+        default=0, description="Act block height in sticks (a multiple of 32); 0 = whole shard.")
+    enable_act_double_buffer: StrictBool = Field(
+        default=False, description="Two act blocks in flight (ACT CB x2).")
+    enable_weights_double_buffer: StrictBool = Field(
+        default=False, description="Two weight blocks in flight (WEIGHTS CB x2).")
+    split_reader: StrictBool | None = Field(
+        default=None, description="Force the HS split reader on/off; null = tt-metal's heuristic.")
+
+    @model_validator(mode="after")
+    def _check_override(self) -> "ClassicOptions":
+        if self.act_block_h_override % 32:
+            raise PydanticCustomError(
+                _SHAPE_ERROR, "act_block_h_override must be a multiple of 32, got {value}",
+                {"value": self.act_block_h_override, "field": "act_block_h_override"})
+        return self
+
+
 class OpConfig(BaseModel):
     """One op to simulate: the conv, the device it runs on and its input data."""
 
@@ -116,6 +139,8 @@ class OpConfig(BaseModel):
     seed: NonNegativeInt = Field(default=0, description="Seed of the random input data.")
     conv: ConvSpec = Field(description="The convolution.")
     measured: Measured = Field(default=Measured(), description="Hardware measurements, if any.")
+    classic: ClassicOptions = Field(default=ClassicOptions(),
+                                    description="Overrides for the classic conv program.")
 
 
 def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> OpConfig:

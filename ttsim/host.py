@@ -187,7 +187,7 @@ def _deadlock_message(device: Device, program: Program, live: list[KernelContext
     blocked_cores = set()
     for context in live:
         if context.blocked_on is not None:
-            lines.append(f"  {context.where}: waiting in {context.blocked_on}")
+            lines.append(f"  {context.where}: waiting in {context.blocked_on()}")
             blocked_cores.add(context.core.logical)
     lines.append("CB occupancy on those cores (pages pushed and not popped / pages):")
     for xy in sorted(blocked_cores, key=lambda c: (c[1], c[0])):

@@ -19,13 +19,16 @@ from ttsim.errors import ConfigurationError
 from ttsim.formats import DataFormat, round_to_format
 from ttsim.host import run_program
 from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs, pcc
+from ttsim.programs.classic_conv import build_classic_program
+from ttsim.programs.conv_blocking import CLASSIC_CHANNEL_ALIGN, ClassicOverrides
 from ttsim.programs.depthwise_pool import build_pool_program
 from ttsim.programs.halo import build_halo_program
 from ttsim.programs.parallel import determine_parallel_config
 from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
 from ttsim.programs.tensors import read_sharded_output, write_sharded_sticks
 
-PROGRAMS = ("pool",)
+PROGRAMS = ("pool", "classic")
+PROGRAM_CHOICES = (*PROGRAMS, "all")
 
 
 @dataclass
@@ -56,25 +59,27 @@ class OpResult:
 
 def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "pool",
         device: str | None = None) -> list[OpResult]:
-    """Simulate one conv config with one program; returns [halo op, conv op] results."""
+    """Simulate one conv config; returns [halo op, conv op] per program run.
+
+    ``program`` is "pool" (pool-based depthwise), "classic" (OptimizedConvNew, the grouped conv
+    as a dense matmul) or "all" (classic then pool).
+    """
     config = config_or_path if isinstance(config_or_path, OpConfig) else load_config(config_or_path)
-    if program not in PROGRAMS:
-        raise ConfigurationError(f"unknown program {program!r}; available: {', '.join(PROGRAMS)}")
+    if program not in PROGRAM_CHOICES:
+        raise ConfigurationError(f"unknown program {program!r}; available: {', '.join(PROGRAM_CHOICES)}")
     spec = load_device(device or config.device)
-    return _run_pool(config, spec)
+    programs = ("classic", "pool") if program == "all" else (program,)
+    return [result for name in programs for result in _run_conv(config, spec, name)]
 
 
-def _rounded_inputs(config: OpConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    x, weight, bias = generate_conv_inputs(config.conv, config.seed)
-    return round_to_format(x, DataFormat.BFLOAT16), weight, bias
-
-
-def _run_pool(config: OpConfig, spec: DeviceSpec) -> list[OpResult]:
+def _run_conv(config: OpConfig, spec: DeviceSpec, program: str) -> list[OpResult]:
     conv = config.conv
     device = Device(spec)
     geom = ConvGeometry.from_spec(conv)
-    pc = determine_parallel_config(geom, conv.memory_layout, *device.grid)
-    x, weight, bias = _rounded_inputs(config)
+    align = 32 if program == "pool" else CLASSIC_CHANNEL_ALIGN
+    pc = determine_parallel_config(geom, conv.memory_layout, *device.grid, channel_align=align)
+    x, weight, bias = generate_conv_inputs(conv, config.seed)
+    x = round_to_format(x, DataFormat.BFLOAT16)
 
     stick_bytes = pc.channels_per_core * 2
     sticks = np.zeros((geom.in_nhw, pc.channels_padded), dtype=np.float32)
@@ -84,23 +89,29 @@ def _run_pool(config: OpConfig, spec: DeviceSpec) -> list[OpResult]:
     halo = build_halo_configs(geom, pc.out_shard, pc.in_shard, pc.num_cores_nhw)
     halo_program, halo_buffer = build_halo_program(device, pc, halo, input_buffer, stick_bytes)
     halo_profile = run_program(device, halo_program)
+    device.free_l1_buffer(input_buffer)  # conv2d's internal sharded copy of its input
 
-    pool = build_pool_program(device, conv, geom, pc, halo, halo_buffer, weight, bias)
+    if program == "pool":
+        built = build_pool_program(device, conv, geom, pc, halo, halo_buffer, weight, bias)
+        out_pc, details = pc, {"plan": built.plan}
+    else:
+        built = build_classic_program(device, conv, geom, pc, halo, halo_buffer, weight, bias,
+                                      ClassicOverrides(**config.classic.model_dump()))
+        out_pc, details = built.output_pc, {"block_config": built.block}
     gap = device.spec.chip.firmware_overhead_cycles.value
-    conv_profile = run_program(device, pool.program, launch_gap_cycles=gap)
+    conv_profile = run_program(device, built.program, launch_gap_cycles=gap)
 
-    out_fmt = DataFormat(conv.dtype)
-    flat = read_sharded_output(device, pc, pool.output, geom.out_nhw, out_fmt,
+    flat = read_sharded_output(device, out_pc, built.output, geom.out_nhw, DataFormat(conv.dtype),
                                conv.output_layout == "tile")
     output = flat[:, : geom.channels].reshape(geom.batch, geom.out_h, geom.out_w, geom.channels)
     reference = depthwise_conv2d_reference(
-        x.astype(np.float64), pool.weights_seen.astype(np.float64),
-        None if pool.bias_seen is None else pool.bias_seen.astype(np.float64),
+        x.astype(np.float64), built.weights_seen.astype(np.float64),
+        None if built.bias_seen is None else built.bias_seen.astype(np.float64),
         conv.stride, conv.padding, conv.dilation, conv.activation)
-    inputs = {"input": x, "weight": pool.weights_seen, "bias": pool.bias_seen}
-    details = {"parallel_config": pc, "plan": pool.plan, "cb_table": pool.program.cb_table()}
+    inputs = {"input": x, "weight": built.weights_seen, "bias": built.bias_seen}
+    details.update({"parallel_config": pc, "cb_table": built.program.cb_table()})
     return [
-        OpResult(config.name, "pool", spec.name, halo_profile),
-        OpResult(config.name, "pool", spec.name, conv_profile, pcc(output, reference), output,
+        OpResult(config.name, program, spec.name, halo_profile),
+        OpResult(config.name, program, spec.name, conv_profile, pcc(output, reference), output,
                  inputs, details),
     ]

@@ -97,6 +97,11 @@ class Device:
         addresses = {xy: self.core(xy).l1.allocate_buffer(name, size_per_core) for xy in cores}
         return L1Buffer(name, size_per_core, addresses)
 
+    def free_l1_buffer(self, buffer: L1Buffer) -> None:
+        """Deallocate a sharded L1 buffer on every core that holds it."""
+        for xy in buffer.addresses:
+            self.core(xy).l1.free_buffer(buffer.name)
+
     def free_program_cbs(self) -> None:
         for core in self.cores.values():
             core.l1.free_cbs()

@@ -50,7 +50,8 @@ class L1Memory:
 
     @property
     def used_bytes(self) -> int:
-        return (self._cb_top - self.base) + (self.end - self._buffer_bottom)
+        """Bytes held by CBs and buffers."""
+        return sum(a.size for a in self.allocations)
 
     def allocate_cb(self, name: str, size: int) -> int:
         """Place a circular buffer bottom-up; return its address."""
@@ -61,13 +62,25 @@ class L1Memory:
         return address
 
     def allocate_buffer(self, name: str, size: int) -> int:
-        """Place a tensor buffer top-down; return its address."""
-        address = (self._buffer_bottom - size) // self.alignment * self.alignment
+        """Place a tensor buffer top-down in the highest gap that fits; return its address."""
+        top = self.end
+        for other in sorted((a for a in self.allocations if a.kind == "buffer"),
+                            key=lambda a: a.address, reverse=True):
+            if (top - size) // self.alignment * self.alignment >= other.address + other.size:
+                break
+            top = other.address
+        address = (top - size) // self.alignment * self.alignment
         if address < self._cb_top:
-            self._overflow(name, size)
-        self._buffer_bottom = address
+            self._overflow(name, size, self._cb_top - address)
+        self._buffer_bottom = min(self._buffer_bottom, address)
         self.allocations.append(Allocation(name, address, size, "buffer"))
         return address
+
+    def free_buffer(self, name: str) -> None:
+        """Release a tensor buffer (its space can hold later buffers)."""
+        self.allocations = [a for a in self.allocations if not (a.kind == "buffer" and a.name == name)]
+        self._buffer_bottom = min((a.address for a in self.allocations if a.kind == "buffer"),
+                                  default=self.end)
 
     def free_cbs(self) -> None:
         """Release every CB (at the end of a program); buffers stay."""
@@ -76,17 +89,16 @@ class L1Memory:
 
     def _check(self, name: str, address: int, size: int) -> None:
         if address + size > self._buffer_bottom:
-            self._overflow(name, size)
+            self._overflow(name, size, address + size - self._buffer_bottom)
 
-    def _overflow(self, name: str, size: int) -> None:
-        over = self.used_bytes + size - self.budget_bytes
+    def _overflow(self, name: str, size: int, over: int) -> None:
         table = "\n".join(
             f"  {a.kind:6} {a.name:32} addr 0x{a.address:06x} {a.size:>9,} B"
             for a in sorted(self.allocations, key=lambda a: a.address)
         )
         raise L1OverflowError(
             f"L1 overflow on core {self.core_name}: allocating {name!r} ({size:,} B) needs "
-            f"{self.used_bytes + size:,} B of the {self.budget_bytes:,} B usable budget "
+            f"{self.budget_bytes + over:,} B of the {self.budget_bytes:,} B usable budget "
             f"({over:,} B over). Allocations so far:\n{table or '  (none)'}"
         )
 

@@ -38,7 +38,7 @@ class KernelContext:
         self._runtime_args = dict(runtime_args)
         self._t = float(self.env.now)
         self.start_time = self._t
-        self.blocked_on: str | None = None
+        self.blocked_on: Callable[[], str] | None = None
         self.deadline = float("inf")
         """Simulated-time guard set by the launcher: passing it raises SimulationLimitError."""
         self.blocked_cycles: dict[str, float] = defaultdict(float)
@@ -72,11 +72,15 @@ class KernelContext:
         return self._t
 
     # -- clock helpers -----------------------------------------------------------------------
-    def _sync_to(self, t: float) -> KernelGen:
+    def _check_deadline(self, t: float) -> None:
+        """Stop a kernel whose clock passed the simulated-time guard (a runaway loop)."""
         if t > self.deadline:
             raise SimulationLimitError(
                 f"{self.where}: still running at cycle {t:,.0f}, past the simulated-time guard "
                 f"({self.deadline:,.0f}); is the kernel looping forever?")
+
+    def _sync_to(self, t: float) -> KernelGen:
+        self._check_deadline(t)
         if t > self.env.now:
             yield self.env.timeout(t - self.env.now)
 
@@ -88,8 +92,11 @@ class KernelContext:
             event = self.env.timeout(t - self.env.now)
             event.callbacks.append(lambda _event: action(arg))
 
-    def _block(self, event: simpy.Event, reason: str, detail: str) -> KernelGen:
-        """Wait for ``event``; account the time under ``reason``."""
+    def _block(self, event: simpy.Event, reason: str, detail: Callable[[], str]) -> KernelGen:
+        """Wait for ``event``; account the time under ``reason``.
+
+        ``detail`` describes the wait when called (at deadlock-report time, so it is current).
+        """
         start = self.env.now
         self.blocked_on = detail
         yield event
@@ -124,8 +131,9 @@ class KernelContext:
             return t
         cb.stats.producer.blocked_count += 1
         start = self.env.now
-        detail = (f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} "
-                  f"pages free")
+        def detail() -> str:
+            return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
+
         yield from self._block(cb.reserve_event(n), f"cb_reserve_back:{cb.name}", detail)
         cb.stats.producer.blocked_cycles += self.env.now - start
         return self.env.now + self._cb_poll
@@ -143,8 +151,10 @@ class KernelContext:
             return t
         cb.stats.consumer.blocked_count += 1
         start = self.env.now
-        detail = (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
-                  f"{cb.num_pages} pages available")
+        def detail() -> str:
+            return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
+                    f"{cb.num_pages} pages available")
+
         yield from self._block(cb.front_event(n), f"cb_wait_front:{cb.name}", detail)
         cb.stats.consumer.blocked_cycles += self.env.now - start
         return self.env.now + self._cb_poll
@@ -155,6 +165,7 @@ class KernelContext:
             cb.check_request(n, "cb_push_back", self.kernel_name)
         cb.push(n)
         t += self._cb_update
+        self._check_deadline(t)
         self._at(t, cb.publish_push, n)
         return t
 
@@ -164,6 +175,7 @@ class KernelContext:
             cb.check_request(n, "cb_pop_front", self.kernel_name)
         cb.pop(n)
         t += self._cb_update
+        self._check_deadline(t)
         self._at(t, cb.publish_pop, n)
         return t
 

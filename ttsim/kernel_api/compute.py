@@ -51,6 +51,7 @@ class ComputeContext(KernelContext):
         self._dst_format = DataFormat.FLOAT32 if fp32_dest_acc else DataFormat.BFLOAT16
         self._dst_limit = c.dst_tiles_per_half.value // (2 if fp32_dest_acc else 1)
         self.dst = np.zeros((DST_TILES, TILE_ELEMENTS), dtype=np.float32)
+        self._dst_written: set[int] = set()
         self._srca = np.zeros((c.dst_tiles_per_half.value, 32, 32), dtype=np.float32)
         self._scalar = 1.0
         start = self._t
@@ -70,6 +71,7 @@ class ComputeContext(KernelContext):
         """Charge the unpack thread; returns when the unpacked operands are ready for math."""
         start = max(self._t, self._src_banks[0])
         self._t = start + cycles
+        self._check_deadline(self._t)
         self.busy_cycles[Risc.TRISC0] += cycles
         return self._t
 
@@ -124,6 +126,7 @@ class ComputeContext(KernelContext):
         if self._dst_format is DataFormat.BFLOAT16:
             values = values.astype(ml_dtypes.bfloat16).astype(np.float32)
         self.dst[index] = values
+        self._dst_written.add(index)
 
     # -- circular buffers ------------------------------------------------------------------------
     def cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
@@ -145,8 +148,9 @@ class ComputeContext(KernelContext):
         if cb.free_pages() < n:
             cb.stats.producer.blocked_count += 1
             start = self.env.now
-            detail = (f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of "
-                      f"{cb.num_pages} pages free")
+            def detail() -> str:
+                return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
+
             yield from self._block(cb.reserve_event(n), f"cb_reserve_back:{cb.name}", detail)
             cb.stats.producer.blocked_cycles += self.env.now - start
             resume = max(resume, self.env.now + self._cb_poll)
@@ -177,6 +181,7 @@ class ComputeContext(KernelContext):
         """PACK: give the DST half back to math (the packer zeroes the half it releases)."""
         self._pack(self._handshake)
         self.dst[: self._dst_limit] = 0.0
+        self._dst_written.clear()
         self._released.append(self._pack_t)
 
     # -- inits and reconfiguration ---------------------------------------------------------------
@@ -300,6 +305,8 @@ class ComputeContext(KernelContext):
             raise ConfigurationError(
                 f"{self.where}: DST index {idst} outside the {self._dst_limit} tiles of a half")
         current = self.dst[idst, ROW0]
+        if pool == "max" and idst not in self._dst_written:
+            current = np.full_like(current, -np.inf)  # GMPOOL reads a zeroed DST row as -inf
         if pool == "sum":
             row = current + rows.sum(axis=0, dtype=np.float32) * np.float32(scalar)
         else:
@@ -307,6 +314,7 @@ class ComputeContext(KernelContext):
         if self._dst_format is DataFormat.BFLOAT16:
             row = row.astype(ml_dtypes.bfloat16).astype(np.float32)
         self.dst[idst, ROW0] = row
+        self._dst_written.add(idst)
 
     def unpack_tilizeA_B_block(self, icb: int, scalar_cb: int, ntiles: int, rows: int,
                                row_width: int, col_offset: int = 0, row_offset: int = 0,
@@ -334,6 +342,24 @@ class ComputeContext(KernelContext):
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
         """Reduce srcA tile ``idst`` (from ``unpack_tilizeA_B_block``) into DST row 0."""
         self._reduce_rows(self._srca[idst], self._scalar, idst, pool, self._t, num_faces)
+
+    def matmul_block(self, in0_cb: int, in1_cb: int, in0_index: int, in1_index: int, idst: int,
+                     transpose: bool, ct_dim: int, rt_dim: int, kt_dim: int) -> None:
+        """One inner-k step of a subblock: DST[idst + h*ct + w] += A[in0 + h*kt] @ B[in1 + w]
+        for h < rt_dim, w < ct_dim (16 cycles per tile-matmul at LoFi, x fidelity phases)."""
+        a_tiles = [self._read_tile(in0_cb, in0_index + h * kt_dim) for h in range(rt_dim)]
+        b_tiles = [self._read_tile(in1_cb, in1_index + w) for w in range(ct_dim)]
+        nbytes = sum(size for _, size in a_tiles) + sum(size for _, size in b_tiles)
+        ready = self._unpack(self._unpack_cost(nbytes, two_operand=True))
+        cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
+        self._math(ready, cycles)
+        for h in range(rt_dim):
+            a_h = untilize(a_tiles[h][0][None, :])
+            for w in range(ct_dim):
+                b_w = untilize(b_tiles[w][0][None, :])
+                b_w = b_w.T if transpose else b_w
+                index = idst + h * ct_dim + w
+                self._set_dst(index, self.dst[index] + tilize(a_h @ b_w)[0])
 
     # -- SFPU ------------------------------------------------------------------------------------
     def _sfpu_cost(self, name: str) -> float:
@@ -365,14 +391,18 @@ class ComputeContext(KernelContext):
         self.sfpu_tile("gelu", idst)
 
     # -- pack ------------------------------------------------------------------------------------
-    def pack_tile(self, idst: int, ocb: int, out_index: int | None = None) -> None:
-        """PACK DST[idst] into the next (or the given) tile slot at the back of ``ocb``."""
+    def pack_tile(self, idst: int, ocb: int, out_index: int | None = None, relu: bool = False) -> None:
+        """PACK DST[idst] into the next (or the given) tile slot at the back of ``ocb``.
+
+        ``relu`` is the packer's PACK_RELU: negative values are written as zero at no cost.
+        """
         if out_index is None:
             out_index = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = out_index + 1
         fmt = self.cb(ocb).config.data_format
         address = self._page_address(ocb, out_index, front=False)
-        data = pack_tile(self.dst[idst], fmt)
+        values = np.maximum(self.dst[idst], 0.0) if relu else self.dst[idst]
+        data = pack_tile(values, fmt)
         self.core.l1.data[address : address + data.size] = data
         self._pack(self._pack_cost(data.size))
 

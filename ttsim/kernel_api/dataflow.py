@@ -104,6 +104,7 @@ class DataflowContext(KernelContext):
 
     # -- reads ----------------------------------------------------------------------------------
     def _read(self, src: NocAddr, dst_l1: int, size: int) -> None:
+        self._check_deadline(self._t)
         payload = self.device.memory_read((src.x, src.y), src.addr, size)
         self.core.l1.write(dst_l1, payload)
         land = self.device.noc.read(self.noc_index, self.core.noc_xy, (src.x, src.y), size, self._t)
@@ -157,6 +158,7 @@ class DataflowContext(KernelContext):
         while offset < size:
             chunk = min(self._max_burst, size - offset)
             self._t += self._write_issue
+            self._check_deadline(self._t)
             payload = self.core.l1.read(src_l1 + offset, chunk)
             self.device.memory_write((dst.x, dst.y), dst.addr + offset, payload)
             land = self.device.noc.write(self.noc_index, self.core.noc_xy, (dst.x, dst.y), chunk, self._t)
@@ -230,8 +232,9 @@ class DataflowContext(KernelContext):
         """Spin until the semaphore in this core's L1 equals ``value``."""
         yield from self._sync_to(self._t)
         if self.core.read_word(sem_addr) != value:
-            detail = (f"noc_semaphore_wait(0x{sem_addr:x}, {value}): value is "
-                      f"{self.core.read_word(sem_addr)}")
+            def detail() -> str:
+                return f"noc_semaphore_wait(0x{sem_addr:x}, {value}): value is {self.core.read_word(sem_addr)}"
+
             yield from self._block(self.core.word_event(sem_addr, value), "semaphore_wait", detail)
             self._t = float(self.env.now)
         self._t += self._sem_poll
@@ -242,6 +245,7 @@ class DataflowContext(KernelContext):
         data = np.ascontiguousarray(payload).view(np.uint8)
         self.core.l1.write(address, data)
         self._t += self._store * -(-data.size // 4)
+        self._check_deadline(self._t)
 
     def l1_load(self, address: int, count: int, dtype: type = np.uint16) -> np.ndarray:
         """Load ``count`` values from this core's L1.

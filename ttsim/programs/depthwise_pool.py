@@ -22,6 +22,7 @@ from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_pool import compute_pool_depthwise
 from ttsim.kernels.reader import reader_pool_depthwise
 from ttsim.kernels.writer import writer_sharded_output
+from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
 from ttsim.programs.tensors import write_dram_tiles
@@ -191,7 +192,7 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
                 "sender_semaphore": sender_sem, "receiver_semaphore": receiver_sem,
                 "num_outputs": n_out,
             }
-            args.update(_multicast_role(device, pc, i, j))
+            args.update(weights_multicast_role(device, pc, i, j))
             reader_args[xy] = args
             compute_args[xy] = {"num_outputs": n_out}
             groups = -(-n_out // TILE) if tile_output else n_out
@@ -210,31 +211,3 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
 def _row0(tile: np.ndarray) -> np.ndarray:
     """Row 0 of a tile in storage order (face 0 row 0, face 1 row 0)."""
     return np.concatenate([tile[:16], tile[256:272]])
-
-
-def _multicast_role(device: Device, pc: ParallelConfig, i: int, j: int) -> dict:
-    """Who reads the weights from DRAM and whom it multicasts them to (§6.3).
-
-    HS: core 0 to the grid's bounding box; BS: the first core of each column down the column;
-    WS: every core reads its own slice.
-    """
-    if pc.layout == "width_sharded":
-        return {"is_sender": True, "num_receivers": 0}
-    if pc.layout == "block_sharded":
-        group = [pc.core_xy(r, j) for r in range(pc.num_cores_nhw)]
-        sender, me = group[0], pc.core_xy(i, j)
-    else:
-        group = pc.cores()
-        sender, me = group[0], pc.core_xy(i, j)
-    if me != sender:
-        return {"is_sender": False, "sender_noc_xy": device.worker_core(sender)}
-    receivers = [xy for xy in group if xy != sender]
-    if not receivers:
-        return {"is_sender": True, "num_receivers": 0}
-    xs = [x for x, _ in group]
-    ys = [y for _, y in group]
-    lo = device.worker_core((min(xs), min(ys)))
-    hi = device.worker_core((max(xs), max(ys)))
-    in_box = [xy for xy in device.cores if min(xs) <= xy[0] <= max(xs) and min(ys) <= xy[1] <= max(ys)]
-    return {"is_sender": True, "num_receivers": len(receivers), "mcast_rect": (*lo, *hi),
-            "mcast_num_dests": len(in_box) - 1}

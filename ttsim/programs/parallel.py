@@ -85,7 +85,7 @@ class ParallelConfig:
     channels_padded: int
     """Channels over all channel shards (channels_per_core * num_cores_c)."""
     channels_per_core: int
-    """Channels per core (multiple of 32)."""
+    """Channels per core (a multiple of the channel alignment)."""
 
     @property
     def num_cores(self) -> int:
@@ -116,12 +116,16 @@ class ParallelConfig:
 
 
 def determine_parallel_config(
-    geom: ConvGeometry, layout: str, grid_x: int, grid_y: int
+    geom: ConvGeometry, layout: str, grid_x: int, grid_y: int, channel_align: int = TILE
 ) -> ParallelConfig:
-    """tt-metal's ``determine_parallel_config`` for a depthwise conv (32-channel alignment)."""
+    """tt-metal's ``determine_parallel_config``.
+
+    ``channel_align`` is the input-channel alignment: 32 (a tile) for the depthwise branch,
+    8 (16 B of bfloat16) for the classic conv with row-major input.
+    """
     _check_positive(grid_x=grid_x, grid_y=grid_y)
     out_ntiles = _ceil_div(geom.out_nhw, TILE)
-    c_ntiles = _ceil_div(geom.channels, TILE)
+    c_units = _ceil_div(geom.channels, channel_align)
     if layout == "height_sharded":
         num_nhw = find_closest_largest_divisor_with_num_padding_and_mult(
             out_ntiles, grid_x * grid_y, 1
@@ -129,13 +133,13 @@ def determine_parallel_config(
         num_c = 1
     elif layout == "block_sharded":
         num_nhw = find_closest_largest_divisor_with_num_padding_and_mult(out_ntiles, grid_y, 1)
-        num_c = find_closest_largest_divisor_with_num_padding(c_ntiles, grid_x)
+        num_c = find_closest_largest_divisor_with_num_padding(c_units, grid_x)
     elif layout == "width_sharded":
         num_nhw = 1
-        num_c = find_closest_largest_divisor_with_num_padding(c_ntiles, grid_x * grid_y)
+        num_c = find_closest_largest_divisor_with_num_padding(c_units, grid_x * grid_y)
     else:
         raise ValueError(f"unknown memory layout {layout!r}; expected one of {LAYOUTS}")
-    channels_per_core = TILE * _ceil_div(c_ntiles, num_c)
+    channels_per_core = channel_align * _ceil_div(c_units, num_c)
     return ParallelConfig(
         layout=layout,
         grid_x=grid_x,

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Time ``ttsim run`` on every seed config and check the performance targets.
+
+Each config runs in its own subprocess (``python -m ttsim.cli run CONFIG --json ...``) so that
+wall time includes interpreter start-up and imports, as a user sees it, and peak RSS is that
+run's alone (``os.wait4`` returns the resource usage of exactly the child it reaps).
+
+Prints one row per config: the simulated DEVICE KERNEL DURATION [ns] of the conv op of each
+program (read from the JSON report), wall seconds, peak resident memory in MB, and whether the
+run meets the targets (default <= 5 s and <= 2 GB). Exits 1 if any run misses a target or fails.
+
+Usage: python bench/bench_seed_ops.py [--program pool] [--device wormhole_b0] [CONFIG ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HALO_OP_CODE = "HaloDeviceOperation"
+
+
+def run_one(config: Path, program: str | None, device: str | None) -> dict:
+    """Run one config in a subprocess; return wall s, peak MB, exit code, conv durations, stderr."""
+    with tempfile.TemporaryDirectory(prefix="ttsim-bench-") as tmp:
+        report = Path(tmp) / "report.json"
+        errors = Path(tmp) / "stderr.txt"
+        argv = [sys.executable, "-m", "ttsim.cli", "run", str(config), "--json", str(report)]
+        if program:
+            argv += ["--program", program]
+        if device:
+            argv += ["--device", device]
+        with open(os.devnull, "wb") as devnull, open(errors, "wb") as err:
+            start = time.perf_counter()
+            pid = os.posix_spawn(argv[0], argv, dict(os.environ),
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, devnull.fileno(), 1),
+                                               (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
+            _, status, usage = os.wait4(pid, 0)
+            wall = time.perf_counter() - start
+        # ru_maxrss is KiB on Linux, bytes on macOS
+        peak_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+        code = os.waitstatus_to_exitcode(status)
+        conv = {}
+        if code == 0 and report.exists():
+            for op in json.loads(report.read_text())["ops"]:
+                if op["op_code"] != HALO_OP_CODE:
+                    conv[f"{op['program']}:{op['op_code']}"] = op["device_kernel_duration_ns"]
+        return {"wall": wall, "peak_mb": peak_mb, "code": code, "conv": conv,
+                "stderr": errors.read_text(errors="replace").strip()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("configs", nargs="*", type=Path,
+                        help="configs to time (default: every configs/*.yaml)")
+    parser.add_argument("--program", default=None,
+                        help="passed to ttsim run --program (default: the CLI's default)")
+    parser.add_argument("--device", default=None, help="passed to ttsim run --device")
+    parser.add_argument("--max-wall", type=float, default=5.0, help="wall-time target, s")
+    parser.add_argument("--max-mb", type=float, default=2048.0, help="peak-RSS target, MB")
+    args = parser.parse_args(argv)
+    configs = args.configs or sorted((ROOT / "configs").glob("*.yaml"))
+    if not configs:
+        print("no configs found", file=sys.stderr)
+        return 1
+
+    header = f"{'config':22} {'conv DEVICE KERNEL DURATION [ns]':44} {'wall s':>7} {'peak MB':>8}  target"
+    print(header)
+    print("-" * len(header))
+    misses = 0
+    for config in configs:
+        r = run_one(config, args.program, args.device)
+        if r["code"] != 0:
+            misses += 1
+            first = r["stderr"].splitlines()[0] if r["stderr"] else ""
+            print(f"{config.stem:22} {'FAILED (exit ' + str(r['code']) + ')':44} {r['wall']:7.2f} "
+                  f"{r['peak_mb']:8.0f}  MISS  {first}")
+            continue
+        durations = ", ".join(f"{name.split(':')[0]} {ns:,.0f}" for name, ns in r["conv"].items())
+        ok = r["wall"] <= args.max_wall and r["peak_mb"] <= args.max_mb
+        misses += not ok
+        why = []
+        if r["wall"] > args.max_wall:
+            why.append(f"wall > {args.max_wall:g} s")
+        if r["peak_mb"] > args.max_mb:
+            why.append(f"RSS > {args.max_mb:g} MB")
+        print(f"{config.stem:22} {durations:44} {r['wall']:7.2f} {r['peak_mb']:8.0f}  "
+              f"{'ok' if ok else 'MISS'}  {'; '.join(why)}")
+    print(f"\n{len(configs) - misses} of {len(configs)} configs meet the targets "
+          f"(<= {args.max_wall:g} s wall, <= {args.max_mb:g} MB peak RSS)")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Circular-buffer semantics: the CircularBuffer counters directly, then through tiny programs
+run on a wormhole_b0 device with hand-written producer / consumer kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import simpy
+
+from ttsim.cb import CBConfig, CircularBuffer
+from ttsim.device.core import Risc
+from ttsim.device.device import Device
+from ttsim.device.spec import load_device
+from ttsim.errors import CBRequestError
+from ttsim.formats import DataFormat
+from ttsim.host import Program, run_program
+
+CORE = (0, 0)
+CB_ID = 3
+CB_NAME = "test_cb"
+PAGE = 64
+
+
+def _device() -> Device:
+    return Device(load_device("wormhole_b0"))
+
+
+def _program(num_pages: int, producer, consumer, page_size: int = PAGE) -> Program:
+    program = Program("cb_test")
+    program.create_circular_buffer(
+        [CORE], CBConfig(CB_ID, CB_NAME, page_size, num_pages, DataFormat.BFLOAT16))
+    program.create_kernel("producer", producer, [CORE], Risc.BRISC, {})
+    if consumer is not None:
+        program.create_kernel("consumer", consumer, [CORE], Risc.NCRISC, {})
+    return program
+
+
+def _burn(ctx, words: int) -> None:
+    """Spend 5 cycles per 32-bit store (risc.l1_store_cycles) writing a scratch area."""
+    ctx.l1_store(ctx.core.l1.base + 4096, np.zeros(words, dtype=np.uint32))
+
+
+# -- CircularBuffer on its own ------------------------------------------------------------------
+
+def _cb(num_pages: int = 4, page_size: int = 32, address: int = 1024) -> CircularBuffer:
+    env = simpy.Environment()
+    config = CBConfig(7, "unit", page_size, num_pages, DataFormat.BFLOAT16)
+    return CircularBuffer(env, config, address, "(2,3)")
+
+
+def test_counters_and_push_publish_split() -> None:
+    cb = _cb()
+    assert cb.free_pages() == 4 and cb.available_pages() == 0 and cb.occupancy() == 0
+    cb.push(1)  # producer side: space is taken at once ...
+    assert cb.free_pages() == 3
+    assert cb.available_pages() == 0  # ... but the consumer sees nothing until it is published
+    assert cb.occupancy() == 0
+    cb.publish_push(1)
+    assert cb.available_pages() == 1 and cb.occupancy() == 1
+    cb.push(2)
+    cb.publish_push(2)
+    assert cb.free_pages() == 1 and cb.available_pages() == 3
+    cb.pop(2)  # consumer side: pages gone for the consumer at once ...
+    assert cb.available_pages() == 1
+    assert cb.free_pages() == 1  # ... and free for the producer only once published
+    cb.publish_pop(2)
+    assert cb.free_pages() == 3 and cb.occupancy() == 1
+    assert cb.stats.pages_pushed == 3 and cb.stats.pages_popped == 2
+    assert cb.stats.max_occupancy == 3
+
+
+def test_pointers_advance_by_pages_and_wrap() -> None:
+    cb = _cb(num_pages=4, page_size=32, address=1024)
+    assert cb.limit == 1024 + 128
+    writes = []
+    for _ in range(6):
+        writes.append(cb.fifo_wr_ptr)
+        cb.push(1)
+        cb.publish_push(1)
+        cb.pop(1)
+        cb.publish_pop(1)
+    assert writes == [1024, 1056, 1088, 1120, 1024, 1056]
+    assert cb.fifo_rd_ptr == cb.fifo_wr_ptr == 1024 + 64
+    cb.push(3)  # a multi-page push that crosses the end wraps as well
+    assert cb.fifo_wr_ptr == 1024 + (2 + 3) % 4 * 32
+
+
+def test_events_fire_when_the_condition_holds() -> None:
+    cb = _cb(num_pages=2)
+    front = cb.front_event(2)
+    cb.push(1)
+    cb.publish_push(1)
+    assert not front.triggered  # cumulative: 1 of the 2 pages waited for
+    cb.push(1)
+    cb.publish_push(1)
+    assert front.triggered
+    back = cb.reserve_event(1)
+    cb.pop(1)
+    assert not back.triggered  # the pop is not yet visible to the producer
+    cb.publish_pop(1)
+    assert back.triggered
+
+
+def test_check_request_and_pop_errors() -> None:
+    cb = _cb(num_pages=4, page_size=32)
+    with pytest.raises(CBRequestError) as info:
+        cb.check_request(5, "cb_wait_front", "my_kernel")
+    message = str(info.value)
+    for part in ("my_kernel", "(2,3)", "CB 7 'unit'", "cb_wait_front", "5 pages", "4 pages"):
+        assert part in message
+    with pytest.raises(CBRequestError):
+        cb.check_request(0, "cb_reserve_back", "my_kernel")
+    cb.check_request(4, "cb_reserve_back", "my_kernel")  # the whole CB is a valid request
+    cb.push(1)
+    cb.publish_push(1)
+    with pytest.raises(CBRequestError, match="pops more pages than the 1 available"):
+        cb.pop(2)
+
+
+# -- through programs ---------------------------------------------------------------------------
+
+def test_fifo_order_of_real_bytes_and_pointer_wrap() -> None:
+    device = _device()
+    num_pages, total = 4, 10
+    seen: list[bytes] = []
+    write_ptrs: list[int] = []
+    read_ptrs: list[int] = []
+
+    def producer(ctx):
+        for i in range(total):
+            yield from ctx.cb_reserve_back(CB_ID, 1)
+            ptr = ctx.get_write_ptr(CB_ID)
+            write_ptrs.append(ptr)
+            ctx.l1_store(ptr, np.full(PAGE, i + 1, dtype=np.uint8))
+            ctx.cb_push_back(CB_ID, 1)
+
+    def consumer(ctx):
+        for _ in range(total):
+            yield from ctx.cb_wait_front(CB_ID, 1)
+            ptr = ctx.get_read_ptr(CB_ID)
+            read_ptrs.append(ptr)
+            seen.append(bytes(ctx.core.l1.read(ptr, PAGE)))
+            _burn(ctx, 64)  # slower than the producer, so the CB fills and wraps under pressure
+            ctx.cb_pop_front(CB_ID, 1)
+
+    profile = run_program(device, _program(num_pages, producer, consumer))
+    assert seen == [bytes([i + 1]) * PAGE for i in range(total)]
+    base = profile.cbs[0].address
+    assert base % 16 == 0 and base >= device.spec.l1.unreserved_base_bytes.value
+    expected = [base + (i % num_pages) * PAGE for i in range(total)]
+    assert write_ptrs == expected
+    assert read_ptrs == expected
+    record = profile.cbs[0]
+    assert (record.pages_pushed, record.pages_popped) == (total, total)
+    assert record.max_occupancy == num_pages
+
+
+def test_wait_front_is_cumulative() -> None:
+    """wait_front(2) after wait_front(1) without a pop waits for 2 pages in total, not 2 more:
+    the producer pushes only 2 pages, so an incremental reading would deadlock."""
+    device = _device()
+    times: dict[str, float] = {}
+
+    def producer(ctx):
+        yield from ctx.cb_reserve_back(CB_ID, 2)
+        ctx.cb_push_back(CB_ID, 1)
+        _burn(ctx, 200)  # 1000 cycles between the two pushes
+        ctx.cb_push_back(CB_ID, 1)
+        times["second_push"] = ctx.now
+
+    def consumer(ctx):
+        yield from ctx.cb_wait_front(CB_ID, 1)
+        times["got_one"] = ctx.now
+        yield from ctx.cb_wait_front(CB_ID, 2)
+        times["got_two"] = ctx.now
+        ctx.cb_pop_front(CB_ID, 2)
+
+    profile = run_program(device, _program(4, producer, consumer))
+    assert times["got_one"] < times["second_push"] - 900
+    assert times["got_two"] >= times["second_push"]
+    record = profile.cbs[0]
+    assert (record.pages_pushed, record.pages_popped) == (2, 2)
+    assert record.consumer_blocked_cycles > 900
+
+
+def test_producer_blocks_when_full_and_it_is_recorded() -> None:
+    device = _device()
+    total, burn_words = 8, 100  # the consumer spends 500 cycles per page
+
+    def producer(ctx):
+        for _ in range(total):
+            yield from ctx.cb_reserve_back(CB_ID, 1)
+            ctx.cb_push_back(CB_ID, 1)
+
+    def consumer(ctx):
+        for _ in range(total):
+            yield from ctx.cb_wait_front(CB_ID, 1)
+            _burn(ctx, burn_words)
+            ctx.cb_pop_front(CB_ID, 1)
+
+    profile = run_program(device, _program(2, producer, consumer))
+    record = profile.cbs[0]
+    consumer_cost = burn_words * device.spec.risc.l1_store_cycles.value
+    # the producer fills the 2 pages, then waits about one consumer iteration per further page
+    assert record.producer_blocked_cycles >= (total - 3) * consumer_cost
+    assert record.max_occupancy == 2
+    assert (record.pages_pushed, record.pages_popped) == (total, total)
+    blocked = profile.blocked[(CORE, Risc.BRISC)]
+    assert blocked[f"cb_reserve_back:{CB_NAME}"] == pytest.approx(record.producer_blocked_cycles)
+
+
+def test_consumer_blocks_when_producer_is_slow() -> None:
+    device = _device()
+    total, burn_words = 6, 100
+
+    def producer(ctx):
+        for _ in range(total):
+            yield from ctx.cb_reserve_back(CB_ID, 1)
+            _burn(ctx, burn_words)
+            ctx.cb_push_back(CB_ID, 1)
+
+    def consumer(ctx):
+        for _ in range(total):
+            yield from ctx.cb_wait_front(CB_ID, 1)
+            ctx.cb_pop_front(CB_ID, 1)
+
+    profile = run_program(device, _program(4, producer, consumer))
+    record = profile.cbs[0]
+    producer_cost = burn_words * device.spec.risc.l1_store_cycles.value
+    assert record.producer_blocked_cycles == 0
+    assert record.consumer_blocked_cycles >= total * producer_cost * 0.9
+    blocked = profile.blocked[(CORE, Risc.NCRISC)]
+    assert blocked[f"cb_wait_front:{CB_NAME}"] == pytest.approx(record.consumer_blocked_cycles)
+
+
+@pytest.mark.parametrize("call", ["cb_reserve_back", "cb_wait_front"])
+def test_request_larger_than_cb_names_kernel_core_and_cb(call: str) -> None:
+    device = _device()
+
+    def greedy(ctx):
+        yield from getattr(ctx, call)(CB_ID, 5)
+
+    with pytest.raises(CBRequestError) as info:
+        run_program(device, _program(4, greedy, None))
+    message = str(info.value)
+    assert "kernel 'producer'" in message
+    assert "core (0,0)" in message
+    assert f"CB {CB_ID} '{CB_NAME}'" in message
+    assert f"{call}(" in message
+    assert "holds 4 pages" in message
+
+
+def test_pop_more_than_available_raises() -> None:
+    device = _device()
+
+    def producer(ctx):
+        yield from ctx.cb_reserve_back(CB_ID, 1)
+        ctx.cb_push_back(CB_ID, 1)
+
+    def consumer(ctx):
+        yield from ctx.cb_wait_front(CB_ID, 1)
+        ctx.cb_pop_front(CB_ID, 2)
+
+    with pytest.raises(CBRequestError) as info:
+        run_program(device, _program(4, producer, consumer))
+    message = str(info.value)
+    assert "cb_pop_front" in message and CB_NAME in message and "(0,0)" in message
+    assert "1 available" in message

@@ -1,0 +1,464 @@
+"""Compute-kernel ops on real tile bytes against numpy, and the timing of the compute model.
+
+Each test builds a one-core program: input CBs alias L1 buffers whose bytes the host writes
+before the run (a BRISC feeder kernel only pushes the pages), a compute kernel calls the op,
+and the output CB aliases an L1 buffer read back after the run. Rounding as documented in
+ttsim.kernel_api.compute: DST holds bfloat16 (float32 with fp32_dest_acc), packing rounds to the
+output CB's format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from ttsim.cb import CBConfig
+from ttsim.device.core import Risc
+from ttsim.device.device import Device
+from ttsim.device.spec import load_device
+from ttsim.formats import (DataFormat, encode_row_major, pack_tile, round_to_format,
+                           tile_size_bytes, tilize, unpack_tile, untilize, decode_row_major)
+from ttsim.host import Program, run_program
+from ttsim.numerics import ACTIVATIONS
+
+CORE = (0, 0)
+A, B, SCALAR, OUT = 0, 1, 2, 16
+BF16 = DataFormat.BFLOAT16
+
+
+def bf16(x: np.ndarray) -> np.ndarray:
+    """Round to bfloat16 (nearest even), back in float32: the numpy reference of DST / packing."""
+    return np.asarray(x, dtype=np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
+
+
+@dataclass
+class CBData:
+    """An input CB: raw page bytes [pages, page_size]."""
+
+    fmt: DataFormat
+    pages: np.ndarray
+
+
+@dataclass
+class Run:
+    profile: object
+    outputs: dict[int, np.ndarray]  # raw bytes [pages, page_size] of each output CB
+    ctx: object
+
+
+def tiles_cb(tiles: np.ndarray, fmt: DataFormat = BF16) -> CBData:
+    return CBData(fmt, pack_tile(np.atleast_2d(tiles).astype(np.float32), fmt))
+
+
+def rows_cb(rows: np.ndarray, page_size: int, pages: int = 1) -> CBData:
+    """Row-major bf16 rows packed from the start of ``pages`` pages of ``page_size`` bytes."""
+    raw = np.zeros(pages * page_size, dtype=np.uint8)
+    data = encode_row_major(rows.astype(np.float32), BF16)
+    raw[: data.size] = data
+    return CBData(BF16, raw.reshape(pages, page_size))
+
+
+def run_compute(kernel, inputs: dict[int, CBData], outputs: dict[int, tuple[DataFormat, int, int]],
+                math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False) -> Run:
+    """Run ``kernel`` (a compute kernel) on one core; outputs maps cb -> (fmt, page_size, pages)."""
+    device = Device(load_device("wormhole_b0"))
+    program = Program("compute_test")
+    for cb_id, data in inputs.items():
+        pages, page_size = data.pages.shape
+        buffer = device.allocate_l1_buffer(f"in{cb_id}", [CORE], pages * page_size)
+        device.core(CORE).l1.write(buffer.address(CORE), data.pages.reshape(-1))
+        program.create_circular_buffer(
+            [CORE], CBConfig(cb_id, f"in{cb_id}", page_size, pages, data.fmt, True), buffer)
+    out_buffers = {}
+    for cb_id, (fmt, page_size, pages) in outputs.items():
+        buffer = device.allocate_l1_buffer(f"out{cb_id}", [CORE], pages * page_size)
+        out_buffers[cb_id] = (buffer, page_size, pages)
+        program.create_circular_buffer(
+            [CORE], CBConfig(cb_id, f"out{cb_id}", page_size, pages, fmt, True), buffer)
+
+    def feeder(ctx):
+        for cb_id, data in inputs.items():
+            yield from ctx.cb_reserve_back(cb_id, data.pages.shape[0])
+            ctx.cb_push_back(cb_id, data.pages.shape[0])
+
+    captured = []
+
+    def compute(ctx):
+        captured.append(ctx)
+        yield from kernel(ctx)
+
+    program.create_kernel("feeder", feeder, [CORE], Risc.BRISC, {})
+    program.create_kernel("compute", compute, [CORE], "compute", {}, math_fidelity=math_fidelity,
+                          fp32_dest_acc=fp32_dest_acc)
+    profile = run_program(device, program)
+    l1 = device.core(CORE).l1
+    got = {cb_id: l1.read(buffer.address(CORE), size * pages).copy().reshape(pages, size)
+           for cb_id, (buffer, size, pages) in out_buffers.items()}
+    return Run(profile, got, captured[0])
+
+
+def eltwise_kernel(n: int, op, inputs=(A, B), init=None):
+    """Per tile: acquire, op(ctx, i) into DST 0, commit, pack to OUT, release."""
+    def kernel(ctx):
+        if init is not None:
+            init(ctx)
+        for cb in inputs:
+            yield from ctx.cb_wait_front(cb, n)
+        yield from ctx.cb_reserve_back(OUT, n)
+        for i in range(n):
+            ctx.tile_regs_acquire()
+            op(ctx, i)
+            ctx.tile_regs_commit()
+            ctx.tile_regs_wait()
+            ctx.pack_tile(0, OUT)
+            ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, n)
+        for cb in inputs:
+            ctx.cb_pop_front(cb, n)
+    return kernel
+
+
+def random_tiles(n: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return bf16(rng.standard_normal((n, 1024)) * scale)
+
+
+def out_tiles(run: Run, fmt: DataFormat = BF16) -> np.ndarray:
+    return unpack_tile(run.outputs[OUT], fmt)
+
+
+# -- binary FPU ops ---------------------------------------------------------------------------
+
+def test_mul_tiles() -> None:
+    a, b = random_tiles(3, 1), random_tiles(3, 2)
+    kernel = eltwise_kernel(3, lambda ctx, i: ctx.mul_tiles(A, B, i, i, 0),
+                            init=lambda ctx: ctx.mul_tiles_init(A, B))
+    run = run_compute(kernel, {A: tiles_cb(a), B: tiles_cb(b)}, {OUT: (BF16, 2048, 3)})
+    np.testing.assert_array_equal(out_tiles(run), bf16(a * b))
+
+
+def test_mul_tiles_by_index() -> None:
+    """Tile indices address pages from the CB's front: out[i] = a[i] * b[2 - i]."""
+    a, b = random_tiles(3, 3), random_tiles(3, 4)
+    kernel = eltwise_kernel(3, lambda ctx, i: ctx.mul_tiles(A, B, i, 2 - i, 0))
+    run = run_compute(kernel, {A: tiles_cb(a), B: tiles_cb(b)}, {OUT: (BF16, 2048, 3)})
+    np.testing.assert_array_equal(out_tiles(run), bf16(a * b[::-1]))
+
+
+def test_add_tiles() -> None:
+    a, b = random_tiles(2, 5), random_tiles(2, 6, scale=10.0)
+    kernel = eltwise_kernel(2, lambda ctx, i: ctx.add_tiles(A, B, i, i, 0))
+    run = run_compute(kernel, {A: tiles_cb(a), B: tiles_cb(b)}, {OUT: (BF16, 2048, 2)})
+    np.testing.assert_array_equal(out_tiles(run), bf16(a.astype(np.float64) + b))
+
+
+def test_add_tiles_bcast_rows_uses_row_0_of_b() -> None:
+    rng = np.random.default_rng(7)
+    a_rows = bf16(rng.standard_normal((32, 32)))
+    b_rows = bf16(rng.standard_normal((32, 32)))  # rows 1..31 must be ignored
+    kernel = eltwise_kernel(1, lambda ctx, i: ctx.add_tiles_bcast_rows(A, B, 0, 0, 0),
+                            init=lambda ctx: ctx.add_bcast_rows_init_short(A, B))
+    run = run_compute(kernel, {A: tiles_cb(tilize(a_rows)), B: tiles_cb(tilize(b_rows))},
+                      {OUT: (BF16, 2048, 1)})
+    got = untilize(out_tiles(run))
+    np.testing.assert_array_equal(got, bf16(a_rows.astype(np.float64) + b_rows[0][None, :]))
+
+
+@pytest.mark.parametrize("op", ["add", "mul"])
+def test_binary_dest_reuse_tiles(op: str) -> None:
+    a, b = random_tiles(2, 8), random_tiles(2, 9)
+
+    def body(ctx, i):
+        ctx.copy_tile(A, i, 0)
+        ctx.binary_dest_reuse_tiles(B, i, 0, op=op)
+
+    kernel = eltwise_kernel(2, body, init=lambda ctx: ctx.binary_dest_reuse_tiles_init(B))
+    run = run_compute(kernel, {A: tiles_cb(a), B: tiles_cb(b)}, {OUT: (BF16, 2048, 2)})
+    expected = a.astype(np.float64) + b if op == "add" else a.astype(np.float64) * b
+    np.testing.assert_array_equal(out_tiles(run), bf16(expected))
+
+
+# -- copy and DST precision ---------------------------------------------------------------------
+
+def test_copy_tile_rounds_to_bf16_in_dst() -> None:
+    rng = np.random.default_rng(10)
+    a = rng.standard_normal((2, 1024)).astype(np.float32)  # not bf16-representable
+    assert not np.array_equal(a, bf16(a))
+    kernel = eltwise_kernel(2, lambda ctx, i: ctx.copy_tile(A, i, 0), inputs=(A,),
+                            init=lambda ctx: ctx.copy_tile_init(A))
+    fp32 = DataFormat.FLOAT32
+    run = run_compute(kernel, {A: tiles_cb(a, fp32)}, {OUT: (fp32, 4096, 2)})
+    np.testing.assert_array_equal(unpack_tile(run.outputs[OUT], fp32), bf16(a))
+    # with fp32 accumulation DST keeps float32 and the copy is exact
+    run = run_compute(kernel, {A: tiles_cb(a, fp32)}, {OUT: (fp32, 4096, 2)}, fp32_dest_acc=True)
+    np.testing.assert_array_equal(unpack_tile(run.outputs[OUT], fp32), a)
+
+
+def test_copy_tile_into_other_dst_slots_and_pack_by_index() -> None:
+    a = random_tiles(3, 11)
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, 3)
+        yield from ctx.cb_reserve_back(OUT, 3)
+        ctx.tile_regs_acquire()
+        for i in range(3):
+            ctx.copy_tile(A, i, 5 - i)  # DST 5, 4, 3
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        for i in range(3):
+            ctx.pack_tile(3 + i, OUT, out_index=i)  # out[i] = DST[3 + i] = a[2 - i]
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 3)
+
+    run = run_compute(kernel, {A: tiles_cb(a)}, {OUT: (BF16, 2048, 3)})
+    np.testing.assert_array_equal(out_tiles(run), a[::-1])
+
+
+# -- reductions ---------------------------------------------------------------------------------
+
+def _reduce_kernel(pool: str):
+    def kernel(ctx):
+        ctx.reduce_init(A, SCALAR, OUT)
+        yield from ctx.cb_wait_front(A, 1)
+        yield from ctx.cb_wait_front(SCALAR, 1)
+        yield from ctx.cb_reserve_back(OUT, 1)
+        ctx.tile_regs_acquire()
+        ctx.reduce_tile(A, SCALAR, 0, 0, 0, pool=pool)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        ctx.pack_tile(0, OUT)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 1)
+    return kernel
+
+
+def _assert_bf16_close(got: np.ndarray, expected: np.ndarray, atol: float = 0.0) -> None:
+    """Equal to the float64 reference rounded to bf16, up to one bf16 ulp (the simulator computes
+    in float32 before rounding), or ``atol``."""
+    ulp = np.ldexp(1.0, np.floor(np.log2(np.maximum(np.abs(expected), 1e-30))).astype(int) - 7)
+    error = np.abs(got - bf16(expected))
+    assert np.all((error <= ulp) | (error <= atol)), float(np.max(error / ulp))
+    assert np.mean(got == bf16(expected)) > 0.9
+
+
+def test_reduce_tile_col_sum_into_row_0_scaled() -> None:
+    rng = np.random.default_rng(12)
+    rows = bf16(rng.standard_normal((32, 32)))
+    scalar = np.full(1024, 0.25, dtype=np.float32)
+    run = run_compute(_reduce_kernel("sum"), {A: tiles_cb(tilize(rows)), SCALAR: tiles_cb(scalar)},
+                      {OUT: (BF16, 2048, 1)})
+    got = untilize(out_tiles(run))
+    _assert_bf16_close(got[0], rows.astype(np.float64).sum(axis=0) * 0.25)
+    assert not got[1:].any()  # only row 0 of DST is written
+
+
+def test_reduce_tile_col_max() -> None:
+    rng = np.random.default_rng(13)
+    rows = bf16(rng.standard_normal((32, 32)))
+    rows[5] = bf16(np.abs(rows[5]) + 0.5)  # every column has a positive maximum
+    scalar = np.full(1024, 2.0, dtype=np.float32)
+    run = run_compute(_reduce_kernel("max"), {A: tiles_cb(tilize(rows)), SCALAR: tiles_cb(scalar)},
+                      {OUT: (BF16, 2048, 1)})
+    got = untilize(out_tiles(run))
+    np.testing.assert_array_equal(got[0], rows.max(axis=0) * 2.0)
+    assert not got[1:].any()
+
+
+@pytest.mark.parametrize(("rows", "ntiles", "row_width", "col_offset", "row_offset"), [
+    (9, 2, 64, 0, 0),     # a 3x3 window of 64 channels
+    (16, 1, 64, 32, 0),   # second channel block of a row
+    (5, 1, 32, 0, 7),     # rows starting 7 rows into the page
+    (32, 3, 96, 0, 0),    # a full 32-row tile height
+])
+def test_unpack_tilize_a_b_block_and_reduce_tile_math(rows: int, ntiles: int, row_width: int,
+                                                      col_offset: int, row_offset: int) -> None:
+    rng = np.random.default_rng(rows * 100 + ntiles)
+    total_rows = row_offset + rows
+    data = bf16(rng.standard_normal((total_rows, row_width)))
+    page = max(2048, total_rows * row_width * 2)
+    scalar = np.full(1024, 0.5, dtype=np.float32)
+    width = ntiles * 32
+
+    def kernel(ctx):
+        ctx.unpack_tilizeA_B_init(A, SCALAR, ntiles)
+        ctx.reduce_init(A, SCALAR, OUT)
+        ctx.pack_untilize_dest_init(OUT, rows=1, num_faces=2)
+        yield from ctx.cb_wait_front(A, 1)
+        yield from ctx.cb_wait_front(SCALAR, 1)
+        yield from ctx.cb_reserve_back(OUT, 1)
+        ctx.tile_regs_acquire()
+        ctx.unpack_tilizeA_B_block(A, SCALAR, ntiles, rows, row_width=row_width,
+                                   col_offset=col_offset, row_offset=row_offset)
+        for t in range(ntiles):
+            ctx.reduce_tile_math(t)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        ctx.pack_untilize_dest(OUT, ntiles, rows=1, row_width=width)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 1)
+
+    run = run_compute(kernel, {A: rows_cb(data, page), SCALAR: tiles_cb(scalar)},
+                      {OUT: (BF16, width * 2, 1)})
+    got = decode_row_major(run.outputs[OUT].reshape(-1), BF16)
+    block = data[row_offset:, col_offset : col_offset + width].astype(np.float64)
+    _assert_bf16_close(got, block.sum(axis=0) * 0.5)
+
+
+# -- SFPU -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["relu", "relu6", "silu", "gelu"])
+def test_sfpu_activation(name: str) -> None:
+    a = random_tiles(1, 14, scale=4.0)  # spans relu6's clamp at 6
+
+    def body(ctx, i):
+        ctx.copy_tile(A, i, 0)
+        ctx.sfpu_tile(name, 0)
+
+    kernel = eltwise_kernel(1, body, inputs=(A,), init=lambda ctx: ctx.sfpu_init(name))
+    run = run_compute(kernel, {A: tiles_cb(a)}, {OUT: (BF16, 2048, 1)})
+    expected = ACTIVATIONS[name](a.astype(np.float64))
+    # gelu(x) for x < -5 is below 1e-6 and its erf-based value loses relative precision
+    _assert_bf16_close(out_tiles(run), expected, atol=1e-6)
+    if name in ("relu", "relu6"):
+        np.testing.assert_array_equal(out_tiles(run), bf16(expected))
+
+
+@pytest.mark.parametrize(("method", "name"), [("relu_tile", "relu"), ("silu_tile", "silu"),
+                                              ("gelu_tile", "gelu")])
+def test_named_sfpu_calls_match_sfpu_tile(method: str, name: str) -> None:
+    a = random_tiles(1, 15, scale=3.0)
+    via_name = run_compute(eltwise_kernel(1, lambda ctx, i: (ctx.copy_tile(A, 0, 0),
+                                                             getattr(ctx, method)(0)), inputs=(A,)),
+                           {A: tiles_cb(a)}, {OUT: (BF16, 2048, 1)})
+    via_tile = run_compute(eltwise_kernel(1, lambda ctx, i: (ctx.copy_tile(A, 0, 0),
+                                                             ctx.sfpu_tile(name, 0)), inputs=(A,)),
+                           {A: tiles_cb(a)}, {OUT: (BF16, 2048, 1)})
+    np.testing.assert_array_equal(via_name.outputs[OUT], via_tile.outputs[OUT])
+
+
+def test_relu_max_tile_is_relu6() -> None:
+    a = random_tiles(1, 16, scale=5.0)
+    run = run_compute(eltwise_kernel(1, lambda ctx, i: (ctx.copy_tile(A, 0, 0),
+                                                        ctx.relu_max_tile(0, 6.0)), inputs=(A,)),
+                      {A: tiles_cb(a)}, {OUT: (BF16, 2048, 1)})
+    np.testing.assert_array_equal(out_tiles(run), np.clip(a, 0.0, 6.0))
+
+
+# -- layout conversions ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("rows", "row_width", "col_offset"), [(32, 64, 0), (1, 64, 0), (32, 96, 32)])
+def test_pack_untilize_dest_writes_row_major_rows(rows: int, row_width: int, col_offset: int) -> None:
+    rng = np.random.default_rng(17)
+    matrix = bf16(rng.standard_normal((32, 64)))
+    tiles = tilize(matrix)
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, 2)
+        yield from ctx.cb_reserve_back(OUT, 1)
+        ctx.tile_regs_acquire()
+        ctx.copy_tile(A, 0, 0)
+        ctx.copy_tile(A, 1, 1)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        ctx.pack_untilize_dest(OUT, 2, rows=rows, row_width=row_width, col_offset=col_offset)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 1)
+
+    run = run_compute(kernel, {A: tiles_cb(tiles)}, {OUT: (BF16, 32 * row_width * 2, 1)})
+    got = decode_row_major(run.outputs[OUT].reshape(-1), BF16).reshape(32, row_width)
+    np.testing.assert_array_equal(got[:rows, col_offset : col_offset + 64], matrix[:rows])
+    untouched = np.ones((32, row_width), dtype=bool)
+    untouched[:rows, col_offset : col_offset + 64] = False
+    assert not got[untouched].any()
+
+
+@pytest.mark.parametrize("ntiles", [1, 3])
+def test_tilize_block_equals_formats_tilize(ntiles: int) -> None:
+    rng = np.random.default_rng(18)
+    rows = bf16(rng.standard_normal((32, 32 * ntiles)))
+
+    def kernel(ctx):
+        ctx.tilize_init(A, ntiles, OUT)
+        yield from ctx.cb_wait_front(A, 1)
+        yield from ctx.cb_reserve_back(OUT, ntiles)
+        ctx.tilize_block(A, ntiles, OUT)
+        ctx.cb_push_back(OUT, ntiles)
+        ctx.cb_pop_front(A, 1)
+        ctx.tilize_uninit(A, OUT)
+
+    run = run_compute(kernel, {A: rows_cb(rows, 32 * 32 * ntiles * 2)}, {OUT: (BF16, 2048, ntiles)})
+    np.testing.assert_array_equal(out_tiles(run).reshape(ntiles, 1024), tilize(rows))
+
+
+def test_bfloat8_b_output_cb() -> None:
+    a, b = random_tiles(2, 19), random_tiles(2, 20)
+    bfp8 = DataFormat.BFLOAT8_B
+    kernel = eltwise_kernel(2, lambda ctx, i: ctx.mul_tiles(A, B, i, i, 0))
+    run = run_compute(kernel, {A: tiles_cb(a), B: tiles_cb(b)},
+                      {OUT: (bfp8, tile_size_bytes(bfp8), 2)})
+    dst = bf16(a * b)
+    np.testing.assert_array_equal(run.outputs[OUT], pack_tile(dst, bfp8))
+    np.testing.assert_array_equal(unpack_tile(run.outputs[OUT], bfp8), round_to_format(dst, bfp8))
+    assert not np.array_equal(round_to_format(dst, bfp8), dst)  # the format really is coarser
+
+
+def test_bfloat8_b_input_cb() -> None:
+    bfp8 = DataFormat.BFLOAT8_B
+    a = round_to_format(random_tiles(1, 21), bfp8)
+    b = random_tiles(1, 22)
+    kernel = eltwise_kernel(1, lambda ctx, i: ctx.mul_tiles(A, B, 0, 0, 0))
+    run = run_compute(kernel, {A: tiles_cb(a, bfp8), B: tiles_cb(b)}, {OUT: (BF16, 2048, 1)})
+    np.testing.assert_array_equal(out_tiles(run), bf16(a * b))
+
+
+# -- timing of the compute model --------------------------------------------------------------------
+
+def _mul_run(fidelity: str, n: int) -> Run:
+    a, b = random_tiles(n, 23), random_tiles(n, 24)
+    kernel = eltwise_kernel(n, lambda ctx, i: ctx.mul_tiles(A, B, i, i, 0))
+    return run_compute(kernel, {A: tiles_cb(a), B: tiles_cb(b)}, {OUT: (BF16, 2048, n)},
+                       math_fidelity=fidelity)
+
+
+def test_mul_tiles_math_cost_scales_with_fidelity() -> None:
+    n = 8
+    spec = load_device("wormhole_b0")
+    per_phase = spec.compute.eltwise_mul_tile_cycles_per_phase.value  # 8 cycles (ELWMUL)
+    lofi, hifi4 = _mul_run("LoFi", n), _mul_run("HiFi4", n)
+    np.testing.assert_array_equal(lofi.outputs[OUT], hifi4.outputs[OUT])  # numerics unchanged
+    busy_diff = hifi4.ctx.busy_cycles[Risc.TRISC1] - lofi.ctx.busy_cycles[Risc.TRISC1]
+    assert busy_diff == pytest.approx((4 - 1) * per_phase * n)
+    assert hifi4.ctx.busy_cycles[Risc.TRISC0] == lofi.ctx.busy_cycles[Risc.TRISC0]
+    d_lofi = lofi.profile.risc_duration_cycles(Risc.TRISC1)
+    d_hifi4 = hifi4.profile.risc_duration_cycles(Risc.TRISC1)
+    # unpacking two bf16 tiles (8 + 4096 / 80 cycles) outlasts even HiFi4 math (32 cycles), so
+    # the math thread waits on unpack and only the last tile's extra phases show in the duration
+    assert d_hifi4 - d_lofi >= (4 - 1) * per_phase
+    assert d_hifi4 <= d_lofi + (4 - 1) * per_phase * n
+
+
+def test_three_trisc_zones_exist_and_are_ordered() -> None:
+    run = _mul_run("HiFi2", 4)
+    zones = {(z.core, z.risc): z for z in run.profile.zones}
+    assert set(zones) == {(CORE, Risc.BRISC), (CORE, Risc.TRISC0), (CORE, Risc.TRISC1),
+                          (CORE, Risc.TRISC2)}
+    unpack, math, pack = (zones[(CORE, r)] for r in (Risc.TRISC0, Risc.TRISC1, Risc.TRISC2))
+    assert unpack.start == math.start == pack.start
+    assert unpack.end > unpack.start and math.end > math.start and pack.end > pack.start
+    assert pack.end > math.end  # the last tile is packed after its math finished
+    assert run.profile.device_kernel_duration_cycles == round(
+        max(z.end for z in zones.values()) - min(z.start for z in zones.values()))
+    for risc in (Risc.TRISC0, Risc.TRISC1, Risc.TRISC2):
+        assert 0 < run.profile.risc_duration_cycles(risc) <= run.profile.device_kernel_duration_cycles
+
+
+def test_reduce_tile_col_max_of_negative_columns() -> None:
+    rng = np.random.default_rng(25)
+    rows = bf16(-np.abs(rng.standard_normal((32, 32))) - 0.25)
+    scalar = np.full(1024, 1.0, dtype=np.float32)
+    run = run_compute(_reduce_kernel("max"), {A: tiles_cb(tilize(rows)), SCALAR: tiles_cb(scalar)},
+                      {OUT: (BF16, 2048, 1)})
+    np.testing.assert_array_equal(untilize(out_tiles(run))[0], rows.max(axis=0))

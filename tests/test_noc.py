@@ -1,0 +1,278 @@
+"""NoC timing: routes on the torus, calibration against the measured DM-tests figures
+(hardware.md 1.2), contention on shared ports, and multicast delivery."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ttsim.device.core import Risc
+from ttsim.device.device import Device
+from ttsim.device.noc import NocModel
+from ttsim.device.spec import load_device
+from ttsim.errors import ConfigurationError
+from ttsim.host import Program, run_program
+from ttsim.kernel_api import TensorAccessor
+
+# The DM-tests setup behind hardware.md 1.2 (TM tests/tt_metal/tt_metal/data_movement/one_from_one/
+# test_one_from_one.cpp, TensixDataMovementOneFromOnePacketSizes): master (requestor) logical
+# core (0,0) reads from subordinate logical core (1,1) on NOC::RISCV_1_default, i.e. NCRISC on
+# NoC1. On the unidirectional torus (NoC1 goes -y, -x) that is 20 (WH) / 27 (BH) hops there, 2 back.
+REQUESTER = (0, 0)
+TARGET = (1, 1)
+CAL_RISC, CAL_NOC = Risc.NCRISC, 1
+
+
+# -- (a) routes -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def wh_noc() -> NocModel:
+    return NocModel(load_device("wormhole_b0"))
+
+
+@pytest.mark.parametrize(("noc", "src", "dst", "hops"), [
+    (0, (1, 1), (2, 1), 1),     # one step +x
+    (0, (2, 1), (1, 1), 9),     # NoC0 only goes +x: around the 10-wide ring
+    (1, (2, 1), (1, 1), 1),     # NoC1 goes -x
+    (1, (1, 1), (2, 1), 9),
+    (0, (1, 1), (1, 2), 1),     # one step +y
+    (0, (1, 2), (1, 1), 11),    # around the 12-high ring
+    (1, (1, 2), (1, 1), 1),
+    (0, (9, 11), (0, 0), 2),    # wrap in both dimensions
+    (1, (0, 0), (9, 11), 2),
+    (0, (8, 10), (1, 2), 7),    # 3 in x (8->9->0->1), 4 in y (10->11->0->1->2)
+    (1, (8, 10), (1, 2), 15),   # 7 in x (8->...->1 going down), 8 in y
+    (0, (3, 4), (3, 4), 0),
+])
+def test_hop_counts(wh_noc: NocModel, noc: int, src, dst, hops: int) -> None:
+    assert wh_noc.hops(noc, src, dst) == hops
+    assert len(wh_noc.route_nodes(noc, src, dst)) == hops
+
+
+def test_noc0_goes_x_then_y(wh_noc: NocModel) -> None:
+    assert wh_noc.route_nodes(0, (8, 10), (1, 2)) == [
+        (8, 10, "x"), (9, 10, "x"), (0, 10, "x"),
+        (1, 10, "y"), (1, 11, "y"), (1, 0, "y"), (1, 1, "y"),
+    ]
+
+
+def test_noc1_goes_y_then_x(wh_noc: NocModel) -> None:
+    assert wh_noc.route_nodes(1, (1, 1), (9, 11)) == [
+        (1, 1, "y"), (1, 0, "y"),     # -y: 1 -> 0 -> 11
+        (1, 11, "x"), (0, 11, "x"),   # -x: 1 -> 0 -> 9
+    ]
+
+
+# -- (b) calibration against hardware.md 1.2 ----------------------------------------------------
+
+def _remote_read_cycles(device_name: str, size: int, count: int) -> int:
+    device = Device(load_device(device_name))
+    buffer = device.allocate_l1_buffer("data", [REQUESTER, TARGET], size)
+
+    def requester(ctx):
+        x, y = ctx.device.worker_core(TARGET)
+        for _ in range(count):
+            ctx.noc_async_read(ctx.get_noc_addr(x, y, buffer.address(TARGET)),
+                               buffer.address(REQUESTER), size)
+        ctx.noc_async_read_barrier()
+        yield from ()
+
+    program = Program("one_from_one")
+    program.create_kernel("requestor", requester, [REQUESTER], CAL_RISC, {}, noc=CAL_NOC)
+    profile = run_program(device, program)
+    return _single_kernel_duration(profile)
+
+
+def _dram_read_cycles(device_name: str, size: int, count: int) -> int:
+    device = Device(load_device(device_name))
+    dram = device.dram.allocate_interleaved("dram_data", size, count)
+    accessor = TensorAccessor(dram, tuple(bank.noc_xy for bank in device.dram.banks))
+    landing = device.allocate_l1_buffer("landing", [REQUESTER], size)
+
+    def reader(ctx):
+        for page in range(count):
+            ctx.noc_async_read_tile(page, accessor, landing.address(REQUESTER))
+        ctx.noc_async_read_barrier()
+        yield from ()
+
+    program = Program("dram_interleaved")
+    program.create_kernel("reader", reader, [REQUESTER], CAL_RISC, {}, noc=CAL_NOC)
+    return _single_kernel_duration(run_program(device, program))
+
+
+def _single_kernel_duration(profile) -> int:
+    """The kernel zone is the only thing in the op: the device duration is that zone."""
+    assert len(profile.zones) == 1
+    zone = profile.zones[0]
+    assert zone.core == REQUESTER and zone.risc is CAL_RISC
+    assert zone.start == 0.0  # first core launched: no stagger, no firmware gap
+    assert profile.device_kernel_duration_cycles == round(zone.end - zone.start)
+    assert profile.risc_duration_cycles(CAL_RISC) == profile.device_kernel_duration_cycles
+    return profile.device_kernel_duration_cycles
+
+
+# (device, kind, bytes per read, reads, measured cycles) from hardware.md 1.2 (DM-tests).
+MEASURED = [
+    ("wormhole_b0", "remote", 32, 1, 290),
+    ("wormhole_b0", "remote", 2048, 1, 364),
+    ("wormhole_b0", "remote", 8192, 1, 570),
+    ("wormhole_b0", "remote", 2048, 256, 18_722),
+    ("wormhole_b0", "dram", 32, 1, 384),
+    ("wormhole_b0", "dram", 2048, 1, 463),
+    ("wormhole_b0", "dram", 2048, 256, 23_929),
+    ("blackhole", "remote", 64, 1, 368),
+    ("blackhole", "remote", 2048, 1, 402),
+    ("blackhole", "remote", 8192, 1, 495),
+    ("blackhole", "remote", 2048, 256, 9_311),
+    ("blackhole", "dram", 64, 1, 479),
+    ("blackhole", "dram", 2048, 1, 578),
+    ("blackhole", "dram", 2048, 256, 24_603),
+]
+TOLERANCE = 0.15
+
+def _case(device: str, kind: str, size: int, count: int, measured: int):
+    return pytest.param(device, kind, size, count, measured, id=f"{device}-{kind}-{count}x{size}B")
+
+
+def _simulate(device: str, kind: str, size: int, count: int) -> int:
+    return (_remote_read_cycles if kind == "remote" else _dram_read_cycles)(device, size, count)
+
+
+@pytest.fixture(scope="module")
+def calibration(request) -> dict[tuple[str, str, int, int], int]:
+    """Simulate every case once and print the table of simulated vs measured."""
+    simulated = {row[:4]: _simulate(*row[:4]) for row in MEASURED}
+    lines = ["", f"{'device':12} {'kind':6} {'reads':>5} {'bytes':>6} {'measured':>9} "
+                 f"{'simulated':>9} {'error':>7}"]
+    for device, kind, size, count, measured in MEASURED:
+        cycles = simulated[(device, kind, size, count)]
+        lines.append(f"{device:12} {kind:6} {count:5} {size:6} {measured:9,} {cycles:9,} "
+                     f"{(cycles - measured) / measured:+7.1%}")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            print("\n".join(lines))
+    else:
+        print("\n".join(lines))
+    return simulated
+
+
+@pytest.mark.parametrize(("device", "kind", "size", "count", "measured"),
+                         [_case(*row) for row in MEASURED])
+def test_calibration_within_15_percent(calibration, device: str, kind: str, size: int, count: int,
+                                       measured: int) -> None:
+    simulated = calibration[(device, kind, size, count)]
+    assert abs(simulated - measured) <= TOLERANCE * measured, (
+        f"{device} {kind} {count} x {size} B: simulated {simulated} vs measured {measured}")
+
+
+def test_steady_state_bandwidth_per_read(calibration) -> None:
+    """hardware.md: 73 cycles per 2 KiB (28.0 B/cycle) between remote reads on WH."""
+    one = calibration[("wormhole_b0", "remote", 2048, 1)]
+    many = calibration[("wormhole_b0", "remote", 2048, 256)]
+    per_read = (many - one) / 255
+    assert per_read == pytest.approx(73, rel=0.10)
+    assert 2048 / per_read == pytest.approx(28.0, rel=0.10)
+
+
+# -- (c) contention ---------------------------------------------------------------------------
+
+CONTENTION_BYTES = 64 * 1024
+
+
+def _concurrent_reads(pairs: list[tuple[tuple[int, int], tuple[int, int]]]):
+    device = Device(load_device("wormhole_b0"))
+    cores = sorted({xy for pair in pairs for xy in pair})
+    buffer = device.allocate_l1_buffer("data", cores, CONTENTION_BYTES)
+    program = Program("contention")
+    for requester, target in pairs:
+        def kernel(ctx, target=target):
+            x, y = ctx.device.worker_core(target)
+            ctx.noc_async_read(ctx.get_noc_addr(x, y, buffer.address(target)),
+                               buffer.address(ctx.core.logical), CONTENTION_BYTES)
+            ctx.noc_async_read_barrier()
+            yield from ()
+        program.create_kernel(f"reader_{requester}", kernel, [requester], Risc.BRISC, {}, noc=0)
+    return run_program(device, program)
+
+
+def test_two_readers_of_one_core_share_its_niu() -> None:
+    spec = load_device("wormhole_b0")
+    streaming = CONTENTION_BYTES / min(spec.noc.niu_bytes_per_cycle.value,
+                                       spec.noc.link_bytes_per_cycle.value)  # ~2,332 cycles
+    alone = _concurrent_reads([((0, 0), (1, 0))]).device_kernel_duration_cycles
+    assert alone > streaming
+    shared = _concurrent_reads([((0, 0), (1, 0)), ((2, 0), (1, 0))])
+    slowest = max(shared.per_core_duration_cycles().values())
+    # the second transfer queues behind the first on the target's NIU: one more streaming time
+    assert slowest - alone == pytest.approx(streaming, rel=0.10)
+    assert slowest / alone > 1.6
+
+
+def test_readers_on_disjoint_links_do_not_interfere() -> None:
+    alone = _concurrent_reads([((0, 0), (1, 0))]).device_kernel_duration_cycles
+    # rows 0 and 2 use different NIUs and different router links (row y=1 vs y=3 on NoC0)
+    both = _concurrent_reads([((0, 0), (1, 0)), ((0, 2), (1, 2))])
+    assert both.per_core_duration_cycles() == {(0, 0): alone, (0, 2): alone}
+
+
+# -- (d) multicast ----------------------------------------------------------------------------
+
+def _multicast_program(device: Device, rect_logical, num_dests: int, payload: np.ndarray):
+    sender = (0, 0)
+    buffer = device.allocate_l1_buffer("mcast", list(device.cores), payload.size)
+    address = buffer.address(sender)  # same on every core (fresh device)
+    (lx0, ly0), (lx1, ly1) = rect_logical
+    x0, y0 = device.worker_core((lx0, ly0))
+    x1, y1 = device.worker_core((lx1, ly1))
+
+    def kernel(ctx):
+        ctx.l1_store(address, payload)
+        ctx.noc_async_write_multicast(address, ctx.get_noc_multicast_addr(x0, y0, x1, y1, address),
+                                      payload.size, num_dests)
+        ctx.noc_async_write_barrier()
+        yield from ()
+
+    program = Program("mcast")
+    program.create_kernel("sender", kernel, [sender], Risc.BRISC, {}, noc=0)
+    return program, address
+
+
+def test_multicast_reaches_every_core_of_the_rectangle() -> None:
+    device = Device(load_device("wormhole_b0"))
+    payload = (np.arange(256) * 7 % 251).astype(np.uint8)
+    rect = ((1, 1), (3, 2))  # 3 x 2 logical cores, the sender (0,0) outside
+    program, address = _multicast_program(device, rect, 6, payload)
+    profile = run_program(device, program)
+    inside = {(x, y) for x in range(1, 4) for y in range(1, 3)}
+    for xy, core in device.cores.items():
+        landed = core.l1.read(address, payload.size)
+        if xy in inside:
+            assert np.array_equal(landed, payload), xy
+        elif xy != (0, 0):
+            assert not landed.any(), xy
+    # the write costs at least its streaming time at the multicast rate
+    mcast_rate = device.spec.noc.multicast_bytes_per_cycle.value
+    assert profile.device_kernel_duration_cycles > payload.size / mcast_rate
+
+
+def test_multicast_rectangle_spanning_a_dram_column_counts_only_workers() -> None:
+    device = Device(load_device("wormhole_b0"))
+    payload = np.full(64, 0xAB, dtype=np.uint8)
+    # logical columns 3 and 4 are NoC x=4 and x=6; NoC x=5 is DRAM: 2 x 1 worker cores
+    program, address = _multicast_program(device, ((3, 0), (4, 0)), 2, payload)
+    run_program(device, program)
+    assert np.array_equal(device.core((3, 0)).l1.read(address, 64), payload)
+    assert np.array_equal(device.core((4, 0)).l1.read(address, 64), payload)
+
+
+def test_multicast_num_dests_mismatch_raises() -> None:
+    device = Device(load_device("wormhole_b0"))
+    payload = np.ones(32, dtype=np.uint8)
+    program, _ = _multicast_program(device, ((1, 1), (3, 2)), 5, payload)
+    with pytest.raises(ConfigurationError) as info:
+        run_program(device, program)
+    message = str(info.value)
+    assert "noc_async_write_multicast" in message
+    assert "5 destinations" in message and "6 worker cores" in message
+    assert "kernel 'sender' on core (0,0)" in message

@@ -1,0 +1,220 @@
+"""Host side of the classic sharded conv2d (``OptimizedConvNew``; tt-programs.md §4).
+
+A depthwise conv reaches this program as a grouped conv: the [C, 1, kh, kw] weights are expanded
+to the dense block-diagonal [kh*kw*Cin, Cout] matrix (zeros included) and multiplied out by the
+sharded im2col matmul. This module builds that matrix in DRAM (in the weights dtype), the block
+configuration, every CB of ``get_cb_info`` with its size, the semaphores and the runtime args of
+the activation reader, the weights reader (multicast) and the compute kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ttsim.cb import CBConfig
+from ttsim.config import ConvSpec
+from ttsim.device.core import Risc
+from ttsim.device.device import Device, L1Buffer
+from ttsim.errors import UnsupportedFunctionality
+from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize, untilize
+from ttsim.host import Program
+from ttsim.kernel_api import TensorAccessor
+from ttsim.kernels.compute_conv import compute_conv
+from ttsim.kernels.conv_act_reader import reader_conv_activations_bs, reader_conv_activations_hs
+from ttsim.kernels.conv_weights import conv_weights_mcast
+from ttsim.programs.conv_blocking import ClassicBlockConfig, ClassicOverrides, determine_classic_block_config
+from ttsim.programs.multicast import weights_multicast_role
+from ttsim.programs.parallel import ParallelConfig
+from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
+from ttsim.programs.tensors import write_dram_tiles
+
+CLASSIC_OP_CODE = "OptimizedConvNew"
+TILE = 32
+BF16_TILE = 2048
+L1_ARRAY_BYTES = 64
+
+
+def grouped_weight_matrix(weight: np.ndarray, geom: ConvGeometry, pc: ParallelConfig,
+                          block: ClassicBlockConfig) -> np.ndarray:
+    """The dense [K, N] weight matrix of a depthwise conv (block-diagonal, zero padded).
+
+    K rows are ordered (channel block, kernel row, kernel column, local input channel), each
+    (channel block, kernel row) padded to ``act_block_w`` tiles, as the im2col rows are; N
+    columns are output channels padded to whole tiles per output core.
+    """
+    channels = weight.shape[0]
+    cpc = pc.channels_per_core
+    k_rows = block.k_ntiles * TILE
+    n_cols = block.num_cores_c_out * block.weight_block_w_ntiles * TILE
+    matrix = np.zeros((k_rows, n_cols), dtype=np.float32)
+    c = np.arange(channels)
+    c_block, local = np.divmod(c, cpc) if pc.layout == "block_sharded" else (np.zeros_like(c), c)
+    for r in range(geom.kh):
+        for s in range(geom.kw):
+            rows = ((c_block * geom.kh + r) * block.act_block_w_ntiles * TILE + s * cpc + local)
+            matrix[rows, c] = weight[:, 0, r, s]
+    return matrix
+
+
+def matrix_to_tiles(matrix: np.ndarray) -> np.ndarray:
+    """Row-major tile order (tile id = row_tile * width_tiles + col_tile), storage-order values."""
+    return np.concatenate([tilize(matrix[r : r + TILE]) for r in range(0, matrix.shape[0], TILE)])
+
+
+def tiles_to_matrix(tiles: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Inverse of :func:`matrix_to_tiles`."""
+    width = cols // TILE
+    return np.concatenate([untilize(tiles[r * width : (r + 1) * width]) for r in range(rows // TILE)])
+
+
+@dataclass
+class ClassicProgram:
+    program: Program
+    output: L1Buffer
+    output_pc: ParallelConfig
+    block: ClassicBlockConfig
+    weights_seen: np.ndarray
+    bias_seen: np.ndarray | None
+
+
+def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
+                          halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
+                          bias: np.ndarray | None, overrides: ClassicOverrides) -> ClassicProgram:
+    """Wire the classic conv's kernels for a depthwise conv given as a grouped conv."""
+    if spec.output_layout != "tile":
+        raise UnsupportedFunctionality("conv.output_layout: the classic program is modelled with tiled output only")
+    if pc.layout == "width_sharded":
+        raise UnsupportedFunctionality("conv.memory_layout: the classic program supports height_sharded and block_sharded")
+    arch = device.spec.arch
+    block = determine_classic_block_config(geom, pc, arch, overrides)
+    block_sharded = pc.layout == "block_sharded"
+    wfmt, ofmt = DataFormat(spec.weights_dtype), DataFormat(spec.dtype)
+    wtile, otile = tile_size_bytes(wfmt), tile_size_bytes(ofmt)
+    wbw = block.weight_block_w_ntiles
+    n_tiles = block.num_cores_c_out * wbw
+
+    matrix = grouped_weight_matrix(weight, geom, pc, block)
+    tiles = round_to_format(matrix_to_tiles(matrix), wfmt)
+    seen = tiles_to_matrix(tiles, *matrix.shape)
+    weights_seen = _diagonal_weights(seen, weight.shape, geom, pc, block)
+    weight_buffer = write_dram_tiles(device, "grouped_conv_weights", tiles, wfmt)
+    bias_seen, bias_buffer = None, None
+    if bias is not None:
+        row = np.zeros((TILE, n_tiles * TILE), dtype=np.float32)
+        row[0, : bias.size] = bias
+        bias_tiles = round_to_format(tilize(row), wfmt)
+        bias_seen = tiles_to_matrix(bias_tiles, TILE, n_tiles * TILE)[0, : bias.size]
+        bias_buffer = write_dram_tiles(device, "conv_bias", bias_tiles, wfmt)
+    banks = tuple(b.noc_xy for b in device.dram.banks)
+
+    cores = pc.cores()
+    out_pc = replace(pc, num_cores_c=block.num_cores_c_out, channels_per_core=wbw * TILE,
+                     channels_padded=n_tiles * TILE)
+    out_tiles = block.per_core_out_h_ntiles * wbw
+    output = device.allocate_l1_buffer("conv_output", cores, out_tiles * otile)
+    indices = device.allocate_l1_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
+
+    program = Program(CLASSIC_OP_CODE)
+    ids = iter(range(32))
+    cb: dict[str, int] = {}
+
+    def make(name: str, page: int, pages: int, fmt: DataFormat, buffer: L1Buffer | None = None) -> None:
+        if pages > 0:
+            cb[name] = program.create_circular_buffer(
+                cores, CBConfig(next(ids), name, page, pages, fmt, buffer is not None), buffer)
+
+    reader0_rows = -(-block.act_block_h_ntiles // 2) if block.split_reader else block.act_block_h_ntiles
+    act_buffers = 2 if block.enable_act_double_buffer else 1
+    if not block_sharded and block.num_blocks_act_h > 1:
+        weight_blocks = geom.kh  # fully buffered: weights read once, re-pushed for later act blocks
+    else:
+        weight_blocks = 2 if block.enable_weights_double_buffer else 1
+    act_w = block.act_block_w_ntiles
+    make("WEIGHTS", wtile, block.weight_block_num_tiles * weight_blocks, wfmt)
+    make("MATMUL_PARTIALS", otile, out_tiles, ofmt, output)
+    if block_sharded:
+        make("ACT", otile, block.act_block_num_tiles * act_buffers, ofmt)
+    else:
+        make("ACT", BF16_TILE, reader0_rows * act_w * act_buffers, DataFormat.BFLOAT16)
+        second = (block.act_block_h_ntiles - reader0_rows) if block.split_reader else 0
+        make("ACT_SECOND_READER", BF16_TILE, second * act_w * act_buffers, DataFormat.BFLOAT16)
+    make("ACT_TILIZED", otile, block.act_block_num_tiles, ofmt)
+    if bias is not None:
+        make("BIAS", wtile, wbw, wfmt)
+    if block_sharded:
+        make("ACT_ROW_MAJOR_BFLOAT16", BF16_TILE, block.act_block_num_tiles, DataFormat.BFLOAT16)
+    make("OUT", otile, out_tiles, ofmt, output)
+    make("READER_INDICES", indices.size_per_core, 1, DataFormat.UINT32, indices)
+    make("L1_ARRAY", L1_ARRAY_BYTES, 1, DataFormat.UINT32)
+    make("ACT_SHARDED", pc.channels_per_core * 2, halo_buffer.size_per_core // (pc.channels_per_core * 2),
+         DataFormat.BFLOAT16, halo_buffer)
+
+    weights_sender = program.create_semaphore(cores)
+    weights_receiver = program.create_semaphore(cores)
+    act_sender = program.create_semaphore(cores)
+    act_receiver = program.create_semaphore(cores)
+
+    names = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER", "act_tilized_cb": "ACT_TILIZED",
+             "act_row_major_cb": "ACT_ROW_MAJOR_BFLOAT16", "weights_cb": "WEIGHTS", "bias_cb": "BIAS",
+             "matmul_partials_cb": "MATMUL_PARTIALS", "out_cb": "OUT", "reader_indices_cb": "READER_INDICES",
+             "l1_array_cb": "L1_ARRAY", "act_sharded_cb": "ACT_SHARDED"}
+    compile_args = {
+        **{key: cb.get(name, -1) for key, name in names.items()},
+        "kernel": (geom.kh, geom.kw), "dilation": (geom.dh, geom.dw), "padded_width": geom.padded_w,
+        "stick_bytes": pc.channels_per_core * 2,
+        "act_block_w_extra_align_bytes": block.act_block_w_extra_align_bytes,
+        "act_block_h_ntiles": block.act_block_h_ntiles, "act_block_w_ntiles": act_w,
+        "weight_block_h_ntiles": block.weight_block_h_ntiles, "weight_block_w_ntiles": wbw,
+        "weight_matrix_width_ntiles": n_tiles, "weight_tile_bytes": wtile,
+        "out_subblock_h_ntiles": block.out_subblock_h_ntiles, "out_subblock_w_ntiles": block.out_subblock_w_ntiles,
+        "num_blocks_act_h": block.num_blocks_act_h, "conv_act_c_blocks": block.conv_act_c_blocks,
+        "reader0_rows_ntiles": reader0_rows, "split_reader": block.split_reader,
+        "weights_fully_buffered": weight_blocks == geom.kh and not block_sharded and block.num_blocks_act_h > 1,
+        "has_bias": bias is not None, "activation": spec.activation, "block_sharded": block_sharded,
+        "act_tilized_tile_bytes": otile,
+    }
+    weights = TensorAccessor(weight_buffer, banks)
+    biases = TensorAccessor(bias_buffer, banks) if bias_buffer is not None else None
+    reader_args, weight_args, compute_args = {}, {}, {}
+    weight_cores = []
+    for i in range(pc.num_cores_nhw):
+        for j in range(pc.num_cores_c):
+            xy = pc.core_xy(i, j)
+            device.core(xy).l1.write(indices.address(xy), halo[i].reader_indices.astype(np.uint32).view(np.uint8))
+            n_out = halo[i].num_outputs
+            reader_args[xy] = {"num_outputs": n_out, "c_index": j,
+                               "row_noc_xy": [device.worker_core(pc.core_xy(i, c)) for c in range(pc.num_cores_c)],
+                               "act_sender_semaphore": act_sender, "act_receiver_semaphore": act_receiver}
+            computes = not block_sharded or j < block.num_cores_c_out
+            compute_args[xy] = {"skip_compute": not computes}
+            if computes:
+                weight_cores.append(xy)
+                weight_args[xy] = {"num_outputs": n_out, "weight_accessor": weights, "bias_accessor": biases,
+                                   "weight_column": j if block_sharded else 0,
+                                   "weights_sender_semaphore": weights_sender,
+                                   "weights_receiver_semaphore": weights_receiver,
+                                   **weights_multicast_role(device, pc, i, j)}
+    reader = reader_conv_activations_bs if block_sharded else reader_conv_activations_hs
+    program.create_kernel("reader_conv_activations", reader, cores, Risc.NCRISC, compile_args, reader_args, noc=1)
+    program.create_kernel("conv_weights_mcast", conv_weights_mcast, weight_cores, Risc.BRISC, compile_args,
+                          weight_args, noc=0)
+    program.create_kernel("conv_bmm_tilize", compute_conv, cores, "compute", compile_args, compute_args,
+                          math_fidelity=spec.math_fidelity)
+    return ClassicProgram(program, output, out_pc, block, weights_seen, bias_seen)
+
+
+def _diagonal_weights(matrix: np.ndarray, shape: tuple[int, ...], geom: ConvGeometry, pc: ParallelConfig,
+                      block: ClassicBlockConfig) -> np.ndarray:
+    """The depthwise weights as the device holds them (the diagonal of the rounded matrix)."""
+    channels = shape[0]
+    cpc = pc.channels_per_core
+    c = np.arange(channels)
+    c_block, local = np.divmod(c, cpc) if pc.layout == "block_sharded" else (np.zeros_like(c), c)
+    out = np.zeros(shape, dtype=np.float32)
+    for r in range(geom.kh):
+        for s in range(geom.kw):
+            rows = (c_block * geom.kh + r) * block.act_block_w_ntiles * TILE + s * cpc + local
+            out[:, 0, r, s] = matrix[rows, c]
+    return out
