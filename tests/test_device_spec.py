@@ -101,7 +101,7 @@ def test_preset_is_self_consistent(name: str) -> None:
         assert 0 <= bx < width and 0 <= by < height
         assert bx not in xs
     assert spec.noc.niu_bytes_per_cycle.value <= spec.noc.link_bytes_per_cycle.value
-    assert spec.dram.reader_stream_bytes_per_cycle.value <= spec.dram.bank_bytes_per_cycle.value
+    assert spec.dram.bank_bytes_per_cycle.value <= spec.noc.niu_bytes_per_cycle.value
     assert spec.noc.max_burst_bytes.value % spec.dram.read_alignment_bytes.value == 0
     # every activation the configs accept has an SFPU cost (identity stands for "none")
     sfpu = spec.compute.sfpu_tile_cycles.value

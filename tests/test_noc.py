@@ -84,14 +84,17 @@ def _remote_read_cycles(device_name: str, size: int, count: int) -> int:
 
 
 def _dram_read_cycles(device_name: str, size: int, count: int) -> int:
+    """As the DM-tests DRAM kernel (dram_unary/kernels/reader_unary.cpp): ``count`` reads of
+    consecutive addresses of one bank, addresses precomputed (no interleaved address generation)."""
     device = Device(load_device(device_name))
-    dram = device.dram.allocate_interleaved("dram_data", size, count)
-    accessor = TensorAccessor(dram, tuple(bank.noc_xy for bank in device.dram.banks))
+    dram = device.dram.allocate_interleaved("dram_data", size * count, len(device.dram.banks))
+    bank_x, bank_y = device.dram.banks[0].noc_xy
     landing = device.allocate_l1_buffer("landing", [REQUESTER], size)
 
     def reader(ctx):
-        for page in range(count):
-            ctx.noc_async_read_tile(page, accessor, landing.address(REQUESTER))
+        for i in range(count):
+            ctx.noc_async_read(ctx.get_noc_addr(bank_x, bank_y, dram.base_address + i * size),
+                               landing.address(REQUESTER), size)
         ctx.noc_async_read_barrier()
         yield from ()
 

@@ -202,8 +202,7 @@ class NocModel:
         spec = self.spec
         if target in self._banks:
             path = self._path(noc, target, requester)
-            cap = spec.dram.reader_stream_bytes_per_cycle.value
-            return self._stream(path, nbytes, t, cap) + spec.dram.read_latency_cycles.value
+            return self._stream(path, nbytes, t, self.link_rate) + spec.dram.read_latency_cycles.value
         if target == requester:
             path = (self.niu(noc, target, "out"), self.niu(noc, requester, "in"))
             cap = spec.noc.local_bytes_per_cycle.value
@@ -221,7 +220,7 @@ class NocModel:
         """A unicast write issued at ``t``; returns its arrival (and ack) cycle at ``dst``."""
         if dst in self._banks:
             path = self._path(noc, src, dst)
-            end = self._stream(path, nbytes, t, self.spec.dram.reader_stream_bytes_per_cycle.value)
+            end = self._stream(path, nbytes, t, self.link_rate)
             return end + self.spec.dram.write_latency_cycles.value
         if src == dst:
             path = (self.niu(noc, src, "out"), self.niu(noc, dst, "in"))

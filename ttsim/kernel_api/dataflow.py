@@ -60,6 +60,7 @@ class DataflowContext(KernelContext):
         noc_spec = self.spec.noc
         self._read_issue = noc_spec.read_issue_cycles.value
         self._read_state_issue = noc_spec.read_with_state_issue_cycles.value
+        self._page_address = noc_spec.interleaved_page_address_cycles.value
         self._write_issue = noc_spec.write_issue_cycles.value
         self._atomic_issue = noc_spec.atomic_issue_cycles.value
         self._barrier_poll = noc_spec.barrier_poll_cycles.value
@@ -141,7 +142,8 @@ class DataflowContext(KernelContext):
         self._read(NocAddr(x, y, src_local_addr), dst_l1, self._state_size)
 
     def noc_async_read_tile(self, page_id: int, accessor: TensorAccessor, dst_l1: int) -> None:
-        """Read one page of an interleaved buffer."""
+        """Read one page of an interleaved buffer (bank and address generation, then the read)."""
+        self._t += self._page_address
         self.noc_async_read(accessor.get_noc_addr(page_id), dst_l1, accessor.buffer.page_size)
 
     def noc_async_read_barrier(self) -> None:
