@@ -15,13 +15,20 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from ttsim.config import load_config
 from ttsim.device.spec import available_devices
 from ttsim.errors import TtsimError
+from ttsim.report.compare import Comparison, comparison_document, comparison_table
 from ttsim.report.results import report_document
 from ttsim.report.table import print_results
 from ttsim.simulate import PROGRAM_CHOICES, OpResult, run
 
 EXIT_BAD_INPUT = 2
+
+
+def _console() -> Console:
+    """A console for tables; wide when the output is not a terminal (logs, CI, pipes)."""
+    return Console() if sys.stdout.isatty() else Console(width=120)
 
 
 def _fail(message: str) -> None:
@@ -62,7 +69,7 @@ def main() -> None:
 def run_command(configs: tuple[Path, ...], program: str, device: str | None,
                 json_path: Path | None) -> None:
     """Simulate each CONFIG and print DEVICE KERNEL DURATION per device op."""
-    console = Console()
+    console = _console()
     everything: list[OpResult] = []
     try:
         for path in configs:
@@ -71,6 +78,29 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None,
             everything.extend(results)
         if json_path is not None:
             _write_atomically(json_path, json.dumps(report_document(everything), indent=2) + "\n")
+    except TtsimError as exc:
+        _fail(str(exc))
+
+
+@main.command("compare")
+@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--device", "device", default=None, help="device preset (overrides the config's 'device:')")
+@click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
+              help="also write the comparison as JSON to this path")
+def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None) -> None:
+    """Run the classic and the pool program on each CONFIG and compare them."""
+    console = _console()
+    comparisons: list[Comparison] = []
+    try:
+        for path in configs:
+            config = load_config(path)
+            results = run(config, program="all", device=device)
+            classic, pool = results[1], results[3]
+            comparisons.append(Comparison(config.name, classic, pool,
+                                          config.measured.classic_device_kernel_duration_ns))
+        console.print(comparison_table(comparisons))
+        if json_path is not None:
+            _write_atomically(json_path, json.dumps(comparison_document(comparisons), indent=2) + "\n")
     except TtsimError as exc:
         _fail(str(exc))
 

@@ -97,6 +97,11 @@ class Device:
         addresses = {xy: self.core(xy).l1.allocate_buffer(name, size_per_core) for xy in cores}
         return L1Buffer(name, size_per_core, addresses)
 
+    def allocate_l1_small_buffer(self, name: str, cores: list[XY], size_per_core: int) -> L1Buffer:
+        """A sharded buffer in the ``L1_SMALL`` region (tt-metal places config tensors there)."""
+        addresses = {xy: self.core(xy).l1.allocate_small(name, size_per_core) for xy in cores}
+        return L1Buffer(name, size_per_core, addresses)
+
     def free_l1_buffer(self, buffer: L1Buffer) -> None:
         """Deallocate a sharded L1 buffer on every core that holds it."""
         for xy in buffer.addresses:

@@ -34,6 +34,7 @@ class L1Memory:
     """The byte array of one core's L1 plus a two-ended bump allocator."""
 
     def __init__(self, core_name: str, size: int, base: int, end: int, alignment: int) -> None:
+        """L1 of ``size`` bytes; CBs and buffers live in [base, end), ``L1_SMALL`` in [end, size)."""
         self.core_name = core_name
         self.data = np.zeros(size, dtype=np.uint8)
         self.base = base
@@ -41,6 +42,7 @@ class L1Memory:
         self.alignment = alignment
         self._cb_top = base
         self._buffer_bottom = end
+        self._small_top = end
         self.allocations: list[Allocation] = []
 
     @property
@@ -50,8 +52,8 @@ class L1Memory:
 
     @property
     def used_bytes(self) -> int:
-        """Bytes held by CBs and buffers."""
-        return sum(a.size for a in self.allocations)
+        """Bytes of the usable budget held by CBs and buffers (L1_SMALL not included)."""
+        return sum(a.size for a in self.allocations if a.kind != "small")
 
     def allocate_cb(self, name: str, size: int) -> int:
         """Place a circular buffer bottom-up; return its address."""
@@ -76,9 +78,22 @@ class L1Memory:
         self.allocations.append(Allocation(name, address, size, "buffer"))
         return address
 
+    def allocate_small(self, name: str, size: int) -> int:
+        """Place a buffer in the ``L1_SMALL`` region (config tensors such as reader indices)."""
+        address = align_up(self._small_top, self.alignment)
+        if address + size > self.data.size:
+            raise L1OverflowError(
+                f"L1_SMALL overflow on core {self.core_name}: {name!r} ({size:,} B) does not fit in "
+                f"the {self.data.size - self.end:,} B L1_SMALL region")
+        self._small_top = address + size
+        self.allocations.append(Allocation(name, address, size, "small"))
+        return address
+
     def free_buffer(self, name: str) -> None:
         """Release a tensor buffer (its space can hold later buffers)."""
-        self.allocations = [a for a in self.allocations if not (a.kind == "buffer" and a.name == name)]
+        self.allocations = [a for a in self.allocations if not (a.kind in ("buffer", "small") and a.name == name)]
+        self._small_top = max((a.address + a.size for a in self.allocations if a.kind == "small"),
+                              default=self.end)
         self._buffer_bottom = min((a.address for a in self.allocations if a.kind == "buffer"),
                                   default=self.end)
 

@@ -96,7 +96,7 @@ def reader_conv_activations_bs(ctx: DataflowContext):
                     ctx.noc_async_write_multicast(
                         ctx.get_read_ptr(act_tilized_cb),
                         ctx.get_noc_multicast_addr(x0, y0, x1, y1, write_ptr),
-                        act_block_tiles * tile_bytes, c_blocks, loopback_src=True)
+                        act_block_tiles * tile_bytes, c_blocks, linked=True, loopback_src=True)
                     ctx.noc_semaphore_set_multicast(
                         valid_word, ctx.get_noc_multicast_addr(x0, y0, x1, y1, receiver_sem),
                         c_blocks, loopback_src=True)

@@ -114,7 +114,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
                      channels_padded=n_tiles * TILE)
     out_tiles = block.per_core_out_h_ntiles * wbw
     output = device.allocate_l1_buffer("conv_output", cores, out_tiles * otile)
-    indices = device.allocate_l1_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
+    indices = device.allocate_l1_small_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
 
     program = Program(CLASSIC_OP_CODE)
     ids = iter(range(32))

@@ -128,7 +128,7 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
     else:
         out_bytes = pc.out_shard * cpc * 2
     output = device.allocate_l1_buffer("conv_output", cores, out_bytes)
-    indices = device.allocate_l1_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
+    indices = device.allocate_l1_small_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
 
     program = Program(POOL_OP_CODE)
     index = iter(range(32))
