@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from ttsim.errors import CBRequestError
-from ttsim.formats import DataFormat
+from ttsim.formats import DataFormat, tile_size_bytes
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,15 @@ class CircularBuffer:
         self.config = config
         self.core_name = core_name
         self.address = address
-        self.limit = address + config.total_size
+        # per-CB constants, read on every tile access by the kernel APIs
+        self.page_size = config.page_size
+        self.num_pages = config.num_pages
+        self.total_size = config.total_size
+        self.data_format = DataFormat(config.data_format)
+        self.tile_bytes = tile_size_bytes(self.data_format)
+        """Bytes of one 32x32 tile in the CB's format."""
+        self.is_bf16 = self.data_format is DataFormat.BFLOAT16
+        self.limit = address + self.total_size
         self.fifo_wr_ptr = address
         self.fifo_rd_ptr = address
         self._pushed_by_producer = 0
@@ -87,16 +95,23 @@ class CircularBuffer:
     def name(self) -> str:
         return self.config.name
 
-    @property
-    def page_size(self) -> int:
-        return self.config.page_size
-
-    @property
-    def num_pages(self) -> int:
-        return self.config.num_pages
-
     def describe(self) -> str:
         return f"CB {self.config.index} '{self.config.name}'"
+
+    # -- page addresses -------------------------------------------------------------------
+    def _wrap(self, address: int) -> int:
+        """Fold an address past either end of the FIFO back into it."""
+        return self.address + (address - self.address) % self.total_size
+
+    def front_page_address(self, index: int) -> int:
+        """L1 address of page ``index`` counted from the read pointer (the consumer's view)."""
+        address = self.fifo_rd_ptr + index * self.page_size
+        return address if self.address <= address < self.limit else self._wrap(address)
+
+    def back_page_address(self, index: int) -> int:
+        """L1 address of page ``index`` counted from the write pointer (the producer's view)."""
+        address = self.fifo_wr_ptr + index * self.page_size
+        return address if self.address <= address < self.limit else self._wrap(address)
 
     # -- checks ---------------------------------------------------------------------------
     def check_request(self, n: int, op: str, kernel: str) -> None:
@@ -123,7 +138,7 @@ class CircularBuffer:
         self._pushed_by_producer += n
         self.fifo_wr_ptr += n * self.page_size
         if self.fifo_wr_ptr >= self.limit:
-            self.fifo_wr_ptr -= self.config.total_size
+            self.fifo_wr_ptr -= self.total_size
 
     def publish_push(self, n: int) -> None:
         """Make n pushed pages visible to the consumer (at the producer's time)."""
@@ -158,7 +173,7 @@ class CircularBuffer:
         self._popped_by_consumer += n
         self.fifo_rd_ptr += n * self.page_size
         if self.fifo_rd_ptr >= self.limit:
-            self.fifo_rd_ptr -= self.config.total_size
+            self.fifo_rd_ptr -= self.total_size
 
     def publish_pop(self, n: int) -> None:
         """Make n popped pages free for the producer (at the consumer's time)."""

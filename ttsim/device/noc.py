@@ -171,7 +171,10 @@ class NocModel:
             self._forget_past()
         end = t
         remaining = nbytes
-        rate = min(cap, min(p.bytes_per_cycle for p in ports))
+        rate = cap
+        for port in ports:
+            if port.bytes_per_cycle < rate:
+                rate = port.bytes_per_cycle
         while remaining > 0:
             chunk = min(remaining, self.max_burst)
             duration = chunk / rate
@@ -204,7 +207,7 @@ class NocModel:
             path = self._path(noc, target, requester)
             return self._stream(path, nbytes, t, self.link_rate) + spec.dram.read_latency_cycles.value
         if target == requester:
-            path = (self.niu(noc, target, "out"), self.niu(noc, requester, "in"))
+            path = self._path(noc, target, requester)  # no links: the NIU out and in ports
             cap = spec.noc.local_bytes_per_cycle.value
             return self._stream(path, nbytes, t, cap) + spec.noc.local_read_latency_cycles.value
         path = self._path(noc, target, requester)
@@ -223,7 +226,7 @@ class NocModel:
             end = self._stream(path, nbytes, t, self.link_rate)
             return end + self.spec.dram.write_latency_cycles.value
         if src == dst:
-            path = (self.niu(noc, src, "out"), self.niu(noc, dst, "in"))
+            path = self._path(noc, src, dst)  # no links: the NIU out and in ports
             end = self._stream(path, nbytes, t, self.spec.noc.local_bytes_per_cycle.value)
             return end + self.write_latency(0)
         end = self._stream(self._path(noc, src, dst), nbytes, t, self.link_rate)

@@ -110,6 +110,11 @@ class KernelContext:
         except KeyError:
             raise CBRequestError(f"{self.where}: no circular buffer {cb_id} on this core") from None
 
+    def get_local_cb_interface(self, cb_id: int) -> CircularBuffer:
+        """The CB's local interface, whose ``fifo_rd_ptr`` / ``fifo_wr_ptr`` kernels may move by
+        hand (as tt-metal's conv compute does for its partials)."""
+        return self.cb(cb_id)
+
     def get_write_ptr(self, cb_id: int) -> int:
         """L1 address where the producer writes next (``get_write_ptr``)."""
         return self.cb(cb_id).fifo_wr_ptr
@@ -121,7 +126,8 @@ class KernelContext:
     def _reserve(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
         """Producer wait for ``n`` free pages from local time ``t``; returns the resume time."""
         cb = self.cb(cb_id)
-        cb.check_request(n, "cb_reserve_back", self.kernel_name)
+        if n <= 0 or n > cb.num_pages:
+            cb.check_request(n, "cb_reserve_back", self.kernel_name)
         cb.stats.producer.calls += 1
         t += self._cb_check
         if cb.free_pages() >= n:  # free space only grows while the producer waits
@@ -141,7 +147,8 @@ class KernelContext:
     def _wait_front(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
         """Consumer wait for ``n`` available pages from local time ``t``; returns resume time."""
         cb = self.cb(cb_id)
-        cb.check_request(n, "cb_wait_front", self.kernel_name)
+        if n <= 0 or n > cb.num_pages:
+            cb.check_request(n, "cb_wait_front", self.kernel_name)
         cb.stats.consumer.calls += 1
         t += self._cb_check
         if cb.available_pages() >= n:  # available pages only grow while the consumer waits

@@ -23,18 +23,70 @@ from typing import Any, Callable, Mapping
 import ml_dtypes
 import numpy as np
 
+from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError
-from ttsim.formats import (DataFormat, TILE_ELEMENTS, pack_tile, tile_size_bytes, tilize,
+from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, pack_tile, tilize,
                            unpack_tile, untilize, decode_row_major, encode_row_major)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.numerics import ACTIVATIONS
 
 FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
 DST_TILES = 16
-# storage-order positions of row 0 of a tile (face 0 row 0, then face 1 row 0)
-ROW0 = np.concatenate([np.arange(16), 256 + np.arange(16)])
+BF16 = np.dtype(ml_dtypes.bfloat16)
+"""bfloat16 as a numpy dtype: casting float32 to it rounds to nearest even, back is exact."""
+DECODED_TILES_KEPT = 256
+"""Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
+
+
+def _relu6_float32(x: np.ndarray) -> np.ndarray:
+    """``ACTIVATIONS["relu6"]`` without the ``np.clip`` dispatch: the same clip ufunc call."""
+    return x.clip(0.0, 6.0)
+
+
+FLOAT32_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu6": _relu6_float32}
+"""Activations whose float32 result is bit-identical to the reference's; others go through
+:data:`ttsim.numerics.ACTIVATIONS` and are cast back to float32."""
+
+
+def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str) -> np.ndarray:
+    """Column sums (``pool == "sum"``, float32, summed top row first) or maxima of ``rows``
+    [32, 32 * n] (n tiles side by side), times ``scalar``; returns [n, 2, 16]: each tile's
+    reduced row split in face order."""
+    if pool == "sum":
+        reduced = np.add.reduce(rows, axis=0, dtype=np.float32)
+    else:
+        reduced = rows.max(axis=0)
+    return (reduced * scalar).reshape(-1, 2, FACE_W)
+
+
+class DecodedTiles:
+    """Decoded values of recently read tiles, reused only while their L1 bytes are unchanged.
+
+    Decoding a block-float tile costs several times more than comparing its bytes, and kernels
+    read the same weight and bias tiles for every output. Every lookup compares the tile's
+    current bytes with the bytes that were decoded, so a tile rewritten in L1 is decoded again.
+    Values are returned read-only, as they are shared between reads.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[int, DataFormat], tuple[bytes, np.ndarray]] = {}
+
+    def values(self, address: int, raw: np.ndarray, fmt: DataFormat) -> np.ndarray:
+        """Float32 values of the tile whose bytes ``raw`` sit at ``address`` in format ``fmt``."""
+        key = (address, fmt)
+        current = raw.tobytes()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == current:
+            return entry[1]
+        values = unpack_tile(raw, fmt)
+        values.flags.writeable = False
+        if len(self._entries) >= self.capacity:
+            self._entries.clear()
+        self._entries[key] = (current, values)
+        return values
 
 
 class ComputeContext(KernelContext):
@@ -48,12 +100,22 @@ class ComputeContext(KernelContext):
         self._c = c
         self.math_fidelity = math_fidelity
         self._phases = FIDELITY_PHASES[math_fidelity]
-        self._dst_format = DataFormat.FLOAT32 if fp32_dest_acc else DataFormat.BFLOAT16
+        self._dst_bf16 = not fp32_dest_acc
+        """DST holds bfloat16 (every write rounds to it) unless fp32 accumulation is on."""
         self._dst_limit = c.dst_tiles_per_half.value // (2 if fp32_dest_acc else 1)
         self.dst = np.zeros((DST_TILES, TILE_ELEMENTS), dtype=np.float32)
+        self._dst_faces = self.dst.reshape(DST_TILES, 2, 2, FACE_H, FACE_W)
+        """View of ``dst`` as [tile, face row, face column, row in face, column in face]."""
+        self._dst_row0 = self._dst_faces[:, 0, :, 0, :]
+        """View of row 0 of every DST tile, [tile, face column, column in face]."""
         self._dst_written: set[int] = set()
-        self._srca = np.zeros((c.dst_tiles_per_half.value, 32, 32), dtype=np.float32)
-        self._scalar = 1.0
+        self._l1 = core.l1.data
+        self._decoded = DecodedTiles(DECODED_TILES_KEPT)
+        self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
+        """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
+        self._scalar = np.float32(1.0)
+        self._srca_reductions: dict[str, np.ndarray] = {}
+        """Per pool type, every srcA tile column-reduced and scaled; cleared when srcA changes."""
         start = self._t
         self._math_t = start
         self._pack_t = start
@@ -61,71 +123,108 @@ class ComputeContext(KernelContext):
         self._released = deque([start, start], maxlen=2)
         self._src_banks = deque([start, start], maxlen=2)
         self._pack_position: dict[int, int] = {}
-        self.busy_cycles = {Risc.TRISC0: 0.0, Risc.TRISC1: 0.0, Risc.TRISC2: 0.0}
+        self._busy_unpack = 0.0
+        self._busy_math = 0.0
+        self._busy_pack = 0.0
         self._init_costs = c.init_cycles.value
         self._handshake = c.tile_regs_handshake_cycles.value
         self._sfpu_costs = c.sfpu_tile_cycles.value
+        self._mul_cycles = c.eltwise_mul_tile_cycles_per_phase.value * self._phases
+        self._add_cycles = c.eltwise_add_tile_cycles.value
+        self._datacopy_cycles = c.datacopy_tile_cycles.value
+        self._reduce_cycles_per_phase = c.reduce_tile_cycles_per_phase.value
+        self._unpack_overhead = c.unpack_tile_overhead_cycles.value
+        self._unpack_rate = c.unpack_bytes_per_cycle.value
+        self._unpack_two_operand_rate = c.unpack_two_operand_bytes_per_cycle.value
+        self._pack_overhead = c.pack_tile_overhead_cycles.value
+        self._pack_rate = c.pack_bytes_per_cycle.value
+
+    @property
+    def busy_cycles(self) -> dict[Risc, float]:
+        """Cycles each compute thread spent working (not waiting)."""
+        return {Risc.TRISC0: self._busy_unpack, Risc.TRISC1: self._busy_math,
+                Risc.TRISC2: self._busy_pack}
 
     # -- thread clocks ---------------------------------------------------------------------------
     def _unpack(self, cycles: float) -> float:
         """Charge the unpack thread; returns when the unpacked operands are ready for math."""
-        start = max(self._t, self._src_banks[0])
-        self._t = start + cycles
+        free = self._src_banks[0]
+        self._t = (free if free > self._t else self._t) + cycles
         self._check_deadline(self._t)
-        self.busy_cycles[Risc.TRISC0] += cycles
+        self._busy_unpack += cycles
         return self._t
 
-    def _math(self, ready: float, cycles: float, uses_src: bool = True) -> None:
-        start = max(self._math_t, ready)
-        self._math_t = start + cycles
-        self.busy_cycles[Risc.TRISC1] += cycles
-        if uses_src:
-            self._src_banks.append(self._math_t)
+    def _math(self, ready: float, cycles: float) -> None:
+        """Charge math on operands unpacked at ``ready``; their source bank frees at its end."""
+        self._math_t = (ready if ready > self._math_t else self._math_t) + cycles
+        self._busy_math += cycles
+        self._src_banks.append(self._math_t)
+
+    def _math_dst(self, cycles: float) -> None:
+        """Charge math that only touches DST (no source operands), right after the last."""
+        self._math_t += cycles
+        self._busy_math += cycles
 
     def _pack(self, cycles: float) -> None:
         self._pack_t += cycles
-        self.busy_cycles[Risc.TRISC2] += cycles
+        self._busy_pack += cycles
 
     def _init(self, unpack: bool = False, math: bool = False, pack: bool = False) -> None:
         """Charge a reconfiguration to the threads it touches."""
         if unpack:
             self._t += self._init_costs["unpack"]
-            self.busy_cycles[Risc.TRISC0] += self._init_costs["unpack"]
+            self._busy_unpack += self._init_costs["unpack"]
         if math:
-            self._math(self._math_t, self._init_costs["math"], uses_src=False)
+            self._math_dst(self._init_costs["math"])
         if pack:
             self._pack(self._init_costs["pack"])
 
     def _unpack_cost(self, nbytes: int, two_operand: bool = False) -> float:
-        c = self._c
-        rate = (c.unpack_two_operand_bytes_per_cycle if two_operand else c.unpack_bytes_per_cycle).value
-        return c.unpack_tile_overhead_cycles.value + nbytes / rate
+        rate = self._unpack_two_operand_rate if two_operand else self._unpack_rate
+        return self._unpack_overhead + nbytes / rate
 
     def _pack_cost(self, nbytes: int) -> float:
-        c = self._c
-        return c.pack_tile_overhead_cycles.value + nbytes / c.pack_bytes_per_cycle.value
+        return self._pack_overhead + nbytes / self._pack_rate
 
     # -- tile access -----------------------------------------------------------------------------
-    def _page_address(self, cb_id: int, index: int, front: bool) -> int:
-        cb = self.cb(cb_id)
-        pointer = cb.fifo_rd_ptr if front else cb.fifo_wr_ptr
-        offset = (pointer - cb.address + index * cb.page_size) % cb.config.total_size
-        return cb.address + offset
+    def _read_tile(self, cb: CircularBuffer, index: int) -> np.ndarray:
+        """Float32 values (storage order) of tile ``index`` at ``cb``'s front; treat as read-only."""
+        address = cb.front_page_address(index)
+        raw = self._l1[address : address + cb.tile_bytes]
+        if cb.is_bf16:
+            return raw.view(BF16).astype(np.float32)
+        return self._decoded.values(address, raw, cb.data_format)
 
-    def _read_tile(self, cb_id: int, index: int) -> tuple[np.ndarray, int]:
-        """Values (storage order) and byte size of tile ``index`` from the CB's front."""
-        fmt = self.cb(cb_id).config.data_format
-        size = tile_size_bytes(fmt)
-        address = self._page_address(cb_id, index, front=True)
-        return unpack_tile(self.core.l1.data[address : address + size], fmt), size
+    def _first_value(self, cb: CircularBuffer) -> float:
+        """Value 0 (storage order) of the front tile of ``cb``, decoding only that value."""
+        if cb.is_bf16:
+            address = cb.front_page_address(0)
+            return float(self._l1[address : address + 2].view(BF16)[0])
+        return float(self._read_tile(cb, 0)[0])
+
+    def _write_values(self, address: int, values: np.ndarray, cb: CircularBuffer,
+                      encode: Callable[[np.ndarray, DataFormat], np.ndarray]) -> None:
+        """Store ``values`` (flattened in C order) at ``address`` in ``cb``'s format.
+
+        bfloat16 is cast straight into L1 (the same round-to-nearest-even cast as ``encode``);
+        other formats go through ``encode`` (:func:`pack_tile` or :func:`encode_row_major`).
+        """
+        if cb.is_bf16:
+            self._l1[address : address + 2 * values.size].view(BF16).reshape(values.shape)[...] = values
+        else:
+            data = encode(values, cb.data_format)
+            self._l1[address : address + data.size] = data
+
+    def _dst_index_error(self, index: int) -> ConfigurationError:
+        """The error for a DST index outside the half a kernel may use."""
+        return ConfigurationError(
+            f"{self.where}: DST index {index} outside the {self._dst_limit} tiles of a half")
 
     def _set_dst(self, index: int, values: np.ndarray) -> None:
+        """DST[index] = values rounded to the DST format."""
         if not 0 <= index < self._dst_limit:
-            raise ConfigurationError(
-                f"{self.where}: DST index {index} outside the {self._dst_limit} tiles of a half")
-        if self._dst_format is DataFormat.BFLOAT16:
-            values = values.astype(ml_dtypes.bfloat16).astype(np.float32)
-        self.dst[index] = values
+            raise self._dst_index_error(index)
+        self.dst[index] = values.astype(BF16) if self._dst_bf16 else values
         self._dst_written.add(index)
 
     # -- circular buffers ------------------------------------------------------------------------
@@ -140,7 +239,8 @@ class ComputeContext(KernelContext):
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
         """PACK: wait for ``n`` free pages at the back of ``cb_id``."""
         cb = self.cb(cb_id)
-        cb.check_request(n, "cb_reserve_back", self.kernel_name)
+        if n <= 0 or n > cb.num_pages:
+            cb.check_request(n, "cb_reserve_back", self.kernel_name)
         cb.stats.producer.calls += 1
         resume = self._pack_t + self._cb_check
         if cb.free_pages() < n:
@@ -165,11 +265,14 @@ class ComputeContext(KernelContext):
     # -- DST handshakes --------------------------------------------------------------------------
     def tile_regs_acquire(self) -> None:
         """MATH: take a DST half (waits for pack to release it)."""
-        self._math(self._released[0], self._handshake, uses_src=False)
+        released = self._released[0]
+        if released > self._math_t:
+            self._math_t = released
+        self._math_dst(self._handshake)
 
     def tile_regs_commit(self) -> None:
         """MATH: hand the DST half to pack."""
-        self._math(self._math_t, self._handshake, uses_src=False)
+        self._math_dst(self._handshake)
         self._commit_t = self._math_t
 
     def tile_regs_wait(self) -> None:
@@ -245,75 +348,73 @@ class ComputeContext(KernelContext):
     # -- math ------------------------------------------------------------------------------------
     def _binary(self, icb0: int, icb1: int, i0: int, i1: int, math_cycles: float,
                 op: Callable[[np.ndarray, np.ndarray], np.ndarray], idst: int) -> None:
-        a, size_a = self._read_tile(icb0, i0)
-        b, size_b = self._read_tile(icb1, i1)
-        ready = self._unpack(self._unpack_cost(size_a + size_b, two_operand=True))
+        cb0, cb1 = self.cb(icb0), self.cb(icb1)
+        a = self._read_tile(cb0, i0)
+        b = self._read_tile(cb1, i1)
+        ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, two_operand=True))
         self._math(ready, math_cycles)
         self._set_dst(idst, op(a, b))
 
     def mul_tiles(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
         """DST[idst] = A * B, element-wise (FPU ELWMUL; cost scales with math fidelity)."""
-        cycles = self._c.eltwise_mul_tile_cycles_per_phase.value * self._phases
-        self._binary(icb0, icb1, i0, i1, cycles, np.multiply, idst)
+        self._binary(icb0, icb1, i0, i1, self._mul_cycles, np.multiply, idst)
 
     def add_tiles(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
         """DST[idst] = A + B (FPU ELWADD)."""
-        self._binary(icb0, icb1, i0, i1, self._c.eltwise_add_tile_cycles.value, np.add, idst)
+        self._binary(icb0, icb1, i0, i1, self._add_cycles, np.add, idst)
 
     def add_tiles_bcast_rows(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
         """DST[idst] = A + row 0 of B broadcast over all 32 rows (the conv bias add)."""
         def bcast_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             row = untilize(b[None, :])[0]
             return a + tilize(np.broadcast_to(row, (32, 32)).astype(np.float32))[0]
-        self._binary(icb0, icb1, i0, i1, self._c.eltwise_add_tile_cycles.value, bcast_add, idst)
+        self._binary(icb0, icb1, i0, i1, self._add_cycles, bcast_add, idst)
 
     def binary_dest_reuse_tiles(self, icb: int, itile: int, idst: int, op: str = "add") -> None:
         """DST[idst] = DST[idst] (op) CB tile (``binary_dest_reuse_tiles<.., DEST_TO_SRCA>``)."""
-        tile, size = self._read_tile(icb, itile)
-        ready = self._unpack(self._unpack_cost(size))
+        cb = self.cb(icb)
+        tile = self._read_tile(cb, itile)
+        ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         if op == "add":
-            cycles, result = self._c.eltwise_add_tile_cycles.value, self.dst[idst] + tile
+            cycles, result = self._add_cycles, self.dst[idst] + tile
         elif op == "mul":
-            cycles = self._c.eltwise_mul_tile_cycles_per_phase.value * self._phases
-            result = self.dst[idst] * tile
+            cycles, result = self._mul_cycles, self.dst[idst] * tile
         else:
             raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
-        self._math(ready, cycles + self._c.datacopy_tile_cycles.value)
+        self._math(ready, cycles + self._datacopy_cycles)
         self._set_dst(idst, result)
 
     def copy_tile(self, icb: int, itile: int, idst: int) -> None:
         """DST[idst] = tile ``itile`` of ``icb``."""
-        tile, size = self._read_tile(icb, itile)
-        ready = self._unpack(self._unpack_cost(size))
-        self._math(ready, self._c.datacopy_tile_cycles.value)
+        cb = self.cb(icb)
+        tile = self._read_tile(cb, itile)
+        ready = self._unpack(self._unpack_cost(cb.tile_bytes))
+        self._math(ready, self._datacopy_cycles)
         self._set_dst(idst, tile)
 
     def reduce_tile(self, icb: int, scalar_cb: int, itile: int, iscalar: int, idst: int,
                     pool: str = "sum") -> None:
         """REDUCE_COL of a tiled CB tile into row 0 of DST[idst], scaled by the scalar tile."""
-        tile, size = self._read_tile(icb, itile)
-        scalar = self._read_tile(scalar_cb, iscalar)[0][0]
-        ready = self._unpack(self._unpack_cost(size))
-        self._reduce_rows(untilize(tile[None, :]), scalar, idst, pool, ready, 4)
+        cb = self.cb(icb)
+        tile = self._read_tile(cb, itile)
+        scalar = self._read_tile(self.cb(scalar_cb), iscalar)[0]
+        ready = self._unpack(self._unpack_cost(cb.tile_bytes))
+        reduced = _reduce_columns(untilize(tile[None, :]), scalar, pool)[0]
+        self._accumulate_row0(reduced, idst, pool, ready, 4)
 
-    def _reduce_rows(self, rows: np.ndarray, scalar: float, idst: int, pool: str, ready: float,
-                     num_faces: int) -> None:
+    def _accumulate_row0(self, reduced: np.ndarray, idst: int, pool: str, ready: float,
+                         num_faces: int) -> None:
+        """Math of a column reduce: fold ``reduced`` ([2, 16], one tile row in face order) into
+        row 0 of DST[idst] (add for sum, maximum for max)."""
         phases = self._phases if pool == "sum" else 1
-        cycles = self._c.reduce_tile_cycles_per_phase.value * phases * num_faces / 4
-        self._math(ready, cycles)
+        self._math(ready, self._reduce_cycles_per_phase * phases * num_faces / 4)
         if not 0 <= idst < self._dst_limit:
-            raise ConfigurationError(
-                f"{self.where}: DST index {idst} outside the {self._dst_limit} tiles of a half")
-        current = self.dst[idst, ROW0]
+            raise self._dst_index_error(idst)
+        current = self._dst_row0[idst]
         if pool == "max" and idst not in self._dst_written:
             current = np.full_like(current, -np.inf)  # GMPOOL reads a zeroed DST row as -inf
-        if pool == "sum":
-            row = current + rows.sum(axis=0, dtype=np.float32) * np.float32(scalar)
-        else:
-            row = np.maximum(current, rows.max(axis=0) * np.float32(scalar))
-        if self._dst_format is DataFormat.BFLOAT16:
-            row = row.astype(ml_dtypes.bfloat16).astype(np.float32)
-        self.dst[idst, ROW0] = row
+        row = current + reduced if pool == "sum" else np.maximum(current, reduced)
+        self._dst_row0[idst] = row.astype(BF16) if self._dst_bf16 else row
         self._dst_written.add(idst)
 
     def unpack_tilizeA_B_block(self, icb: int, scalar_cb: int, ntiles: int, rows: int,
@@ -325,39 +426,47 @@ class ComputeContext(KernelContext):
         The rows start ``row_offset`` rows into the CB's front page; each row is ``row_width``
         elements of the CB's format and the block starts ``col_offset`` elements into a row.
         """
-        if not 0 < rows <= 32 or ntiles > self._srca.shape[0]:
+        if not 0 < rows <= 32 or ntiles * 32 > self._srca.shape[1]:
             raise ConfigurationError(f"{self.where}: unpack_tilizeA_B_block of {rows} rows x {ntiles} tiles")
         cb = self.cb(icb)
-        elem = 4 if cb.config.data_format is DataFormat.FLOAT32 else 2
-        address = self._page_address(icb, 0, front=True) + row_offset * row_width * elem
-        raw = self.core.l1.data[address : address + rows * row_width * elem]
-        block = decode_row_major(raw, cb.config.data_format).reshape(rows, row_width)
+        elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+        address = cb.front_page_address(0) + row_offset * row_width * elem
+        raw = self._l1[address : address + rows * row_width * elem]
+        values = raw.view(BF16) if cb.is_bf16 else decode_row_major(raw, cb.data_format)
         width = ntiles * 32
-        self._srca[:ntiles] = 0.0
-        self._srca[:ntiles, :rows, :] = block[:, col_offset : col_offset + width].reshape(rows, ntiles, 32).transpose(1, 0, 2)
-        self._scalar = float(self._read_tile(scalar_cb, 0)[0][0])
+        block = values.reshape(rows, row_width)[:, col_offset : col_offset + width]
+        self._srca[rows:, :width] = 0.0
+        self._srca[:rows, :width] = block
+        self._srca_reductions.clear()
+        self._scalar = np.float32(self._first_value(self.cb(scalar_cb)))
         cost = self._c.unpack_tilize_tile_cycles.value * ntiles * rows / 32
         self._unpack(cost + self._c.unpack_tile_overhead_cycles.value)
 
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
         """Reduce srcA tile ``idst`` (from ``unpack_tilizeA_B_block``) into DST row 0."""
-        self._reduce_rows(self._srca[idst], self._scalar, idst, pool, self._t, num_faces)
+        reduced = self._srca_reductions.get(pool)
+        if reduced is None:  # all srcA tiles at once: one numpy call per unpack, not per tile
+            reduced = _reduce_columns(self._srca, self._scalar, pool)
+            self._srca_reductions[pool] = reduced
+        self._accumulate_row0(reduced[idst], idst, pool, self._t, num_faces)
 
     def matmul_block(self, in0_cb: int, in1_cb: int, in0_index: int, in1_index: int, idst: int,
                      transpose: bool, ct_dim: int, rt_dim: int, kt_dim: int) -> None:
         """One inner-k step of a subblock: DST[idst + h*ct + w] += A[in0 + h*kt] @ B[in1 + w]
         for h < rt_dim, w < ct_dim (16 cycles per tile-matmul at LoFi, x fidelity phases)."""
-        a_tiles = [self._read_tile(in0_cb, in0_index + h * kt_dim) for h in range(rt_dim)]
-        b_tiles = [self._read_tile(in1_cb, in1_index + w) for w in range(ct_dim)]
-        nbytes = sum(size for _, size in a_tiles) + sum(size for _, size in b_tiles)
+        cb0, cb1 = self.cb(in0_cb), self.cb(in1_cb)
+        a_tiles = [self._read_tile(cb0, in0_index + h * kt_dim) for h in range(rt_dim)]
+        b_tiles = [self._read_tile(cb1, in1_index + w) for w in range(ct_dim)]
+        nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
         ready = self._unpack(self._unpack_cost(nbytes, two_operand=True))
         cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
         self._math(ready, cycles)
+        b_rows = [untilize(tile[None, :]) for tile in b_tiles]  # row-major, once per B tile
+        if transpose:
+            b_rows = [b.T for b in b_rows]
         for h in range(rt_dim):
-            a_h = untilize(a_tiles[h][0][None, :])
-            for w in range(ct_dim):
-                b_w = untilize(b_tiles[w][0][None, :])
-                b_w = b_w.T if transpose else b_w
+            a_h = untilize(a_tiles[h][None, :])
+            for w, b_w in enumerate(b_rows):
                 index = idst + h * ct_dim + w
                 self._set_dst(index, self.dst[index] + tilize(a_h @ b_w)[0])
 
@@ -371,9 +480,14 @@ class ComputeContext(KernelContext):
 
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
-        self._math(self._math_t, self._sfpu_cost(name), uses_src=False)
-        func = ACTIVATIONS["none" if name == "identity" else name]
-        self._set_dst(idst, func(self.dst[idst]).astype(np.float32, copy=False))
+        self._math_dst(self._sfpu_cost(name))
+        fast = FLOAT32_ACTIVATIONS.get(name)
+        if fast is not None:
+            result = fast(self.dst[idst])
+        else:
+            func = ACTIVATIONS["none" if name == "identity" else name]
+            result = func(self.dst[idst]).astype(np.float32, copy=False)
+        self._set_dst(idst, result)
 
     def relu_tile(self, idst: int) -> None:
         self.sfpu_tile("relu", idst)
@@ -399,12 +513,10 @@ class ComputeContext(KernelContext):
         if out_index is None:
             out_index = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = out_index + 1
-        fmt = self.cb(ocb).config.data_format
-        address = self._page_address(ocb, out_index, front=False)
+        cb = self.cb(ocb)
         values = np.maximum(self.dst[idst], 0.0) if relu else self.dst[idst]
-        data = pack_tile(values, fmt)
-        self.core.l1.data[address : address + data.size] = data
-        self._pack(self._pack_cost(data.size))
+        self._write_values(cb.back_page_address(out_index), values, cb, pack_tile)
+        self._pack(self._pack_cost(cb.tile_bytes))
 
     def pack_untilize_dest(self, ocb: int, ntiles: int, rows: int, row_width: int,
                            col_offset: int = 0) -> None:
@@ -413,36 +525,34 @@ class ComputeContext(KernelContext):
         Rows are ``row_width`` elements wide in the CB; this block lands ``col_offset`` elements
         into each row.
         """
-        fmt = self.cb(ocb).config.data_format
-        elem = 4 if fmt is DataFormat.FLOAT32 else 2
-        block = untilize(self.dst[:ntiles])[:rows]
-        base = self._page_address(ocb, 0, front=False)
+        cb = self.cb(ocb)
+        elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+        base = cb.back_page_address(0)
         for r in range(rows):
             address = base + (r * row_width + col_offset) * elem
-            data = encode_row_major(block[r], fmt)
-            self.core.l1.data[address : address + data.size] = data
+            row = self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :]  # row r of each tile
+            self._write_values(address, row, cb, encode_row_major)
         self._pack(self._c.pack_untilize_tile_cycles.value * ntiles * rows / 32)
 
     def tilize_block(self, icb: int, ntiles: int, ocb: int) -> None:
         """Tilize 32 row-major rows of ``ntiles`` tiles from ``icb``'s front into ``ocb``'s back
         (unpack-tilize, datacopy, pack; pipelined per tile)."""
         cb = self.cb(icb)
-        elem = 4 if cb.config.data_format is DataFormat.FLOAT32 else 2
+        elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
         width = ntiles * 32
-        address = self._page_address(icb, 0, front=True)
-        raw = self.core.l1.data[address : address + 32 * width * elem]
-        tiles = tilize(decode_row_major(raw, cb.config.data_format).reshape(32, width))
-        fmt = self.cb(ocb).config.data_format
+        address = cb.front_page_address(0)
+        raw = self._l1[address : address + 32 * width * elem]
+        tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
+        out_cb = self.cb(ocb)
         c = self._c
         for i in range(ntiles):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)
             self._math(ready, c.datacopy_tile_cycles.value)
             self._pack_t = max(self._pack_t, self._math_t)
             self._pack(c.pack_tilize_tile_cycles.value)
-            out = self._page_address(ocb, self._pack_position.get(ocb, 0), front=False)
-            self._pack_position[ocb] = self._pack_position.get(ocb, 0) + 1
-            data = pack_tile(tiles[i], fmt)
-            self.core.l1.data[out : out + data.size] = data
+            position = self._pack_position.get(ocb, 0)
+            self._pack_position[ocb] = position + 1
+            self._write_values(out_cb.back_page_address(position), tiles[i], out_cb, pack_tile)
 
     fast_tilize_block = tilize_block
 

@@ -104,11 +104,13 @@ class DataflowContext(KernelContext):
         return self.device.semaphore_address(semaphore_id)
 
     # -- reads ----------------------------------------------------------------------------------
-    def _read(self, src: NocAddr, dst_l1: int, size: int) -> None:
+    def _read(self, src_xy: tuple[int, int], src_addr: int, dst_l1: int, size: int) -> None:
+        """Move ``size`` bytes from ``src_addr`` at node ``src_xy`` into this core's L1 now and
+        book the NoC read issued at the local clock."""
         self._check_deadline(self._t)
-        payload = self.device.memory_read((src.x, src.y), src.addr, size)
+        payload = self.device.memory_read(src_xy, src_addr, size)
         self.core.l1.write(dst_l1, payload)
-        land = self.device.noc.read(self.noc_index, self.core.noc_xy, (src.x, src.y), size, self._t)
+        land = self.device.noc.read(self.noc_index, self.core.noc_xy, src_xy, size, self._t)
         if land > self._reads_land:
             self._reads_land = land
         self.bytes_read += size
@@ -121,7 +123,7 @@ class DataflowContext(KernelContext):
         while offset < size:
             chunk = min(self._max_burst, size - offset)
             self._t += self._read_issue
-            self._read(NocAddr(src.x, src.y, src.addr + offset), dst_l1 + offset, chunk)
+            self._read((src.x, src.y), src.addr + offset, dst_l1 + offset, chunk)
             offset += chunk
 
     def noc_async_read_one_packet_set_state(self, src: NocAddr, size: int) -> None:
@@ -138,8 +140,7 @@ class DataflowContext(KernelContext):
         if self._state_src is None:
             raise ConfigurationError(f"{self.where}: *_with_state read before *_set_state")
         self._t += self._read_state_issue
-        x, y = self._state_src
-        self._read(NocAddr(x, y, src_local_addr), dst_l1, self._state_size)
+        self._read(self._state_src, src_local_addr, dst_l1, self._state_size)
 
     def noc_async_read_tile(self, page_id: int, accessor: TensorAccessor, dst_l1: int) -> None:
         """Read one page of an interleaved buffer (bank and address generation, then the read)."""

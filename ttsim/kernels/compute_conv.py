@@ -54,7 +54,11 @@ def compute_conv(ctx: ComputeContext):
     pack_relu = activation == "relu"
 
     ctx.mm_init(act_cb, weights_cb, out_cb)
+    partials = ctx.get_local_cb_interface(partials_cb)
     for _ in range(num_blocks_act_h):
+        # partials alias this act block's slice of the output: every inner block spills and
+        # reloads them there (tt-metal moves the partials CB pointers by hand)
+        block_start = ctx.get_local_cb_interface(out_cb).fifo_wr_ptr
         for kernel_row in range(kh):
             if block_sharded:
                 yield from _tilize_rows(ctx, [(act_rm_cb, act_block_h)], act_block_w, act_tilized_cb)
@@ -68,6 +72,7 @@ def compute_conv(ctx: ComputeContext):
             ctx.mm_init(in0_cb, weights_cb, out_cb)
             for c_block in range(c_blocks):
                 k = kernel_row * c_blocks + c_block
+                partials.fifo_rd_ptr = partials.fifo_wr_ptr = block_start
                 yield from ctx.cb_wait_front(in0_cb, act_tiles)
                 if not skip_compute:
                     yield from ctx.cb_wait_front(weights_cb, act_block_w * wbw)
@@ -102,6 +107,7 @@ def compute_conv(ctx: ComputeContext):
                     ctx.cb_pop_front(weights_cb, act_block_w * wbw)
                 ctx.cb_pop_front(in0_cb, act_tiles)
         if has_bias and not skip_compute:
+            partials.fifo_rd_ptr = block_start
             yield from ctx.cb_wait_front(bias_cb, wbw)  # cumulative: returns at once after the first block
             ctx.add_bcast_rows_init_short(partials_cb, bias_cb)
             for _sb_row in range(act_block_h // sub_h):

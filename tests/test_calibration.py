@@ -1,0 +1,83 @@
+"""The classic program (``OptimizedConvNew``) on the six seed configs against the measured Tracy
+DEVICE KERNEL DURATION (``measured.classic_device_kernel_duration_ns``): each within ±15 %, and
+the mean absolute error below 15 % (docs/calibration.md, "Classic conv against the six measured
+ops").
+
+Known outliers: mobilenetv2_op14 and mobilenetv2_op27 simulate about 20 % fast (documented in
+docs/calibration.md). They are strict xfails: the test fails when they come into the band, so
+that this file and the doc get updated, and fails when any other op leaves it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import ttsim
+from ttsim.config import load_config
+
+pytestmark = pytest.mark.slow
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SEEDS = ("mobilenetv2_op14", "mobilenetv2_op27", "mobilenetv2_op40", "mobilenetv2_op53",
+         "yolov10_op66", "yolov10_op79")
+BAND = 0.15
+KNOWN_OUTLIERS = {
+    "mobilenetv2_op14": "about -20 % (docs/calibration.md): compute-bound bfloat8_b op, "
+                        "10x56x56x144 HS, 3360 tile-matmuls per core",
+    "mobilenetv2_op27": "about -20 % (docs/calibration.md): compute-bound bfloat8_b op, "
+                        "10x14x14x576 BS, 4032 tile-matmuls per core",
+}
+GROSS = 0.35
+"""Even the known outliers must stay within this (a regression guard, not the target)."""
+
+
+def _simulate(name: str) -> tuple[str, float, float, float, str]:
+    """(name, simulated ns, measured ns, pcc, op code) of the classic conv op of a seed config."""
+    path = CONFIGS / f"{name}.yaml"
+    op = ttsim.run(path, program="classic")[1]
+    measured = load_config(path).measured.classic_device_kernel_duration_ns
+    return name, op.device_kernel_duration_ns, measured, op.pcc, op.op_code
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, tuple[float, float, float, str]]:
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return {name: rest for name, *rest in pool.map(_simulate, SEEDS)}
+
+
+def _error(runs, name: str) -> float:
+    simulated, measured, _, _ = runs[name]
+    return (simulated - measured) / measured
+
+
+def test_every_seed_config_has_a_measurement() -> None:
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(SEEDS)
+    for name in SEEDS:
+        assert load_config(CONFIGS / f"{name}.yaml").measured.classic_device_kernel_duration_ns > 0
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_OUTLIERS[name]))
+    if name in KNOWN_OUTLIERS else name
+    for name in SEEDS
+])
+def test_classic_duration_within_15_percent(runs, name: str) -> None:
+    simulated, measured, pcc, op_code = runs[name]
+    assert op_code == "OptimizedConvNew"
+    assert pcc >= 0.99
+    error = _error(runs, name)
+    assert abs(error) <= BAND, f"{name}: simulated {simulated:,.0f} ns vs measured {measured:,.0f} ns ({error:+.1%})"
+
+
+def test_no_op_is_grossly_off(runs) -> None:
+    for name in SEEDS:
+        assert abs(_error(runs, name)) <= GROSS, (name, _error(runs, name))
+
+
+def test_mean_absolute_error_below_15_percent(runs) -> None:
+    mae = sum(abs(_error(runs, name)) for name in SEEDS) / len(SEEDS)
+    assert mae < BAND, f"mean absolute error {mae:.1%}"
