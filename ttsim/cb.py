@@ -21,6 +21,7 @@ time (:meth:`publish_push`, :meth:`publish_pop`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import simpy
 
@@ -89,6 +90,8 @@ class CircularBuffer:
         self._front_wait: tuple[int, simpy.Event] | None = None
         self._back_wait: tuple[int, simpy.Event] | None = None
         self.stats = CBStats()
+        self.trace: Callable[[int, float], None] | None = None
+        """When tracing: called with (occupancy in pages, cycle) whenever it changes."""
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -147,6 +150,8 @@ class CircularBuffer:
         occupancy = self._visible_pushed - self._visible_popped
         if occupancy > self.stats.max_occupancy:
             self.stats.max_occupancy = occupancy
+        if self.trace is not None:
+            self.trace(occupancy, self.env.now)
         if self._front_wait is not None and self.available_pages() >= self._front_wait[0]:
             event = self._front_wait[1]
             self._front_wait = None
@@ -179,6 +184,8 @@ class CircularBuffer:
         """Make n popped pages free for the producer (at the consumer's time)."""
         self._visible_popped += n
         self.stats.pages_popped += n
+        if self.trace is not None:
+            self.trace(self._visible_pushed - self._visible_popped, self.env.now)
         if self._back_wait is not None and self.free_pages() >= self._back_wait[0]:
             event = self._back_wait[1]
             self._back_wait = None

@@ -18,7 +18,12 @@ from rich.console import Console
 from ttsim.config import load_config
 from ttsim.device.spec import available_devices
 from ttsim.errors import TtsimError
+from ttsim.report.breakdown import breakdown_table
 from ttsim.report.compare import Comparison, comparison_document, comparison_table
+from ttsim.report.golden import MISMATCH, CheckRow, compare_with_golden, golden_document, golden_path, load_golden
+from ttsim.report.ops_perf_csv import ops_perf_csv
+from ttsim.report.table import check_table
+from ttsim.report.trace import trace_document
 from ttsim.report.results import report_document
 from ttsim.report.table import print_results
 from ttsim.simulate import PROGRAM_CHOICES, OpResult, run
@@ -45,6 +50,9 @@ def _write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,6 +65,20 @@ def main() -> None:
     """Cycle-approximate simulator of Tenstorrent Tensix devices."""
 
 
+def _parse_cores(text: str) -> set[tuple[int, int]] | None:
+    """'0,0;1,0' -> {(0, 0), (1, 0)}; 'all' -> None (every core)."""
+    if text.strip() == "all":
+        return None
+    cores = set()
+    for item in text.replace(" ", "").split(";"):
+        try:
+            x, y = (int(v) for v in item.split(","))
+        except ValueError:
+            raise TtsimError(f"--trace-cores: expected 'x,y[;x,y...]', got {item!r}") from None
+        cores.add((x, y))
+    return cores
+
+
 @main.command("run")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--program", "program", default="all", show_default=True,
@@ -66,20 +88,80 @@ def main() -> None:
                    f"one of {', '.join(available_devices())}")
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the results as JSON (schema_version 1) to this path")
-def run_command(configs: tuple[Path, ...], program: str, device: str | None,
-                json_path: Path | None) -> None:
+@click.option("--csv", "csv_path", default=None, type=click.Path(path_type=Path),
+              help="also write tt-metal's ops_perf_results CSV (one row per device op)")
+@click.option("--trace", "trace_path", default=None, type=click.Path(path_type=Path),
+              help="also write a Chrome/Perfetto trace JSON of the run")
+@click.option("--trace-cores", "trace_cores", default="0,0", show_default=True,
+              help="cores whose stalls, op groups and CB occupancy go in the trace: logical "
+                   "'x,y;x,y' or 'all' (kernel zones of every core are always there)")
+@click.option("--breakdown", "show_breakdown", is_flag=True,
+              help="print per kernel busy time and time blocked per stall reason")
+def run_command(configs: tuple[Path, ...], program: str, device: str | None, json_path: Path | None,
+                csv_path: Path | None, trace_path: Path | None, trace_cores: str,
+                show_breakdown: bool) -> None:
     """Simulate each CONFIG and print DEVICE KERNEL DURATION per device op."""
     console = _console()
     everything: list[OpResult] = []
     try:
+        cores = _parse_cores(trace_cores)
         for path in configs:
-            results = run(path, program=program, device=device)
+            results = run(path, program=program, device=device, trace=trace_path is not None,
+                          trace_cores=cores)
             print_results(console, results[0].config, results)
+            if show_breakdown:
+                for result in results:
+                    console.print(breakdown_table(result))
             everything.extend(results)
+        outputs = []
         if json_path is not None:
-            _write_atomically(json_path, json.dumps(report_document(everything), indent=2) + "\n")
+            outputs.append((json_path, json.dumps(report_document(everything), indent=2) + "\n"))
+        if csv_path is not None:
+            outputs.append((csv_path, ops_perf_csv(everything)))
+        if trace_path is not None:
+            outputs.append((trace_path, json.dumps(trace_document(everything))))
+        for path, text in outputs:
+            _write_atomically(path, text)
     except TtsimError as exc:
         _fail(str(exc))
+
+
+@main.command("check")
+@click.argument("configs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--golden", "golden_dir", default=Path("tests/golden"), show_default=True,
+              type=click.Path(path_type=Path), help="folder of golden cycle counts")
+@click.option("--tolerance", "tolerance_pct", default=0.0, show_default=True, type=float,
+              help="percent difference still reported as ApproxMatch (and passing)")
+@click.option("--update", is_flag=True, help="rewrite the goldens with the simulated cycles")
+def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: float, update: bool) -> None:
+    """Run CONFIGs (default: configs/*.yaml) with every program against golden cycle counts.
+
+    Prints Match / ApproxMatch / Mismatch per op; exits 1 on any Mismatch.
+    """
+    console = _console()
+    try:
+        paths = list(configs) or sorted(Path("configs").glob("*.yaml"))
+        if not paths:
+            raise TtsimError("no configs given and none found in configs/")
+        if tolerance_pct < 0:
+            raise TtsimError(f"--tolerance must be >= 0, got {tolerance_pct}")
+        if update:
+            golden_dir.mkdir(parents=True, exist_ok=True)
+        elif not golden_dir.is_dir():
+            raise TtsimError(f"golden folder {golden_dir} does not exist (create it with --update)")
+        rows: list[CheckRow] = []
+        for path in paths:
+            config = load_config(path)
+            results = run(config, program="all")
+            target = golden_path(golden_dir, config.name)
+            if update:
+                _write_atomically(target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
+            rows += compare_with_golden(config.name, results, load_golden(target), tolerance_pct / 100)
+    except TtsimError as exc:
+        _fail(str(exc))
+    console.print(check_table(rows))
+    if any(row.status == MISMATCH for row in rows):
+        sys.exit(1)
 
 
 @main.command("compare")

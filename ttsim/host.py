@@ -10,7 +10,7 @@ profiler's view of the op.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Mapping
+from typing import Any, Callable, Collection, Generator, Mapping
 
 import simpy
 
@@ -106,7 +106,8 @@ def _allocate(device: Device, program: Program) -> None:
             device.core(xy).write_word(device.semaphore_address(semaphore_id), initial)
 
 
-def _make_context(device: Device, kernel: KernelSpec, xy: XY, deadline: float) -> KernelContext:
+def _make_context(device: Device, kernel: KernelSpec, xy: XY, deadline: float,
+                  traced: bool) -> KernelContext:
     core = device.core(xy)
     runtime = kernel.runtime_args.get(xy, {})
     context: KernelContext
@@ -117,6 +118,8 @@ def _make_context(device: Device, kernel: KernelSpec, xy: XY, deadline: float) -
         context = DataflowContext(device, core, kernel.name, Risc(kernel.risc), kernel.compile_args,
                                   runtime, kernel.noc)
     context.deadline = deadline
+    if traced:
+        context.trace = []
     return context
 
 
@@ -133,14 +136,23 @@ def _kernel_process(env: simpy.Environment, delay: float, make: Callable[[], Ker
 
 
 def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_CYCLES,
-                launch_gap_cycles: float = 0.0) -> OpProfile:
+                launch_gap_cycles: float = 0.0, trace: bool = False,
+                trace_cores: Collection[XY] | None = None) -> OpProfile:
     """Run ``program`` to completion and return its profile.
+
+    With ``trace``, the profile also holds timeline events (stalls, busy op groups, CB
+    occupancy) of ``trace_cores`` (every core when None).
 
     Raises :class:`DeadlockError` if kernels are still blocked when nothing else can happen, and
     :class:`SimulationLimitError` if the op runs past ``max_cycles``.
     """
     env = device.env
     _allocate(device, program)
+    traced = (set(trace_cores) if trace_cores is not None else set(device.cores)) if trace else set()
+    counters: list[tuple[XY, str, float, int]] = []
+    for xy in traced:
+        for cb in device.core(xy).cbs.values():
+            cb.trace = lambda occupancy, t, name=cb.name, xy=xy: counters.append((xy, name, t, occupancy))
     stagger = device.spec.chip.launch_stagger_cycles_per_core.value
     launch_order = {xy: i for i, xy in enumerate(sorted({xy for k in program.kernels for xy in k.cores},
                                                         key=lambda c: (c[1], c[0])))}
@@ -151,7 +163,7 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
     for kernel in program.kernels:
         for xy in kernel.cores:
             delay = launch_gap_cycles + launch_order[xy] * stagger
-            make = (lambda k=kernel, c=xy: _make_context(device, k, c, deadline))
+            make = (lambda k=kernel, c=xy: _make_context(device, k, c, deadline, c in traced))
             processes.append(env.process(_kernel_process(env, delay, make, kernel, live, zones)))
     try:
         env.run(until=env.all_of(processes))
@@ -162,8 +174,17 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
     profile = OpProfile(program.op_code, device.spec.clock_mhz)
     profile.zones = sorted(zones, key=lambda z: (z.core[1], z.core[0], z.risc.value))
     for context in live:
-        for risc in context.zone_ends():
-            profile.blocked[(context.core.logical, risc)] = dict(context.blocked_cycles)
+        ends = context.zone_ends()
+        for risc, end in ends.items():
+            key = (context.core.logical, risc)
+            stalls = {reason: cycles for reason, cycles in sorted(context.stalls[risc].items())}
+            profile.blocked[key] = stalls
+            profile.busy[key] = context.busy_cycles[risc] if isinstance(context, ComputeContext) \
+                else end - context.start_time - sum(stalls.values())
+        if context.trace is not None:
+            profile.events.extend((context.core.logical, risc, name, start, end)
+                                  for risc, name, start, end in context.trace)
+    profile.counters = counters
     profile.cbs = _cb_records(device, program)
     device.free_program_cbs()
     return profile

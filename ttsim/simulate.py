@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -16,16 +16,17 @@ from ttsim.device.device import Device
 from ttsim.device.profiler import OpProfile
 from ttsim.device.spec import DeviceSpec, load_device
 from ttsim.errors import ConfigurationError
-from ttsim.formats import DataFormat, round_to_format
+from ttsim.formats import DataFormat, round_to_format, tile_size_bytes
 from ttsim.host import run_program
 from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs, pcc
-from ttsim.programs.classic_conv import build_classic_program
+from ttsim.device.device import L1Buffer
+from ttsim.programs.classic_conv import ClassicProgram, build_classic_program
 from ttsim.programs.conv_blocking import CLASSIC_CHANNEL_ALIGN, ClassicOverrides
-from ttsim.programs.depthwise_pool import build_pool_program
+from ttsim.programs.depthwise_pool import PoolProgram, build_pool_program
 from ttsim.programs.halo import build_halo_program
-from ttsim.programs.parallel import determine_parallel_config
+from ttsim.programs.parallel import ParallelConfig, determine_parallel_config
 from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
-from ttsim.programs.tensors import read_sharded_output, write_sharded_sticks
+from ttsim.programs.tensors import TensorDesc, read_sharded_output, write_sharded_sticks
 
 PROGRAMS = ("pool", "classic")
 PROGRAM_CHOICES = (*PROGRAMS, "all")
@@ -43,6 +44,8 @@ class OpResult:
     output: np.ndarray | None = None
     inputs: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    """Report metadata: attributes, math fidelity, tensors, kernel sources, PM ideal cycles."""
 
     @property
     def op_code(self) -> str:
@@ -58,7 +61,8 @@ class OpResult:
 
 
 def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "pool",
-        device: str | None = None) -> list[OpResult]:
+        device: str | None = None, trace: bool = False,
+        trace_cores: Collection[tuple[int, int]] | None = None) -> list[OpResult]:
     """Simulate one conv config; returns [halo op, conv op] per program run.
 
     ``program`` is "pool" (pool-based depthwise), "classic" (OptimizedConvNew, the grouped conv
@@ -69,10 +73,12 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "poo
         raise ConfigurationError(f"unknown program {program!r}; available: {', '.join(PROGRAM_CHOICES)}")
     spec = load_device(device or config.device)
     programs = ("classic", "pool") if program == "all" else (program,)
-    return [result for name in programs for result in _run_conv(config, spec, name)]
+    return [result for name in programs
+            for result in _run_conv(config, spec, name, trace, trace_cores)]
 
 
-def _run_conv(config: OpConfig, spec: DeviceSpec, program: str) -> list[OpResult]:
+def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
+              trace_cores: Collection[tuple[int, int]] | None) -> list[OpResult]:
     conv = config.conv
     device = Device(spec)
     geom = ConvGeometry.from_spec(conv)
@@ -88,7 +94,9 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str) -> list[OpResult
     write_sharded_sticks(device, pc, input_buffer, sticks, pc.in_shard)
     halo = build_halo_configs(geom, pc.out_shard, pc.in_shard, pc.num_cores_nhw)
     halo_program, halo_buffer = build_halo_program(device, pc, halo, input_buffer, stick_bytes)
-    halo_profile = run_program(device, halo_program)
+    gap = device.spec.chip.firmware_overhead_cycles.value  # firmware launch before the kernels
+    halo_profile = run_program(device, halo_program, launch_gap_cycles=gap, trace=trace,
+                               trace_cores=trace_cores)
     device.free_l1_buffer(input_buffer)  # conv2d's internal sharded copy of its input
 
     if program == "pool":
@@ -98,8 +106,8 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str) -> list[OpResult
         built = build_classic_program(device, conv, geom, pc, halo, halo_buffer, weight, bias,
                                       ClassicOverrides(**config.classic.model_dump()))
         out_pc, details = built.output_pc, {"block_config": built.block}
-    gap = device.spec.chip.firmware_overhead_cycles.value
-    conv_profile = run_program(device, built.program, launch_gap_cycles=gap)
+    conv_profile = run_program(device, built.program, launch_gap_cycles=gap, trace=trace,
+                               trace_cores=trace_cores)
 
     flat = read_sharded_output(device, out_pc, built.output, geom.out_nhw, DataFormat(conv.dtype),
                                conv.output_layout == "tile")
@@ -110,8 +118,50 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str) -> list[OpResult
         conv.stride, conv.padding, conv.dilation, conv.activation)
     inputs = {"input": x, "weight": built.weights_seen, "bias": built.bias_seen}
     details.update({"parallel_config": pc, "cb_table": built.program.cb_table()})
+    halo_info, conv_info = _report_info(config, geom, pc, out_pc, program, built, halo_buffer)
     return [
-        OpResult(config.name, program, spec.name, halo_profile),
+        OpResult(config.name, program, spec.name, halo_profile, info=halo_info),
         OpResult(config.name, program, spec.name, conv_profile, pcc(output, reference), output,
-                 inputs, details),
+                 inputs, details, conv_info),
     ]
+
+
+def _memory(layout: str) -> str:
+    return f"DEV_0_L1_{layout.upper()}"
+
+
+def _report_info(config: OpConfig, geom: ConvGeometry, pc: ParallelConfig, out_pc: ParallelConfig,
+                 program: str, built: PoolProgram | ClassicProgram, halo_buffer: L1Buffer) -> tuple[dict, dict]:
+    """What the ops perf report says about the halo and conv ops besides their timing."""
+    conv = config.conv
+    in_rows = pc.in_shard * pc.num_cores_nhw
+    activation = TensorDesc((1, 1, in_rows, pc.channels_padded), (1, 1, geom.in_nhw, geom.channels),
+                            "ROW_MAJOR", "BFLOAT16", _memory(conv.memory_layout),
+                            in_rows * pc.channels_padded * 2)
+    halo_sticks = halo_buffer.size_per_core // (pc.channels_per_core * 2)
+    halo_out = TensorDesc((1, 1, halo_sticks * pc.num_cores_nhw, pc.channels_padded),
+                          (1, 1, halo_sticks * pc.num_cores_nhw, geom.channels), "ROW_MAJOR", "BFLOAT16",
+                          _memory(conv.memory_layout), halo_sticks * pc.num_cores_nhw * pc.channels_padded * 2)
+    weights = built.weights_tensor
+    out_rows = out_pc.out_shard * out_pc.num_cores_nhw
+    out_fmt = DataFormat(conv.dtype)
+    output = TensorDesc((1, 1, out_rows, out_pc.channels_padded), (1, 1, geom.out_nhw, geom.channels),
+                        "TILE" if conv.output_layout == "tile" else "ROW_MAJOR", out_fmt.value.upper(),
+                        _memory(conv.memory_layout),
+                        out_rows * out_pc.channels_padded * tile_size_bytes(out_fmt) // 1024)
+    inputs = [halo_out, weights] + ([built.bias_tensor] if built.bias_tensor is not None else [])
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel, conv.stride, conv.padding, conv.dilation
+    attributes = (f"program={program}; kernel=({kh},{kw}); stride=({sh},{sw}); padding=({ph},{pw}); "
+                  f"dilation=({dh},{dw}); groups={conv.channels}; activation={conv.activation}; "
+                  f"bias={conv.bias}; memory_layout={conv.memory_layout}")
+    # the conv op's performance model counts the dense grouped matmul (Cin = C), whatever the program
+    flops = geom.channels * kh * kw * 2 * geom.out_h * geom.out_w * geom.channels * geom.batch
+    conv_info = {
+        "attributes": attributes, "math_fidelity": conv.math_fidelity, "inputs": inputs, "outputs": [output],
+        "compute_kernel_source": built.kernel_sources["compute"],
+        "data_movement_kernel_source": built.kernel_sources["data_movement"],
+        "pm_flops": flops,
+    }
+    halo_info = {"attributes": f"memory_layout={conv.memory_layout}", "inputs": [activation],
+                 "outputs": [halo_out], "data_movement_kernel_source": "ttsim/kernels/halo.py"}
+    return halo_info, conv_info

@@ -51,6 +51,13 @@ class OpProfile:
     zones: list[KernelZone] = field(default_factory=list)
     cbs: list[CBRecord] = field(default_factory=list)
     blocked: dict[tuple[XY, Risc], dict[str, float]] = field(default_factory=dict)
+    """Cycles blocked per stall reason, per (core, RISC)."""
+    busy: dict[tuple[XY, Risc], float] = field(default_factory=dict)
+    """Cycles busy per (core, RISC); busy + blocked = the RISC's kernel zone."""
+    events: list[tuple[XY, Risc, str, float, float]] = field(default_factory=list)
+    """Timeline (when traced): (core, RISC, stall reason or op group, start, end)."""
+    counters: list[tuple[XY, str, float, int]] = field(default_factory=list)
+    """Timeline (when traced): (core, CB name, cycle, pages occupied)."""
 
     def _span(self, zones: list[KernelZone]) -> float:
         if not zones:
@@ -82,6 +89,17 @@ class OpProfile:
     def first_to_last_start_cycles(self) -> int:
         starts = [z.start for z in self.zones]
         return round(max(starts) - min(starts)) if starts else 0
+
+    def compute_cb_wait_cycles(self) -> tuple[float | None, float | None]:
+        """Average over compute cores of the cycles TRISC0 spent in cb_wait_front and TRISC2 in
+        cb_reserve_back (DEVICE COMPUTE CB WAIT FRONT / RESERVE BACK); None without compute."""
+        waits = [sum(c for r, c in stalls.items() if r.startswith("cb_wait_front:"))
+                 for (core, risc), stalls in self.blocked.items() if risc is Risc.TRISC0]
+        reserves = [sum(c for r, c in stalls.items() if r.startswith("cb_reserve_back:"))
+                    for (core, risc), stalls in self.blocked.items() if risc is Risc.TRISC2]
+        if not waits:
+            return None, None
+        return sum(waits) / len(waits), sum(reserves) / len(reserves)
 
     @property
     def core_count(self) -> int:

@@ -46,6 +46,8 @@ class ChipSpec(_Section):
     worker_noc_y: Param[tuple[int, ...]]
     launch_stagger_cycles_per_core: Param[float]
     firmware_overhead_cycles: Param[float]
+    pm_dram_bandwidth_gb_per_s: Param[float]
+    pm_flop_per_cycle_per_core: Param[float]
 
 
 class L1Spec(_Section):

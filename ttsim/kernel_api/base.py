@@ -41,7 +41,12 @@ class KernelContext:
         self.blocked_on: Callable[[], str] | None = None
         self.deadline = float("inf")
         """Simulated-time guard set by the launcher: passing it raises SimulationLimitError."""
-        self.blocked_cycles: dict[str, float] = defaultdict(float)
+        self.stalls: dict[Risc, dict[str, float]] = {r: defaultdict(float) for r in self.riscs()}
+        """Cycles each RISC of this kernel spent blocked, by stall reason (docs/outputs.md)."""
+        self.trace: list[tuple] | None = None
+        """When tracing: (risc, name, start, end) of every stall and busy op group."""
+        self._producer_risc = risc
+        self._consumer_risc = risc
         risc_spec = self.spec.risc
         self._cb_check = risc_spec.cb_check_cycles.value
         self._cb_update = risc_spec.cb_update_cycles.value
@@ -65,6 +70,10 @@ class KernelContext:
             return self._runtime_args[name]
         except KeyError:
             raise ConfigurationError(f"{self.where}: no runtime argument {name!r}") from None
+
+    def riscs(self) -> tuple[Risc, ...]:
+        """The RISCs this kernel runs on."""
+        return (self.risc,)
 
     @property
     def now(self) -> float:
@@ -92,16 +101,26 @@ class KernelContext:
             event = self.env.timeout(t - self.env.now)
             event.callbacks.append(lambda _event: action(arg))
 
-    def _block(self, event: simpy.Event, reason: str, detail: Callable[[], str]) -> KernelGen:
-        """Wait for ``event``; account the time under ``reason``.
-
-        ``detail`` describes the wait when called (at deadlock-report time, so it is current).
-        """
-        start = self.env.now
+    def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
+        """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
+        time, so it is current)."""
         self.blocked_on = detail
         yield event
         self.blocked_on = None
-        self.blocked_cycles[reason] += self.env.now - start
+
+    def _stall(self, risc: Risc, reason: str, start: float, end: float) -> None:
+        """Account [start, end) of ``risc`` as blocked for ``reason``."""
+        if end > start:
+            self.stalls[risc][reason] += end - start
+            if self.trace is not None:
+                self.trace.append((risc, reason, start, end))
+
+    def _busy(self, risc: Risc, cycles: float) -> None:
+        """Account API-call overhead as busy time of ``risc``.
+
+        A data-movement kernel's busy time is its zone minus its stalls, so nothing is kept
+        here; the compute context overrides this to charge the thread's own total.
+        """
 
     # -- circular buffers ------------------------------------------------------------------------
     def cb(self, cb_id: int) -> CircularBuffer:
@@ -130,18 +149,21 @@ class KernelContext:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         cb.stats.producer.calls += 1
         t += self._cb_check
+        self._busy(self._producer_risc, self._cb_check)
         if cb.free_pages() >= n:  # free space only grows while the producer waits
             return t
         yield from self._sync_to(t)
         if cb.free_pages() >= n:
             return t
         cb.stats.producer.blocked_count += 1
-        start = self.env.now
+
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-        yield from self._block(cb.reserve_event(n), f"cb_reserve_back:{cb.name}", detail)
-        cb.stats.producer.blocked_cycles += self.env.now - start
+        yield from self._block(cb.reserve_event(n), detail)
+        cb.stats.producer.blocked_cycles += self.env.now - t
+        self._stall(self._producer_risc, f"cb_reserve_back:{cb.name}", t, self.env.now)
+        self._busy(self._producer_risc, self._cb_poll)
         return self.env.now + self._cb_poll
 
     def _wait_front(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
@@ -151,19 +173,22 @@ class KernelContext:
             cb.check_request(n, "cb_wait_front", self.kernel_name)
         cb.stats.consumer.calls += 1
         t += self._cb_check
+        self._busy(self._consumer_risc, self._cb_check)
         if cb.available_pages() >= n:  # available pages only grow while the consumer waits
             return t
         yield from self._sync_to(t)
         if cb.available_pages() >= n:
             return t
         cb.stats.consumer.blocked_count += 1
-        start = self.env.now
+
         def detail() -> str:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
                     f"{cb.num_pages} pages available")
 
-        yield from self._block(cb.front_event(n), f"cb_wait_front:{cb.name}", detail)
-        cb.stats.consumer.blocked_cycles += self.env.now - start
+        yield from self._block(cb.front_event(n), detail)
+        cb.stats.consumer.blocked_cycles += self.env.now - t
+        self._stall(self._consumer_risc, f"cb_wait_front:{cb.name}", t, self.env.now)
+        self._busy(self._consumer_risc, self._cb_poll)
         return self.env.now + self._cb_poll
 
     def _push(self, cb_id: int, n: int, t: float) -> float:
@@ -172,6 +197,7 @@ class KernelContext:
             cb.check_request(n, "cb_push_back", self.kernel_name)
         cb.push(n)
         t += self._cb_update
+        self._busy(self._producer_risc, self._cb_update)
         self._check_deadline(t)
         self._at(t, cb.publish_push, n)
         return t
@@ -182,6 +208,7 @@ class KernelContext:
             cb.check_request(n, "cb_pop_front", self.kernel_name)
         cb.pop(n)
         t += self._cb_update
+        self._busy(self._consumer_risc, self._cb_update)
         self._check_deadline(t)
         self._at(t, cb.publish_pop, n)
         return t

@@ -17,6 +17,7 @@ DST format, bfloat16 unless fp32 accumulation is on); packing rounds to the CB's
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from typing import Any, Callable, Mapping
 
@@ -126,6 +127,9 @@ class ComputeContext(KernelContext):
         self._busy_unpack = 0.0
         self._busy_math = 0.0
         self._busy_pack = 0.0
+        self._last_busy: dict[Risc, list] = {}
+        self._producer_risc = Risc.TRISC2
+        self._consumer_risc = Risc.TRISC0
         self._init_costs = c.init_cycles.value
         self._handshake = c.tile_regs_handshake_cycles.value
         self._sfpu_costs = c.sfpu_tile_cycles.value
@@ -139,6 +143,15 @@ class ComputeContext(KernelContext):
         self._pack_overhead = c.pack_tile_overhead_cycles.value
         self._pack_rate = c.pack_bytes_per_cycle.value
 
+    def riscs(self) -> tuple[Risc, ...]:
+        return (Risc.TRISC0, Risc.TRISC1, Risc.TRISC2)
+
+    def _busy(self, risc: Risc, cycles: float) -> None:
+        if risc is Risc.TRISC0:
+            self._busy_unpack += cycles
+        else:
+            self._busy_pack += cycles
+
     @property
     def busy_cycles(self) -> dict[Risc, float]:
         """Cycles each compute thread spent working (not waiting)."""
@@ -146,32 +159,63 @@ class ComputeContext(KernelContext):
                 Risc.TRISC2: self._busy_pack}
 
     # -- thread clocks ---------------------------------------------------------------------------
+    def _trace_busy(self, risc: Risc, start: float, cycles: float) -> None:
+        """Record busy work for the timeline, named after the public API call doing it; back-to-back
+        work of the same call on the same thread merges into one op group."""
+        frame = sys._getframe(2)
+        while frame.f_code.co_name.startswith("_"):
+            frame = frame.f_back
+        name = frame.f_code.co_name
+        last = self._last_busy.get(risc)
+        if last is not None and last[1] == name and abs(last[3] - start) < 1e-9:
+            last[3] = start + cycles
+            return
+        event = [risc, name, start, start + cycles]
+        self._last_busy[risc] = event
+        self.trace.append(event)
+
     def _unpack(self, cycles: float) -> float:
         """Charge the unpack thread; returns when the unpacked operands are ready for math."""
         free = self._src_banks[0]
-        self._t = (free if free > self._t else self._t) + cycles
+        if free > self._t:
+            self._stall(Risc.TRISC0, "unpack_wait_math", self._t, free)
+            self._t = free
+        if self.trace is not None:
+            self._trace_busy(Risc.TRISC0, self._t, cycles)
+        self._t += cycles
         self._check_deadline(self._t)
         self._busy_unpack += cycles
         return self._t
 
     def _math(self, ready: float, cycles: float) -> None:
         """Charge math on operands unpacked at ``ready``; their source bank frees at its end."""
-        self._math_t = (ready if ready > self._math_t else self._math_t) + cycles
+        if ready > self._math_t:
+            self._stall(Risc.TRISC1, "math_wait_unpack", self._math_t, ready)
+            self._math_t = ready
+        if self.trace is not None:
+            self._trace_busy(Risc.TRISC1, self._math_t, cycles)
+        self._math_t += cycles
         self._busy_math += cycles
         self._src_banks.append(self._math_t)
 
     def _math_dst(self, cycles: float) -> None:
         """Charge math that only touches DST (no source operands), right after the last."""
+        if self.trace is not None:
+            self._trace_busy(Risc.TRISC1, self._math_t, cycles)
         self._math_t += cycles
         self._busy_math += cycles
 
     def _pack(self, cycles: float) -> None:
+        if self.trace is not None:
+            self._trace_busy(Risc.TRISC2, self._pack_t, cycles)
         self._pack_t += cycles
         self._busy_pack += cycles
 
     def _init(self, unpack: bool = False, math: bool = False, pack: bool = False) -> None:
         """Charge a reconfiguration to the threads it touches."""
         if unpack:
+            if self.trace is not None:
+                self._trace_busy(Risc.TRISC0, self._t, self._init_costs["unpack"])
             self._t += self._init_costs["unpack"]
             self._busy_unpack += self._init_costs["unpack"]
         if math:
@@ -243,18 +287,26 @@ class ComputeContext(KernelContext):
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         cb.stats.producer.calls += 1
         resume = self._pack_t + self._cb_check
+        self._busy_pack += self._cb_check
         if cb.free_pages() < n:
             yield from self._sync_to(self._t)
         if cb.free_pages() < n:
+            # the process (unpack's clock) blocks too: a modelling approximation, see docs
             cb.stats.producer.blocked_count += 1
             start = self.env.now
+
             def detail() -> str:
                 return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-            yield from self._block(cb.reserve_event(n), f"cb_reserve_back:{cb.name}", detail)
+            yield from self._block(cb.reserve_event(n), detail)
             cb.stats.producer.blocked_cycles += self.env.now - start
-            resume = max(resume, self.env.now + self._cb_poll)
+            reason = f"cb_reserve_back:{cb.name}"
+            self._stall(Risc.TRISC0, reason, self._t, self.env.now)
             self._t = max(self._t, float(self.env.now))
+            if self.env.now > resume:
+                self._stall(Risc.TRISC2, reason, resume, self.env.now)
+                resume = self.env.now + self._cb_poll
+                self._busy_pack += self._cb_poll
         self._pack_t = resume
 
     def cb_push_back(self, cb_id: int, n: int) -> None:
@@ -267,6 +319,7 @@ class ComputeContext(KernelContext):
         """MATH: take a DST half (waits for pack to release it)."""
         released = self._released[0]
         if released > self._math_t:
+            self._stall(Risc.TRISC1, "math_wait_pack", self._math_t, released)
             self._math_t = released
         self._math_dst(self._handshake)
 
@@ -277,7 +330,9 @@ class ComputeContext(KernelContext):
 
     def tile_regs_wait(self) -> None:
         """PACK: wait for math to commit."""
-        self._pack_t = max(self._pack_t, self._commit_t)
+        if self._commit_t > self._pack_t:
+            self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._commit_t)
+            self._pack_t = self._commit_t
         self._pack(self._handshake)
 
     def tile_regs_release(self) -> None:
@@ -548,7 +603,9 @@ class ComputeContext(KernelContext):
         for i in range(ntiles):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)
             self._math(ready, c.datacopy_tile_cycles.value)
-            self._pack_t = max(self._pack_t, self._math_t)
+            if self._math_t > self._pack_t:
+                self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._math_t)
+                self._pack_t = self._math_t
             self._pack(c.pack_tilize_tile_cycles.value)
             position = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = position + 1

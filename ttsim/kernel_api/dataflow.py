@@ -151,7 +151,7 @@ class DataflowContext(KernelContext):
         """Wait until every read this RISC issued has landed."""
         self._t += self._barrier_poll
         if self._reads_land > self._t:
-            self.blocked_cycles["noc_read_barrier"] += self._reads_land - self._t
+            self._stall(self.risc, "noc_read_barrier", self._t, self._reads_land)
             self._t = self._reads_land
 
     # -- writes ---------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ class DataflowContext(KernelContext):
         """Wait until every write this RISC issued has been acknowledged."""
         self._t += self._barrier_poll
         if self._writes_land > self._t:
-            self.blocked_cycles["noc_write_barrier"] += self._writes_land - self._t
+            self._stall(self.risc, "noc_write_barrier", self._t, self._writes_land)
             self._t = self._writes_land
 
     # -- semaphores -----------------------------------------------------------------------------
@@ -238,7 +238,8 @@ class DataflowContext(KernelContext):
             def detail() -> str:
                 return f"noc_semaphore_wait(0x{sem_addr:x}, {value}): value is {self.core.read_word(sem_addr)}"
 
-            yield from self._block(self.core.word_event(sem_addr, value), "semaphore_wait", detail)
+            yield from self._block(self.core.word_event(sem_addr, value), detail)
+            self._stall(self.risc, "semaphore_wait", self._t, self.env.now)
             self._t = float(self.env.now)
         self._t += self._sem_poll
 

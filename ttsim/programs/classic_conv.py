@@ -28,7 +28,7 @@ from ttsim.programs.conv_blocking import ClassicBlockConfig, ClassicOverrides, d
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
-from ttsim.programs.tensors import write_dram_tiles
+from ttsim.programs.tensors import TensorDesc, write_dram_tiles
 
 CLASSIC_OP_CODE = "OptimizedConvNew"
 TILE = 32
@@ -77,6 +77,9 @@ class ClassicProgram:
     block: ClassicBlockConfig
     weights_seen: np.ndarray
     bias_seen: np.ndarray | None
+    weights_tensor: TensorDesc
+    bias_tensor: TensorDesc | None
+    kernel_sources: dict[str, str]
 
 
 def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
@@ -202,7 +205,15 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
                           weight_args, noc=0)
     program.create_kernel("conv_bmm_tilize", compute_conv, cores, "compute", compile_args, compute_args,
                           math_fidelity=spec.math_fidelity)
-    return ClassicProgram(program, output, out_pc, block, weights_seen, bias_seen)
+    k_rows, n_cols = matrix.shape
+    weights_tensor = TensorDesc((1, 1, k_rows, n_cols), (1, 1, geom.kh * geom.kw * geom.channels, geom.channels),
+                                "TILE", wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", tiles.shape[0] * wtile)
+    bias_tensor = (TensorDesc((1, 1, TILE, n_tiles * TILE), (1, 1, 1, geom.channels), "TILE", wfmt.value.upper(),
+                              "DEV_0_DRAM_INTERLEAVED", n_tiles * wtile) if bias is not None else None)
+    sources = {"compute": "ttsim/kernels/compute_conv.py",
+               "data_movement": "ttsim/kernels/conv_act_reader.py; ttsim/kernels/conv_weights.py"}
+    return ClassicProgram(program, output, out_pc, block, weights_seen, bias_seen, weights_tensor, bias_tensor,
+                          sources)
 
 
 def _diagonal_weights(matrix: np.ndarray, shape: tuple[int, ...], geom: ConvGeometry, pc: ParallelConfig,

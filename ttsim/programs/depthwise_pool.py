@@ -25,7 +25,7 @@ from ttsim.kernels.writer import writer_sharded_output
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
-from ttsim.programs.tensors import write_dram_tiles
+from ttsim.programs.tensors import TensorDesc, dram_tiles_desc, write_dram_tiles
 
 POOL_OP_CODE = "Conv2dDepthwisePool"
 TILE = 32
@@ -98,6 +98,9 @@ class PoolProgram:
     plan: PoolPlan
     weights_seen: np.ndarray
     bias_seen: np.ndarray | None
+    weights_tensor: TensorDesc
+    bias_tensor: TensorDesc | None
+    kernel_sources: dict[str, str]
 
 
 def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
@@ -205,7 +208,11 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
                           {"out_cb": cb["out_cb"],
                            "pages_per_group": plan.in_ntiles_c if tile_output else 1},
                           writer_args, noc=1)
-    return PoolProgram(program, output, plan, weights_seen, bias_seen)
+    weights_tensor = dram_tiles_desc(weight_tiles.shape[0], TILE * (weight.shape[0] * geom.kh * geom.kw), wfmt)
+    bias_tensor = dram_tiles_desc(pc.channels_padded // TILE, bias.size, wfmt) if bias is not None else None
+    sources = {"compute": "ttsim/kernels/compute_pool.py",
+               "data_movement": "ttsim/kernels/reader.py; ttsim/kernels/writer.py"}
+    return PoolProgram(program, output, plan, weights_seen, bias_seen, weights_tensor, bias_tensor, sources)
 
 
 def _row0(tile: np.ndarray) -> np.ndarray:

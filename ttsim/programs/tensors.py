@@ -4,6 +4,8 @@ weights in DRAM, and reading a sharded output back (``ttnn.to_torch`` of a shard
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ttsim.device.device import Device, L1Buffer
@@ -13,6 +15,24 @@ from ttsim.formats import (DataFormat, decode_row_major, encode_row_major, pack_
 from ttsim.programs.parallel import ParallelConfig
 
 TILE = 32
+
+
+@dataclass(frozen=True)
+class TensorDesc:
+    """A tensor as tt-metal's ops perf report describes it (INPUT_i_* / OUTPUT_i_* columns)."""
+
+    padded_shape: tuple[int, int, int, int]
+    logical_shape: tuple[int, int, int, int]
+    layout: str
+    dtype: str
+    memory: str
+    nbytes: int
+
+
+def dram_tiles_desc(num_tiles: int, logical_elements: int, fmt: DataFormat) -> TensorDesc:
+    """A [1, 1, 32, num_tiles*32] tiled DRAM tensor holding ``logical_elements`` values."""
+    return TensorDesc((1, 1, TILE, num_tiles * TILE), (1, 1, 1, logical_elements), "TILE",
+                      fmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", num_tiles * tile_size_bytes(fmt))
 
 
 def write_sharded_sticks(device: Device, pc: ParallelConfig, buffer: L1Buffer, sticks: np.ndarray,

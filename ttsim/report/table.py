@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from ttsim.report.golden import APPROX, MATCH, MISMATCH, CheckRow
 from ttsim.report.results import RISCS
 from ttsim.simulate import OpResult
 
@@ -46,3 +47,18 @@ def risc_table(results: list[OpResult]) -> Table:
 def print_results(console: Console, config_name: str, results: list[OpResult]) -> None:
     console.print(results_table(config_name, results))
     console.print(risc_table(results))
+
+
+def check_table(rows: list[CheckRow]) -> Table:
+    """Golden check: one row per op with its status."""
+    table = Table(title="golden DEVICE KERNEL DURATION \\[cycles]", title_justify="left")
+    for name in ("config", "program", "OP CODE", "golden", "simulated", "delta", "status"):
+        table.add_column(name, justify="right" if name in ("golden", "simulated", "delta") else "left",
+                         no_wrap=name in ("config", "OP CODE"))
+    styles = {MATCH: "green", APPROX: "yellow", MISMATCH: "bold red"}
+    for row in rows:
+        delta = row.delta
+        table.add_row(row.config, row.program, row.op_code, "-" if row.golden is None else f"{row.golden:,}",
+                      f"{row.simulated:,}", "-" if delta is None else f"{delta:+.2%}",
+                      f"[{styles[row.status]}]{row.status}[/]")
+    return table
