@@ -351,7 +351,7 @@ def build_only(cfg: dict[str, Any] | Path, overrides: ClassicOverrides | None = 
     _, halo_buffer = build_halo_program(device, pc, halo, input_buffer, stick_bytes)
     device.free_l1_buffer(input_buffer)
     if overrides is None:
-        overrides = ClassicOverrides(**config_.classic.model_dump())
+        overrides = ClassicOverrides.from_options(config_.classic)
     built = build_classic_program(device, conv, geom, pc, halo, halo_buffer, weight, bias, overrides)
     return conv, geom, pc, built, halo_buffer
 

@@ -22,7 +22,7 @@ from ttsim.report.breakdown import breakdown_table
 from ttsim.report.compare import Comparison, comparison_document, comparison_table
 from ttsim.report.golden import MISMATCH, CheckRow, compare_with_golden, golden_document, golden_path, load_golden
 from ttsim.report.ops_perf_csv import ops_perf_csv
-from ttsim.report.table import check_table
+from ttsim.report.table import check_table, l1_table
 from ttsim.report.trace import trace_document
 from ttsim.report.results import report_document
 from ttsim.report.table import print_results
@@ -79,6 +79,12 @@ def _parse_cores(text: str) -> set[tuple[int, int]] | None:
     return cores
 
 
+SET_OPTION = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="override a config value by dotted key, e.g. conv.channels=64 or pool.cb.in_cb.pages=4 "
+         "(repeatable; validated like the file)")
+
+
 @main.command("run")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--program", "program", default="all", show_default=True,
@@ -97,18 +103,24 @@ def _parse_cores(text: str) -> set[tuple[int, int]] | None:
                    "'x,y;x,y' or 'all' (kernel zones of every core are always there)")
 @click.option("--breakdown", "show_breakdown", is_flag=True,
               help="print per kernel busy time and time blocked per stall reason")
+@click.option("--l1", "show_l1", is_flag=True, help="print each op's CB table per core against the L1 budget")
+@SET_OPTION
 def run_command(configs: tuple[Path, ...], program: str, device: str | None, json_path: Path | None,
                 csv_path: Path | None, trace_path: Path | None, trace_cores: str,
-                show_breakdown: bool) -> None:
+                show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...]) -> None:
     """Simulate each CONFIG and print DEVICE KERNEL DURATION per device op."""
     console = _console()
     everything: list[OpResult] = []
     try:
         cores = _parse_cores(trace_cores)
         for path in configs:
-            results = run(path, program=program, device=device, trace=trace_path is not None,
+            config = load_config(path, list(overrides))
+            results = run(config, program=program, device=device, trace=trace_path is not None,
                           trace_cores=cores)
             print_results(console, results[0].config, results)
+            if show_l1:
+                for result in results:
+                    console.print(l1_table(result))
             if show_breakdown:
                 for result in results:
                     console.print(breakdown_table(result))
@@ -169,13 +181,15 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
 @click.option("--device", "device", default=None, help="device preset (overrides the config's 'device:')")
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the comparison as JSON to this path")
-def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None) -> None:
+@SET_OPTION
+def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
+                    overrides: tuple[str, ...]) -> None:
     """Run the classic and the pool program on each CONFIG and compare them."""
     console = _console()
     comparisons: list[Comparison] = []
     try:
         for path in configs:
-            config = load_config(path)
+            config = load_config(path, list(overrides))
             results = run(config, program="all", device=device)
             classic, pool = results[1], results[3]
             comparisons.append(Comparison(config.name, classic, pool,

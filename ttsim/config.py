@@ -9,6 +9,7 @@ of a :class:`~ttsim.errors.ConfigurationError` that names the file, the dotted k
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -102,10 +103,34 @@ class Measured(BaseModel):
     )
 
 
-class ClassicOptions(BaseModel):
-    """Block-config overrides of the classic conv program (tt-metal ``Conv2dConfig`` fields)."""
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+
+
+class CBOverride(BaseModel):
+    """A circular buffer's size set by hand (kernel authors' what-ifs)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pages: PositiveInt = Field(description="Page count of the CB (page size stays the program's).")
+
+
+class ProgramOptions(BaseModel):
+    """Overrides every program accepts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cb: dict[str, CBOverride] = Field(
+        default_factory=dict, description="Page counts by CB name, e.g. {in_cb: {pages: 4}}.")
+    core_grid: tuple[PositiveInt, PositiveInt] | None = Field(
+        default=None, description="Largest core grid [x, y] the program may use (<= the device's).")
+
+
+class PoolOptions(ProgramOptions):
+    """Overrides of the pool-based depthwise program."""
+
+
+class ClassicOptions(ProgramOptions):
+    """Block-config overrides of the classic conv program (tt-metal ``Conv2dConfig`` fields)."""
 
     act_block_h_override: NonNegativeInt = Field(
         default=0, description="Act block height in sticks (a multiple of 32); 0 = whole shard.")
@@ -115,6 +140,8 @@ class ClassicOptions(BaseModel):
         default=False, description="Two weight blocks in flight (WEIGHTS CB x2).")
     split_reader: StrictBool | None = Field(
         default=None, description="Force the HS split reader on/off; null = tt-metal's heuristic.")
+    out_subblock: tuple[PositiveInt, PositiveInt] | None = Field(
+        default=None, description="Output subblock [h, w] in tiles; null = tt-metal's heuristic.")
 
     @model_validator(mode="after")
     def _check_override(self) -> "ClassicOptions":
@@ -141,27 +168,52 @@ class OpConfig(BaseModel):
     measured: Measured = Field(default=Measured(), description="Hardware measurements, if any.")
     classic: ClassicOptions = Field(default=ClassicOptions(),
                                     description="Overrides for the classic conv program.")
+    pool: PoolOptions = Field(default=PoolOptions(),
+                              description="Overrides for the pool-based depthwise program.")
 
 
-def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> OpConfig:
+def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list[str] | None = None) -> OpConfig:
     """Load and validate an op config from a YAML file path or an already-parsed mapping.
 
-    Raises ConfigurationError with one line per problem, each prefixed by the file name (or
-    ``<dict>``); no yaml or pydantic exception escapes.
+    ``overrides`` are ``KEY=VALUE`` strings with dotted keys into the config (``--set``), VALUE
+    parsed as YAML (``conv.kernel=[5,5]``, ``pool.cb.in_cb.pages=4``); they are validated like
+    the file. Raises ConfigurationError with one line per problem, each prefixed by the file
+    name (or ``<dict>``); no yaml or pydantic exception escapes.
     """
     if isinstance(source, dict):
-        label, data = "<dict>", source
+        label, data = "<dict>", copy.deepcopy(source)
     else:
         label = os.fspath(source)
         data = _read_yaml(Path(label), label)
     if not isinstance(data, dict):
         got = "an empty document" if data is None else f"a {type(data).__name__}"
         raise ConfigurationError(f"{label}: top level must be a mapping of keys, got {got}")
+    for override in overrides or []:
+        _apply_override(data, override, label)
     try:
         return OpConfig.model_validate(data)
     except ValidationError as exc:
         lines = [f"{label}: {_describe(err)}" for err in exc.errors(include_url=False)]
         raise ConfigurationError("\n".join(lines)) from None
+
+
+def _apply_override(data: dict[str, Any], override: str, label: str) -> None:
+    """Set ``a.b.c=VALUE`` in the raw config mapping (creating mappings on the way)."""
+    key, sep, text = override.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigurationError(f"{label}: --set {override!r}: expected KEY=VALUE with a dotted KEY")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{label}: --set {key}: {_describe_yaml_error(exc)}") from None
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigurationError(f"{label}: --set {key}: '{'.'.join(parts[:i + 1])}' is not a mapping")
+        node = child
+    node[parts[-1]] = value
 
 
 def _read_yaml(path: Path, label: str) -> Any:

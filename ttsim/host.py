@@ -18,7 +18,7 @@ from ttsim.cb import CBConfig, CircularBuffer
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.device.profiler import CBRecord, KernelZone, OpProfile
-from ttsim.errors import ConfigurationError, DeadlockError
+from ttsim.errors import CBRequestError, ConfigurationError, DeadlockError
 from ttsim.kernel_api.base import KernelContext
 from ttsim.kernel_api.compute import ComputeContext
 from ttsim.kernel_api.dataflow import DataflowContext
@@ -62,12 +62,19 @@ class Program:
     cbs: list[CBSpec] = field(default_factory=list)
     kernels: list[KernelSpec] = field(default_factory=list)
     semaphores: list[tuple[tuple[XY, ...], int]] = field(default_factory=list)
+    requests: list[tuple[str, int, int, str]] = field(default_factory=list)
+    """(kernel, CB index, pages, call) the kernels are known to make, checked before launch."""
 
     def create_circular_buffer(self, cores: list[XY], config: CBConfig,
                                buffer: L1Buffer | None = None) -> int:
         """Create a CB on ``cores``; with ``buffer`` it aliases that tensor buffer."""
         self.cbs.append(CBSpec(tuple(cores), config, buffer))
         return config.index
+
+    def declare_cb_request(self, kernel: str, cb_index: int, pages: int, call: str) -> None:
+        """Record that ``kernel`` will ask CB ``cb_index`` for ``pages`` pages in ``call``, so an
+        undersized CB is reported when the program is built rather than mid-run."""
+        self.requests.append((kernel, cb_index, pages, call))
 
     def create_semaphore(self, cores: list[XY], initial_value: int = 0) -> int:
         """Create a semaphore on ``cores``; returns its id."""
@@ -85,7 +92,20 @@ class Program:
         return sorted(self.cbs, key=lambda spec: spec.config.index)
 
 
+def _check_requests(program: Program) -> None:
+    """Reject a CB smaller than a request a kernel is known to make (before anything runs)."""
+    by_index = {spec.config.index: spec for spec in program.cbs}
+    for kernel, index, pages, call in program.requests:
+        spec = by_index[index]
+        if pages > spec.config.num_pages:
+            raise CBRequestError(
+                f"kernel '{kernel}' will call {call}(CB {index} '{spec.config.name}', {pages}) on core "
+                f"{spec.cores[0]} (and {len(spec.cores) - 1} more cores) but the CB holds "
+                f"{spec.config.num_pages} pages of {spec.config.page_size} B: it needs at least {pages} pages")
+
+
 def _allocate(device: Device, program: Program) -> None:
+    _check_requests(program)
     for spec in program.cb_table():
         for xy in spec.cores:
             core = device.core(xy)
@@ -148,6 +168,7 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
     """
     env = device.env
     _allocate(device, program)
+    l1_used = max((device.core(xy).l1.used_bytes for k in program.kernels for xy in k.cores), default=0)
     traced = (set(trace_cores) if trace_cores is not None else set(device.cores)) if trace else set()
     counters: list[tuple[XY, str, float, int]] = []
     for xy in traced:
@@ -186,6 +207,8 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
                                   for risc, name, start, end in context.trace)
     profile.counters = counters
     profile.cbs = _cb_records(device, program)
+    profile.l1_used_bytes = l1_used
+    profile.l1_budget_bytes = device.spec.l1.usable_bytes
     device.free_program_cbs()
     return profile
 
@@ -199,7 +222,8 @@ def _cb_records(device: Device, program: Program) -> list[CBRecord]:
             records.append(CBRecord(xy, spec.config.index, spec.config.name, cb.address,
                                     spec.config.page_size, spec.config.num_pages,
                                     s.producer.blocked_cycles, s.consumer.blocked_cycles,
-                                    s.pages_pushed, s.pages_popped, s.max_occupancy))
+                                    s.pages_pushed, s.pages_popped, s.max_occupancy,
+                                    spec.config.globally_allocated))
     return records
 
 

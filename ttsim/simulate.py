@@ -11,7 +11,7 @@ from typing import Any, Collection
 
 import numpy as np
 
-from ttsim.config import OpConfig, load_config
+from ttsim.config import OpConfig, ProgramOptions, load_config
 from ttsim.device.device import Device
 from ttsim.device.profiler import OpProfile
 from ttsim.device.spec import DeviceSpec, load_device
@@ -82,8 +82,11 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
     conv = config.conv
     device = Device(spec)
     geom = ConvGeometry.from_spec(conv)
+    options = config.pool if program == "pool" else config.classic
     align = 32 if program == "pool" else CLASSIC_CHANNEL_ALIGN
-    pc = determine_parallel_config(geom, conv.memory_layout, *device.grid, channel_align=align)
+    pc = determine_parallel_config(geom, conv.memory_layout, *_core_grid(device, options, program),
+                                   channel_align=align)
+    cb_pages = {name: cb.pages for name, cb in options.cb.items()}
     x, weight, bias = generate_conv_inputs(conv, config.seed)
     x = round_to_format(x, DataFormat.BFLOAT16)
 
@@ -100,11 +103,11 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
     device.free_l1_buffer(input_buffer)  # conv2d's internal sharded copy of its input
 
     if program == "pool":
-        built = build_pool_program(device, conv, geom, pc, halo, halo_buffer, weight, bias)
+        built = build_pool_program(device, conv, geom, pc, halo, halo_buffer, weight, bias, cb_pages)
         out_pc, details = pc, {"plan": built.plan}
     else:
         built = build_classic_program(device, conv, geom, pc, halo, halo_buffer, weight, bias,
-                                      ClassicOverrides(**config.classic.model_dump()))
+                                      ClassicOverrides.from_options(config.classic), cb_pages)
         out_pc, details = built.output_pc, {"block_config": built.block}
     conv_profile = run_program(device, built.program, launch_gap_cycles=gap, trace=trace,
                                trace_cores=trace_cores)
@@ -124,6 +127,18 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
         OpResult(config.name, program, spec.name, conv_profile, pcc(output, reference), output,
                  inputs, details, conv_info),
     ]
+
+
+def _core_grid(device: Device, options: ProgramOptions, program: str) -> tuple[int, int]:
+    """The grid a program may use: the device's, or the config's smaller ``core_grid``."""
+    if options.core_grid is None:
+        return device.grid
+    x, y = options.core_grid
+    if x > device.grid[0] or y > device.grid[1]:
+        raise ConfigurationError(
+            f"{program}.core_grid: [{x}, {y}] exceeds the {device.grid[0]}x{device.grid[1]} compute grid "
+            f"of {device.spec.name}")
+    return x, y
 
 
 def _memory(layout: str) -> str:

@@ -40,6 +40,8 @@ class CBRecord:
     pages_pushed: int
     pages_popped: int
     max_occupancy: int
+    globally_allocated: bool = False
+    """The CB aliases a tensor buffer (its bytes are the tensor's, not extra L1)."""
 
 
 @dataclass
@@ -57,6 +59,10 @@ class OpProfile:
     events: list[tuple[XY, Risc, str, float, float]] = field(default_factory=list)
     """Timeline (when traced): (core, RISC, stall reason or op group, start, end)."""
     counters: list[tuple[XY, str, float, int]] = field(default_factory=list)
+    l1_budget_bytes: int = 0
+    """Usable L1 per core (CBs and buffers) of the device."""
+    l1_used_bytes: int = 0
+    """Largest L1 use of any core while the op ran (CBs and buffers, L1_SMALL excluded)."""
     """Timeline (when traced): (core, CB name, cycle, pages occupied)."""
 
     def _span(self, zones: list[KernelZone]) -> float:

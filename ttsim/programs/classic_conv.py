@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ttsim.cb import CBConfig
 from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
@@ -25,6 +24,7 @@ from ttsim.kernels.compute_conv import compute_conv
 from ttsim.kernels.conv_act_reader import reader_conv_activations_bs, reader_conv_activations_hs
 from ttsim.kernels.conv_weights import conv_weights_mcast
 from ttsim.programs.conv_blocking import ClassicBlockConfig, ClassicOverrides, determine_classic_block_config
+from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
@@ -84,7 +84,8 @@ class ClassicProgram:
 
 def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
                           halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
-                          bias: np.ndarray | None, overrides: ClassicOverrides) -> ClassicProgram:
+                          bias: np.ndarray | None, overrides: ClassicOverrides,
+                          cb_pages: dict[str, int] | None = None) -> ClassicProgram:
     """Wire the classic conv's kernels for a depthwise conv given as a grouped conv."""
     if spec.output_layout != "tile":
         raise UnsupportedFunctionality("conv.output_layout: the classic program is modelled with tiled output only")
@@ -120,13 +121,8 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     indices = device.allocate_l1_small_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
 
     program = Program(CLASSIC_OP_CODE)
-    ids = iter(range(32))
-    cb: dict[str, int] = {}
-
-    def make(name: str, page: int, pages: int, fmt: DataFormat, buffer: L1Buffer | None = None) -> None:
-        if pages > 0:
-            cb[name] = program.create_circular_buffer(
-                cores, CBConfig(next(ids), name, page, pages, fmt, buffer is not None), buffer)
+    table = CBTableBuilder(program, cores, cb_pages or {}, "classic")
+    make = table.add
 
     reader0_rows = -(-block.act_block_h_ntiles // 2) if block.split_reader else block.act_block_h_ntiles
     act_buffers = 2 if block.enable_act_double_buffer else 1
@@ -153,6 +149,19 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     make("L1_ARRAY", L1_ARRAY_BYTES, 1, DataFormat.UINT32)
     make("ACT_SHARDED", pc.channels_per_core * 2, halo_buffer.size_per_core // (pc.channels_per_core * 2),
          DataFormat.BFLOAT16, halo_buffer)
+    cb = table.finish()
+    sub_tiles = block.out_subblock_h_ntiles * block.out_subblock_w_ntiles
+    act_second_rows = block.act_block_h_ntiles - reader0_rows
+    for kernel, name, pages, call in (
+            ("reader_conv_activations", "ACT", (block.act_block_num_tiles if block_sharded else reader0_rows * act_w),
+             "cb_reserve_back"),
+            ("conv_weights_mcast", "ACT_SECOND_READER", act_second_rows * act_w, "cb_reserve_back"),
+            ("conv_weights_mcast", "WEIGHTS", block.weight_block_num_tiles, "cb_reserve_back"),
+            ("conv_weights_mcast", "BIAS", wbw, "cb_reserve_back"),
+            ("reader_conv_activations", "ACT_ROW_MAJOR_BFLOAT16", block.act_block_num_tiles, "cb_reserve_back"),
+            ("conv_bmm_tilize", "ACT_TILIZED", block.act_block_num_tiles, "cb_wait_front"),
+            ("conv_bmm_tilize", "MATMUL_PARTIALS", sub_tiles, "cb_reserve_back")):
+        table.request(kernel, name, pages, call)
 
     weights_sender = program.create_semaphore(cores)
     weights_receiver = program.create_semaphore(cores)

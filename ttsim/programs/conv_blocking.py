@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ttsim.config import ClassicOptions
+from ttsim.errors import ConfigurationError
 from ttsim.programs.parallel import ParallelConfig, find_closest_largest_divisor_with_num_padding
 from ttsim.programs.sliding_window import ConvGeometry
 
@@ -62,6 +64,13 @@ class ClassicOverrides:
     enable_act_double_buffer: bool = False
     enable_weights_double_buffer: bool = False
     split_reader: bool | None = None
+    out_subblock: tuple[int, int] | None = None
+
+    @classmethod
+    def from_options(cls, options: ClassicOptions) -> ClassicOverrides:
+        """The block-config part of a config's ``classic:`` section."""
+        return cls(options.act_block_h_override, options.enable_act_double_buffer,
+                   options.enable_weights_double_buffer, options.split_reader, options.out_subblock)
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,12 @@ def determine_classic_block_config(geom: ConvGeometry, pc: ParallelConfig, arch:
     act_block_w = _round_up(c_in * geom.kw, TILE) // TILE
     num_cores_c_out, weight_block_w = output_channel_split(geom.channels, pc.layout, pc.grid_x)
     sub_h, sub_w = determine_largest_subblock_size(act_block_h, weight_block_w)
+    if overrides.out_subblock is not None:
+        sub_h, sub_w = overrides.out_subblock
+        if act_block_h % sub_h or weight_block_w % sub_w or sub_h * sub_w > 8 or (sub_h > 1 and sub_w != weight_block_w):
+            raise ConfigurationError(
+                f"classic.out_subblock: [{sub_h}, {sub_w}] does not tile the {act_block_h} x {weight_block_w}-tile "
+                "output block (it must divide it, hold at most 8 tiles, and span the whole width when h > 1)")
     conv_act_c_blocks = pc.num_cores_c if pc.layout == "block_sharded" else 1
     if overrides.split_reader is None:
         row_bytes = 2 * geom.channels * geom.kw

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ttsim.cb import CBConfig
 from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
@@ -22,6 +21,7 @@ from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_pool import compute_pool_depthwise
 from ttsim.kernels.reader import reader_pool_depthwise
 from ttsim.kernels.writer import writer_sharded_output
+from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
@@ -105,7 +105,7 @@ class PoolProgram:
 
 def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
                        halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
-                       bias: np.ndarray | None) -> PoolProgram:
+                       bias: np.ndarray | None, cb_pages: dict[str, int] | None = None) -> PoolProgram:
     """Wire the reader, compute and writer kernels of the pool-based depthwise conv."""
     plan = PoolPlan.create(geom, pc)
     cores = pc.cores()
@@ -134,13 +134,8 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
     indices = device.allocate_l1_small_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
 
     program = Program(POOL_OP_CODE)
-    index = iter(range(32))
-    cb = {}
-
-    def make(name: str, page_size: int, pages: int, fmt: DataFormat, buffer: L1Buffer | None = None) -> None:
-        cb[name] = program.create_circular_buffer(
-            cores, CBConfig(next(index), name, page_size, pages, fmt, buffer is not None), buffer)
-
+    table = CBTableBuilder(program, cores, cb_pages or {}, "pool")
+    make = table.add
     make("in_cb", BF16_TILE, 2 * plan.pages_per_stick, DataFormat.BFLOAT16)
     make("mul_cb", BF16_TILE, 2 * plan.pages_per_stick, DataFormat.BFLOAT16)
     make("weight_cb", wtile, plan.weight_tiles, wfmt)
@@ -156,6 +151,15 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
     if tile_output:
         make("pre_tilize_cb", cpc * 2, TILE, DataFormat.BFLOAT16)
     make("raw_in_cb", cpc * 2, halo_buffer.size_per_core // (cpc * 2), DataFormat.BFLOAT16, halo_buffer)
+    cb = table.finish()
+    for kernel, name, pages, call in (
+            ("reader_pool_2d", "in_cb", plan.pages_per_stick, "cb_reserve_back"),
+            ("reader_pool_2d", "weight_cb", plan.weight_tiles, "cb_reserve_back"),
+            ("reader_pool_2d", "bias_cb", plan.in_ntiles_c, "cb_reserve_back"),
+            ("compute_pool_2d", "mul_cb", plan.pages_per_stick, "cb_reserve_back"),
+            ("compute_pool_2d", "pre_tilize_cb", TILE, "cb_wait_front"),
+            ("compute_pool_2d", "out_cb", plan.in_ntiles_c if tile_output else 1, "cb_reserve_back")):
+        table.request(kernel, name, pages, call)
 
     sender_sem = program.create_semaphore(cores)
     receiver_sem = program.create_semaphore(cores)

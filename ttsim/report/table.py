@@ -62,3 +62,34 @@ def check_table(rows: list[CheckRow]) -> Table:
                       f"{row.simulated:,}", "-" if delta is None else f"{delta:+.2%}",
                       f"[{styles[row.status]}]{row.status}[/]")
     return table
+
+
+def l1_table(result: OpResult) -> Table:
+    """The op's CB table per core (cores with identical tables grouped) against the L1 budget."""
+    profile = result.profile
+    by_core: dict[tuple, list] = {}
+    for record in profile.cbs:
+        by_core.setdefault(record.core, []).append(record)
+    groups: dict[tuple, list] = {}
+    for core, records in sorted(by_core.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        key = tuple((r.index, r.name, r.address, r.page_size, r.num_pages) for r in records)
+        groups.setdefault(key, []).append(core)
+    budget = profile.l1_budget_bytes
+    table = Table(title=f"{result.config} {result.op_code} ({result.program}): circular buffers per core; "
+                        f"L1 budget {budget:,} B, peak use {profile.l1_used_bytes:,} B "
+                        f"({profile.l1_used_bytes / budget:.0%})" if budget else "", title_justify="left")
+    for name in ("cores", "CB", "name", "address", "page \\[B]", "pages", "bytes"):
+        table.add_column(name, justify="right" if name not in ("cores", "name") else "left")
+    for key, cores in groups.items():
+        label = f"{len(cores)}: {cores[0]}" + (f"..{cores[-1]}" if len(cores) > 1 else "")
+        total = 0
+        for index, name, address, page, pages in key:
+            aliased = any(r.globally_allocated for r in by_core[cores[0]] if r.index == index)
+            size = page * pages
+            total += 0 if aliased else size
+            table.add_row(label, str(index), name + (" (tensor)" if aliased else ""), f"0x{address:06x}",
+                          f"{page:,}", str(pages), f"{size:,}")
+            label = ""
+        table.add_row("", "", "CB total (tensor-aliased CBs not counted)", "", "", "", f"{total:,}",
+                      end_section=True)
+    return table
