@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 
 from ttsim.config import load_config
 from ttsim.device.spec import available_devices
@@ -22,11 +23,12 @@ from ttsim.report.breakdown import breakdown_table
 from ttsim.report.compare import Comparison, comparison_document, comparison_table
 from ttsim.report.golden import MISMATCH, CheckRow, compare_with_golden, golden_document, golden_path, load_golden
 from ttsim.report.ops_perf_csv import ops_perf_csv
-from ttsim.report.table import check_table, l1_table
+from ttsim.report.table import check_table, l1_table, sweep_table
 from ttsim.report.trace import trace_document
 from ttsim.report.results import report_document
 from ttsim.report.table import print_results
-from ttsim.simulate import PROGRAM_CHOICES, OpResult, run
+from ttsim.simulate import PROGRAM_CHOICES, PROGRAMS, OpResult, run
+from ttsim.sweep import grid, pareto_front, parse_param, run_sweep
 
 EXIT_BAD_INPUT = 2
 
@@ -199,6 +201,42 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
             _write_atomically(json_path, json.dumps(comparison_document(comparisons), indent=2) + "\n")
     except TtsimError as exc:
         _fail(str(exc))
+
+
+@main.command("sweep")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--param", "params", multiple=True, required=True, metavar="KEY=V1,V2,...",
+              help="a swept config key and its values (repeatable; the grid is their product)")
+@click.option("--program", "program", default="pool", show_default=True, type=click.Choice(PROGRAMS),
+              help="program to simulate at every point")
+@click.option("--device", "device", default=None, help="device preset (overrides the config's)")
+@click.option("--out", "out", default=Path("sweep_results.csv"), show_default=True,
+              type=click.Path(path_type=Path), help="CSV the results are appended to (resumable)")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="local worker processes")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="run the points on this Dask distributed scheduler (e.g. tcp://host:8786)")
+def sweep_command(config: Path, params: tuple[str, ...], program: str, device: str | None, out: Path,
+                  workers: int, scheduler: str | None) -> None:
+    """Run CONFIG over the cartesian grid of --param values; rank the points by duration."""
+    console = _console()
+    try:
+        parsed = [parse_param(text) for text in params]
+        total = len(grid(parsed))
+        with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,
+                      transient=not sys.stdout.isatty()) as progress:
+            task = progress.add_task(f"sweeping {config.name}", total=total)
+            rows = run_sweep(str(config.resolve()), parsed, program, device, out, workers, scheduler,
+                             on_result=lambda row: progress.advance(task))
+            progress.update(task, completed=total)
+    except TtsimError as exc:
+        _fail(str(exc))
+    console.print(sweep_table([p.key for p in parsed], rows, pareto_front(rows)))
+    failed = [row for row in rows if row["status"] != "ok"]
+    for row in failed:
+        point = ", ".join(f"{p.key}={row[p.key]}" for p in parsed)
+        console.print(f"[red]failed[/] {point}: {row['error']}", highlight=False)
+    console.print(f"{len(rows)} points, {len(failed)} failed; results in {out}")
 
 
 if __name__ == "__main__":

@@ -93,3 +93,20 @@ def l1_table(result: OpResult) -> Table:
         table.add_row("", "", "CB total (tensor-aliased CBs not counted)", "", "", "", f"{total:,}",
                       end_section=True)
     return table
+
+
+def sweep_table(keys: list[str], rows: list[dict[str, str]], front: set[int]) -> Table:
+    """Sweep points that ran, fastest first, with L1 use; Pareto-optimal points marked."""
+    table = Table(title="sweep: DEVICE KERNEL DURATION \\[ns] by point (* = on the duration-vs-L1 Pareto front)",
+                  title_justify="left")
+    for key in keys:
+        table.add_column(key)
+    for name in ("DEVICE KERNEL DURATION [ns]", "L1 used [B]", "PCC", "Pareto"):
+        table.add_column(name.replace("[", "\\["), justify="right")
+    ok = sorted((i for i, row in enumerate(rows) if row["status"] == "ok"),
+                key=lambda i: (float(rows[i]["device_kernel_duration_ns"]), int(rows[i]["l1_used_bytes"])))
+    for i in ok:
+        row = rows[i]
+        table.add_row(*(row[k] for k in keys), f"{float(row['device_kernel_duration_ns']):,.0f}",
+                      f"{int(row['l1_used_bytes']):,}", row["pcc"], "*" if i in front else "")
+    return table
