@@ -37,7 +37,7 @@ FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
 DST_TILES = 16
 BF16 = np.dtype(ml_dtypes.bfloat16)
 """bfloat16 as a numpy dtype: casting float32 to it rounds to nearest even, back is exact."""
-DECODED_TILES_KEPT = 256
+DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
 
 
@@ -600,6 +600,7 @@ class ComputeContext(KernelContext):
         tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
         out_cb = self.cb(ocb)
         c = self._c
+        packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
         for i in range(ntiles):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)
             self._math(ready, c.datacopy_tile_cycles.value)
@@ -609,7 +610,11 @@ class ComputeContext(KernelContext):
             self._pack(c.pack_tilize_tile_cycles.value)
             position = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = position + 1
-            self._write_values(out_cb.back_page_address(position), tiles[i], out_cb, pack_tile)
+            address = out_cb.back_page_address(position)
+            if out_cb.is_bf16:
+                self._write_values(address, tiles[i], out_cb, pack_tile)
+            else:
+                self._l1[address : address + packed[i].size] = packed[i]
 
     fast_tilize_block = tilize_block
 
