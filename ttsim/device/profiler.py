@@ -59,11 +59,11 @@ class OpProfile:
     events: list[tuple[XY, Risc, str, float, float]] = field(default_factory=list)
     """Timeline (when traced): (core, RISC, stall reason or op group, start, end)."""
     counters: list[tuple[XY, str, float, int]] = field(default_factory=list)
+    """Timeline (when traced): (core, CB name, cycle, pages occupied)."""
     l1_budget_bytes: int = 0
     """Usable L1 per core (CBs and buffers) of the device."""
     l1_used_bytes: int = 0
     """Largest L1 use of any core while the op ran (CBs and buffers, L1_SMALL excluded)."""
-    """Timeline (when traced): (core, CB name, cycle, pages occupied)."""
 
     def _span(self, zones: list[KernelZone]) -> float:
         if not zones:

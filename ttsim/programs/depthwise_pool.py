@@ -25,7 +25,7 @@ from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
-from ttsim.programs.tensors import TensorDesc, dram_tiles_desc, write_dram_tiles
+from ttsim.programs.tensors import TensorDesc, write_dram_tiles
 
 POOL_OP_CODE = "Conv2dDepthwisePool"
 TILE = 32
@@ -212,8 +212,12 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
                           {"out_cb": cb["out_cb"],
                            "pages_per_group": plan.in_ntiles_c if tile_output else 1},
                           writer_args, noc=1)
-    weights_tensor = dram_tiles_desc(weight_tiles.shape[0], TILE * (weight.shape[0] * geom.kh * geom.kw), wfmt)
-    bias_tensor = dram_tiles_desc(pc.channels_padded // TILE, bias.size, wfmt) if bias is not None else None
+    rows = plan.weight_tiles // plan.in_ntiles_c * TILE  # per channel shard: [rows, C_core] tiled
+    weights_tensor = TensorDesc((1, 1, rows, pc.channels_padded), (1, 1, geom.kh * geom.kw, geom.channels),
+                                "TILE", wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", weight_tiles.shape[0] * wtile)
+    bias_tensor = (TensorDesc((1, 1, TILE, pc.channels_padded), (1, 1, 1, geom.channels), "TILE",
+                              wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", pc.channels_padded // TILE * wtile)
+                   if bias is not None else None)
     sources = {"compute": "ttsim/kernels/compute_pool.py",
                "data_movement": "ttsim/kernels/reader.py; ttsim/kernels/writer.py"}
     return PoolProgram(program, output, plan, weights_seen, bias_seen, weights_tensor, bias_tensor, sources)

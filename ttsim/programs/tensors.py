@@ -29,12 +29,6 @@ class TensorDesc:
     nbytes: int
 
 
-def dram_tiles_desc(num_tiles: int, logical_elements: int, fmt: DataFormat) -> TensorDesc:
-    """A [1, 1, 32, num_tiles*32] tiled DRAM tensor holding ``logical_elements`` values."""
-    return TensorDesc((1, 1, TILE, num_tiles * TILE), (1, 1, 1, logical_elements), "TILE",
-                      fmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", num_tiles * tile_size_bytes(fmt))
-
-
 def write_sharded_sticks(device: Device, pc: ParallelConfig, buffer: L1Buffer, sticks: np.ndarray,
                          shard_sticks: int) -> None:
     """Host write of row-major bf16 sticks [num_sticks, channels_padded] into their shards."""

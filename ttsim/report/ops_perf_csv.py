@@ -67,6 +67,15 @@ def _ns(profile, cycles: float) -> str:
     return f"{profile.to_ns(cycles):.0f}"
 
 
+PM_ELEMENT_BYTES = {"BFLOAT16": 2, "FLOAT32": 4, "BFLOAT8_B": 1, "UINT16": 2, "UINT32": 4}
+"""``element_size()`` as tt-metal's performance model uses it (block-float formats count 1 B)."""
+
+
+def pm_bytes(tensor: TensorDesc) -> int:
+    """Bytes of a tensor as the op performance model counts them: physical volume x element size."""
+    return math.prod(tensor.padded_shape) * PM_ELEMENT_BYTES[tensor.dtype]
+
+
 def performance_model(result: OpResult, spec: DeviceSpec) -> dict[str, str]:
     """PM IDEAL / COMPUTE / BANDWIDTH / REQ BW / FPU UTIL as tt-metal's op performance model."""
     clock_ghz = spec.clock_mhz / 1000.0
@@ -79,17 +88,19 @@ def performance_model(result: OpResult, spec: DeviceSpec) -> dict[str, str]:
     else:  # ops without a model of their own report 1 ns
         compute_ns = 1
     peak = spec.chip.pm_dram_bandwidth_gb_per_s.value
-    tensors = result.info.get("inputs", []) + result.info.get("outputs", [])
-    per_tensor = [t.nbytes / peak / 2**30 * 1e9 if t.memory.startswith("DEV_0_DRAM") else 1.0 for t in tensors]
-    bandwidth_ns = math.ceil(max(per_tensor, default=1.0))
+    inputs, outputs = result.info.get("inputs", []), result.info.get("outputs", [])
+    bandwidth_ns = 1  # an int set from a float in tt-metal: truncates; L1 tensors count 1 ns
+    for tensor in inputs + outputs:
+        if tensor.memory.startswith("DEV_0_DRAM"):
+            bandwidth_ns = max(bandwidth_ns, int(pm_bytes(tensor) / peak / 2**30 * 1e9))
     ideal_ns = max(compute_ns, bandwidth_ns)
     duration = result.profile.device_kernel_duration_ns
     return {
         "PM IDEAL [ns]": str(ideal_ns),
         "PM COMPUTE [ns]": str(compute_ns),
         "PM BANDWIDTH [ns]": str(bandwidth_ns),
-        "PM REQ I BW": str([round(t.nbytes / ideal_ns, 3) for t in result.info.get("inputs", [])]),
-        "PM REQ O BW": str([round(t.nbytes / ideal_ns, 3) for t in result.info.get("outputs", [])]),
+        "PM REQ I BW": str([round(pm_bytes(t) / ideal_ns, 3) for t in inputs]),
+        "PM REQ O BW": str([round(pm_bytes(t) / ideal_ns, 3) for t in outputs]),
         "PM FPU UTIL (%)": f"{100.0 * compute_ns / duration:.3f}" if duration else "",
     }
 

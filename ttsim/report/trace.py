@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ttsim.device.core import Risc
+from ttsim.report.breakdown import is_stall_reason
 from ttsim.simulate import OpResult
 
 SCHEMA_VERSION = 1
@@ -42,9 +43,7 @@ def trace_events(results: list[OpResult]) -> list[dict[str, Any]]:
                            "pid": pids[zone.core], "tid": RISC_ORDER.index(zone.risc),
                            "ts": _us(zone.start, clock), "dur": _us(zone.end - zone.start, clock)})
         for core, risc, name, start, end in profile.events:
-            stall = ":" in name or name.endswith(("_barrier", "_wait", "_wait_math", "_wait_unpack",
-                                                  "_wait_pack"))
-            events.append({"ph": "X", "name": name, "cat": "stall" if stall else "compute",
+            events.append({"ph": "X", "name": name, "cat": "stall" if is_stall_reason(name) else "compute",
                            "pid": pids[core], "tid": RISC_ORDER.index(risc),
                            "ts": _us(start, clock), "dur": _us(end - start, clock)})
         for core, cb_name, t, pages in profile.counters:
