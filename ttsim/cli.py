@@ -231,6 +231,8 @@ def sweep_command(config: Path, params: tuple[str, ...], program: str, device: s
             progress.update(task, completed=total)
     except TtsimError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"--out {out}: {exc.strerror or exc}")
     console.print(sweep_table([p.key for p in parsed], rows, pareto_front(rows)))
     failed = [row for row in rows if row["status"] != "ok"]
     for row in failed:

@@ -93,15 +93,21 @@ class Program:
 
 
 def _check_requests(program: Program) -> None:
-    """Reject a CB smaller than a request a kernel is known to make (before anything runs)."""
+    """Reject a CB that cannot serve a request a kernel is known to make, before anything runs:
+    larger than the CB, or not dividing it (tt-metal's wrap rule: the pages pushed or popped over
+    one cycle of the CB must add up to its size, so a request never straddles the end)."""
     by_index = {spec.config.index: spec for spec in program.cbs}
     for kernel, index, pages, call in program.requests:
         spec = by_index[index]
-        if pages > spec.config.num_pages:
-            raise CBRequestError(
-                f"kernel '{kernel}' will call {call}(CB {index} '{spec.config.name}', {pages}) on core "
-                f"{spec.cores[0]} (and {len(spec.cores) - 1} more cores) but the CB holds "
-                f"{spec.config.num_pages} pages of {spec.config.page_size} B: it needs at least {pages} pages")
+        held = spec.config.num_pages
+        if pages <= held and held % pages == 0:
+            continue
+        x, y = spec.cores[0]
+        need = "at least" if pages > held else "a multiple of"
+        raise CBRequestError(
+            f"kernel '{kernel}' will call {call}(CB {index} '{spec.config.name}', {pages}) on core "
+            f"({x},{y}) (and {len(spec.cores) - 1} more cores) but the CB holds {held} pages of "
+            f"{spec.config.page_size} B: it needs {need} {pages} pages")
 
 
 def _allocate(device: Device, program: Program) -> None:

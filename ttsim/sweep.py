@@ -107,21 +107,28 @@ def run_sweep(config_path: str, params: list[Param], program: str, device: str |
     """Run every point not already in ``out``; append each row to ``out`` as it finishes."""
     keys = tuple(p.key for p in params)
     load_config(config_path, [f"{k}={p.values[0]}" for k, p in zip(keys, params)])  # fail fast on bad keys
+    if not out.parent.is_dir():
+        raise ConfigurationError(f"--out {out}: folder {out.parent} does not exist")
     done = read_done(out, keys)
     finished = {tuple(row[k] for k in keys) for row in done}
     todo = [values for values in grid(params) if values not in finished]
-    new_file = not out.exists()
-    with out.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*keys, *RESULT_FIELDS])
-        if new_file:
-            writer.writeheader()
-            handle.flush()
+    handle = None
+    try:
         for row in _execute(config_path, keys, todo, program, device, workers, scheduler):
+            if handle is None:  # opened at the first result: a sweep that never ran writes nothing
+                new_file = not out.exists()
+                handle = out.open("a", newline="")
+                writer = csv.DictWriter(handle, fieldnames=[*keys, *RESULT_FIELDS])
+                if new_file:
+                    writer.writeheader()
             writer.writerow(row)
             handle.flush()
             os.fsync(handle.fileno())
             done.append(row)
             on_result(row)
+    finally:
+        if handle is not None:
+            handle.close()
     return done
 
 
@@ -146,7 +153,7 @@ def _execute_dask(config_path: str, keys: tuple[str, ...], todo: list[tuple[str,
         raise ConfigurationError(
             "--scheduler needs Dask distributed: pip install 'ttsim[dask]'") from None
     try:
-        client = Client(scheduler, timeout="10s")
+        client = Client(scheduler, timeout="5s")
     except (OSError, TimeoutError) as exc:
         raise ConfigurationError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     with client:

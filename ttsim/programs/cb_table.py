@@ -27,6 +27,9 @@ class CBTableBuilder:
             buffer: L1Buffer | None = None) -> None:
         """Create CB ``name`` (unless it has no pages); ``buffer`` makes it alias that buffer."""
         if name in self.overrides:
+            if pages <= 0:
+                raise ConfigurationError(
+                    f"{self.key}.cb.{name}: CB '{name}' is not used in this configuration")
             if buffer is not None:
                 raise ConfigurationError(
                     f"{self.key}.cb.{name}: CB '{name}' aliases the tensor buffer '{buffer.name}'; its "
@@ -37,6 +40,13 @@ class CBTableBuilder:
         config = CBConfig(self._next, name, page_size, pages, fmt, buffer is not None)
         self.index[name] = self.program.create_circular_buffer(self.cores, config, buffer)
         self._next += 1
+
+    def pages(self, name: str) -> int:
+        """Page count CB ``name`` was created with (overrides applied); 0 if it was not created."""
+        index = self.index.get(name)
+        if index is None:
+            return 0
+        return next(spec.config.num_pages for spec in self.program.cbs if spec.config.index == index)
 
     def finish(self) -> dict[str, int]:
         """CB indices by name; rejects overrides that named no CB of this program."""

@@ -183,7 +183,8 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
         "out_subblock_h_ntiles": block.out_subblock_h_ntiles, "out_subblock_w_ntiles": block.out_subblock_w_ntiles,
         "num_blocks_act_h": block.num_blocks_act_h, "conv_act_c_blocks": block.conv_act_c_blocks,
         "reader0_rows_ntiles": reader0_rows, "split_reader": block.split_reader,
-        "weights_fully_buffered": weight_blocks == geom.kh and not block_sharded and block.num_blocks_act_h > 1,
+        "weights_fully_buffered": (not block_sharded and block.num_blocks_act_h > 1
+                                   and table.pages("WEIGHTS") == geom.kh * block.weight_block_num_tiles),
         "has_bias": bias is not None, "activation": spec.activation, "block_sharded": block_sharded,
         "act_tilized_tile_bytes": otile,
     }

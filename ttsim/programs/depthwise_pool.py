@@ -169,7 +169,7 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
             "in_cb", "mul_cb", "weight_cb", "bias_cb", "out_cb", "in_scalar_cb", "clear_value_cb",
             "in_reader_indices_cb", "pre_tilize_cb", "raw_in_cb")},
         "in_cb_pages_per_stick": plan.pages_per_stick,
-        "in_cb_num_pages": 2 * plan.pages_per_stick,
+        "in_cb_num_pages": table.pages("in_cb"),
         "tile_bytes": BF16_TILE,
         "kernel": (geom.kh, geom.kw),
         "dilation": (geom.dh, geom.dw),
