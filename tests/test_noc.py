@@ -12,7 +12,6 @@ from ttsim.device.noc import NocModel
 from ttsim.device.spec import load_device
 from ttsim.errors import ConfigurationError
 from ttsim.host import Program, run_program
-from ttsim.kernel_api import TensorAccessor
 
 # The DM-tests setup behind hardware.md 1.2 (TM tests/tt_metal/tt_metal/data_movement/one_from_one/
 # test_one_from_one.cpp, TensixDataMovementOneFromOnePacketSizes): master (requestor) logical

@@ -20,9 +20,10 @@ from ttsim.formats import DataFormat, round_to_format, tile_size_bytes
 from ttsim.host import run_program
 from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs, pcc
 from ttsim.device.device import L1Buffer
-from ttsim.programs.classic_conv import ClassicProgram, build_classic_program
+from ttsim.programs.built import BuiltConv
+from ttsim.programs.classic_conv import build_classic_program
 from ttsim.programs.conv_blocking import CLASSIC_CHANNEL_ALIGN, ClassicOverrides
-from ttsim.programs.depthwise_pool import PoolProgram, build_pool_program
+from ttsim.programs.depthwise_pool import build_pool_program
 from ttsim.programs.halo import build_halo_program
 from ttsim.programs.parallel import ParallelConfig, determine_parallel_config
 from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
@@ -104,11 +105,12 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
 
     if program == "pool":
         built = build_pool_program(device, conv, geom, pc, halo, halo_buffer, weight, bias, cb_pages)
-        out_pc, details = pc, {"plan": built.plan}
+        details = {"plan": built.plan}
     else:
         built = build_classic_program(device, conv, geom, pc, halo, halo_buffer, weight, bias,
                                       ClassicOverrides.from_options(config.classic), cb_pages)
-        out_pc, details = built.output_pc, {"block_config": built.block}
+        details = {"block_config": built.block}
+    out_pc = built.output_pc
     conv_profile = run_program(device, built.program, launch_gap_cycles=gap, trace=trace,
                                trace_cores=trace_cores)
 
@@ -146,7 +148,7 @@ def _memory(layout: str) -> str:
 
 
 def _report_info(config: OpConfig, geom: ConvGeometry, pc: ParallelConfig, out_pc: ParallelConfig,
-                 program: str, built: PoolProgram | ClassicProgram, halo_buffer: L1Buffer) -> tuple[dict, dict]:
+                 program: str, built: BuiltConv, halo_buffer: L1Buffer) -> tuple[dict, dict]:
     """What the ops perf report says about the halo and conv ops besides their timing."""
     conv = config.conv
     in_rows = pc.in_shard * pc.num_cores_nhw

@@ -24,6 +24,7 @@ from ttsim.kernels.compute_conv import compute_conv
 from ttsim.kernels.conv_act_reader import reader_conv_activations_bs, reader_conv_activations_hs
 from ttsim.kernels.conv_weights import conv_weights_mcast
 from ttsim.programs.conv_blocking import ClassicBlockConfig, ClassicOverrides, determine_classic_block_config
+from ttsim.programs.built import BuiltConv
 from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
@@ -70,16 +71,8 @@ def tiles_to_matrix(tiles: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 @dataclass
-class ClassicProgram:
-    program: Program
-    output: L1Buffer
-    output_pc: ParallelConfig
+class ClassicProgram(BuiltConv):
     block: ClassicBlockConfig
-    weights_seen: np.ndarray
-    bias_seen: np.ndarray | None
-    weights_tensor: TensorDesc
-    bias_tensor: TensorDesc | None
-    kernel_sources: dict[str, str]
 
 
 def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
@@ -222,8 +215,9 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
                               "DEV_0_DRAM_INTERLEAVED", n_tiles * wtile) if bias is not None else None)
     sources = {"compute": "ttsim/kernels/compute_conv.py",
                "data_movement": "ttsim/kernels/conv_act_reader.py; ttsim/kernels/conv_weights.py"}
-    return ClassicProgram(program, output, out_pc, block, weights_seen, bias_seen, weights_tensor, bias_tensor,
-                          sources)
+    return ClassicProgram(program=program, output=output, output_pc=out_pc, weights_seen=weights_seen,
+                          bias_seen=bias_seen, weights_tensor=weights_tensor, bias_tensor=bias_tensor,
+                          kernel_sources=sources, block=block)
 
 
 def _diagonal_weights(matrix: np.ndarray, shape: tuple[int, ...], geom: ConvGeometry, pc: ParallelConfig,

@@ -21,6 +21,7 @@ from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_pool import compute_pool_depthwise
 from ttsim.kernels.reader import reader_pool_depthwise
 from ttsim.kernels.writer import writer_sharded_output
+from ttsim.programs.built import BuiltConv
 from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
@@ -92,15 +93,8 @@ def bias_row_tiles(bias: np.ndarray, channels_padded: int) -> np.ndarray:
 
 
 @dataclass
-class PoolProgram:
-    program: Program
-    output: L1Buffer
+class PoolProgram(BuiltConv):
     plan: PoolPlan
-    weights_seen: np.ndarray
-    bias_seen: np.ndarray | None
-    weights_tensor: TensorDesc
-    bias_tensor: TensorDesc | None
-    kernel_sources: dict[str, str]
 
 
 def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
@@ -220,7 +214,9 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
                    if bias is not None else None)
     sources = {"compute": "ttsim/kernels/compute_pool.py",
                "data_movement": "ttsim/kernels/reader.py; ttsim/kernels/writer.py"}
-    return PoolProgram(program, output, plan, weights_seen, bias_seen, weights_tensor, bias_tensor, sources)
+    return PoolProgram(program=program, output=output, output_pc=pc, weights_seen=weights_seen,
+                       bias_seen=bias_seen, weights_tensor=weights_tensor, bias_tensor=bias_tensor,
+                       kernel_sources=sources, plan=plan)
 
 
 def _row0(tile: np.ndarray) -> np.ndarray:
