@@ -389,3 +389,25 @@ def test_run_l1_prints_the_cb_table_and_the_budget() -> None:
     assert by_name["CB total (tensor-aliased CBs not counted)"][-1] == f"{total:,}"
     # one group of identical tables: every one of the 16 cores
     assert any(row[0] == "16: (0, 0)..(7, 1)" for row in rows)
+
+
+# -- act_block_w: full inner dimension (block sharded) ---------------------------------------------
+
+def test_full_inner_dim_widens_the_act_block_and_keeps_numerics() -> None:
+    """classic.full_inner_dim puts the whole kh x kw window of a channel slice in one inner block:
+    act_block_w = round_up(C_core * kw * kh, 32) tiles and one inner block per channel slice."""
+    conv = {"batch": 1, "input_height": 16, "input_width": 16, "channels": 96, "kernel": [3, 3],
+            "stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "bias": True, "activation": "relu6",
+            "dtype": "bfloat16", "weights_dtype": "bfloat16", "memory_layout": "block_sharded",
+            "math_fidelity": "LoFi", "output_layout": "tile"}
+    results = {}
+    for full in (False, True):
+        op = run({"name": "fid", "conv": conv, "classic": {"full_inner_dim": full}}, program="classic")[1]
+        results[full] = op
+        assert op.pcc > 0.999
+    per_row, whole = results[False].details["block_config"], results[True].details["block_config"]
+    c_core = results[True].details["parallel_config"].channels_per_core
+    assert whole.act_block_w_ntiles == -(-c_core * 3 * 3 // 32)
+    assert per_row.act_block_w_ntiles == -(-c_core * 3 // 32)
+    assert whole.in0_num_blocks_w == per_row.in0_num_blocks_w // 3
+    assert whole.k_ntiles * 32 >= c_core * 9 * whole.conv_act_c_blocks

@@ -142,6 +142,9 @@ class ClassicOptions(ProgramOptions):
         default=None, description="Force the HS split reader on/off; null = tt-metal's heuristic.")
     out_subblock: tuple[PositiveInt, PositiveInt] | None = Field(
         default=None, description="Output subblock [h, w] in tiles; null = tt-metal's heuristic.")
+    full_inner_dim: StrictBool = Field(
+        default=False, description="Block sharded: the act block spans the whole window (kh kernel rows, "
+                                   "act_block_w = C_core*kw*kh) instead of one kernel row.")
 
     @model_validator(mode="after")
     def _check_override(self) -> "ClassicOptions":

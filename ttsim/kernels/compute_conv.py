@@ -43,14 +43,15 @@ def compute_conv(ctx: ComputeContext):
     act_block_h, act_block_w = arg("act_block_h_ntiles"), arg("act_block_w_ntiles")
     wbw = arg("weight_block_w_ntiles")
     sub_h, sub_w = arg("out_subblock_h_ntiles"), arg("out_subblock_w_ntiles")
-    num_blocks_act_h, c_blocks, kh = arg("num_blocks_act_h"), arg("conv_act_c_blocks"), arg("kernel")[0]
+    num_blocks_act_h, c_blocks = arg("num_blocks_act_h"), arg("conv_act_c_blocks")
+    kh_blocks = arg("kernel")[0] // arg("kernel_rows_per_block")  # inner blocks per channel block
     has_bias, activation = arg("has_bias"), arg("activation")
     block_sharded, split_reader = arg("block_sharded"), arg("split_reader")
     reader0_rows = arg("reader0_rows_ntiles")
     skip_compute = ctx.get_arg_val("skip_compute")
     act_tiles = act_block_h * act_block_w
     sub_tiles = sub_h * sub_w
-    last_k = kh * c_blocks - 1
+    last_k = kh_blocks * c_blocks - 1
     pack_relu = activation == "relu"
 
     ctx.mm_init(act_cb, weights_cb, out_cb)
@@ -59,7 +60,7 @@ def compute_conv(ctx: ComputeContext):
         # partials alias this act block's slice of the output: every inner block spills and
         # reloads them there (tt-metal moves the partials CB pointers by hand)
         block_start = ctx.get_local_cb_interface(out_cb).fifo_wr_ptr
-        for kernel_row in range(kh):
+        for kernel_row in range(kh_blocks):
             if block_sharded:
                 yield from _tilize_rows(ctx, [(act_rm_cb, act_block_h)], act_block_w, act_tilized_cb)
                 in0_cb = act_cb

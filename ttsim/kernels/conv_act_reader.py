@@ -25,7 +25,8 @@ def _geometry(ctx: DataflowContext) -> dict:
     return {"kh": kh, "kw": kw, "dil_h": dil_h, "dil_w": dil_w,
             "padded_w": ctx.get_compile_time_arg_val("padded_width"),
             "stick_bytes": ctx.get_compile_time_arg_val("stick_bytes"),
-            "extra_align_bytes": ctx.get_compile_time_arg_val("act_block_w_extra_align_bytes")}
+            "extra_align_bytes": ctx.get_compile_time_arg_val("act_block_w_extra_align_bytes"),
+            "rows_per_block": ctx.get_compile_time_arg_val("kernel_rows_per_block")}
 
 
 def _setup(ctx: DataflowContext) -> tuple[dict, int, list[int]]:
@@ -51,7 +52,7 @@ def reader_conv_activations_hs(ctx: DataflowContext):
         pixels = block_pixels(indices, block, act_block_h, 0, rows)
         for kernel_row in range(geometry["kh"]):
             yield from ctx.cb_reserve_back(act_cb, rows * act_block_w)
-            read_im2col_rows(ctx, halo_base, pixels, kernel_row, ctx.get_write_ptr(act_cb), geometry)
+            read_im2col_rows(ctx, halo_base, pixels, [kernel_row], ctx.get_write_ptr(act_cb), geometry)
             ctx.noc_async_read_barrier()
             ctx.cb_push_back(act_cb, rows * act_block_w)
 
@@ -79,9 +80,11 @@ def reader_conv_activations_bs(ctx: DataflowContext):
 
     for block in range(num_blocks_act_h):
         pixels = block_pixels(indices, block, act_block_h, 0, act_block_h)
-        for kernel_row in range(geometry["kh"]):
+        rows_per_block = geometry["rows_per_block"]
+        for first_row in range(0, geometry["kh"], rows_per_block):
             yield from ctx.cb_reserve_back(act_rm_cb, act_block_tiles)
-            read_im2col_rows(ctx, halo_base, pixels, kernel_row, ctx.get_write_ptr(act_rm_cb), geometry)
+            read_im2col_rows(ctx, halo_base, pixels, range(first_row, first_row + rows_per_block),
+                             ctx.get_write_ptr(act_rm_cb), geometry)
             ctx.noc_async_read_barrier()
             ctx.cb_push_back(act_rm_cb, act_block_tiles)
             for sender in range(c_blocks):

@@ -12,25 +12,27 @@ from typing import Sequence
 from ttsim.kernel_api import DataflowContext
 
 
-def read_im2col_rows(ctx: DataflowContext, halo_base: int, top_lefts: Sequence[int], kernel_row: int,
-                     write_ptr: int, geometry: dict) -> int:
-    """Read one kernel row of every pixel in ``top_lefts``; returns the advanced write pointer."""
+def read_im2col_rows(ctx: DataflowContext, halo_base: int, top_lefts: Sequence[int],
+                     kernel_rows: Sequence[int], write_ptr: int, geometry: dict) -> int:
+    """Read ``kernel_rows`` of every pixel in ``top_lefts`` (one im2col row per pixel, then the
+    alignment skip); returns the advanced write pointer."""
     stick_bytes = geometry["stick_bytes"]
     kw = geometry["kw"]
     dil_w = geometry["dil_w"]
-    row_offset = kernel_row * geometry["dil_h"] * geometry["padded_w"]
+    offsets = [r * geometry["dil_h"] * geometry["padded_w"] for r in kernel_rows]
     row_bytes = kw * stick_bytes
     skip = geometry["extra_align_bytes"]
     for top_left in top_lefts:
-        stick = int(top_left) + row_offset
-        if dil_w == 1:
-            ctx.noc_async_read_one_packet_with_state(halo_base + stick * stick_bytes, write_ptr)
-            write_ptr += row_bytes
-        else:
-            for c in range(kw):
-                ctx.noc_async_read(ctx.my_noc_addr(halo_base + (stick + c * dil_w) * stick_bytes),
-                                   write_ptr, stick_bytes)
-                write_ptr += stick_bytes
+        for offset in offsets:
+            stick = int(top_left) + offset
+            if dil_w == 1:
+                ctx.noc_async_read_one_packet_with_state(halo_base + stick * stick_bytes, write_ptr)
+                write_ptr += row_bytes
+            else:
+                for c in range(kw):
+                    ctx.noc_async_read(ctx.my_noc_addr(halo_base + (stick + c * dil_w) * stick_bytes),
+                                       write_ptr, stick_bytes)
+                    write_ptr += stick_bytes
         write_ptr += skip
     return write_ptr
 

@@ -62,7 +62,7 @@ def conv_weights_mcast(ctx: DataflowContext):
     n_tiles = ctx.get_compile_time_arg_val("weight_matrix_width_ntiles")
     num_blocks_act_h = ctx.get_compile_time_arg_val("num_blocks_act_h")
     c_blocks = ctx.get_compile_time_arg_val("conv_act_c_blocks")
-    kh = ctx.get_compile_time_arg_val("kernel")[0]
+    kh_blocks = ctx.get_compile_time_arg_val("kernel")[0] // ctx.get_compile_time_arg_val("kernel_rows_per_block")
     has_bias = ctx.get_compile_time_arg_val("has_bias")
     weights_fully_buffered = ctx.get_compile_time_arg_val("weights_fully_buffered")
     split_reader = ctx.get_compile_time_arg_val("split_reader")
@@ -88,17 +88,17 @@ def conv_weights_mcast(ctx: DataflowContext):
                                                     geometry["kw"] * geometry["stick_bytes"])
 
     for block in range(num_blocks_act_h):
-        for kernel_row in range(kh):
+        for kernel_row in range(kh_blocks):
             if split_reader:
                 yield from ctx.cb_reserve_back(act_second_cb, rows * act_block_w)
                 read_im2col_rows(ctx, halo_base, block_pixels(indices, block, act_block_h, first, rows),
-                                 kernel_row, ctx.get_write_ptr(act_second_cb), geometry)
+                                 [kernel_row], ctx.get_write_ptr(act_second_cb), geometry)
                 ctx.noc_async_read_barrier()
                 ctx.cb_push_back(act_second_cb, rows * act_block_w)
             for c_block in range(c_blocks):
                 yield from ctx.cb_reserve_back(weights_cb, block_tiles)
                 if block == 0 or not weights_fully_buffered:
-                    k_block = c_block * kh + kernel_row
+                    k_block = c_block * kh_blocks + kernel_row
                     if is_sender:
                         ids = [(k_block * wbh + k) * n_tiles + column * wbw + n
                                for k in range(wbh) for n in range(wbw)]

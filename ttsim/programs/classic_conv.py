@@ -37,13 +37,24 @@ BF16_TILE = 2048
 L1_ARRAY_BYTES = 64
 
 
+def weight_rows(c_block: np.ndarray, local: np.ndarray, r: int, s: int, cpc: int, kw: int,
+                block: ClassicBlockConfig) -> np.ndarray:
+    """K row of input channel (c_block, local) at kernel position (r, s): the im2col column order.
+
+    Inner blocks are (channel block, kernel-row block); inside one, (kernel row, kernel column,
+    local input channel), each block padded to ``act_block_w`` tiles.
+    """
+    rows_per_block = block.kernel_rows_per_block
+    inner = (c_block * block.kh_blocks + r // rows_per_block) * block.act_block_w_ntiles * TILE
+    return inner + ((r % rows_per_block) * kw + s) * cpc + local
+
+
 def grouped_weight_matrix(weight: np.ndarray, geom: ConvGeometry, pc: ParallelConfig,
                           block: ClassicBlockConfig) -> np.ndarray:
     """The dense [K, N] weight matrix of a depthwise conv (block-diagonal, zero padded).
 
-    K rows are ordered (channel block, kernel row, kernel column, local input channel), each
-    (channel block, kernel row) padded to ``act_block_w`` tiles, as the im2col rows are; N
-    columns are output channels padded to whole tiles per output core.
+    K rows follow :func:`weight_rows`; N columns are output channels padded to whole tiles per
+    output core.
     """
     channels = weight.shape[0]
     cpc = pc.channels_per_core
@@ -54,8 +65,7 @@ def grouped_weight_matrix(weight: np.ndarray, geom: ConvGeometry, pc: ParallelCo
     c_block, local = np.divmod(c, cpc) if pc.layout == "block_sharded" else (np.zeros_like(c), c)
     for r in range(geom.kh):
         for s in range(geom.kw):
-            rows = ((c_block * geom.kh + r) * block.act_block_w_ntiles * TILE + s * cpc + local)
-            matrix[rows, c] = weight[:, 0, r, s]
+            matrix[weight_rows(c_block, local, r, s, cpc, geom.kw, block), c] = weight[:, 0, r, s]
     return matrix
 
 
@@ -120,7 +130,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     reader0_rows = -(-block.act_block_h_ntiles // 2) if block.split_reader else block.act_block_h_ntiles
     act_buffers = 2 if block.enable_act_double_buffer else 1
     if not block_sharded and block.num_blocks_act_h > 1:
-        weight_blocks = geom.kh  # fully buffered: weights read once, re-pushed for later act blocks
+        weight_blocks = block.kh_blocks  # fully buffered: read once, re-pushed for later act blocks
     else:
         weight_blocks = 2 if block.enable_weights_double_buffer else 1
     act_w = block.act_block_w_ntiles
@@ -168,6 +178,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     compile_args = {
         **{key: cb.get(name, -1) for key, name in names.items()},
         "kernel": (geom.kh, geom.kw), "dilation": (geom.dh, geom.dw), "padded_width": geom.padded_w,
+        "kernel_rows_per_block": block.kernel_rows_per_block,
         "stick_bytes": pc.channels_per_core * 2,
         "act_block_w_extra_align_bytes": block.act_block_w_extra_align_bytes,
         "act_block_h_ntiles": block.act_block_h_ntiles, "act_block_w_ntiles": act_w,
@@ -177,7 +188,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
         "num_blocks_act_h": block.num_blocks_act_h, "conv_act_c_blocks": block.conv_act_c_blocks,
         "reader0_rows_ntiles": reader0_rows, "split_reader": block.split_reader,
         "weights_fully_buffered": (not block_sharded and block.num_blocks_act_h > 1
-                                   and table.pages("WEIGHTS") == geom.kh * block.weight_block_num_tiles),
+                                   and table.pages("WEIGHTS") == block.kh_blocks * block.weight_block_num_tiles),
         "has_bias": bias is not None, "activation": spec.activation, "block_sharded": block_sharded,
         "act_tilized_tile_bytes": otile,
     }
@@ -230,6 +241,5 @@ def _diagonal_weights(matrix: np.ndarray, shape: tuple[int, ...], geom: ConvGeom
     out = np.zeros(shape, dtype=np.float32)
     for r in range(geom.kh):
         for s in range(geom.kw):
-            rows = (c_block * geom.kh + r) * block.act_block_w_ntiles * TILE + s * cpc + local
-            out[:, 0, r, s] = matrix[rows, c]
+            out[:, 0, r, s] = matrix[weight_rows(c_block, local, r, s, cpc, geom.kw, block), c]
     return out

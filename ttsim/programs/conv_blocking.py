@@ -65,12 +65,14 @@ class ClassicOverrides:
     enable_weights_double_buffer: bool = False
     split_reader: bool | None = None
     out_subblock: tuple[int, int] | None = None
+    full_inner_dim: bool = False
 
     @classmethod
     def from_options(cls, options: ClassicOptions) -> ClassicOverrides:
         """The block-config part of a config's ``classic:`` section."""
         return cls(options.act_block_h_override, options.enable_act_double_buffer,
-                   options.enable_weights_double_buffer, options.split_reader, options.out_subblock)
+                   options.enable_weights_double_buffer, options.split_reader, options.out_subblock,
+                   options.full_inner_dim)
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,19 @@ class ClassicBlockConfig:
     out_subblock_w_ntiles: int
     num_blocks_act_h: int
     kh_blocks: int
+    """Inner blocks per channel block: kh (one kernel row each), or 1 with ``full_inner_dim``."""
+    kh: int
     conv_act_c_blocks: int
     split_reader: bool
     per_core_out_h_ntiles: int
     act_block_w_extra_align_bytes: int
     enable_act_double_buffer: bool
     enable_weights_double_buffer: bool
+
+    @property
+    def kernel_rows_per_block(self) -> int:
+        """Kernel rows one inner (K) block holds: 1, or all kh with ``full_inner_dim``."""
+        return self.kh // self.kh_blocks
 
     @property
     def in0_num_blocks_w(self) -> int:
@@ -142,7 +151,9 @@ def determine_classic_block_config(geom: ConvGeometry, pc: ParallelConfig, arch:
         wanted = max(1, overrides.act_block_h_override // TILE)
         act_block_h = max(d for d in range(1, per_core_h + 1) if per_core_h % d == 0 and d <= wanted)
     c_in = pc.channels_per_core
-    act_block_w = _round_up(c_in * geom.kw, TILE) // TILE
+    full_inner = overrides.full_inner_dim and pc.layout == "block_sharded"
+    rows_per_block = geom.kh if full_inner else 1  # kernel rows in one inner (K) block
+    act_block_w = _round_up(c_in * geom.kw * rows_per_block, TILE) // TILE
     num_cores_c_out, weight_block_w = output_channel_split(geom.channels, pc.layout, pc.grid_x)
     sub_h, sub_w = determine_largest_subblock_size(act_block_h, weight_block_w)
     if overrides.out_subblock is not None:
@@ -169,11 +180,12 @@ def determine_classic_block_config(geom: ConvGeometry, pc: ParallelConfig, arch:
         out_subblock_h_ntiles=sub_h,
         out_subblock_w_ntiles=sub_w,
         num_blocks_act_h=per_core_h // act_block_h,
-        kh_blocks=geom.kh,
+        kh_blocks=geom.kh // rows_per_block,
+        kh=geom.kh,
         conv_act_c_blocks=conv_act_c_blocks,
         split_reader=split,
         per_core_out_h_ntiles=per_core_h,
-        act_block_w_extra_align_bytes=(act_block_w * TILE - c_in * geom.kw) * 2,
+        act_block_w_extra_align_bytes=(act_block_w * TILE - c_in * geom.kw * rows_per_block) * 2,
         enable_act_double_buffer=overrides.enable_act_double_buffer,
         enable_weights_double_buffer=overrides.enable_weights_double_buffer,
     )
