@@ -51,8 +51,6 @@ class CBSideStats:
     """Blocking statistics of one side (producer or consumer) of a CB, in cycles."""
 
     blocked_cycles: float = 0.0
-    blocked_count: int = 0
-    calls: int = 0
 
 
 @dataclass

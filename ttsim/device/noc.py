@@ -75,11 +75,6 @@ class Port:
         if i:
             del self._starts[:i], self._ends[:i]
 
-    @property
-    def next_free(self) -> float:
-        """End of the last reservation (0 when never used)."""
-        return self._ends[-1] if self._ends else 0.0
-
 
 class NocModel:
     """Both NoCs of one device, plus the DRAM bank ports they reach."""
@@ -145,9 +140,6 @@ class NocModel:
             port = Port(f"noc{noc} niu {xy} {side}", self.niu_rate)
             self._nius[key] = port
         return port
-
-    def bank_port(self, xy: XY) -> Port | None:
-        return self._banks.get(xy)
 
     def _path(self, noc: int, src: XY, dst: XY) -> tuple[Port, ...]:
         key = (noc, src, dst)
@@ -247,6 +239,3 @@ class NocModel:
     def atomic(self, noc: int, src: XY, dst: XY, t: float) -> float:
         """A 4-byte semaphore update issued at ``t``; returns when it lands at ``dst``."""
         return t + self.write_latency(self.hops(noc, src, dst))
-
-    def link_ports(self) -> list[Port]:
-        return list(self._links.values())

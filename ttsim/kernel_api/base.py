@@ -147,7 +147,6 @@ class KernelContext:
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
-        cb.stats.producer.calls += 1
         t += self._cb_check
         self._busy(self._producer_risc, self._cb_check)
         if cb.free_pages() >= n:  # free space only grows while the producer waits
@@ -155,7 +154,6 @@ class KernelContext:
         yield from self._sync_to(t)
         if cb.free_pages() >= n:
             return t
-        cb.stats.producer.blocked_count += 1
 
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
@@ -171,7 +169,6 @@ class KernelContext:
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_wait_front", self.kernel_name)
-        cb.stats.consumer.calls += 1
         t += self._cb_check
         self._busy(self._consumer_risc, self._cb_check)
         if cb.available_pages() >= n:  # available pages only grow while the consumer waits
@@ -179,7 +176,6 @@ class KernelContext:
         yield from self._sync_to(t)
         if cb.available_pages() >= n:
             return t
-        cb.stats.consumer.blocked_count += 1
 
         def detail() -> str:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "

@@ -285,14 +285,12 @@ class ComputeContext(KernelContext):
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
-        cb.stats.producer.calls += 1
         resume = self._pack_t + self._cb_check
         self._busy_pack += self._cb_check
         if cb.free_pages() < n:
             yield from self._sync_to(self._t)
         if cb.free_pages() < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
-            cb.stats.producer.blocked_count += 1
             start = self.env.now
 
             def detail() -> str:

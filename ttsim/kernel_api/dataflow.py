@@ -71,8 +71,6 @@ class DataflowContext(KernelContext):
         self._writes_land = 0.0
         self._state_src: tuple[int, int] | None = None
         self._state_size = 0
-        self.bytes_read = 0
-        self.bytes_written = 0
 
     # -- circular buffers ---------------------------------------------------------------------
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
@@ -113,7 +111,6 @@ class DataflowContext(KernelContext):
         land = self.device.noc.read(self.noc_index, self.core.noc_xy, src_xy, size, self._t)
         if land > self._reads_land:
             self._reads_land = land
-        self.bytes_read += size
 
     def noc_async_read(self, src: NocAddr, dst_l1: int, size: int) -> None:
         """Start a read of ``size`` bytes from ``src`` into this core's L1 at ``dst_l1``."""
@@ -167,7 +164,6 @@ class DataflowContext(KernelContext):
             land = self.device.noc.write(self.noc_index, self.core.noc_xy, (dst.x, dst.y), chunk, self._t)
             self._writes_land = max(self._writes_land, land)
             offset += chunk
-        self.bytes_written += size
 
     def _mcast_dests(self, dst: McastAddr, include_self: bool) -> list[TensixCore]:
         x0, x1 = sorted((dst.x_start, dst.x_end))
@@ -194,7 +190,6 @@ class DataflowContext(KernelContext):
         land = self.device.noc.multicast(self.noc_index, self.core.noc_xy,
                                          [c.noc_xy for c in dests], size, self._t, linked)
         self._writes_land = max(self._writes_land, land)
-        self.bytes_written += size
 
     def noc_async_write_barrier(self) -> None:
         """Wait until every write this RISC issued has been acknowledged."""
