@@ -434,10 +434,51 @@ def test_mul_tiles_math_cost_scales_with_fidelity() -> None:
     assert hifi4.ctx.busy_cycles[Risc.TRISC0] == lofi.ctx.busy_cycles[Risc.TRISC0]
     d_lofi = lofi.profile.risc_duration_cycles(Risc.TRISC1)
     d_hifi4 = hifi4.profile.risc_duration_cycles(Risc.TRISC1)
-    # unpacking two bf16 tiles (8 + 4096 / 80 cycles) outlasts even HiFi4 math (32 cycles), so
+    # unpacking two bf16 tiles (2 x 5 + 4096 / 80 cycles) outlasts even HiFi4 math (32 cycles), so
     # the math thread waits on unpack and only the last tile's extra phases show in the duration
     assert d_hifi4 - d_lofi >= (4 - 1) * per_phase
     assert d_hifi4 <= d_lofi + (4 - 1) * per_phase * n
+
+
+def _matmul_run(ct_dim: int, fmt: DataFormat) -> tuple[Run, np.ndarray, np.ndarray]:
+    """One matmul_block step: in0 (1 tile) times ct_dim in1 tiles, packed to OUT (bf16)."""
+    a, b = random_tiles(1, 31, 0.5), random_tiles(ct_dim, 32, 0.5)
+
+    def kernel(ctx):
+        ctx.mm_init(A, B, OUT)
+        yield from ctx.cb_wait_front(A, 1)
+        yield from ctx.cb_wait_front(B, ct_dim)
+        ctx.tile_regs_acquire()
+        ctx.matmul_block(A, B, 0, 0, 0, False, ct_dim, 1, 1)
+        ctx.tile_regs_commit()
+        yield from ctx.cb_reserve_back(OUT, ct_dim)
+        ctx.tile_regs_wait()
+        for w in range(ct_dim):
+            ctx.pack_tile(w, OUT)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, ct_dim)
+
+    run = run_compute(kernel, {A: tiles_cb(a, fmt), B: tiles_cb(b, fmt)},
+                      {OUT: (BF16, 2048, ct_dim)}, math_fidelity="LoFi")
+    return run, a, b
+
+
+@pytest.mark.parametrize("fmt", [BF16, DataFormat.BFLOAT8_B])
+def test_matmul_block_result_and_per_tile_unpack_cost(fmt: DataFormat) -> None:
+    """Each tile a matmul_block step unpacks pays the per-tile overhead, and its bytes stream
+    at the two-operand unpacker rate: a 1 x 5 step costs four tiles more than a 1 x 1 step."""
+    spec = load_device("wormhole_b0").compute
+    one, _, _ = _matmul_run(1, fmt)
+    five, a, b = _matmul_run(5, fmt)
+    a_rows = untilize(unpack_tile(pack_tile(a, fmt), fmt))  # the bytes the unpacker reads
+    b_rows = untilize(unpack_tile(pack_tile(b, fmt), fmt))  # [32, 5 * 32]
+    np.testing.assert_allclose(untilize(out_tiles(five)), bf16(a_rows @ b_rows), rtol=1e-2, atol=1e-2)
+    per_tile = (spec.unpack_tile_overhead_cycles.value
+                + tile_size_bytes(fmt) / spec.unpack_two_operand_bytes_per_cycle.value)
+    unpack_diff = five.ctx.busy_cycles[Risc.TRISC0] - one.ctx.busy_cycles[Risc.TRISC0]
+    assert unpack_diff == pytest.approx(4 * per_tile)
+    math_diff = five.ctx.busy_cycles[Risc.TRISC1] - one.ctx.busy_cycles[Risc.TRISC1]
+    assert math_diff == pytest.approx(4 * spec.matmul_tile_cycles_lofi.value)
 
 
 def test_three_trisc_zones_exist_and_are_ordered() -> None:

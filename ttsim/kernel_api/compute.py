@@ -223,9 +223,11 @@ class ComputeContext(KernelContext):
         if pack:
             self._pack(self._init_costs["pack"])
 
-    def _unpack_cost(self, nbytes: int, two_operand: bool = False) -> float:
+    def _unpack_cost(self, nbytes: int, ntiles: int = 1, two_operand: bool = False) -> float:
+        """Unpack cycles for ``ntiles`` tiles of ``nbytes`` in all: each tile pays the per-tile
+        overhead (its UNPACR and address update), the bytes stream at the unpacker rate."""
         rate = self._unpack_two_operand_rate if two_operand else self._unpack_rate
-        return self._unpack_overhead + nbytes / rate
+        return self._unpack_overhead * ntiles + nbytes / rate
 
     def _pack_cost(self, nbytes: int) -> float:
         return self._pack_overhead + nbytes / self._pack_rate
@@ -404,7 +406,7 @@ class ComputeContext(KernelContext):
         cb0, cb1 = self.cb(icb0), self.cb(icb1)
         a = self._read_tile(cb0, i0)
         b = self._read_tile(cb1, i1)
-        ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, two_operand=True))
+        ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True))
         self._math(ready, math_cycles)
         self._set_dst(idst, op(a, b))
 
@@ -511,7 +513,7 @@ class ComputeContext(KernelContext):
         a_tiles = [self._read_tile(cb0, in0_index + h * kt_dim) for h in range(rt_dim)]
         b_tiles = [self._read_tile(cb1, in1_index + w) for w in range(ct_dim)]
         nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
-        ready = self._unpack(self._unpack_cost(nbytes, two_operand=True))
+        ready = self._unpack(self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True))
         cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
         self._math(ready, cycles)
         b_rows = [untilize(tile[None, :]) for tile in b_tiles]  # row-major, once per B tile
