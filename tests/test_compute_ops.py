@@ -440,7 +440,8 @@ def test_mul_tiles_math_cost_scales_with_fidelity() -> None:
     assert d_hifi4 <= d_lofi + (4 - 1) * per_phase * n
 
 
-def _matmul_run(ct_dim: int, fmt: DataFormat) -> tuple[Run, np.ndarray, np.ndarray]:
+def _matmul_run(ct_dim: int, fmt: DataFormat,
+                transpose: bool = False) -> tuple[Run, np.ndarray, np.ndarray]:
     """One matmul_block step: in0 (1 tile) times ct_dim in1 tiles, packed to OUT (bf16)."""
     a, b = random_tiles(1, 31, 0.5), random_tiles(ct_dim, 32, 0.5)
 
@@ -449,7 +450,7 @@ def _matmul_run(ct_dim: int, fmt: DataFormat) -> tuple[Run, np.ndarray, np.ndarr
         yield from ctx.cb_wait_front(A, 1)
         yield from ctx.cb_wait_front(B, ct_dim)
         ctx.tile_regs_acquire()
-        ctx.matmul_block(A, B, 0, 0, 0, False, ct_dim, 1, 1)
+        ctx.matmul_block(A, B, 0, 0, 0, transpose, ct_dim, 1, 1)
         ctx.tile_regs_commit()
         yield from ctx.cb_reserve_back(OUT, ct_dim)
         ctx.tile_regs_wait()
@@ -479,6 +480,13 @@ def test_matmul_block_result_and_per_tile_unpack_cost(fmt: DataFormat) -> None:
     assert unpack_diff == pytest.approx(4 * per_tile)
     math_diff = five.ctx.busy_cycles[Risc.TRISC1] - one.ctx.busy_cycles[Risc.TRISC1]
     assert math_diff == pytest.approx(4 * spec.matmul_tile_cycles_lofi.value)
+
+
+def test_matmul_block_with_transpose_uses_each_in1_tile_transposed() -> None:
+    run, a, b = _matmul_run(3, BF16, transpose=True)
+    a_rows = untilize(a)
+    expected = np.hstack([bf16(a_rows @ untilize(b[w : w + 1]).T) for w in range(3)])
+    np.testing.assert_allclose(untilize(out_tiles(run)), expected, rtol=1e-2, atol=1e-2)
 
 
 def test_three_trisc_zones_exist_and_are_ordered() -> None:

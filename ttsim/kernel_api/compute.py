@@ -28,8 +28,8 @@ from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError
-from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, pack_tile, tilize,
-                           unpack_tile, untilize, decode_row_major, encode_row_major)
+from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, pack_tile,
+                           tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.numerics import ACTIVATIONS
 
@@ -266,12 +266,18 @@ class ComputeContext(KernelContext):
         return ConfigurationError(
             f"{self.where}: DST index {index} outside the {self._dst_limit} tiles of a half")
 
-    def _set_dst(self, index: int, values: np.ndarray) -> None:
-        """DST[index] = values rounded to the DST format."""
-        if not 0 <= index < self._dst_limit:
-            raise self._dst_index_error(index)
-        self.dst[index] = values.astype(BF16) if self._dst_bf16 else values
-        self._dst_written.add(index)
+    def _set_dst(self, index: int, values: np.ndarray, count: int = 1) -> None:
+        """DST[index : index + count] = values ([count, 1024], or [1024] for one tile), rounded
+        to the DST format."""
+        last = index + count - 1
+        if index < 0 or last >= self._dst_limit:
+            raise self._dst_index_error(index if index < 0 else last)
+        if count == 1:
+            self.dst[index] = values.astype(BF16) if self._dst_bf16 else values
+            self._dst_written.add(index)
+            return
+        self.dst[index : last + 1] = values.astype(BF16) if self._dst_bf16 else values
+        self._dst_written.update(range(index, last + 1))
 
     # -- circular buffers ------------------------------------------------------------------------
     def cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
@@ -516,14 +522,13 @@ class ComputeContext(KernelContext):
         ready = self._unpack(self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True))
         cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
         self._math(ready, cycles)
-        b_rows = [untilize(tile[None, :]) for tile in b_tiles]  # row-major, once per B tile
-        if transpose:
-            b_rows = [b.T for b in b_rows]
+        b_rows = untilize(np.stack(b_tiles))  # [32, 32 * ct_dim]: the B tiles side by side
+        if transpose:  # each 32 x 32 tile transposed in place
+            b_rows = b_rows.reshape(TILE_H, ct_dim, TILE_W).transpose(2, 1, 0).reshape(TILE_H, -1)
         for h in range(rt_dim):
-            a_h = untilize(a_tiles[h][None, :])
-            for w, b_w in enumerate(b_rows):
-                index = idst + h * ct_dim + w
-                self._set_dst(index, self.dst[index] + tilize(a_h @ b_w)[0])
+            products = tilize(untilize(a_tiles[h][None, :]) @ b_rows)  # [ct_dim, 1024]
+            first = idst + h * ct_dim
+            self._set_dst(first, self.dst[first : first + ct_dim] + products, ct_dim)
 
     # -- SFPU ------------------------------------------------------------------------------------
     def _sfpu_cost(self, name: str) -> float:
