@@ -25,26 +25,10 @@ from ttsim.programs.halo import build_halo_program
 from ttsim.programs.parallel import determine_parallel_config
 from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
 
+from conv_cases import BASE_CONV
+
 ROOT = Path(__file__).resolve().parents[1]
 TILE_BYTES = {"bfloat16": 2048, "bfloat8_b": 1088}  # tt-programs.md §3.4
-
-BASE: dict[str, Any] = {
-    "batch": 1,
-    "input_height": 8,
-    "input_width": 8,
-    "channels": 32,
-    "kernel": [3, 3],
-    "stride": [1, 1],
-    "dilation": [1, 1],
-    "padding": [1, 1],
-    "bias": True,
-    "activation": "none",
-    "dtype": "bfloat16",
-    "weights_dtype": "bfloat16",
-    "memory_layout": "height_sharded",
-    "math_fidelity": "HiFi4",
-    "output_layout": "tile",
-}
 
 # Height-sharded shapes with more than one tile row per core: 66 output tiles -> 33 cores x 2;
 # 129 -> 43 cores x 3; 196 -> 49 cores x 4 (the core count search of tt-programs.md §3.1).
@@ -120,7 +104,7 @@ CASES: dict[str, Case] = {
 
 def config(name: str = "t", seed: int = 0, classic: dict[str, Any] | None = None,
            **overrides: Any) -> dict[str, Any]:
-    cfg: dict[str, Any] = {"name": name, "seed": seed, "conv": {**BASE, **overrides}}
+    cfg: dict[str, Any] = {"name": name, "seed": seed, "conv": {**BASE_CONV, **overrides}}
     if classic:
         cfg["classic"] = dict(classic)
     return cfg
@@ -157,7 +141,7 @@ def results() -> dict[str, list]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_numerics_against_reference(results, case: str) -> None:
-    conv = {**BASE, **CASES[case].conv}
+    conv = {**BASE_CONV, **CASES[case].conv}
     halo, op = results[case]
     n, h, w, c = conv["batch"], conv["input_height"], conv["input_width"], conv["channels"]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (conv["kernel"], conv["stride"], conv["padding"],
@@ -185,7 +169,7 @@ def test_numerics_against_reference(results, case: str) -> None:
                          + ["split_reader", "bs96"])
 def test_every_output_row_is_right(results, case: str) -> None:
     """Row by row: a wrong act block shows here even where a global PCC would hide it."""
-    conv = {**BASE, **CASES[case].conv}
+    conv = {**BASE_CONV, **CASES[case].conv}
     _, op = results[case]
     b = op.inputs["bias"]
     reference = depthwise_conv2d_reference(
@@ -249,7 +233,7 @@ def test_split_reader_and_double_buffers_do_not_change_the_numbers(results) -> N
 @pytest.mark.parametrize("case", ["base_k3", "bfp8_weights", "bfp8_everything_72", "bs96",
                                   "bs96_double_buffer_bfp8", "k3x5_asym_pad"])
 def test_weights_seen_are_the_rounded_originals(results, case: str) -> None:
-    conv = {**BASE, **CASES[case].conv}
+    conv = {**BASE_CONV, **CASES[case].conv}
     _, op = results[case]
     _, weight, bias = generate_conv_inputs(load_config(case_config(case)).conv, 0)
     assert op.inputs["weight"].shape == weight.shape

@@ -18,26 +18,10 @@ from ttsim.config import conv_output_size, load_config
 from ttsim.device.core import Risc
 from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs
 
+from conv_cases import BASE_CONV
+
 ROOT = Path(__file__).resolve().parents[1]
 RISCS = (Risc.BRISC, Risc.NCRISC, Risc.TRISC0, Risc.TRISC1, Risc.TRISC2)
-
-BASE: dict[str, Any] = {
-    "batch": 1,
-    "input_height": 8,
-    "input_width": 8,
-    "channels": 32,
-    "kernel": [3, 3],
-    "stride": [1, 1],
-    "dilation": [1, 1],
-    "padding": [1, 1],
-    "bias": True,
-    "activation": "none",
-    "dtype": "bfloat16",
-    "weights_dtype": "bfloat16",
-    "memory_layout": "height_sharded",
-    "math_fidelity": "HiFi4",
-    "output_layout": "tile",
-}
 
 CASES: dict[str, dict[str, Any]] = {
     "base_k3": {},
@@ -76,7 +60,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def config(name: str = "t", seed: int = 0, **overrides: Any) -> dict[str, Any]:
-    return {"name": name, "seed": seed, "conv": {**BASE, **overrides}}
+    return {"name": name, "seed": seed, "conv": {**BASE_CONV, **overrides}}
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,7 +79,7 @@ def results() -> dict[str, list]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_numerics_against_independent_reference(results, case: str) -> None:
-    conv = {**BASE, **CASES[case]}
+    conv = {**BASE_CONV, **CASES[case]}
     _, op = results[case]
     n, h, w, c = conv["batch"], conv["input_height"], conv["input_width"], conv["channels"]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (conv["kernel"], conv["stride"], conv["padding"],
