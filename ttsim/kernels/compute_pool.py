@@ -15,10 +15,7 @@ every stick, as the branch kernel does.
 
 from __future__ import annotations
 
-from ttsim.kernel_api import ComputeContext
-
-TILE_ROWS = 32
-TILE_WIDTH = 32
+from ttsim.kernel_api import TILE_H as TILE_ROWS, TILE_W as TILE_WIDTH, ComputeContext
 
 
 def compute_pool_depthwise(ctx: ComputeContext):

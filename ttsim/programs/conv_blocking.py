@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from ttsim.config import ClassicOptions
 from ttsim.errors import ConfigurationError
+from ttsim.formats import TILE_W as TILE
 from ttsim.programs.parallel import ParallelConfig, find_closest_largest_divisor_with_num_padding
 from ttsim.programs.sliding_window import ConvGeometry
 
-TILE = 32
 CLASSIC_CHANNEL_ALIGN = 8
 """Input channel alignment for row-major input on HS/BS: 16 B of bfloat16 (§3.1)."""
 

@@ -15,7 +15,7 @@ import numpy as np
 from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
-from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize
+from ttsim.formats import TILE_ELEMENTS, TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_pool import compute_pool_depthwise
@@ -29,9 +29,7 @@ from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
 from ttsim.programs.tensors import TensorDesc, write_dram_tiles
 
 POOL_OP_CODE = "Conv2dDepthwisePool"
-TILE = 32
-TILE_ELEMENTS = 1024
-BF16_TILE = 2048
+BF16_TILE = tile_size_bytes(DataFormat.BFLOAT16)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ttsim.formats import TILE_W as TILE  # tiles are square; shards and channel slices are whole tiles
 from ttsim.programs.sliding_window import ConvGeometry
-
-TILE = 32
-"""Tile edge (elements); shards and channel slices are whole tiles."""
 
 LAYOUTS = ("height_sharded", "block_sharded", "width_sharded")
 """Memory layouts, spelled as in :class:`ttsim.config.ConvSpec`."""
