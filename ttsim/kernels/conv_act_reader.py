@@ -1,4 +1,4 @@
-"""Activation readers of the classic sharded conv (tt-programs.md §4.5), on NCRISC.
+"""Activation readers of the classic sharded conv (tt-metal ``ttnn/cpp/ttnn/operations/conv/conv2d/device/kernels/``), on NCRISC.
 
 * Height sharded (``reader_conv_activations_padded_with_halo_3x3_weights_v2``): per act block and
   kernel row, one im2col row per output pixel from the local halo shard into ACT.

@@ -1,4 +1,4 @@
-"""Weights readers of the classic sharded conv (tt-programs.md §4.4-4.5), on BRISC.
+"""Weights readers of the classic sharded conv (tt-metal ``ttnn/cpp/ttnn/operations/conv/conv2d/device/kernels/``), on BRISC.
 
 The dense (for depthwise: block-diagonal) weight matrix lives tiled in interleaved DRAM. One
 sender per multicast group reads each weight block and multicasts it to the group with the

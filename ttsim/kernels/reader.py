@@ -1,6 +1,7 @@
 """Reader of the pool-based depthwise conv (``reader_pool_2d.cpp`` with ``IS_DEPTHWISE=1``).
 
-Runs on BRISC / NoC0 on every conv core (tt-programs.md §6.4): clears the input CB, loads the
+Runs on BRISC / NoC0 on every conv core (tt-metal
+``ttnn/cpp/ttnn/operations/pool/generic/device/kernels/dataflow/``, depthwise branch): clears the input CB, loads the
 per-channel weights once (the sender reads them from DRAM and multicasts them with the
 semaphore handshake; receivers wait for VALID), loads the bias, fills the 1.0 reduce scalar,
 then per output stick issues one local NoC read per kernel row of ``kw`` sticks into the input

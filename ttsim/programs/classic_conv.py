@@ -1,4 +1,5 @@
-"""Host side of the classic sharded conv2d (``OptimizedConvNew``; tt-programs.md §4).
+"""Host side of the classic sharded conv2d (``OptimizedConvNew``; tt-metal
+``ttnn/cpp/ttnn/operations/conv/conv2d/device/conv2d_op_sharded_program_factory.cpp``).
 
 A depthwise conv reaches this program as a grouped conv: the [C, 1, kh, kw] weights are expanded
 to the dense block-diagonal [kh*kw*Cin, Cout] matrix (zeros included) and multiplied out by the

@@ -1,4 +1,5 @@
-"""Host side of the pool-based depthwise conv2d (``Conv2dDepthwiseProgramFactory``, tt-programs.md §6).
+"""Host side of the pool-based depthwise conv2d (``Conv2dDepthwiseProgramFactory``: tt-metal
+``ttnn/cpp/ttnn/operations/conv/conv2d/device/conv2d_op_depthwise_program_factory.cpp`` on the depthwise branch, ``002a3f41``).
 
 Builds, from an op config: the core grid and shards (``determine_parallel_config`` with 32-channel
 alignment), the per-channel weights in DRAM in the layout the reader's window uses, the bias

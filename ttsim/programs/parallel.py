@@ -1,6 +1,6 @@
 """tt-metal's host heuristics for splitting a depthwise conv over the core grid.
 
-Faithful ports of ``conv2d_utils.cpp`` (tt-programs.md §3.1) with the depthwise branch's 32-channel
+Faithful ports of ``conv2d_utils.cpp`` (tt-metal ``ttnn/cpp/ttnn/operations/conv/conv2d/``) with the depthwise branch's 32-channel
 (tile) alignment and no overrides: how many cores share the NHW (stick) dimension and the channel
 dimension, and how many sticks and channels each core holds. Coordinates are logical worker-grid
 coordinates (x = column, y = row).
