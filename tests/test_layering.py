@@ -20,6 +20,32 @@ ALLOWED = {
 }
 
 
+STACK = (
+    ("ttsim.errors",),
+    ("ttsim.formats", "ttsim.config"),
+    ("ttsim.numerics",),
+    ("ttsim.device",),
+    ("ttsim.cb",),
+    ("ttsim.kernel_api",),
+    ("ttsim.kernels", "ttsim.host"),
+    ("ttsim.programs",),
+    ("ttsim.simulate",),
+    ("ttsim.report", "ttsim.sweep"),
+    ("ttsim.cli", "ttsim"),
+)
+"""docs/architecture.md's stack, bottom first: a package may import its own row's package and
+anything in a lower row."""
+
+
+def _package(module: str) -> str:
+    """The stack entry a module belongs to (``ttsim.device.noc`` -> ``ttsim.device``)."""
+    return ".".join(module.split(".")[:2])
+
+
+def _row(package: str) -> int:
+    return next(i for i, row in enumerate(STACK) if package in row)
+
+
 def _imports(path: Path, root: Path = PACKAGE) -> list[tuple[int, str, list[str]]]:
     """(line, module, imported names) of every ``ttsim`` import in a source file under ``root``
     (the ``ttsim`` package directory), including relative ones resolved against the package."""
@@ -53,6 +79,25 @@ def test_layer_imports_only_what_is_below_it(layer):
                  for path in _sources(layer)
                  for line, module, _ in _imports(path)
                  if not _allowed(module, ALLOWED[layer])]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_every_module_has_a_place_in_the_stack():
+    missing = sorted({_package(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts))
+                      for p in PACKAGE.rglob("*.py")} - {pkg for row in STACK for pkg in row}
+                     - {"ttsim.__init__"})
+    assert not missing, f"add {missing} to STACK and to docs/architecture.md"
+
+
+def test_no_package_imports_one_above_it():
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        importer = "ttsim" if parts == ("ttsim", "__init__") else _package(".".join(parts))
+        for line, module, _ in _imports(path):
+            imported = _package(module)
+            if imported != importer and _row(imported) >= _row(importer):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
     assert not offenders, "\n".join(offenders)
 
 
