@@ -143,12 +143,12 @@ def test_results_structure_and_durations(results, case: str) -> None:
         assert result.device_kernel_duration_ns == pytest.approx(
             result.device_kernel_duration_cycles * 1000.0 / 1000.0)
         for risc in RISCS:
-            assert profile.risc_duration_cycles(risc) <= profile.device_kernel_duration_cycles
+            assert profile.risc_duration_cycles[risc] <= profile.device_kernel_duration_cycles
         per_core = profile.per_core_duration_cycles()
         assert max(per_core.values()) <= profile.device_kernel_duration_cycles
         assert profile.core_count == len(per_core)
     for risc in RISCS:  # the conv op runs all five RISCs
-        assert op.profile.risc_duration_cycles(risc) > 0
+        assert op.profile.risc_duration_cycles[risc] > 0
     assert op.profile.core_count == halo.profile.core_count
 
 
