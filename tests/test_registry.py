@@ -75,6 +75,7 @@ def test_an_unknown_program_lists_the_registered_ones() -> None:
 
 @pytest.mark.parametrize(("name", "message"), [
     ("all", "program name 'all'"), ("conv", "program name 'conv'"), ("My-Prog", "program name 'My-Prog'"),
+    ("options", "program name 'options'"),  # OpConfig.options reads the sections
     ("pool", "program 'pool' is already registered"),
 ])
 def test_bad_or_taken_names_are_refused(name: str, message: str) -> None:

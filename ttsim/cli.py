@@ -107,7 +107,7 @@ SET_OPTION = click.option(
 @click.option("--program", "program", default="all", show_default=True, cls=ProgramOption)
 @click.option("--device", "device", default=None,
               help="device preset (overrides the config's 'device:'); "
-                   f"one of {', '.join(available_devices())}")
+                   f"one of {', '.join(available_devices())}, or a preset file (.yaml)")
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the results as JSON (schema_version 1) to this path")
 @click.option("--csv", "csv_path", default=None, type=click.Path(path_type=Path),

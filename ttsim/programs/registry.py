@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ttsim.config import ConvSpec, ProgramOptions
+from ttsim.config import ConvSpec, OpConfig, ProgramOptions
 from ttsim.device.device import Device, L1Buffer
 from ttsim.errors import ConfigurationError
 from ttsim.programs.built import BuiltConv
@@ -98,10 +98,10 @@ _builtins_loaded = False
 def register(definition: ProgramDefinition) -> ProgramDefinition:
     """Add a program; returns it. Raises ConfigurationError for a bad or already used name."""
     name = definition.name
-    if not _NAME.match(name) or name in RESERVED_NAMES:
+    if not _NAME.match(name) or name in RESERVED_NAMES or hasattr(OpConfig, name):
         raise ConfigurationError(
-            f"program name {name!r}: expected lower-case letters, digits and '_' (not one of "
-            f"{', '.join(sorted(RESERVED_NAMES))})")
+            f"program name {name!r}: expected lower-case letters, digits and '_', neither one of "
+            f"{', '.join(sorted(RESERVED_NAMES))} nor an attribute of OpConfig")
     if name in _REGISTRY:
         raise ConfigurationError(f"program {name!r} is already registered (by {_REGISTRY[name].build.__module__})")
     if not issubclass(definition.options_model, ProgramOptions):
