@@ -349,13 +349,15 @@ class ComputeContext(KernelContext):
         return f"kernel '{self.kernel_name}' on core {self.core.name} {risc.value}"
 
     def _dst_outside_error(self) -> KernelAPIError:
-        """The error for a math op writing DST outside acquire/commit (error path only: finds the
-        op's name on the stack)."""
-        frame = sys._getframe(1)
-        while frame.f_code.co_name.startswith("_"):
+        """The error for a math op writing DST outside acquire/commit. Error path only, so it may
+        walk the stack: the op named is the outermost call of this context the kernel made."""
+        frame, call = sys._getframe(1), "a math op"
+        while frame is not None and frame.f_locals.get("self") is self:
+            if not frame.f_code.co_name.startswith("_"):
+                call = frame.f_code.co_name
             frame = frame.f_back
         return KernelAPIError(
-            f"{self._thread(Risc.TRISC1)}: {frame.f_code.co_name} writes DST outside "
+            f"{self._thread(Risc.TRISC1)}: {call} writes DST outside "
             "tile_regs_acquire()/tile_regs_commit(): call ctx.tile_regs_acquire() before the math ops "
             "(on hardware math would write a DST half the packer owns)")
 
