@@ -228,15 +228,19 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
 
 def _run_kernels(device: Device, program: Program, done: simpy.Event,
                  live: dict[simpy.Process, KernelContext]) -> None:
-    """Step SimPy until ``done`` (every kernel process finished) is processed, as
-    ``env.run(until=done)`` does, but reading SimPy's own signals: :class:`EmptySchedule` means
-    every unfinished kernel waits on an event nothing will trigger (a deadlock), and the
-    ``RuntimeError`` SimPy raises for a yielded non-event is blamed on the active process if its
-    kernel had just made a blocking call (``yield`` written for ``yield from``)."""
+    """Step SimPy until ``done`` (every kernel process finished) is processed, exactly as
+    ``env.run(until=done)`` does, but reading SimPy's own signals instead of the text of the
+    error ``run`` turns them into: :class:`~simpy.core.EmptySchedule` means every unfinished
+    kernel waits on an event nothing will trigger (a deadlock), and the ``RuntimeError`` SimPy
+    raises for a yielded non-event is blamed on the active process if its kernel had just made
+    a blocking call (``yield`` written for ``yield from``)."""
     env = device.env
+    done.callbacks.append(simpy.core.StopSimulation.callback)
     try:
-        while not done.processed:
+        while True:
             env.step()
+    except simpy.core.StopSimulation:
+        return
     except simpy.core.EmptySchedule:
         raise DeadlockError(_deadlock_message(device, program, live.values())) from None
     except RuntimeError as exc:

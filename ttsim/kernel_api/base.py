@@ -179,18 +179,22 @@ class KernelContext:
         """L1 address of the front page (``get_read_ptr``)."""
         return self.cb(cb_id).fifo_rd_ptr
 
-    def _reserve(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
-        """Producer wait for ``n`` free pages from local time ``t``; returns the resume time."""
+    def _reserve(self, cb_id: int, n: int) -> KernelGen:
+        """The generator ``cb_reserve_back`` returns: the producer waits for ``n`` free pages
+        from its local clock ``_t`` and advances ``_t`` to the resume time."""
+        self._unrun = None
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
-        t += self._cb_check
+        t = self._t + self._cb_check
         self._busy(self._producer_risc, self._cb_check)
         if cb.free_pages() >= n:  # free space only grows while the producer waits
-            return t
+            self._t = t
+            return
         yield from self._sync_to(t)
         if cb.free_pages() >= n:
-            return t
+            self._t = t
+            return
 
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
@@ -199,22 +203,27 @@ class KernelContext:
         cb.stats.producer.blocked_cycles += self.env.now - t
         self._stall(self._producer_risc, f"cb_reserve_back:{cb.name}", t, self.env.now)
         self._busy(self._producer_risc, self._cb_poll)
-        return self.env.now + self._cb_poll
+        self._t = self.env.now + self._cb_poll
 
-    def _wait_front(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
-        """Consumer wait for ``n`` available pages from local time ``t``; returns resume time."""
+    def _wait_front(self, cb_id: int, n: int) -> KernelGen:
+        """The generator ``cb_wait_front`` returns: the consumer waits for ``n`` available pages
+        from its local clock ``_t`` (unpack's, in a compute kernel) and advances ``_t`` to the
+        resume time."""
+        self._unrun = None
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_wait_front", self.kernel_name)
         if n > cb.waited:  # cumulative: the pages granted once this returns
             cb.waited = n
-        t += self._cb_check
+        t = self._t + self._cb_check
         self._busy(self._consumer_risc, self._cb_check)
         if cb.available_pages() >= n:  # available pages only grow while the consumer waits
-            return t
+            self._t = t
+            return
         yield from self._sync_to(t)
         if cb.available_pages() >= n:
-            return t
+            self._t = t
+            return
 
         def detail() -> str:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
@@ -224,7 +233,7 @@ class KernelContext:
         cb.stats.consumer.blocked_cycles += self.env.now - t
         self._stall(self._consumer_risc, f"cb_wait_front:{cb.name}", t, self.env.now)
         self._busy(self._consumer_risc, self._cb_poll)
-        return self.env.now + self._cb_poll
+        self._t = self.env.now + self._cb_poll
 
     def _push(self, cb_id: int, n: int, t: float) -> float:
         """Producer side of ``cb_push_back`` at local time ``t``; returns the time after it.

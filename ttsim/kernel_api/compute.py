@@ -293,11 +293,7 @@ class ComputeContext(KernelContext):
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
         self._unrun = ("cb_wait_front", cb_id, n)
-        return self._cb_wait_front(cb_id, n)
-
-    def _cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
-        self._unrun = None
-        self._t = yield from self._wait_front(cb_id, n, self._t)
+        return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
         """UNPACK: free ``n`` pages."""

@@ -78,11 +78,7 @@ class DataflowContext(KernelContext):
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call("cb_reserve_back", cb_id, n))
         self._unrun = ("cb_reserve_back", cb_id, n)
-        return self._cb_reserve_back(cb_id, n)
-
-    def _cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
-        self._unrun = None
-        self._t = yield from self._reserve(cb_id, n, self._t)
+        return self._reserve(cb_id, n)
 
     def cb_push_back(self, cb_id: int, n: int) -> None:
         self._t = self._push(cb_id, n, self._t)
@@ -92,11 +88,7 @@ class DataflowContext(KernelContext):
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
         self._unrun = ("cb_wait_front", cb_id, n)
-        return self._cb_wait_front(cb_id, n)
-
-    def _cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
-        self._unrun = None
-        self._t = yield from self._wait_front(cb_id, n, self._t)
+        return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
         self._t = self._pop(cb_id, n, self._t)
