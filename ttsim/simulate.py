@@ -18,6 +18,7 @@ from ttsim.device.spec import DeviceSpec, load_device
 from ttsim.errors import ConfigurationError
 from ttsim.formats import DataFormat, round_to_format, tile_size_bytes
 from ttsim.host import run_program
+from ttsim.limits import check_conv_fits, check_run_arguments
 from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs, pcc
 from ttsim.device.device import L1Buffer
 from ttsim.programs.built import BuiltConv
@@ -69,10 +70,12 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "poo
     ``program`` is "pool" (pool-based depthwise), "classic" (OptimizedConvNew, the grouped conv
     as a dense matmul) or "all" (classic then pool).
     """
+    check_run_arguments(program, device, trace, trace_cores)
     config = config_or_path if isinstance(config_or_path, OpConfig) else load_config(config_or_path)
     if program not in PROGRAM_CHOICES:
         raise ConfigurationError(f"unknown program {program!r}; available: {', '.join(PROGRAM_CHOICES)}")
     spec = load_device(device or config.device)
+    check_conv_fits(config.conv, spec)
     programs = ("classic", "pool") if program == "all" else (program,)
     return [result for name in programs
             for result in _run_conv(config, spec, name, trace, trace_cores)]

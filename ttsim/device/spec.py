@@ -90,7 +90,13 @@ class NocSpec(_Section):
 class DramSpec(_Section):
     """DRAM banks (interleaved buffers)."""
 
+    @property
+    def capacity_bytes(self) -> int:
+        """Bytes of all DRAM banks together."""
+        return self.num_banks.value * self.bank_size_bytes.value
+
     num_banks: Param[int]
+    bank_size_bytes: Param[int]
     bank_noc_xy: Param[tuple[tuple[int, int], ...]]
     bank_bytes_per_cycle: Param[float]
     read_latency_cycles: Param[float]

@@ -16,7 +16,7 @@ import numpy as np
 from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
-from ttsim.errors import UnsupportedFunctionality
+from ttsim.errors import L1OverflowError, UnsupportedFunctionality
 from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
@@ -85,6 +85,17 @@ class ClassicProgram(BuiltConv):
     block: ClassicBlockConfig
 
 
+def _check_weight_block_fits(device: Device, block: ClassicBlockConfig, tile_bytes: int) -> None:
+    """Refuse, before the dense weight matrix is built (seconds to minutes for thousands of
+    channels), a conv whose WEIGHTS CB cannot hold even one weight block on a core."""
+    need = block.weight_block_num_tiles * tile_bytes
+    usable = device.spec.l1.usable_bytes
+    if need > usable:
+        raise L1OverflowError(
+            f"classic: one weight block ({block.weight_block_num_tiles:,} tiles, {need:,} B; the dense "
+            f"grouped matmul grows with conv.channels squared) exceeds the {usable:,} B usable L1 per core")
+
+
 def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
                           halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
                           bias: np.ndarray | None, overrides: ClassicOverrides,
@@ -101,6 +112,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     wtile, otile = tile_size_bytes(wfmt), tile_size_bytes(ofmt)
     wbw = block.weight_block_w_ntiles
     n_tiles = block.num_cores_c_out * wbw
+    _check_weight_block_fits(device, block, wtile)
 
     matrix = grouped_weight_matrix(weight, geom, pc, block)
     tiles = round_to_format(matrix_to_tiles(matrix), wfmt)
