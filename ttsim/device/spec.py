@@ -90,11 +90,6 @@ class NocSpec(_Section):
 class DramSpec(_Section):
     """DRAM banks (interleaved buffers)."""
 
-    @property
-    def capacity_bytes(self) -> int:
-        """Bytes of all DRAM banks together."""
-        return self.num_banks.value * self.bank_size_bytes.value
-
     num_banks: Param[int]
     bank_size_bytes: Param[int]
     bank_noc_xy: Param[tuple[tuple[int, int], ...]]
@@ -102,6 +97,11 @@ class DramSpec(_Section):
     read_latency_cycles: Param[float]
     write_latency_cycles: Param[float]
     read_alignment_bytes: Param[int]
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Bytes of all DRAM banks together."""
+        return self.num_banks.value * self.bank_size_bytes.value
 
 
 class ComputeSpec(_Section):
@@ -176,14 +176,19 @@ def available_devices() -> list[str]:
 _CACHE: dict[str, DeviceSpec] = {}
 
 
+def preset_text(name: str) -> str:
+    """The YAML text of a bundled device preset (what a sweep's results are keyed by)."""
+    names = available_devices()
+    if name not in names:
+        raise ConfigurationError(f"unknown device {name!r}; available: {', '.join(names)}")
+    return (resources.files("ttsim.device") / "presets" / f"{name}.yaml").read_text()
+
+
 def load_device(name: str) -> DeviceSpec:
     """Load a bundled device preset by name (e.g. ``wormhole_b0``)."""
     if name in _CACHE:
         return _CACHE[name]
-    names = available_devices()
-    if name not in names:
-        raise ConfigurationError(f"unknown device {name!r}; available: {', '.join(names)}")
-    text = (resources.files("ttsim.device") / "presets" / f"{name}.yaml").read_text()
+    text = preset_text(name)
     try:
         spec = DeviceSpec.model_validate(yaml.safe_load(text))
     except ValidationError as exc:  # a broken preset is a packaging bug, still reported cleanly
