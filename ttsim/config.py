@@ -189,16 +189,17 @@ class OpConfig(BaseModel):
                               description="Overrides for the pool-based depthwise program.")
 
 
-def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list[str] | None = None) -> OpConfig:
+def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list[str] | None = None,
+                label: str | None = None) -> OpConfig:
     """Load and validate an op config from a YAML file path or an already-parsed mapping.
 
     ``overrides`` are ``KEY=VALUE`` strings with dotted keys into the config (``--set``), VALUE
     parsed as YAML (``conv.kernel=[5,5]``, ``pool.cb.in_cb.pages=4``); they are validated like
     the file. Raises ConfigurationError with one line per problem, each prefixed by the file
-    name (or ``<dict>``); no yaml or pydantic exception escapes.
+    name (or ``label``, by default ``<dict>``, for a mapping); no yaml or pydantic exception escapes.
     """
     if isinstance(source, dict):
-        label = "<dict>"
+        label = _short_text(label, 200) if isinstance(label, str) else "<dict>"
         check_bounded(source, label)
         data = copy.deepcopy(source)
     elif isinstance(source, (str, os.PathLike)) and isinstance(os.fspath(source), str):

@@ -130,7 +130,8 @@ def run_point(config_text: str, label: str, keys: tuple[str, ...], values: tuple
     row.update({field: "" for field in RESULT_FIELDS})
     row.update(identity)
     try:
-        config = load_config(parse_config_text(config_text, label), [f"{k}={v}" for k, v in zip(keys, values)])
+        config = load_config(parse_config_text(config_text, label), [f"{k}={v}" for k, v in zip(keys, values)],
+                             label)
         result = run(config, program=identity["program"], device=identity["device"])[-1]
     except TtsimError as exc:
         row.update(status="error", error=" ".join(str(exc).split())[:500])
@@ -201,7 +202,7 @@ def _identity(text: str, label: str, keys: tuple[str, ...], values: tuple[str, .
 
     if program not in PROGRAMS:
         raise ConfigurationError(f"--program {_short(str(program), 40)!r}: unknown; available: {', '.join(PROGRAMS)}")
-    config = load_config(parse_config_text(text, label), [f"{k}={v}" for k, v in zip(keys, values)])
+    config = load_config(parse_config_text(text, label), [f"{k}={v}" for k, v in zip(keys, values)], label)
     name = device or config.device
     identity = {"program": program, "device": name,
                 "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
