@@ -57,7 +57,7 @@ def _parse_cores(text: str) -> set[tuple[int, int]] | None:
         try:
             x, y = (int(v) for v in item.split(","))
         except ValueError:
-            raise TtsimError(f"--trace-cores: expected 'x,y[;x,y...]', got {item!r}") from None
+            raise TtsimError(f"--trace-cores: expected 'x,y[;x,y...]', got {item[:40]!r}") from None
         cores.add((x, y))
     return cores
 

@@ -35,7 +35,11 @@ MAX_YAML_DEPTH = 32
 MAX_YAML_NODES = 10_000
 """Most values (scalars and collections) in a config with every alias expanded."""
 MAX_INT_DIGITS = 100
-"""Longest integer literal the YAML loader converts (digits)."""
+"""Longest integer literal the YAML loader converts (characters)."""
+MAX_NAME = 200
+"""Longest op name or device name (characters)."""
+MAX_ERROR_LINES = 10
+"""Most problems a ConfigurationError lists, one line each."""
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
@@ -174,10 +178,10 @@ class OpConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(strict=True, min_length=1)] = Field(
+    name: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME)] = Field(
         description="Op name (free text)."
     )
-    device: Annotated[str, Field(strict=True, min_length=1)] = Field(
+    device: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME)] = Field(
         default="wormhole_b0", description="Device preset name."
     )
     seed: NonNegativeInt = Field(default=0, description="Seed of the random input data.")
@@ -220,7 +224,10 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list
     try:
         return OpConfig.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{label}: {_describe(err)}" for err in exc.errors(include_url=False)]
+        errors = exc.errors(include_url=False)
+        lines = [f"{label}: {_describe(err)}" for err in errors[:MAX_ERROR_LINES]]
+        if len(errors) > MAX_ERROR_LINES:
+            lines.append(f"{label}: ... and {len(errors) - MAX_ERROR_LINES} more problems")
         raise ConfigurationError("\n".join(lines)) from None
 
 
@@ -393,7 +400,8 @@ def _dotted(loc: list[Any]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            part = _short_text(str(part), 60)
+            out += f".{part}" if out else part
     return out or "<top level>"
 
 

@@ -180,7 +180,7 @@ def preset_text(name: str) -> str:
     """The YAML text of a bundled device preset (what a sweep's results are keyed by)."""
     names = available_devices()
     if name not in names:
-        raise ConfigurationError(f"unknown device {name!r}; available: {', '.join(names)}")
+        raise ConfigurationError(f"unknown device {name[:60]!r}; available: {', '.join(names)}")
     return (resources.files("ttsim.device") / "presets" / f"{name}.yaml").read_text()
 
 
