@@ -33,7 +33,7 @@ def _alarm(signum: int, frame: Any) -> None:
 
 
 def run_cases(name: str, strategy: Any, count: int, classify: Callable[..., tuple[str, str]], seed_value: int,
-              hang_seconds: int, bad: list[str]) -> Counter:
+              hang_seconds: int, bad: list[str], errors: Counter) -> Counter:
     counts: Counter = Counter()
 
     @seed(seed_value)
@@ -49,6 +49,8 @@ def run_cases(name: str, strategy: Any, count: int, classify: Callable[..., tupl
         finally:
             signal.alarm(0)
         counts[outcome] += 1
+        if outcome == "clean_error":
+            errors[f"{name}: {detail.split(':')[0]}"] += 1
         if outcome not in ("ok", "clean_error") and len(bad) < 20:
             bad.append(f"{name}: {outcome}: {detail}: {case!r:.300}")
 
@@ -67,6 +69,7 @@ def main() -> None:
     signal.signal(signal.SIGALRM, _alarm)
     bad: list[str] = []
     total: Counter = Counter()
+    errors: Counter = Counter()
     from hypothesis import strategies as st
 
     runs = [(f"conv/{p}", fuzz.small_convs().map(lambda c, p=p: (c, p)), args.convs, fuzz.classify_conv)
@@ -74,12 +77,14 @@ def main() -> None:
     runs += [("text", fuzz.config_texts(), args.texts, fuzz.classify_text),
              ("set", st.tuples(fuzz.set_keys, fuzz.set_values), args.sets, fuzz.classify_set)]
     for name, strategy, count, classify in runs:
-        counts = run_cases(name, strategy, count, classify, args.seed, args.hang_seconds, bad)
+        counts = run_cases(name, strategy, count, classify, args.seed, args.hang_seconds, bad, errors)
         total += counts
         print(f"{name:14s} cases {sum(counts.values()):6d}  " + "  ".join(
             f"{kind} {counts[kind]}" for kind in ("ok", "clean_error", "crash", "hang", "wrong")), flush=True)
     print(f"{'total':14s} cases {sum(total.values()):6d}  " + "  ".join(
         f"{kind} {total[kind]}" for kind in ("ok", "clean_error", "crash", "hang", "wrong")))
+    for kind, count in sorted(errors.items()):
+        print(f"clean error {kind}: {count}")
     for line in bad:
         print(line)
 

@@ -7,7 +7,7 @@
 2. random config text (mutated seed configs and free text) never raising anything but a ttsim error;
 3. random ``--set`` values on real and made-up keys, likewise.
 
-The suite runs a small derandomized budget (deterministic, ~30 s); the ``slow`` tests run a larger
+The suite runs a small derandomized budget (deterministic, ~20 s); the ``slow`` tests run a larger
 one. ``classify_*`` return one outcome per case (ok, clean_error, wrong, crash) so that
 ``bench/fuzz.py`` can count a large run instead of stopping at the first failure.
 """
@@ -36,7 +36,7 @@ from ttsim.simulate import PROGRAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
-SMALL = settings(max_examples=6, derandomize=True, deadline=timedelta(seconds=60), database=None,
+SMALL = settings(max_examples=10, derandomize=True, deadline=timedelta(seconds=60), database=None,
                  suppress_health_check=[HealthCheck.too_slow])
 """The suite's budget per test: deterministic, a hang guard of 60 s per example."""
 LARGE = settings(SMALL, max_examples=200)
@@ -218,14 +218,14 @@ def test_small_convs_match_the_float64_reference(program: str, conv: dict[str, A
     _assert_conv(conv, program)
 
 
-@SMALL
+@settings(SMALL, max_examples=100)
 @given(text=config_texts())
 def test_random_config_text_raises_only_ttsim_errors(text: str) -> None:
     outcome, detail = classify_text(text)
     assert outcome != "crash", (detail, text)
 
 
-@settings(SMALL, max_examples=40)
+@settings(SMALL, max_examples=100)
 @given(key=set_keys, value=set_values)
 def test_random_set_values_raise_only_ttsim_errors(key: str, value: str) -> None:
     outcome, detail = classify_set(key, value)

@@ -42,6 +42,8 @@ IDENTITY_FIELDS = ["device", "config_sha256", "preset_sha256", "ttsim_version", 
 """Columns after the results that say what was simulated (point_id hashes them and the values)."""
 MAX_POINTS = 100_000
 """Largest grid a sweep runs (points)."""
+MAX_OUT_BYTES = 1 << 28
+"""Largest sweep CSV read back for resuming (bytes; a 100,000-point sweep writes ~60 MB)."""
 PARENT_POLL_S = 1.0
 """How often a local worker checks that the main process still lives (s)."""
 
@@ -228,6 +230,10 @@ def _sync(handle: IO[str]) -> None:
 
 def _read_rows(handle: IO[str], out: Path, fields: list[str]) -> list[dict[str, str]]:
     """The rows of the locked ``out``; a torn last row (no newline) is cut off the file."""
+    size = os.fstat(handle.fileno()).st_size
+    if size > MAX_OUT_BYTES:
+        raise ConfigurationError(f"{out}: {size:,} B, larger than a sweep CSV can be ({MAX_OUT_BYTES:,} B); "
+                                 "choose another --out")
     handle.seek(0)
     try:
         content = handle.read()
