@@ -13,7 +13,6 @@ import copy
 import os
 import reprlib
 import stat
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -349,20 +348,19 @@ def _load_yaml(text: str, label: str) -> Any:
 def check_bounded(data: Any, label: str) -> None:
     """Refuse raw config data nested deeper than MAX_YAML_DEPTH or with more than MAX_YAML_NODES
     values once aliases are expanded; iterative and stops at the limit, so it is cheap on bombs."""
-    stack, nodes = [(data, 1)], 0
+    stack, nodes = [(data, 1)], 1
     while stack:
         value, depth = stack.pop()
-        nodes += 1
-        if isinstance(value, (dict, list, tuple)):
-            if depth > MAX_YAML_DEPTH:
-                raise ConfigurationError(f"{label}: nested deeper than {MAX_YAML_DEPTH} levels")
-            nodes += len(value) * (1 + isinstance(value, dict))
+        if not isinstance(value, (dict, list, tuple)):
+            continue
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigurationError(f"{label}: nested deeper than {MAX_YAML_DEPTH} levels")
+        nodes += len(value) * (1 + isinstance(value, dict))  # counted before they are listed
         if nodes > MAX_YAML_NODES:
             raise ConfigurationError(
                 f"{label}: more than {MAX_YAML_NODES:,} values (aliases expanded); a config needs a few dozen")
-        if isinstance(value, (dict, list, tuple)):
-            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-            stack.extend((item, depth + 1) for item in items)
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items)
 
 
 def _describe_yaml_error(exc: yaml.YAMLError) -> str:
