@@ -134,7 +134,7 @@ def test_local_sweep_writes_one_ok_row_per_point(local_sweep, expected_cycles) -
     assert done.returncode == 0, done.stderr
     fields, rows = read_csv(out)
     assert fields == [*KEYS, *RESULT_FIELDS, *IDENTITY_FIELDS]
-    assert {r["device"] for r in rows} == {"wormhole_b0"}
+    assert {r["preset"] for r in rows} == {"wormhole_b0"}
     assert {r["config_sha256"] for r in rows} == {hashlib.sha256(OP53.read_bytes()).hexdigest()}
     preset = ROOT / "ttsim" / "device" / "presets" / "wormhole_b0.yaml"
     assert {r["preset_sha256"] for r in rows} == {hashlib.sha256(preset.read_bytes()).hexdigest()}

@@ -69,7 +69,7 @@ def test_an_edited_config_or_another_device_is_run_again(tmp_path: Path) -> None
     rows = rows_of(out)
     assert len(rows) == 3 and len({r["point_id"] for r in rows}) == 3
     assert len({r["config_sha256"] for r in rows}) == 2
-    assert [r["device"] for r in rows] == ["wormhole_b0", "wormhole_b0", "blackhole"]
+    assert [r["preset"] for r in rows] == ["wormhole_b0", "wormhole_b0", "blackhole"]
     assert rows[1]["device_kernel_duration_cycles"] == cycles("pool", "relu", config)
     assert rows[0]["device_kernel_duration_cycles"] != rows[1]["device_kernel_duration_cycles"]
 

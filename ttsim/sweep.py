@@ -38,7 +38,7 @@ from ttsim.errors import ConfigurationError, TtsimError
 
 RESULT_FIELDS = ["program", "op_code", "device_kernel_duration_ns", "device_kernel_duration_cycles",
                  "l1_used_bytes", "pcc", "status", "error"]
-IDENTITY_FIELDS = ["device", "config_sha256", "preset_sha256", "ttsim_version", "point_id"]
+IDENTITY_FIELDS = ["preset", "config_sha256", "preset_sha256", "ttsim_version", "point_id"]
 """Columns after the results that say what was simulated (point_id hashes them and the values)."""
 MAX_POINTS = 100_000
 """Largest grid a sweep runs (points)."""
@@ -134,7 +134,7 @@ def run_point(config_text: str, label: str, keys: tuple[str, ...], values: tuple
     try:
         config = load_config(parse_config_text(config_text, label), [f"{k}={v}" for k, v in zip(keys, values)],
                              label)
-        result = run(config, program=identity["program"], device=identity["device"])[-1]
+        result = run(config, program=identity["program"], device=identity["preset"])[-1]
     except TtsimError as exc:
         row.update(status="error", error=" ".join(str(exc).split())[:500])
         return row
@@ -206,7 +206,7 @@ def _identity(text: str, label: str, keys: tuple[str, ...], values: tuple[str, .
         raise ConfigurationError(f"--program {_short(str(program), 40)!r}: unknown; available: {', '.join(PROGRAMS)}")
     config = load_config(parse_config_text(text, label), [f"{k}={v}" for k, v in zip(keys, values)], label)
     name = device or config.device
-    identity = {"program": program, "device": name,
+    identity = {"program": program, "preset": name,
                 "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
                 "preset_sha256": hashlib.sha256(preset_text(name).encode()).hexdigest(),
                 "ttsim_version": ttsim.__version__}
