@@ -193,3 +193,19 @@ def test_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers)
+
+
+def test_another_ttsim_version_is_run_again(tmp_path: Path, monkeypatch) -> None:
+    """Through the API in-process: the same sweep under another ttsim version is not resumed."""
+    import ttsim
+
+    out = tmp_path / "s.csv"
+    params = [parse_param(f"{KEY}=relu")]
+    first = run_sweep(str(OP53), params, "pool", None, out, workers=1)
+    assert run_sweep(str(OP53), params, "pool", None, out, workers=1) == first  # resumed: same row
+    monkeypatch.setattr(ttsim, "__version__", "99.0.0")
+    second = run_sweep(str(OP53), params, "pool", None, out, workers=1)
+    rows = rows_of(out)
+    assert [r["ttsim_version"] for r in rows] == [first[0]["ttsim_version"], "99.0.0"]
+    assert second[0]["point_id"] != first[0]["point_id"]
+    assert second[0]["device_kernel_duration_cycles"] == cycles("pool", "relu")
