@@ -22,7 +22,7 @@ from ttsim.errors import TtsimError
 from ttsim.report.breakdown import breakdown_table
 from ttsim.report.compare import Comparison, comparison_document, comparison_table
 from ttsim.report.golden import MISMATCH, CheckRow, compare_with_golden, golden_document, golden_path, load_golden
-from ttsim.report.ops_perf_csv import ops_perf_csv
+from ttsim.report.ops_perf_csv import ops_perf_csv_files
 from ttsim.report.table import check_table, l1_table, sweep_table
 from ttsim.report.trace import trace_document
 from ttsim.report.results import report_document
@@ -97,7 +97,8 @@ SET_OPTION = click.option(
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the results as JSON (schema_version 1) to this path")
 @click.option("--csv", "csv_path", default=None, type=click.Path(path_type=Path),
-              help="also write tt-metal's ops_perf_results CSV (one row per device op)")
+              help="also write tt-metal's ops_perf_results CSV (one row per device op; one file "
+                   "per program, PATH_<program>.csv, when several run)")
 @click.option("--trace", "trace_path", default=None, type=click.Path(path_type=Path),
               help="also write a Chrome/Perfetto trace JSON of the run")
 @click.option("--trace-cores", "trace_cores", default="0,0", show_default=True,
@@ -131,7 +132,7 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
         if json_path is not None:
             outputs.append((json_path, json.dumps(report_document(everything), indent=2) + "\n"))
         if csv_path is not None:
-            outputs.append((csv_path, ops_perf_csv(everything)))
+            outputs.extend(ops_perf_csv_files(everything, csv_path))
         if trace_path is not None:
             outputs.append((trace_path, json.dumps(trace_document(everything))))
         for path, text in outputs:

@@ -46,7 +46,7 @@ class OpResult:
     inputs: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
-    """Report metadata: attributes, math fidelity, tensors, kernel sources, PM ideal cycles."""
+    """Report metadata: conv, geometry and parallel config (for ATTRIBUTES), math fidelity, tensors, kernel sources, PM ideal cycles."""
 
     @property
     def op_code(self) -> str:
@@ -167,18 +167,17 @@ def _report_info(config: OpConfig, geom: ConvGeometry, pc: ParallelConfig, out_p
                         _memory(conv.memory_layout),
                         out_rows * out_pc.channels_padded * tile_size_bytes(out_fmt) // 1024)
     inputs = [halo_out, weights] + ([built.bias_tensor] if built.bias_tensor is not None else [])
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel, conv.stride, conv.padding, conv.dilation
-    attributes = (f"program={program}; kernel=({kh},{kw}); stride=({sh},{sw}); padding=({ph},{pw}); "
-                  f"dilation=({dh},{dw}); groups={conv.channels}; activation={conv.activation}; "
-                  f"bias={conv.bias}; memory_layout={conv.memory_layout}")
     # the conv op's performance model counts the dense grouped matmul (Cin = C), whatever the program
-    flops = geom.channels * kh * kw * 2 * geom.out_h * geom.out_w * geom.channels * geom.batch
+    flops = geom.channels * geom.kh * geom.kw * 2 * geom.out_h * geom.out_w * geom.channels * geom.batch
+    # what tt-metal's ATTRIBUTES cell is written from (ttsim/report/tt_metal_attributes.py)
+    common = {"conv": conv, "geometry": geom, "parallel_config": pc}
     conv_info = {
-        "attributes": attributes, "math_fidelity": conv.math_fidelity, "inputs": inputs, "outputs": [output],
+        **common, "block_config": getattr(built, "block", None),
+        "math_fidelity": conv.math_fidelity, "inputs": inputs, "outputs": [output],
         "compute_kernel_source": built.kernel_sources["compute"],
         "data_movement_kernel_source": built.kernel_sources["data_movement"],
         "pm_flops": flops,
     }
-    halo_info = {"attributes": f"memory_layout={conv.memory_layout}", "inputs": [activation],
+    halo_info = {**common, "halo_sticks_per_core": halo_sticks, "inputs": [activation],
                  "outputs": [halo_out], "data_movement_kernel_source": "ttsim/kernels/halo.py"}
     return halo_info, conv_info
