@@ -10,9 +10,10 @@ of a :class:`~ttsim.errors.ConfigurationError` that names the file, the dotted k
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
@@ -206,6 +207,7 @@ def _apply_override(data: dict[str, Any], override: str, label: str) -> None:
     parts = key.strip().split(".")
     if not sep or not all(parts):
         raise ConfigurationError(f"{label}: --set {override!r}: expected KEY=VALUE with a dotted KEY")
+    _check_key(parts, label)
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as exc:
@@ -217,6 +219,34 @@ def _apply_override(data: dict[str, Any], override: str, label: str) -> None:
             raise ConfigurationError(f"{label}: --set {key}: '{'.'.join(parts[:i + 1])}' is not a mapping")
         node = child
     node[parts[-1]] = value
+
+
+def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The config section a field holds (or None for a value), and whether it is a mapping of
+    free names to sections (``cb: {<name>: {...}}``)."""
+    if get_origin(annotation) is dict:
+        value = get_args(annotation)[1]
+        return (value if isinstance(value, type) and issubclass(value, BaseModel) else None), True
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate, False
+    return None, False
+
+
+def _check_key(parts: list[str], label: str) -> None:
+    """Reject a ``--set`` key the config schema does not have, in one line naming the closest
+    known key (difflib) or, when none is close, the keys of that section."""
+    section: type[BaseModel] | None = OpConfig
+    i = 0
+    while section is not None and i < len(parts):
+        fields = list(section.model_fields)
+        if parts[i] not in fields:
+            close = difflib.get_close_matches(parts[i], fields, n=1)
+            hint = (f"did you mean {'.'.join([*parts[:i], close[0]])!r}?" if close
+                    else f"known keys{' of ' + '.'.join(parts[:i]) if i else ''}: {', '.join(fields)}")
+            raise ConfigurationError(f"{label}: --set: unknown key {'.'.join(parts[:i + 1])!r} ({hint})")
+        section, free_names = _submodel(section.model_fields[parts[i]].annotation)
+        i += 2 if free_names else 1  # a free name (a CB's) is checked by the program that has it
 
 
 def _read_yaml(path: Path, label: str) -> Any:
