@@ -89,6 +89,23 @@ def read_done(path: Path, keys: tuple[str, ...]) -> list[dict[str, str]]:
         return list(reader)
 
 
+def read_sweep_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The swept keys and the rows of a sweep's results CSV (for plotting it afterwards)."""
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = list(reader.fieldnames or [])
+            rows = list(reader)
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: sweep results not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigurationError(f"{path}: cannot read sweep results: {exc}") from None
+    keys = fields[: -len(RESULT_FIELDS)]
+    if fields[-len(RESULT_FIELDS):] != RESULT_FIELDS or not keys:
+        raise ConfigurationError(f"{path}: not a ttsim sweep results CSV (columns {fields})")
+    return keys, rows
+
+
 def pareto_front(rows: list[dict[str, str]]) -> set[int]:
     """Indices of ok rows that no other ok row beats on both duration and L1 bytes."""
     ok = [(i, float(r["device_kernel_duration_ns"]), int(r["l1_used_bytes"]))

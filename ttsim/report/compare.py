@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from ttsim.simulate import OpResult
@@ -41,11 +42,11 @@ def mean_absolute_error(comparisons: list[Comparison]) -> float | None:
 
 def comparison_table(comparisons: list[Comparison]) -> Table:
     table = Table(title="DEVICE KERNEL DURATION \\[ns]: classic (OptimizedConvNew) vs pool-based depthwise;\nspeedup = classic / pool",
-                  title_justify="left")
-    table.add_column("config", no_wrap=True)
+                  title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    table.add_column("config", overflow="fold")
     for name in ("classic", "pool", "speedup", "measured\nclassic", "classic\nerror", "PCC\nclassic",
                  "PCC\npool"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for c in comparisons:
         error = c.classic_error
         table.add_row(

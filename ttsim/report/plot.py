@@ -53,17 +53,28 @@ def _figure(width: float, height: float) -> Figure:
     return figure
 
 
-def save(figure: Figure, path: Path) -> None:
-    """Write ``figure`` to ``path`` (format from its suffix, e.g. .png, .svg, .pdf) via a temporary
-    file and a rename, so a failed write leaves nothing half-written."""
+def check_picture_path(path: Path) -> str:
+    """The picture format of ``path`` (its suffix), or a TtsimError naming what is wrong: checked
+    before a long simulation, not after it."""
+    _figure(1, 1)  # matplotlib is there
+    from matplotlib.backend_bases import FigureCanvasBase
+
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise TtsimError(f"cannot write {path}: folder {folder} does not exist")
-    supported = figure.canvas.get_supported_filetypes()
+    supported = FigureCanvasBase.get_supported_filetypes()
     suffix = path.suffix.lstrip(".").lower()
     if suffix not in supported:
         raise TtsimError(f"cannot write {path}: unknown picture format {path.suffix or '(none)'!r}; "
                          f"use one of {', '.join('.' + s for s in sorted(supported))}")
+    return suffix
+
+
+def save(figure: Figure, path: Path) -> None:
+    """Write ``figure`` to ``path`` (format from its suffix, e.g. .png, .svg, .pdf) via a temporary
+    file and a rename, so a failed write leaves nothing half-written."""
+    suffix = check_picture_path(path)
+    folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
