@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from rich import box
 from rich.table import Table
 
 from ttsim.device.core import Risc
@@ -65,7 +64,7 @@ def breakdown(result: OpResult) -> list[KernelBreakdown]:
 
 def breakdown_table(result: OpResult) -> Table:
     table = Table(title=f"{result.config} {result.op_code} ({result.program}): where the time goes, "
-                        "average per core \\[ns]", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+                        "average per core \\[ns]", title_justify="left")
     for name in ("kernel", "RISC", "cores", "duration", "busy", "util", "blocked on (largest first)"):
         text = name in ("kernel", "RISC", "blocked on (largest first)")
         table.add_column(name, justify="left" if text else "right", no_wrap=not text, overflow="fold")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -54,7 +53,7 @@ def print_results(console: Console, config_name: str, results: list[OpResult]) -
 
 def check_table(rows: list[CheckRow]) -> Table:
     """Golden check: one row per op with its status."""
-    table = Table(title="golden DEVICE KERNEL DURATION \\[cycles]", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    table = Table(title="golden DEVICE KERNEL DURATION \\[cycles]", title_justify="left")
     for name in ("config", "program", "OP CODE", "golden", "simulated", "delta", "status"):
         numeric = name in ("golden", "simulated", "delta")
         table.add_column(name, justify="right" if numeric else "left", no_wrap=numeric or name == "status",
