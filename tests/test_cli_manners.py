@@ -70,7 +70,7 @@ def test_compare_json_dash(config: Path) -> None:
     ("conv.chanels=64", "did you mean 'conv.channels'?"),
     ("pool.cb.in_cb.pagez=4", "did you mean 'pool.cb.in_cb.pages'?"),
     ("clasic.split_reader=true", "did you mean 'classic'?"),
-    ("conv.zzz=1", "known keys of conv: batch, input_height"),
+    ("conv.zzz=1", "(known keys of conv: batch, input_height"),
 ])
 def test_set_typo_is_one_line_with_the_closest_key(config: Path, key: str, suggestion: str) -> None:
     done = ttsim_cli("run", config, "--set", key)

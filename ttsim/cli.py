@@ -44,7 +44,7 @@ def _console(stderr: bool = False) -> Console:
 def _progress() -> Progress:
     """A progress bar on stderr, so stdout keeps only tables or JSON; drawn on a terminal only."""
     return Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=Console(stderr=True),
-                    transient=True)
+                    transient=True, disable=not sys.stderr.isatty())
 
 
 class OneLineChoice(click.Choice):
@@ -180,13 +180,14 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
         _fail(str(exc))
 
 
-def _project_folders(configs_dir: Path | None, golden_dir: Path | None) -> tuple[Path, Path]:
+def _project_folders(configs_dir: Path | None, golden_dir: Path | None,
+                     need_configs: bool = True) -> tuple[Path, Path]:
     """The configs and goldens ``check`` uses: those given, else ``configs/`` and ``tests/golden/``
     of the current folder when it has a configs/ folder, else of the ttsim checkout."""
     base = Path(".") if Path("configs").is_dir() else PROJECT_ROOT
     configs_dir = configs_dir if configs_dir is not None else base / "configs"
     golden_dir = golden_dir if golden_dir is not None else base / "tests" / "golden"
-    if not configs_dir.is_dir():
+    if need_configs and not configs_dir.is_dir():
         raise TtsimError(f"no configs folder {configs_dir} (run from the ttsim checkout, or give "
                          "--configs DIR and --golden DIR)")
     return configs_dir, golden_dir
@@ -197,7 +198,8 @@ def _project_folders(configs_dir: Path | None, golden_dir: Path | None) -> tuple
 @click.option("--configs", "configs_dir", default=None, type=click.Path(path_type=Path),
               help="folder of configs run when none are given [default: configs/ here, else the checkout's]")
 @click.option("--golden", "golden_dir", default=None, type=click.Path(path_type=Path),
-              help="folder of golden cycle counts [default: tests/golden/ beside the configs folder]")
+              help="folder of golden cycle counts [default: tests/golden/ here when configs/ is here, "
+                   "else the checkout's]")
 @click.option("--tolerance", "tolerance_pct", default=0.0, show_default=True, type=float,
               help="percent difference still reported as ApproxMatch (and passing)")
 @click.option("--update", is_flag=True, help="rewrite the goldens with the simulated cycles")
@@ -209,7 +211,7 @@ def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_di
     """
     console = _console()
     try:
-        configs_dir, golden_dir = _project_folders(configs_dir, golden_dir)
+        configs_dir, golden_dir = _project_folders(configs_dir, golden_dir, need_configs=not configs)
         paths = list(configs) or sorted(configs_dir.glob("*.yaml"))
         if not paths:
             raise TtsimError(f"no configs given and none found in {configs_dir}/ (give --configs DIR)")

@@ -234,19 +234,43 @@ def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
 
 
 def _check_key(parts: list[str], label: str) -> None:
-    """Reject a ``--set`` key the config schema does not have, in one line naming the closest
-    known key (difflib) or, when none is close, the keys of that section."""
+    """Reject a ``--set`` key the config schema does not have, with the message a config file
+    with that key gets (:func:`_unknown_key`)."""
     section: type[BaseModel] | None = OpConfig
     i = 0
     while section is not None and i < len(parts):
-        fields = list(section.model_fields)
-        if parts[i] not in fields:
-            close = difflib.get_close_matches(parts[i], fields, n=1)
-            hint = (f"did you mean {'.'.join([*parts[:i], close[0]])!r}?" if close
-                    else f"known keys{' of ' + '.'.join(parts[:i]) if i else ''}: {', '.join(fields)}")
-            raise ConfigurationError(f"{label}: --set: unknown key {'.'.join(parts[:i + 1])!r} ({hint})")
+        if parts[i] not in section.model_fields:
+            raise ConfigurationError(f"{label}: {_unknown_key(parts[:i + 1])}")
         section, free_names = _submodel(section.model_fields[parts[i]].annotation)
         i += 2 if free_names else 1  # a free name (a CB's) is checked by the program that has it
+
+
+def _section_at(parts: list[str]) -> type[BaseModel] | None:
+    """The config section at a dotted path of known keys (free names skipped), or None."""
+    section: type[BaseModel] | None = OpConfig
+    i = 0
+    while section is not None and i < len(parts):
+        field = section.model_fields.get(parts[i])
+        if field is None:
+            return None
+        section, free_names = _submodel(field.annotation)
+        i += 2 if free_names else 1
+    return section if i == len(parts) else None
+
+
+def _unknown_key(parts: list[str]) -> str:
+    """'unknown key 'a.b'' and the closest known key of that section (difflib), or its keys when
+    none is close."""
+    message = f"unknown key {'.'.join(parts)!r}"
+    section = _section_at(parts[:-1])
+    if section is None:
+        return message
+    fields = list(section.model_fields)
+    close = difflib.get_close_matches(parts[-1], fields, n=1)
+    if close:
+        return f"{message} (did you mean {'.'.join([*parts[:-1], close[0]])!r}?)"
+    where = f" of {'.'.join(parts[:-1])}" if len(parts) > 1 else ""
+    return f"{message} (known keys{where}: {', '.join(fields)})"
 
 
 def _read_yaml(path: Path, label: str) -> Any:
@@ -280,6 +304,8 @@ def _describe(err: Any) -> str:
         loc.append(ctx["field"])
         return f"{_dotted(loc)}: {err['msg']}"
     if err["type"] == "extra_forbidden":
+        if all(isinstance(part, str) for part in loc):
+            return _unknown_key(loc)
         return f"unknown key {_dotted(loc)!r}"
     if err["type"] == "missing" and isinstance(loc[-1], int):
         return f"{_dotted(loc[:-1])}: expected a list of 2 values [height, width]"
