@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -123,7 +123,7 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
         conv.stride, conv.padding, conv.dilation, conv.activation)
     inputs = {"input": x, "weight": built.weights_seen, "bias": built.bias_seen}
     details.update({"parallel_config": pc, "cb_table": built.program.cb_table()})
-    halo_info, conv_info = _report_info(config, geom, pc, out_pc, program, built, halo_buffer)
+    halo_info, conv_info = _report_info(config, geom, pc, out_pc, built, halo_buffer)
     return [
         OpResult(config.name, program, spec.name, halo_profile, info=halo_info),
         OpResult(config.name, program, spec.name, conv_profile, pcc(output, reference), output,
@@ -148,7 +148,7 @@ def _memory(layout: str) -> str:
 
 
 def _report_info(config: OpConfig, geom: ConvGeometry, pc: ParallelConfig, out_pc: ParallelConfig,
-                 program: str, built: BuiltConv, halo_buffer: L1Buffer) -> tuple[dict, dict]:
+                 built: BuiltConv, halo_buffer: L1Buffer) -> tuple[dict, dict]:
     """What the ops perf report says about the halo and conv ops besides their timing."""
     conv = config.conv
     in_rows = pc.in_shard * pc.num_cores_nhw
