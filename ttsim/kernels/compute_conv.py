@@ -85,8 +85,7 @@ def compute_conv(ctx: ComputeContext):
                             if k > 0:
                                 ctx.copy_tile_init(partials_cb)
                                 yield from ctx.cb_wait_front(partials_cb, sub_tiles)
-                                for t in range(sub_tiles):
-                                    ctx.copy_tile(partials_cb, t, t)
+                                ctx.copy_block_matmul_partials(partials_cb, 0, 0, sub_tiles)
                                 ctx.cb_pop_front(partials_cb, sub_tiles)
                                 ctx.mm_init(in0_cb, weights_cb, out_cb)
                             in0_index = sb_row * sub_h * act_block_w
@@ -101,8 +100,8 @@ def compute_conv(ctx: ComputeContext):
                             ctx.tile_regs_commit()
                             yield from ctx.cb_reserve_back(target, sub_tiles)
                             ctx.tile_regs_wait()
-                            for t in range(sub_tiles):
-                                ctx.pack_tile(t, target, relu=final and pack_relu)
+                            ctx.pack_relu_config(int(final and pack_relu))
+                            ctx.pack_tile_block(0, target, sub_tiles)
                             ctx.tile_regs_release()
                             ctx.cb_push_back(target, sub_tiles)
                     ctx.cb_pop_front(weights_cb, act_block_w * wbw)
@@ -122,7 +121,7 @@ def compute_conv(ctx: ComputeContext):
                     ctx.cb_pop_front(partials_cb, sub_tiles)
                     yield from ctx.cb_reserve_back(out_cb, sub_tiles)
                     ctx.tile_regs_wait()
-                    for t in range(sub_tiles):
-                        ctx.pack_tile(t, out_cb, relu=pack_relu)
+                    ctx.pack_relu_config(int(pack_relu))
+                    ctx.pack_tile_block(0, out_cb, sub_tiles)
                     ctx.tile_regs_release()
                     ctx.cb_push_back(out_cb, sub_tiles)

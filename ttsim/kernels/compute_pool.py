@@ -19,6 +19,7 @@ from ttsim.kernel_api import ComputeContext
 
 TILE_ROWS = 32
 TILE_WIDTH = 32
+BF16_BYTES = 2
 
 
 def compute_pool_depthwise(ctx: ComputeContext):
@@ -68,24 +69,30 @@ def compute_pool_depthwise(ctx: ComputeContext):
         ctx.cb_push_back(mul_cb, pages_per_stick)
         ctx.cb_pop_front(in_cb, pages_per_stick)
 
-        # B + C. tilize and column-sum the window rows, bias, activation, one output row
+        # B + C. tilize and column-sum the window rows, bias, activation, one output row. The
+        # window's rows are all channels wide; the kernel points mul_cb's read pointer at each
+        # (row chunk, channel block) by hand and restores it (tt-metal's reader gives each channel
+        # block its own pages instead).
         ctx.reconfig_data_format(mul_cb, scalar_cb)
         ctx.pack_reconfig_data_format(stick_cb)
-        ctx.unpack_tilizeA_B_init(mul_cb, scalar_cb, min(in_ntiles_c, max_tiles),
-                                  face_r_dim=min(window_rows, 16))
+        ctx.unpack_tilizeA_B_init(mul_cb, scalar_cb, in_ntiles_c, face_r_dim=min(window_rows, 16))
         ctx.reduce_init(mul_cb, scalar_cb, stick_cb)
-        ctx.pack_untilize_dest_init(stick_cb, rows=1, num_faces=2)
+        ctx.pack_untilize_dest_init(stick_cb, face_r_dim=1, num_faces=2)
         yield from ctx.cb_wait_front(mul_cb, pages_per_stick)
         yield from ctx.cb_reserve_back(stick_cb, 1)
+        mul = ctx.get_local_cb_interface(mul_cb)
+        front = mul.fifo_rd_ptr
         for block_start in range(0, in_ntiles_c, max_tiles):
             block_tiles = min(max_tiles, in_ntiles_c - block_start)
             ctx.tile_regs_acquire()
             for row_start in range(0, window_rows, TILE_ROWS):
                 rows = min(TILE_ROWS, window_rows - row_start)
-                ctx.unpack_tilizeA_B_block(mul_cb, scalar_cb, block_tiles, rows, row_width=channels,
-                                           col_offset=block_start * TILE_WIDTH, row_offset=row_start)
-                for t in range(block_tiles):
+                num_faces, face_r_dim = (2, rows) if rows <= 16 else (4, 16)
+                mul.fifo_rd_ptr = front + (row_start * channels + block_start * TILE_WIDTH) * BF16_BYTES
+                ctx.unpack_tilizeA_B_block(mul_cb, scalar_cb, block_tiles, 0, num_faces, face_r_dim)
+                for t in range(block_tiles):  # charged as 4 faces, as calibrated (see docs)
                     ctx.reduce_tile_math(t)
+            mul.fifo_rd_ptr = front
             if has_bias:
                 ctx.binary_dest_reuse_tiles_init(bias_cb)
                 for t in range(block_tiles):
@@ -96,7 +103,7 @@ def compute_pool_depthwise(ctx: ComputeContext):
                     ctx.sfpu_tile(activation, t)
             ctx.tile_regs_commit()
             ctx.tile_regs_wait()
-            ctx.pack_untilize_dest(stick_cb, block_tiles, rows=1, row_width=channels,
+            ctx.pack_untilize_dest(stick_cb, 1, 0, 1, 2, block_ct_dim=block_tiles, row_width=channels,
                                    col_offset=block_start * TILE_WIDTH)
             ctx.tile_regs_release()
         ctx.cb_push_back(stick_cb, 1)
@@ -109,8 +116,8 @@ def compute_pool_depthwise(ctx: ComputeContext):
         if tile_output and (group == TILE_ROWS or n == num_outputs - 1):
             yield from ctx.cb_wait_front(pre_tilize_cb, group)
             yield from ctx.cb_reserve_back(out_cb, in_ntiles_c)
-            ctx.tilize_init(pre_tilize_cb, in_ntiles_c, out_cb)
+            ctx.fast_tilize_init_with_dt(pre_tilize_cb, in_ntiles_c, out_cb)
             ctx.fast_tilize_block(pre_tilize_cb, in_ntiles_c, out_cb)
             ctx.cb_push_back(out_cb, in_ntiles_c)
             ctx.cb_pop_front(pre_tilize_cb, group)
-            ctx.tilize_uninit(pre_tilize_cb, out_cb)
+            ctx.fast_tilize_uninit(pre_tilize_cb, out_cb)

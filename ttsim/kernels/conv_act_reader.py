@@ -35,7 +35,7 @@ def _setup(ctx: DataflowContext) -> tuple[dict, int, list[int]]:
     indices_cb = ctx.get_compile_time_arg_val("reader_indices_cb")
     indices = list(ctx.l1_load(ctx.get_read_ptr(indices_cb), ctx.get_arg_val("num_outputs"), dtype=np.uint32))
     if geometry["dil_w"] == 1:
-        ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(halo_base),
+        ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(halo_base),
                                                 geometry["kw"] * geometry["stick_bytes"])
     return geometry, halo_base, indices
 

@@ -30,7 +30,7 @@ def read_im2col_rows(ctx: DataflowContext, halo_base: int, top_lefts: Sequence[i
                 write_ptr += row_bytes
             else:
                 for c in range(kw):
-                    ctx.noc_async_read(ctx.my_noc_addr(halo_base + (stick + c * dil_w) * stick_bytes),
+                    ctx.noc_async_read(ctx.get_noc_addr(halo_base + (stick + c * dil_w) * stick_bytes),
                                        write_ptr, stick_bytes)
                     write_ptr += stick_bytes
         write_ptr += skip

@@ -84,7 +84,7 @@ def conv_weights_mcast(ctx: DataflowContext):
         indices_cb = ctx.get_compile_time_arg_val("reader_indices_cb")
         indices = list(ctx.l1_load(ctx.get_read_ptr(indices_cb), ctx.get_arg_val("num_outputs"), np.uint32))
         if geometry["dil_w"] == 1:
-            ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(halo_base),
+            ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(halo_base),
                                                     geometry["kw"] * geometry["stick_bytes"])
 
     for block in range(num_blocks_act_h):

@@ -53,7 +53,7 @@ def reader_pool_depthwise(ctx: DataflowContext):
     ctx.cb_push_back(clear_cb, 1)
     in_base = ctx.get_write_ptr(in_cb)
     for page in range(in_cb_pages):
-        ctx.noc_async_read(ctx.my_noc_addr(clear_addr), in_base + page * tile_bytes, tile_bytes)
+        ctx.noc_async_read(ctx.get_noc_addr(clear_addr), in_base + page * tile_bytes, tile_bytes)
     ctx.noc_async_read_barrier()
 
     # weights: read once on the sender, multicast to the receivers
@@ -101,7 +101,7 @@ def reader_pool_depthwise(ctx: DataflowContext):
     row_bytes = kw * stick_bytes
     contiguous = dil_w == 1
     if contiguous:
-        ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(raw_in), row_bytes)
+        ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(raw_in), row_bytes)
     for top_left in indices:
         yield from ctx.cb_reserve_back(in_cb, pages_per_stick)
         write_ptr = ctx.get_write_ptr(in_cb)
@@ -112,7 +112,7 @@ def reader_pool_depthwise(ctx: DataflowContext):
                 write_ptr += row_bytes
             else:
                 for c in range(kw):
-                    src = ctx.my_noc_addr(raw_in + (stick + c * dil_w) * stick_bytes)
+                    src = ctx.get_noc_addr(raw_in + (stick + c * dil_w) * stick_bytes)
                     ctx.noc_async_read(src, write_ptr, stick_bytes)
                     write_ptr += stick_bytes
         ctx.noc_async_read_barrier()
