@@ -31,33 +31,36 @@ import numpy as np
 FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
 """Fidelity phases each ``MathFidelity`` runs (tt-metal ``MathFidelity``; ELWMUL.md)."""
 
-_SRCA_HIGH = np.uint32(0xFFF80000)
+_SRCA_HIGH = 0xFFF80000
 """Sign, exponent, and the 4 mantissa bits SrcA offers in even phases (ELWMUL.md)."""
-_SRCA_LOW_CLEAR = np.uint32(0xFFF83FFF)
+_SRCA_LOW_CLEAR = 0xFFF83FFF
 """Clears the next 5 mantissa bits, which SrcA offers in odd phases."""
-_SRCB_HIGH = np.uint32(0xFFFE0000)
+_SRCB_HIGH = 0xFFFE0000
 """Sign, exponent, and the 6 mantissa bits SrcB offers in phases 0 and 1."""
-_SRCB_LOW_CLEAR = np.uint32(0xFFFE1FFF)
+_SRCB_LOW_CLEAR = 0xFFFE1FFF
 """Clears the next 4 mantissa bits, which SrcB offers in phases 2 and 3."""
 _BF16 = np.dtype(ml_dtypes.bfloat16)
+_U32 = np.dtype(np.uint32)
+_F32 = np.dtype(np.float32)
+_MANTISSA = 0x7FFFFF
 REDUCE_ROWS_PER_INSTRUCTION = 16
 """Rows of SrcA one GAPOOL / MVMUL sums into DST before DST is rounded (one face height)."""
 
 
 def srca_part(x: np.ndarray, phase: int) -> np.ndarray:
-    """The float32 value the multipliers see of SrcA operand ``x`` in fidelity ``phase``."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    """The value the multipliers see of SrcA operand ``x`` (float32) in fidelity ``phase``."""
+    bits = x.view(_U32)
     if phase & 1 == 0:
-        return (x.view(np.uint32) & _SRCA_HIGH).view(np.float32)
-    return x - (x.view(np.uint32) & _SRCA_LOW_CLEAR).view(np.float32)
+        return (bits & _SRCA_HIGH).view(_F32)
+    return x - (bits & _SRCA_LOW_CLEAR).view(_F32)
 
 
 def srcb_part(x: np.ndarray, phase: int) -> np.ndarray:
-    """The float32 value the multipliers see of SrcB operand ``x`` in fidelity ``phase``."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    """The value the multipliers see of SrcB operand ``x`` (float32) in fidelity ``phase``."""
+    bits = x.view(_U32)
     if phase & 2 == 0:
-        return (x.view(np.uint32) & _SRCB_HIGH).view(np.float32)
-    return x - (x.view(np.uint32) & _SRCB_LOW_CLEAR).view(np.float32)
+        return (bits & _SRCB_HIGH).view(_F32)
+    return x - (bits & _SRCB_LOW_CLEAR).view(_F32)
 
 
 def round_dst(values: np.ndarray, dst_bf16: bool) -> np.ndarray:
@@ -65,13 +68,17 @@ def round_dst(values: np.ndarray, dst_bf16: bool) -> np.ndarray:
     return values.astype(_BF16).astype(np.float32) if dst_bf16 else values
 
 
-def elwmul(dst: np.ndarray, srca: np.ndarray, srcb: np.ndarray, phases: int,
-           dst_bf16: bool) -> np.ndarray:
-    """``Dst += SrcA * SrcB`` element-wise over ``phases`` fidelity phases (any equal shapes);
-    DST is rounded after each phase. Returns the new DST values (float32)."""
-    acc = np.asarray(dst, dtype=np.float32)
+def elwmul(dst: np.ndarray | None, srca: np.ndarray, srcb: np.ndarray, phases: int,
+           dst_bf16: bool, round_last: bool = True) -> np.ndarray:
+    """``Dst += SrcA * SrcB`` element-wise over ``phases`` fidelity phases (any equal shapes;
+    ``dst`` None is a zero DST); DST is rounded after each phase (the last rounding is left to
+    the caller when ``round_last`` is false). Returns the new DST values (float32)."""
+    acc = dst
     for phase in range(phases):
-        acc = round_dst(acc + srca_part(srca, phase) * srcb_part(srcb, phase), dst_bf16)
+        product = srca_part(srca, phase) * srcb_part(srcb, phase)
+        acc = product if acc is None else acc + product
+        if round_last or phase < phases - 1:
+            acc = round_dst(acc, dst_bf16)
     return acc
 
 
@@ -92,21 +99,34 @@ def mvmul(dst: np.ndarray, srcb: np.ndarray, srca: np.ndarray, phases: int,
 
 
 def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int) -> np.ndarray:
-    """GAPOOL column reduce of ``srca`` [R, C] (R a multiple of 16) by ``scalar`` (SrcB):
-    returns [phases * R / 16, C] float32 partial sums, one per GAPOOL in DST order (phase-major,
-    then 16-row groups top first), each the float32 sum of its 16 products."""
+    """GAPOOL column reduce of ``srca`` [R, C] (float32, R a multiple of 16) by ``scalar``
+    (SrcB): returns [phases * R / 16, C] float32 partial sums, one per GAPOOL in DST order
+    (phase-major, then 16-row groups top first), each the float32 sum of its 16 products.
+
+    A scalar part that is a power of two (the pool kernels' 1.0) scales every product exactly,
+    so the sum is scaled once instead of each product: the same float32 result.
+    """
     rows, cols = srca.shape
-    step = REDUCE_ROWS_PER_INSTRUCTION
+    groups = rows // REDUCE_ROWS_PER_INSTRUCTION
+    scalar_array = np.asarray(scalar, dtype=np.float32)
     parts = []
     for phase in range(phases):
-        products = srca_part(srca, phase) * srcb_part(np.float32(scalar), phase)
-        parts.append(np.add.reduce(products.reshape(rows // step, step, cols), axis=1, dtype=np.float32))
-    return np.concatenate(parts)
+        b = srcb_part(scalar_array, phase)
+        a = srca_part(srca, phase).reshape(groups, REDUCE_ROWS_PER_INSTRUCTION, cols)
+        if int(b.view(_U32)) & _MANTISSA == 0:
+            parts.append(np.add.reduce(a, axis=1) * b)
+        else:
+            parts.append(np.add.reduce(a * b, axis=1))
+    return parts[0] if phases == 1 else np.concatenate(parts)
 
 
 def accumulate(dst: np.ndarray, partials: np.ndarray, dst_bf16: bool) -> np.ndarray:
-    """Add each of ``partials`` [n, ...] to ``dst`` [...] in order, rounding DST after each."""
-    acc = np.asarray(dst, dtype=np.float32)
-    for part in partials:
-        acc = round_dst(acc + part, dst_bf16)
+    """Add each of ``partials`` [n, ...] to ``dst`` [...] in order, rounding DST after each but
+    the last (the caller stores the result in DST, which rounds it)."""
+    acc = dst
+    last = len(partials) - 1
+    for i, part in enumerate(partials):
+        acc = acc + part
+        if i < last:
+            acc = round_dst(acc, dst_bf16)
     return acc

@@ -30,7 +30,7 @@ from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, pack_tile,
                            tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
-from ttsim.fpu import FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, mvmul
+from ttsim.fpu import FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, mvmul, round_dst
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
@@ -133,8 +133,9 @@ class ComputeContext(KernelContext):
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
-        self._srca_reductions: dict[str, np.ndarray] = {}
-        """Per pool type, every srcA tile column-reduced and scaled; cleared when srcA changes."""
+        self._srca_reductions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """Per pool type, every srcA tile column-reduced: (the accumulations into DST, their result
+        on a zero DST row); cleared when srcA changes."""
         self._acc_to_dest = False
         """Set by ``add_tiles_init(..., acc_to_dest=True)``: ELWADD adds to DST, not assigns."""
         self._pack_relu = False
@@ -514,7 +515,8 @@ class ComputeContext(KernelContext):
         it), so this is A * B unless the kernel already wrote DST[idst]."""
         a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
         self._math(ready, self._mul_cycles)
-        self._set_dst(idst, elwmul(self._dst_tile(idst), a, b, self._phases, self._dst_bf16))
+        dst = self._dst_tile(idst) if idst in self._dst_written else None  # None: zero
+        self._set_dst(idst, elwmul(dst, a, b, self._phases, self._dst_bf16, round_last=False))
 
     def add_tiles(self, icb0: int, icb1: int, itile0: int, itile1: int, idst: int) -> None:
         """``add_tiles`` (compute_kernel_api/eltwise_binary.h): ELWADD, DST[idst] = A + B, or
@@ -542,12 +544,14 @@ class ComputeContext(KernelContext):
         cb = self.cb(in_cb_id)
         tile = self._read_tile(cb, in_tile_index)
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
-        current = self._dst_tile(dst_tile_index)
+        if not 0 <= dst_tile_index < self._dst_limit:
+            raise self._dst_index_error(dst_tile_index)
+        current = self.dst[dst_tile_index]
         if op == "add":
             cycles, result = self._add_cycles, current + tile
         elif op == "mul":
             cycles = self._mul_cycles
-            result = elwmul(np.zeros_like(current), current, tile, self._phases, self._dst_bf16)
+            result = elwmul(None, current, tile, self._phases, self._dst_bf16, round_last=False)
         else:
             raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
         self._math(ready, cycles + self._datacopy_cycles)
@@ -581,19 +585,26 @@ class ComputeContext(KernelContext):
         scalar = self._read_tile(self.cb(icb_scaler), itile_scaler)[0]
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         reduced = _reduce_columns(untilize(tile[None, :]), scalar, pool, self._phases)[:, 0]
-        self._accumulate_row0(reduced, idst, pool, ready, 4)
+        self._accumulate_row0(reduced, None, idst, pool, ready, 4)
 
-    def _accumulate_row0(self, reduced: np.ndarray, idst: int, pool: str, ready: float,
-                         num_faces: int) -> None:
+    def _accumulate_row0(self, reduced: np.ndarray, from_zero: np.ndarray | None, idst: int,
+                         pool: str, ready: float, num_faces: int) -> None:
         """Math of a column reduce: fold ``reduced`` ([k, 2, 16]: k accumulations of one tile
         row in face order) into row 0 of DST[idst], rounding DST after each (sum), or take the
-        maximum (max)."""
+        maximum (max). ``from_zero`` (optional) is the sum's result on a zero row (DST[idst] not
+        written since the packer cleared it)."""
         phases = self._phases if pool == "sum" else 1
         self._math(ready, self._reduce_cycles_per_phase * phases * num_faces / 4)
-        self._dst_tile(idst)
+        if not 0 <= idst < self._dst_limit:
+            raise self._dst_index_error(idst)
         current = self._dst_row0[idst]
         if pool == "sum":
-            self._dst_row0[idst] = accumulate(current, reduced, self._dst_bf16)
+            if from_zero is not None and idst not in self._dst_written:
+                self._dst_row0[idst] = from_zero
+                self._dst_written.add(idst)
+                return
+            row = accumulate(current, reduced, self._dst_bf16)
+            self._dst_row0[idst] = row.astype(BF16) if self._dst_bf16 else row
         else:
             if idst not in self._dst_written:
                 current = np.full_like(current, -np.inf)  # GMPOOL reads a zeroed DST row as -inf
@@ -649,11 +660,15 @@ class ComputeContext(KernelContext):
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
         """``reduce_tile_math(idst, num_faces)`` (compute_kernel_api/reduce.h): reduce srcA tile
         ``idst`` (from ``unpack_tilizeA_B_block``) into row 0 of DST[idst]."""
-        reduced = self._srca_reductions.get(pool)
-        if reduced is None:  # all srcA tiles at once: one numpy call per unpack, not per tile
+        cached = self._srca_reductions.get(pool)
+        if cached is None:  # all srcA tiles at once: a few numpy calls per unpack, not per tile
             reduced = _reduce_columns(self._srca, self._scalar, pool, self._phases)
-            self._srca_reductions[pool] = reduced
-        self._accumulate_row0(reduced[:, idst], idst, pool, self._t, num_faces)
+            from_zero = reduced[0] if len(reduced) == 1 else accumulate(
+                round_dst(reduced[0], self._dst_bf16), reduced[1:], self._dst_bf16)
+            cached = (reduced, from_zero.astype(BF16) if self._dst_bf16 else from_zero)
+            self._srca_reductions[pool] = cached
+        reduced, from_zero = cached
+        self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
 
     def matmul_block(self, in0_cb_id: int, in1_cb_id: int, in0_tile_index: int, in1_tile_index: int,
                      idst: int, transpose: bool, ct_dim: int, rt_dim: int, kt_dim: int) -> None:
