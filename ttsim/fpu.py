@@ -82,19 +82,26 @@ def elwmul(dst: np.ndarray | None, srca: np.ndarray, srcb: np.ndarray, phases: i
     return acc
 
 
-def mvmul(dst: np.ndarray, srcb: np.ndarray, srca: np.ndarray, phases: int,
-          dst_bf16: bool) -> np.ndarray:
+def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: int,
+          dst_bf16: bool, round_last: bool = True) -> np.ndarray:
     """``Dst += SrcB @ SrcA`` as a sequence of MVMULs: ``srcb`` [..., M, K] (the matmul's in0),
-    ``srca`` [K, N] (in1), ``dst`` [..., M, N]. Per phase, each 16-wide slice of K is one
-    accumulation into DST followed by its rounding. Returns the new DST values (float32)."""
-    acc = np.asarray(dst, dtype=np.float32)
+    ``srca`` [K, N] (in1), ``dst`` [..., M, N] (None: zero). Per phase, each 16-deep slice of K
+    is one accumulation into DST followed by its rounding (the last left to the caller when
+    ``round_last`` is false). Returns the new DST values (float32)."""
+    acc = dst
     k = srca.shape[0]
     step = REDUCE_ROWS_PER_INSTRUCTION
+    last = phases * (-(-k // step)) - 1
+    n = 0
     for phase in range(phases):
         b_part = srcb_part(srcb, phase)
         a_part = srca_part(srca, phase)
         for k0 in range(0, k, step):
-            acc = round_dst(acc + b_part[..., k0 : k0 + step] @ a_part[k0 : k0 + step], dst_bf16)
+            product = b_part[..., k0 : k0 + step] @ a_part[k0 : k0 + step]
+            acc = product if acc is None else acc + product
+            if round_last or n < last:
+                acc = round_dst(acc, dst_bf16)
+            n += 1
     return acc
 
 

@@ -693,8 +693,9 @@ class ComputeContext(KernelContext):
         if transpose:  # each 32 x 32 tile transposed in place
             b_rows = b_rows.reshape(TILE_H, ct_dim, TILE_W).transpose(2, 1, 0).reshape(TILE_H, -1)
         a_rows = _tiles_to_rows(a_tiles)  # [rt_dim, 32, 32]
-        dst = _tiles_to_rows(self.dst[idst : idst + count], rt_dim, ct_dim)  # [rt_dim, 32, 32 * ct_dim]
-        result = mvmul(dst, a_rows, b_rows, self._phases, self._dst_bf16)
+        written = not self._dst_written.isdisjoint(range(idst, idst + count))
+        dst = _tiles_to_rows(self.dst[idst : idst + count], rt_dim, ct_dim) if written else None
+        result = mvmul(dst, a_rows, b_rows, self._phases, self._dst_bf16, round_last=False)
         self._set_dst(idst, _rows_to_tiles(result, ct_dim), count)
 
     # -- SFPU ------------------------------------------------------------------------------------
