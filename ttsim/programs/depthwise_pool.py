@@ -158,25 +158,26 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
     sender_sem = program.create_semaphore(cores)
     receiver_sem = program.create_semaphore(cores)
 
-    compile_args = {
-        **{f"{name}": cb.get(name, -1) for name in (
-            "in_cb", "mul_cb", "weight_cb", "bias_cb", "out_cb", "in_scalar_cb", "clear_value_cb",
-            "in_reader_indices_cb", "pre_tilize_cb", "raw_in_cb")},
-        "in_cb_pages_per_stick": plan.pages_per_stick,
-        "in_cb_num_pages": table.pages("in_cb"),
-        "tile_bytes": BF16_TILE,
-        "kernel": (geom.kh, geom.kw),
-        "dilation": (geom.dh, geom.dw),
-        "padded_width": geom.padded_w,
-        "stick_bytes": cpc * 2,
-        "weight_tiles": plan.weight_tiles,
-        "weight_tile_bytes": wtile,
-        "bias_tiles": plan.in_ntiles_c if bias is not None else 0,
-        "in_ntiles_c": plan.in_ntiles_c,
-        "window_rows": plan.window_rows,
-        "has_bias": bias is not None,
-        "activation": spec.activation,
-        "tile_output": tile_output,
+    # compile-time args named as tt-metal's reader_pool_2d.cpp / compute_pool_2d.cpp name them
+    # (docs/compile-time-args.md maps each to its C++ index)
+    reader_ct_args = {
+        "in_cb_id": cb.get("in_cb", -1), "in_shard_cb_id": cb.get("raw_in_cb", -1),
+        "in_reader_indices_cb_id": cb.get("in_reader_indices_cb", -1), "in_scalar_cb_id_0": cb.get("in_scalar_cb", -1),
+        "clear_value_cb_id": cb.get("clear_value_cb", -1), "weight_cb_id": cb.get("weight_cb", -1),
+        "bias_cb_id": cb.get("bias_cb", -1),
+        "window_h": geom.kh, "window_w": geom.kw, "dilation_h": geom.dh, "dilation_w": geom.dw,
+        "in_w_padded": geom.padded_w, "shard_width_bytes": cpc * 2,
+        "bias_ntiles": plan.in_ntiles_c if bias is not None else 0,
+        "in_cb_pages_per_stick": plan.pages_per_stick, "in_cb_num_pages": table.pages("in_cb"),
+        "tile_bytes": BF16_TILE, "weight_tiles": plan.weight_tiles, "weight_tile_bytes": wtile,
+    }
+    compute_ct_args = {
+        "in_ntiles_c": plan.in_ntiles_c, "window_size_hw": plan.window_rows,
+        "in_cb_id_0": cb.get("in_cb", -1), "in_scalar_cb_id_0": cb.get("in_scalar_cb", -1), "out_cb_id": cb.get("out_cb", -1),
+        "pre_tilize_cb_id": cb.get("pre_tilize_cb", -1), "is_output_tiled": tile_output,
+        "weight_cb_id": cb.get("weight_cb", -1), "mul_cb_id": cb.get("mul_cb", -1), "has_bias": bias is not None,
+        "bias_cb_id": cb.get("bias_cb", -1), "clear_value_cb_id": cb.get("clear_value_cb", -1),
+        "in_cb_pages_per_stick": plan.pages_per_stick, "activation": spec.activation,
         "max_tiles_per_reduction": plan.max_tiles_per_reduction,
     }
     reader_args, compute_args, writer_args = {}, {}, {}
@@ -198,12 +199,12 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
             compute_args[xy] = {"num_outputs": n_out}
             groups = -(-n_out // TILE) if tile_output else n_out
             writer_args[xy] = {"num_groups": groups}
-    program.create_kernel("reader_pool_2d", reader_pool_depthwise, cores, Risc.BRISC, compile_args,
+    program.create_kernel("reader_pool_2d", reader_pool_depthwise, cores, Risc.BRISC, reader_ct_args,
                           reader_args, noc=0)
-    program.create_kernel("compute_pool_2d", compute_pool_depthwise, cores, "compute", compile_args,
+    program.create_kernel("compute_pool_2d", compute_pool_depthwise, cores, "compute", compute_ct_args,
                           compute_args, math_fidelity=spec.math_fidelity)
     program.create_kernel("writer_sharded_output", writer_sharded_output, cores, Risc.NCRISC,
-                          {"out_cb": cb["out_cb"],
+                          {"out_cb_id": cb["out_cb"],
                            "pages_per_group": plan.in_ntiles_c if tile_output else 1},
                           writer_args, noc=1)
     rows = plan.weight_tiles // plan.in_ntiles_c * TILE  # per channel shard: [rows, C_core] tiled
