@@ -192,6 +192,23 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
         "has_bias": bias is not None, "activation": spec.activation, "block_sharded": block_sharded,
         "act_tilized_tile_bytes": otile,
     }
+    # the compute kernel's compile-time args, named as conv_bmm_tilize.cpp names them
+    # (docs/compile-time-args.md maps each to its C++ index)
+    compute_ct_args = {
+        "in0_block_w": act_w, "in0_num_subblocks": block.act_block_h_ntiles // block.out_subblock_h_ntiles,
+        "reader_num_h_subblocks": block.act_block_h_ntiles, "in1_block_w": wbw,
+        "in0_num_blocks_h": block.num_blocks_act_h,
+        "in0_num_blocks_w": geom.kh // block.kernel_rows_per_block * block.conv_act_c_blocks,
+        "out_subblock_h": block.out_subblock_h_ntiles, "out_subblock_w": block.out_subblock_w_ntiles,
+        "height_sharded": not block_sharded, "bias_cb_id": cb.get("BIAS", -1),
+        "in0_cb_id": cb.get("ACT", -1), "in1_cb_id": cb.get("WEIGHTS", -1),
+        "in0_pretilize_cb_id": cb.get("ACT_ROW_MAJOR_BFLOAT16", -1),
+        "in0_cb_second_reader_id": cb.get("ACT_SECOND_READER", -1),
+        "matmul_partials_cb": cb.get("MATMUL_PARTIALS", -1), "tilized_in0_cb_id": cb.get("ACT_TILIZED", -1),
+        "out_cb_id": cb.get("OUT", -1), "in0_nblocks_w_tilize": block.conv_act_c_blocks,
+        "pack_relu": spec.activation == "relu", "fuse_bias": bias is not None,
+        "split_reader": block.split_reader, "activation": spec.activation,
+    }
     weights = TensorAccessor(weight_buffer, banks)
     biases = TensorAccessor(bias_buffer, banks) if bias_buffer is not None else None
     reader_args, weight_args, compute_args = {}, {}, {}
@@ -217,7 +234,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     program.create_kernel("reader_conv_activations", reader, cores, Risc.NCRISC, compile_args, reader_args, noc=1)
     program.create_kernel("conv_weights_mcast", conv_weights_mcast, weight_cores, Risc.BRISC, compile_args,
                           weight_args, noc=0)
-    program.create_kernel("conv_bmm_tilize", compute_conv, cores, "compute", compile_args, compute_args,
+    program.create_kernel("conv_bmm_tilize", compute_conv, cores, "compute", compute_ct_args, compute_args,
                           math_fidelity=spec.math_fidelity)
     k_rows, n_cols = matrix.shape
     weights_tensor = TensorDesc((1, 1, k_rows, n_cols), (1, 1, geom.kh * geom.kw * geom.channels, geom.channels),
