@@ -669,3 +669,35 @@ def test_reduce_tile_col_max_of_negative_columns() -> None:
     run = run_compute(_reduce_kernel("max"), {A: tiles_cb(tilize(rows)), SCALAR: tiles_cb(scalar)},
                       {OUT: (BF16, 2048, 1)})
     np.testing.assert_array_equal(untilize(out_tiles(run))[0], rows.max(axis=0))
+
+
+def test_pack_relu_config_applies_to_the_packs_that_follow() -> None:
+    a = random_tiles(2, 61)
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, 2)
+        yield from ctx.cb_reserve_back(OUT, 2)
+        ctx.tile_regs_acquire()
+        ctx.copy_block_matmul_partials(A, 0, 0, 2)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        ctx.pack_relu_config(1)
+        ctx.pack_tile(0, OUT)
+        ctx.pack_relu_config(0)
+        ctx.pack_tile(1, OUT)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 2)
+
+    run = run_compute(kernel, {A: tiles_cb(a)}, {OUT: (BF16, 2048, 2)})
+    got = out_tiles(run)
+    np.testing.assert_array_equal(got[0], np.maximum(a[0], 0.0))
+    np.testing.assert_array_equal(got[1], a[1])
+
+
+def test_pack_relu_config_rejects_unmodelled_modes() -> None:
+    def kernel(ctx):
+        ctx.pack_relu_config(3)
+        yield from ()
+
+    with pytest.raises(ConfigurationError, match=r"pack_relu_config\(3\) \(only 0 = off and 1 = ZERO_RELU"):
+        run_compute(kernel, {}, {OUT: (BF16, 2048, 1)})

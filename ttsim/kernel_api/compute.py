@@ -12,7 +12,13 @@ and are coupled the way the hardware couples them:
 ``cb_wait_front`` / ``cb_pop_front`` run on the unpack thread and ``cb_reserve_back`` /
 ``cb_push_back`` on the pack thread, as in tt-metal. The SimPy process follows the unpack
 thread. Numerics: DST holds 16 tiles in hardware storage order (float32 values rounded to the
-DST format, bfloat16 unless fp32 accumulation is on); packing rounds to the CB's format.
+DST format, bfloat16 unless fp32 accumulation is on); packing rounds to the CB's format. FPU
+multiplies (ELWMUL, MVMUL, GAPOOL) follow the ISA's functional model in :mod:`ttsim.fpu`: they
+accumulate into DST, see only their fidelity phase's operand bits, and round DST after every
+accumulation.
+
+Signatures follow tenstorrent/tt-metal ``tt_metal/include/compute_kernel_api/*.h`` (each call
+names its header); C++ template arguments are keyword arguments.
 """
 
 from __future__ import annotations

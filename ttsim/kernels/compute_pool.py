@@ -91,7 +91,9 @@ def compute_pool_depthwise(ctx: ComputeContext):
                 num_faces, face_r_dim = (2, rows) if rows <= 16 else (4, 16)
                 mul.fifo_rd_ptr = front + (row_start * channels + block_start * TILE_WIDTH) * BF16_BYTES
                 ctx.unpack_tilizeA_B_block(mul_cb, scalar_cb, block_tiles, 0, num_faces, face_r_dim)
-                for t in range(block_tiles):  # charged as 4 faces, as calibrated (see docs)
+                # num_faces left at its default 4, so the reduce is charged as before
+                # (compute_pool_2d.cpp passes num_faces_in_input_tile, 2 here, which halves it)
+                for t in range(block_tiles):
                     ctx.reduce_tile_math(t)
             mul.fifo_rd_ptr = front
             if has_bias:

@@ -173,9 +173,9 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
 
     names = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER", "act_tilized_cb": "ACT_TILIZED",
              "act_row_major_cb": "ACT_ROW_MAJOR_BFLOAT16", "weights_cb": "WEIGHTS", "bias_cb": "BIAS",
-             "matmul_partials_cb": "MATMUL_PARTIALS", "out_cb": "OUT", "reader_indices_cb": "READER_INDICES",
+             "reader_indices_cb": "READER_INDICES",
              "l1_array_cb": "L1_ARRAY", "act_sharded_cb": "ACT_SHARDED"}
-    compile_args = {
+    compile_args = {  # the two readers' (ttsim's names; docs/compile-time-args.md)
         **{key: cb.get(name, -1) for key, name in names.items()},
         "kernel": (geom.kh, geom.kw), "dilation": (geom.dh, geom.dw), "padded_width": geom.padded_w,
         "kernel_rows_per_block": block.kernel_rows_per_block,
@@ -184,13 +184,11 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
         "act_block_h_ntiles": block.act_block_h_ntiles, "act_block_w_ntiles": act_w,
         "weight_block_h_ntiles": block.weight_block_h_ntiles, "weight_block_w_ntiles": wbw,
         "weight_matrix_width_ntiles": n_tiles, "weight_tile_bytes": wtile,
-        "out_subblock_h_ntiles": block.out_subblock_h_ntiles, "out_subblock_w_ntiles": block.out_subblock_w_ntiles,
         "num_blocks_act_h": block.num_blocks_act_h, "conv_act_c_blocks": block.conv_act_c_blocks,
         "reader0_rows_ntiles": reader0_rows, "split_reader": block.split_reader,
         "weights_fully_buffered": (not block_sharded and block.num_blocks_act_h > 1
                                    and table.pages("WEIGHTS") == block.kh_blocks * block.weight_block_num_tiles),
-        "has_bias": bias is not None, "activation": spec.activation, "block_sharded": block_sharded,
-        "act_tilized_tile_bytes": otile,
+        "has_bias": bias is not None, "act_tilized_tile_bytes": otile,
     }
     # the compute kernel's compile-time args, named as conv_bmm_tilize.cpp names them
     # (docs/compile-time-args.md maps each to its C++ index)
