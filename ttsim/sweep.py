@@ -14,10 +14,12 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 from ttsim.config import load_config
 from ttsim.errors import ConfigurationError, TtsimError
+
+T = TypeVar("T")
 
 RESULT_FIELDS = ["program", "op_code", "device_kernel_duration_ns", "device_kernel_duration_cycles",
                  "l1_used_bytes", "pcc", "status", "error"]
@@ -134,19 +136,27 @@ def run_sweep(config_path: str, params: list[Param], program: str, device: str |
 
 def _execute(config_path: str, keys: tuple[str, ...], todo: list[tuple[str, ...]], program: str,
              device: str | None, workers: int, scheduler: str | None) -> Iterable[dict[str, str]]:
-    if not todo:
+    tasks = [(config_path, keys, values, program, device) for values in todo]
+    yield from execute(run_point, tasks, workers, scheduler)
+
+
+def execute(function: Callable[..., T], tasks: list[tuple], workers: int = 2,
+            scheduler: str | None = None) -> Iterable[T]:
+    """``function(*task)`` for every task, on local processes or a Dask cluster, yielded as each
+    finishes (in completion order). ``function`` must be importable by the workers and should
+    return its errors as results: an exception it raises propagates to the caller."""
+    if not tasks:
         return
     if scheduler is not None:
-        yield from _execute_dask(config_path, keys, todo, program, device, scheduler)
+        yield from _execute_dask(function, tasks, scheduler)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_point, config_path, keys, values, program, device) for values in todo]
+        futures = [pool.submit(function, *task) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
 
 
-def _execute_dask(config_path: str, keys: tuple[str, ...], todo: list[tuple[str, ...]], program: str,
-                  device: str | None, scheduler: str) -> Iterable[dict[str, str]]:
+def _execute_dask(function: Callable[..., T], tasks: list[tuple], scheduler: str) -> Iterable[T]:
     try:
         from distributed import Client, as_completed as dask_completed
     except ImportError:
@@ -157,7 +167,6 @@ def _execute_dask(config_path: str, keys: tuple[str, ...], todo: list[tuple[str,
     except (OSError, TimeoutError) as exc:
         raise ConfigurationError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     with client:
-        futures = [client.submit(run_point, config_path, keys, values, program, device, pure=False)
-                   for values in todo]
+        futures = [client.submit(function, *task, pure=False) for task in tasks]
         for future in dask_completed(futures):
             yield future.result()

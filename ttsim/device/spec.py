@@ -10,10 +10,10 @@ presets may hold a cycle constant (DEVELOPERS.md, principle 1).
 from __future__ import annotations
 
 from importlib import resources
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ttsim.errors import ConfigurationError
 
@@ -21,8 +21,22 @@ T = TypeVar("T")
 Confidence = Literal["H", "M", "L", "fitted"]
 
 
+class ParamRange(BaseModel, Generic[T]):
+    """The plausible values of an uncertain constant: [min, max] (in the constant's unit) and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: T
+    max: T
+    reason: str = Field(min_length=3, description="why the true value should lie in [min, max]")
+
+
 class Param(BaseModel, Generic[T]):
-    """One constant of the device description with its provenance."""
+    """One constant of the device description with its provenance.
+
+    Constants of confidence M, L or fitted carry a ``range`` (what ``ttsim run --uncertainty``
+    perturbs); a zero-width range (min = max = value) marks a choice rather than a magnitude.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,6 +44,25 @@ class Param(BaseModel, Generic[T]):
     unit: str = Field(description="unit of value, e.g. cycles, B/cycle, bytes, MHz")
     source: str = Field(min_length=3, description="where the number comes from")
     confidence: Confidence
+    range: ParamRange[T] | None = None
+
+    @model_validator(mode="after")
+    def _check_range(self) -> "Param":
+        if self.range is not None and not _within(self.range.min, self.value, self.range.max):
+            raise ValueError(f"range: min {self.range.min!r} <= value {self.value!r} <= max "
+                             f"{self.range.max!r} does not hold")
+        return self
+
+
+def _within(low: Any, value: Any, high: Any) -> bool:
+    """low <= value <= high for numbers; key by key for dicts, element by element for sequences."""
+    if isinstance(value, dict):
+        return (isinstance(low, dict) and isinstance(high, dict) and low.keys() == value.keys() == high.keys()
+                and all(_within(low[k], v, high[k]) for k, v in value.items()))
+    if isinstance(value, (tuple, list)):
+        return (len(low) == len(value) == len(high)
+                and all(_within(lo, v, hi) for lo, v, hi in zip(low, value, high)))
+    return low <= value <= high
 
 
 class _Section(BaseModel):
@@ -186,3 +219,22 @@ def load_device(name: str) -> DeviceSpec:
         raise ConfigurationError(f"device preset {name}: {loc}: {first['msg']}") from None
     _CACHE[name] = spec
     return spec
+
+
+def with_value(spec: DeviceSpec, dotted: str, value: Any) -> DeviceSpec:
+    """A copy of ``spec`` with the constant ``section.field`` set to ``value`` and a name saying so.
+
+    The copy is named ``<name>~<dotted>=<value>`` so that results and reports show the perturbation.
+    """
+    section_name, _, field_name = dotted.partition(".")
+    section = getattr(spec, section_name, None)
+    if not isinstance(section, _Section) or field_name not in type(section).model_fields:
+        raise ConfigurationError(f"device {spec.name}: no constant {dotted!r}")
+    param = getattr(section, field_name).model_copy(update={"value": value})
+    new_section = section.model_copy(update={field_name: param})
+    return spec.model_copy(update={section_name: new_section, "name": f"{spec.name}~{dotted}={value}"})
+
+
+def register_device(spec: DeviceSpec) -> None:
+    """Make ``spec`` loadable by name in this process (perturbed presets of an uncertainty run)."""
+    _CACHE[spec.name] = spec
