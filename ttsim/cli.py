@@ -29,6 +29,7 @@ from ttsim.report.results import report_document
 from ttsim.report.table import print_results
 from ttsim.simulate import PROGRAM_CHOICES, PROGRAMS, OpResult, run
 from ttsim.sweep import grid, pareto_front, parse_param, run_sweep
+from ttsim import suite_cli
 
 EXIT_BAD_INPUT = 2
 
@@ -107,13 +108,23 @@ SET_OPTION = click.option(
               help="print per kernel busy time and time blocked per stall reason")
 @click.option("--l1", "show_l1", is_flag=True, help="print each op's CB table per core against the L1 budget")
 @SET_OPTION
+@suite_cli.SUITE_OPTIONS
 def run_command(configs: tuple[Path, ...], program: str, device: str | None, json_path: Path | None,
                 csv_path: Path | None, trace_path: Path | None, trace_cores: str,
-                show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...]) -> None:
-    """Simulate each CONFIG and print DEVICE KERNEL DURATION per device op."""
+                show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...], jobs: int,
+                scheduler: str | None, plot_path: Path | None, uncertainty: bool) -> None:
+    """Simulate each CONFIG (an op config, a suite folder or a suite file) and print DEVICE KERNEL
+    DURATION per device op, or per layer with model totals for suites."""
     console = _console()
     everything: list[OpResult] = []
     try:
+        if uncertainty or any(suite_cli.is_suite(path) for path in configs):
+            if csv_path or trace_path or show_breakdown or show_l1:
+                raise TtsimError("--csv, --trace, --breakdown and --l1 apply to op configs, not to suites "
+                                 "or --uncertainty runs")
+            suite_cli.run_suites(console, configs, program, device, json_path, plot_path, jobs, scheduler,
+                                 uncertainty, overrides, _write_atomically)
+            return
         cores = _parse_cores(trace_cores)
         for path in configs:
             config = load_config(path, list(overrides))
@@ -136,6 +147,8 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
             outputs.append((trace_path, json.dumps(trace_document(everything))))
         for path, text in outputs:
             _write_atomically(path, text)
+        if plot_path is not None:
+            suite_cli.plot_results(plot_path, everything)
     except TtsimError as exc:
         _fail(str(exc))
 
@@ -184,12 +197,19 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the comparison as JSON to this path")
 @SET_OPTION
+@suite_cli.SUITE_OPTIONS
 def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
-                    overrides: tuple[str, ...]) -> None:
-    """Run the classic and the pool program on each CONFIG and compare them."""
+                    overrides: tuple[str, ...], jobs: int, scheduler: str | None, plot_path: Path | None,
+                    uncertainty: bool) -> None:
+    """Run the classic and the pool program on each CONFIG (op config, suite folder or suite file)
+    and compare them; suites get the per-layer table and model totals."""
     console = _console()
     comparisons: list[Comparison] = []
     try:
+        if uncertainty or plot_path is not None or any(suite_cli.is_suite(path) for path in configs):
+            suite_cli.run_suites(console, configs, "all", device, json_path, plot_path, jobs, scheduler,
+                                 uncertainty, overrides, _write_atomically)
+            return
         for path in configs:
             config = load_config(path, list(overrides))
             results = run(config, program="all", device=device)
