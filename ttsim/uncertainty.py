@@ -13,9 +13,10 @@ errors (several constants wrong together), which the report says.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from ttsim.device.spec import load_device
+from ttsim.errors import ConfigurationError
 from ttsim.suite import CLASSIC, LayerResult, Outcome, Suite, run_layer
 from ttsim.sweep import execute
 
@@ -80,21 +81,26 @@ class TotalsUncertainty:
 Key = tuple[str, str, str, str]  # (config, program, constant, end)
 
 
-def perturbations(device: str) -> list[tuple[str, str, Any]]:
-    """(constant, end, value) for both ends of every ranged constant of a device preset."""
-    return [(name, end, getattr(param.range, end)) for name, param in load_device(device).params().items()
-            if param.range is not None for end in ENDS]
+def perturbations(device: str, constants: Collection[str] | None = None) -> list[tuple[str, str, Any]]:
+    """(constant, end, value) for both ends of every ranged constant of a device preset (or of
+    those named in ``constants``)."""
+    params = load_device(device).params()
+    unknown = sorted(set(constants or ()) - {name for name, p in params.items() if p.range is not None})
+    if unknown:
+        raise ConfigurationError(f"device {device}: no ranged constant {unknown[0]!r}")
+    return [(name, end, getattr(param.range, end)) for name, param in params.items()
+            if param.range is not None and (constants is None or name in constants) for end in ENDS]
 
 
 def run_perturbed(suite: Suite, programs: tuple[str, ...], device: str | None, jobs: int = 2,
-                  scheduler: str | None = None, on_result: Callable[[Outcome], None] = lambda o: None
-                  ) -> tuple[list[LayerResult], dict[Key, Outcome]]:
+                  scheduler: str | None = None, on_result: Callable[[Outcome], None] = lambda o: None,
+                  constants: Collection[str] | None = None) -> tuple[list[LayerResult], dict[Key, Outcome]]:
     """Nominal and perturbed runs of every layer and program, all in one parallel batch."""
     tasks = []
     for entry in suite.entries:
         for program in programs:
             tasks.append((str(entry.path), suite.overrides, program, device, None))
-            for point in perturbations(device or entry.config.device):
+            for point in perturbations(device or entry.config.device, constants):
                 tasks.append((str(entry.path), suite.overrides, program, device, point))
     nominal: dict[tuple[str, str], Outcome] = {}
     perturbed: dict[Key, Outcome] = {}
