@@ -161,3 +161,35 @@ def test_cli_uncertainty_on_one_op_writes_the_report(tmp_path: Path) -> None:
         op = layer["ops"][program]
         assert op["low_ns"] <= op["nominal_ns"] <= op["high_ns"]
     assert "with each ranged preset constant at its min and max" in " ".join(done.stdout.split())
+
+
+def test_cli_uncertainty_on_chosen_constants(tmp_path: Path) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"name": "tiny", "conv": dict(BASE_CONV)}))
+    done = subprocess.run([sys.executable, "-m", "ttsim.cli", "run", str(config), "--uncertainty",
+                           "--uncertainty-constants", "risc.cb_check_cycles, dram.bank_noc_xy",
+                           "--json", str(tmp_path / "u.json")], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    (record,) = json.loads((tmp_path / "u.json").read_text())["suites"]
+    (layer,) = record["uncertainty"]["layers"]
+    for program in PROGRAMS:
+        op = layer["ops"][program]
+        assert op["nominal_ns"] == record["layers"][0]["results"][program]["device_kernel_duration_ns"]
+        assert op["low_ns"] < op["nominal_ns"] < op["high_ns"]  # cb checks at 15 and 25 cycles
+        assert [m["constant"] for m in op["movers"]] == ["risc.cb_check_cycles", "dram.bank_noc_xy"]
+        assert op["movers"][1]["delta_min_ns"] == op["movers"][1]["delta_max_ns"] == 0
+    flat = " ".join(done.stdout.split())
+    assert "risc.cb_check_cycles" in flat and "holds" in flat
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--uncertainty-constants", "risc.cb_check_cycles"), "--uncertainty-constants needs --uncertainty"),
+    (("--uncertainty", "--uncertainty-constants", "chip.clock_mhz"), "no ranged constant 'chip.clock_mhz'"),
+])
+def test_bad_uncertainty_options_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"name": "tiny", "conv": dict(BASE_CONV)}))
+    done = subprocess.run([sys.executable, "-m", "ttsim.cli", "run", str(config), *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

@@ -112,18 +112,18 @@ SET_OPTION = click.option(
 def run_command(configs: tuple[Path, ...], program: str, device: str | None, json_path: Path | None,
                 csv_path: Path | None, trace_path: Path | None, trace_cores: str,
                 show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...], jobs: int,
-                scheduler: str | None, plot_path: Path | None, uncertainty: bool) -> None:
+                scheduler: str | None, plot_path: Path | None, uncertainty: bool, constants: str | None) -> None:
     """Simulate each CONFIG (an op config, a suite folder or a suite file) and print DEVICE KERNEL
     DURATION per device op, or per layer with model totals for suites."""
     console = _console()
     everything: list[OpResult] = []
     try:
-        if uncertainty or any(suite_cli.is_suite(path) for path in configs):
+        if uncertainty or constants is not None or any(suite_cli.is_suite(path) for path in configs):
             if csv_path or trace_path or show_breakdown or show_l1:
                 raise TtsimError("--csv, --trace, --breakdown and --l1 apply to op configs, not to suites "
                                  "or --uncertainty runs")
             suite_cli.run_suites(console, configs, program, device, json_path, plot_path, jobs, scheduler,
-                                 uncertainty, overrides, _write_atomically)
+                                 uncertainty, constants, overrides, _write_atomically)
             return
         cores = _parse_cores(trace_cores)
         for path in configs:
@@ -200,15 +200,16 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
 @suite_cli.SUITE_OPTIONS
 def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
                     overrides: tuple[str, ...], jobs: int, scheduler: str | None, plot_path: Path | None,
-                    uncertainty: bool) -> None:
+                    uncertainty: bool, constants: str | None) -> None:
     """Run the classic and the pool program on each CONFIG (op config, suite folder or suite file)
     and compare them; suites get the per-layer table and model totals."""
     console = _console()
     comparisons: list[Comparison] = []
     try:
-        if uncertainty or plot_path is not None or any(suite_cli.is_suite(path) for path in configs):
+        if uncertainty or constants is not None or plot_path is not None or any(
+                suite_cli.is_suite(path) for path in configs):
             suite_cli.run_suites(console, configs, "all", device, json_path, plot_path, jobs, scheduler,
-                                 uncertainty, overrides, _write_atomically)
+                                 uncertainty, constants, overrides, _write_atomically)
             return
         for path in configs:
             config = load_config(path, list(overrides))

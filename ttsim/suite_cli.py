@@ -38,15 +38,22 @@ def SUITE_OPTIONS(command: Callable) -> Callable:
         click.option("--uncertainty", is_flag=True,
                      help="re-run with each ranged preset constant at its min and max; report duration "
                           "ranges, top constants and whether rankings and speedups hold"),
+        click.option("--uncertainty-constants", "constants", default=None, metavar="NAME[,NAME...]",
+                     help="with --uncertainty: perturb only these constants (dotted, e.g. "
+                          "noc.read_issue_cycles); default every ranged constant"),
     ]
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
 
 def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: str | None,
                json_path: Path | None, plot_path: Path | None, jobs: int, scheduler: str | None,
-               uncertainty: bool, overrides: tuple[str, ...], write: Callable[[Path, str], None]) -> None:
+               uncertainty: bool, constants: str | None, overrides: tuple[str, ...],
+               write: Callable[[Path, str], None]) -> None:
     """Run each path as a suite (a plain config is a one-layer suite) and print its reports."""
     programs = programs_for(program, PROGRAMS)
+    if constants is not None and not uncertainty:
+        raise TtsimError("--uncertainty-constants needs --uncertainty")
+    chosen = None if constants is None else tuple(c.strip() for c in constants.split(",") if c.strip())
     _check_output(json_path, "--json")
     _check_output(plot_path, "--plot")
     if plot_path is not None and plot_path.suffix.lower() not in (".png", ".svg"):
@@ -55,7 +62,8 @@ def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: 
     records, plotted = [], []
     for suite in suites:
         device_name = device or suite.entries[0].config.device
-        layers, layer_bands, totals_band = _run(console, suite, programs, device, jobs, scheduler, uncertainty)
+        layers, layer_bands, totals_band = _run(console, suite, programs, device, jobs, scheduler, uncertainty,
+                                                chosen)
         totals = suite_totals(layers, programs)
         console.print(layer_table(suite.name, device_name, layers, programs))
         for line in failures(layers):
@@ -75,11 +83,12 @@ def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: 
 
 
 def _run(console: Console, suite: Suite, programs: tuple[str, ...], device: str | None, jobs: int,
-         scheduler: str | None, uncertainty: bool):
+         scheduler: str | None, uncertainty: bool, constants: tuple[str, ...] | None):
     """The suite's layer results, and with ``uncertainty`` the per-layer and totals analyses."""
     points = 0
     if uncertainty:
-        points = sum(len(perturbations(device or e.config.device)) for e in suite.entries) // len(suite.entries)
+        points = sum(len(perturbations(device or e.config.device, constants))
+                     for e in suite.entries) // len(suite.entries)
     total = len(suite.entries) * len(programs) * (1 + points)
     with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,
                   transient=not sys.stdout.isatty()) as progress:
@@ -87,7 +96,7 @@ def _run(console: Console, suite: Suite, programs: tuple[str, ...], device: str 
         advance: Callable[[Outcome], None] = lambda outcome: progress.advance(task)  # noqa: E731
         if not uncertainty:
             return run_suite(suite, programs, device, jobs, scheduler, advance), None, None
-        layers, perturbed = run_perturbed(suite, programs, device, jobs, scheduler, advance)
+        layers, perturbed = run_perturbed(suite, programs, device, jobs, scheduler, advance, constants)
     bands = [analyse_layer(layer, perturbed, programs) for layer in layers]
     return layers, bands, analyse_totals(layers, perturbed, programs)
 
