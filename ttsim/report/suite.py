@@ -175,7 +175,7 @@ def bar_chart(path: Path, title: str, layers: list[LayerResult], programs: tuple
     except ImportError:
         raise TtsimError("--plot needs matplotlib: pip install 'ttsim[plot]'") from None
     width = 0.8 / len(programs)
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.6 * len(layers) * len(programs) + 2), 4.5))
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.6 * len(layers) * len(programs) + 2), 6.0))
     for i, program in enumerate(programs):
         xs = [j + (i - (len(programs) - 1) / 2) * width for j in range(len(layers))]
         heights = [(layer.outcomes[program].device_kernel_duration_ns or 0.0) / 1000 for layer in layers]
@@ -184,8 +184,8 @@ def bar_chart(path: Path, title: str, layers: list[LayerResult], programs: tuple
         axes.plot(failed, [0] * len(failed), "x", color="black")
     axes.set_xticks(range(len(layers)), [f"{layer.config} x{layer.count}" for layer in layers],
                     rotation=60, ha="right", fontsize=7)
-    axes.set_ylabel("DEVICE KERNEL DURATION [us] (per occurrence)")
-    axes.set_title(title, fontsize=9)
+    axes.set_ylabel("DEVICE KERNEL DURATION [us]")
+    axes.set_title(f"{title}: conv op per layer occurrence (x count in the labels)", fontsize=9)
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, format=path.suffix.lower()[1:], metadata={"Date": None} if path.suffix.lower() == ".svg" else None)
