@@ -273,3 +273,20 @@ def test_dask_suite_matches_direct_runs(cluster, suite_dir: Path, direct) -> Non
     assert ran() - before == len(LAYERS) * len(PROGRAMS)  # every layer and program ran on the cluster
     layers = run_suite(load_suite(suite_dir), PROGRAMS, None, scheduler=cluster.scheduler_address)
     assert {(l.config, p): o.device_kernel_duration_cycles for l in layers for p, o in l.outcomes.items()} == direct
+
+
+def test_roofline_column_appears_only_when_a_program_reports_one() -> None:
+    from rich.console import Console
+
+    from ttsim.report.suite import layer_table
+
+    def render(roofline: float | None) -> str:
+        layer = LayerResult("a", 1, None, {"classic": Outcome("a", "classic", "ok", 400.0, roofline_ns=roofline),
+                                           "pool": Outcome("a", "pool", "ok", 200.0)})
+        console = Console(width=200, record=True)
+        console.print(layer_table("s", "wormhole_b0", [layer], PROGRAMS))
+        return console.export_text()
+
+    assert "roofline" not in render(None)
+    with_bound = render(100.0)
+    assert "roofline" in with_bound and "25%" in with_bound and "2.00x" in with_bound

@@ -56,6 +56,14 @@ class Outcome:
     l1_used_bytes: int | None = None
     error: str = ""
     perturbation: tuple[str, str] | None = None  # (dotted constant, "min" or "max")
+    roofline_ns: float | None = None  # the op's lower bound, when the program reports one
+
+    @property
+    def roofline_fraction(self) -> float | None:
+        """roofline / duration (1 = at the bound), if both are known."""
+        if self.roofline_ns is None or not self.device_kernel_duration_ns:
+            return None
+        return self.roofline_ns / self.device_kernel_duration_ns
 
     @property
     def ok(self) -> bool:
@@ -176,8 +184,10 @@ def run_layer(config_path: str, overrides: tuple[str, ...], program: str, device
         halo, conv = run(config, program=program, device=device)[-2:]
     except TtsimError as exc:
         return Outcome(config.name, program, "error", error=" ".join(str(exc).split())[:500], perturbation=label)
+    roof = conv.info.get("roofline")  # an object with bound_cycles, where a roofline model is wired in
     return Outcome(config.name, program, "ok", conv.device_kernel_duration_ns, conv.device_kernel_duration_cycles,
-                   halo.device_kernel_duration_ns, conv.pcc, conv.profile.l1_used_bytes, perturbation=label)
+                   halo.device_kernel_duration_ns, conv.pcc, conv.profile.l1_used_bytes, perturbation=label,
+                   roofline_ns=None if roof is None else conv.profile.to_ns(roof.bound_cycles))
 
 
 def run_suite(suite: Suite, programs: tuple[str, ...], device: str | None, jobs: int = 2,

@@ -38,10 +38,15 @@ def layer_table(suite: str, device: str, layers: list[LayerResult], programs: tu
     others = [p for p in programs if p != CLASSIC] if CLASSIC in programs else []
     for program in others:
         table.add_column(f"speedup\n{program}", justify="right")
+    roofline = [p for p in programs if any(layer.outcomes[p].roofline_ns is not None for layer in layers)]
+    for program in roofline:
+        table.add_column(f"% of\nroofline\n{program}", justify="right")
     for layer in layers:
         cells = [_ns(o.device_kernel_duration_ns) if o.ok else f"[red]{_failure(o)}[/]"
                  for o in layer.outcomes.values()]
-        table.add_row(layer.config, str(layer.count), *cells, *(_x(layer.speedup(p)) for p in others))
+        fractions = [layer.outcomes[p].roofline_fraction for p in roofline]
+        table.add_row(layer.config, str(layer.count), *cells, *(_x(layer.speedup(p)) for p in others),
+                      *("-" if f is None else f"{f:.0%}" for f in fractions))
     return table
 
 
@@ -145,7 +150,7 @@ def _outcome_record(outcome: Outcome) -> dict[str, Any]:
     return {"status": outcome.status, "device_kernel_duration_ns": outcome.device_kernel_duration_ns,
             "device_kernel_duration_cycles": outcome.device_kernel_duration_cycles,
             "halo_device_kernel_duration_ns": outcome.halo_duration_ns, "pcc": outcome.pcc,
-            "l1_used_bytes": outcome.l1_used_bytes, "error": outcome.error}
+            "l1_used_bytes": outcome.l1_used_bytes, "roofline_ns": outcome.roofline_ns, "error": outcome.error}
 
 
 def _jsonable(value: Any) -> Any:
