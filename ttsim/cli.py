@@ -29,7 +29,7 @@ from ttsim.report.results import report_document
 from ttsim.report.table import print_results
 from ttsim.simulate import PROGRAM_CHOICES, PROGRAMS, OpResult, run
 from ttsim.sweep import grid, pareto_front, parse_param, run_sweep
-from ttsim import suite_cli
+import ttsim.suite_cli as suite_cli
 
 EXIT_BAD_INPUT = 2
 

@@ -280,3 +280,8 @@ def _short_repr(value: Any, limit: int = 60) -> str:
     """repr() of a bad value, truncated so that an error stays one readable line."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file with the config loader's checks and one-line errors (suite files use it)."""
+    return _read_yaml(path, str(path))

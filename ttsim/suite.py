@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ttsim.config import OpConfig, _read_yaml, load_config
+from ttsim.config import OpConfig, load_config, read_yaml
 from ttsim.errors import ConfigurationError, TtsimError
 from ttsim.sweep import execute
 
@@ -119,7 +119,7 @@ def is_suite(path: Path) -> bool:
         return True
     if path.suffix not in (".yaml", ".yml") or not path.is_file():
         return False
-    data = _read_yaml(path, str(path))
+    data = read_yaml(path)
     return isinstance(data, dict) and "configs" in data
 
 
@@ -132,7 +132,7 @@ def load_suite(path: Path, overrides: Iterable[str] = ()) -> Suite:
         if not paths:
             raise ConfigurationError(f"{path}: suite folder holds no *.yaml configs")
     else:
-        data = _read_yaml(path, str(path))
+        data = read_yaml(path)
         if not isinstance(data, dict) or "configs" not in data:
             raise ConfigurationError(f"{path}: not a suite file (expected a mapping with a 'configs' list)")
         unknown = sorted(set(data) - {"suite", "configs"})
