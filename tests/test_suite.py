@@ -225,12 +225,14 @@ def test_a_layer_that_overflows_l1_is_a_result(tmp_path: Path) -> None:
     layers = {layer["config"]: layer for layer in record["layers"]}
     bad = layers["overflows"]["results"]["pool"]
     assert bad["status"] == "error" and bad["device_kernel_duration_ns"] is None
-    assert "L1 overflow on core (0,0): allocating 'in_cb'" in bad["error"]
+    assert "L1 overflow on core (0,0): allocating 'in_cb'" in bad["error"] and bad["error_type"] == "L1OverflowError"
     assert layers["overflows"]["results"]["classic"]["status"] == "ok"
     assert layers["fits"]["results"]["pool"]["status"] == "ok"
     assert record["totals"]["complete_layers"] == 1  # totals only over layers every program ran
     flat = " ".join(done.stdout.split())
     assert "failed overflows (pool): L1 overflow on core (0,0)" in flat
+    row = next(line for line in done.stdout.splitlines() if line.startswith("│ overflows"))
+    assert "L1 overflow" in row  # the table cell names the failure
 
 
 @pytest.mark.parametrize("args, message", [

@@ -55,6 +55,7 @@ class Outcome:
     pcc: float | None = None
     l1_used_bytes: int | None = None
     error: str = ""
+    error_type: str = ""  # the TtsimError subclass, e.g. L1OverflowError, UnsupportedFunctionality
     perturbation: tuple[str, str] | None = None  # (dotted constant, "min" or "max")
     roofline_ns: float | None = None  # the op's lower bound, when the program reports one
 
@@ -183,7 +184,8 @@ def run_layer(config_path: str, overrides: tuple[str, ...], program: str, device
             device = spec.name
         halo, conv = run(config, program=program, device=device)[-2:]
     except TtsimError as exc:
-        return Outcome(config.name, program, "error", error=" ".join(str(exc).split())[:500], perturbation=label)
+        return Outcome(config.name, program, "error", error=" ".join(str(exc).split())[:500],
+                       error_type=type(exc).__name__, perturbation=label)
     roof = conv.info.get("roofline")  # an object with bound_cycles, where a roofline model is wired in
     return Outcome(config.name, program, "ok", conv.device_kernel_duration_ns, conv.device_kernel_duration_cycles,
                    halo.device_kernel_duration_ns, conv.pcc, conv.profile.l1_used_bytes, perturbation=label,

@@ -52,7 +52,7 @@ def layer_table(suite: str, device: str, layers: list[LayerResult], programs: tu
 
 def _failure(outcome: Outcome) -> str:
     """Short cell text for a failed run; the full message is printed under the table."""
-    return "L1 overflow" if "L1 overflow" in outcome.error else "failed"
+    return {"L1OverflowError": "L1 overflow", "UnsupportedFunctionality": "unsupported"}.get(outcome.error_type, "failed")
 
 
 def failures(layers: list[LayerResult]) -> list[str]:
@@ -150,7 +150,8 @@ def _outcome_record(outcome: Outcome) -> dict[str, Any]:
     return {"status": outcome.status, "device_kernel_duration_ns": outcome.device_kernel_duration_ns,
             "device_kernel_duration_cycles": outcome.device_kernel_duration_cycles,
             "halo_device_kernel_duration_ns": outcome.halo_duration_ns, "pcc": outcome.pcc,
-            "l1_used_bytes": outcome.l1_used_bytes, "roofline_ns": outcome.roofline_ns, "error": outcome.error}
+            "l1_used_bytes": outcome.l1_used_bytes, "roofline_ns": outcome.roofline_ns, "error": outcome.error,
+            "error_type": outcome.error_type}
 
 
 def _jsonable(value: Any) -> Any:
