@@ -18,7 +18,8 @@ from rich.progress import MofNCompleteColumn, Progress
 from ttsim.errors import TtsimError
 from ttsim.report.suite import (bar_chart, failures, layer_table, suite_document, suite_record, totals_table,
                                 totals_uncertainty_table, uncertainty_table)
-from ttsim.simulate import PROGRAMS, OpResult
+from ttsim.programs import registry
+from ttsim.results import OpResult
 from ttsim.suite import (LayerResult, Outcome, Suite, is_suite, load_suite, programs_for, run_suite,
                          single_suite, suite_totals)
 from ttsim.uncertainty import analyse_layer, analyse_totals, perturbations, run_perturbed
@@ -50,7 +51,7 @@ def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: 
                uncertainty: bool, constants: str | None, overrides: tuple[str, ...],
                write: Callable[[Path, str], None]) -> None:
     """Run each path as a suite (a plain config is a one-layer suite) and print its reports."""
-    programs = programs_for(program, PROGRAMS)
+    programs = programs_for(program, registry.names())
     if constants is not None and not uncertainty:
         raise TtsimError("--uncertainty-constants needs --uncertainty")
     chosen = None if constants is None else tuple(c.strip() for c in constants.split(",") if c.strip())
