@@ -236,7 +236,7 @@ def test_a_layer_that_overflows_l1_is_a_result(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--plot", "x.gif"), "--plot x.gif: expected a .png or .svg file name"),
+    (("--plot", "x.gif"), "cannot write x.gif: unknown picture format '.gif'"),
     (("--json", "missing/x.json"), "--json missing/x.json: folder missing does not exist"),
     (("--csv", "x.csv"), "--csv, --trace, --breakdown and --l1 apply to op configs, not to suites"),
 ])

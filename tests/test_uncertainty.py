@@ -61,6 +61,10 @@ def test_with_value_changes_one_constant_and_names_it() -> None:
     assert others == {k: p for k, p in spec.params().items() if k != "noc.read_issue_cycles"}
     with pytest.raises(ConfigurationError, match="no constant 'noc.bogus'"):
         with_value(spec, "noc.bogus", 1)
+    sfpu = spec.compute.sfpu_tile_cycles.range.max
+    long = with_value(spec, "compute.sfpu_tile_cycles", sfpu)  # a dict value: the name carries a hash
+    assert long.name.startswith("wormhole_b0~compute.sfpu_tile_cycles#") and len(long.name) <= 100
+    assert long.name != with_value(spec, "compute.sfpu_tile_cycles", spec.compute.sfpu_tile_cycles.range.min).name
 
 
 def test_perturbations_are_both_ends_of_every_ranged_constant() -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ttsim.config import OpConfig, load_config, read_yaml
+from ttsim.config import OpConfig, load_config, parse_config_text, read_config_text
 from ttsim.errors import ConfigurationError, TtsimError
 from ttsim.sweep import execute
 
@@ -114,13 +114,18 @@ class SuiteTotals:
     programs: dict[str, ProgramTotals]
 
 
+def _read_yaml(path: Path) -> Any:
+    """A YAML file parsed with the config loader's limits and one-line errors."""
+    return parse_config_text(read_config_text(str(path), str(path)), str(path))
+
+
 def is_suite(path: Path) -> bool:
     """A folder, or a YAML file whose top level has a ``configs`` list."""
     if path.is_dir():
         return True
     if path.suffix not in (".yaml", ".yml") or not path.is_file():
         return False
-    data = read_yaml(path)
+    data = _read_yaml(path)
     return isinstance(data, dict) and "configs" in data
 
 
@@ -133,7 +138,7 @@ def load_suite(path: Path, overrides: Iterable[str] = ()) -> Suite:
         if not paths:
             raise ConfigurationError(f"{path}: suite folder holds no *.yaml configs")
     else:
-        data = read_yaml(path)
+        data = _read_yaml(path)
         if not isinstance(data, dict) or "configs" not in data:
             raise ConfigurationError(f"{path}: not a suite file (expected a mapping with a 'configs' list)")
         unknown = sorted(set(data) - {"suite", "configs"})

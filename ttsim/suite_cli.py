@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -16,15 +14,19 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from ttsim.errors import TtsimError
-from ttsim.report.suite import (bar_chart, failures, layer_table, suite_document, suite_record, totals_table,
-                                totals_uncertainty_table, uncertainty_table)
+from ttsim.output_paths import check_output_paths, write_atomically
+from ttsim.report import plot
+from ttsim.report.suite import (failures, layer_durations, layer_table, suite_document, suite_record,
+                                totals_table, totals_uncertainty_table, uncertainty_table)
 from ttsim.programs import registry
 from ttsim.results import OpResult
-from ttsim.suite import (LayerResult, Outcome, Suite, is_suite, load_suite, programs_for, run_suite,
-                         single_suite, suite_totals)
+from ttsim.suite import (Outcome, Suite, is_suite, load_suite, programs_for, run_suite, single_suite,
+                         suite_totals)
 from ttsim.uncertainty import analyse_layer, analyse_totals, perturbations, run_perturbed
 
 __all__ = ["SUITE_OPTIONS", "is_suite", "plot_results", "run_suites"]
+
+STDOUT = Path("-")
 
 
 def SUITE_OPTIONS(command: Callable) -> Callable:
@@ -35,7 +37,7 @@ def SUITE_OPTIONS(command: Callable) -> Callable:
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="run suite layers on this Dask distributed scheduler (e.g. tcp://host:8786)"),
         click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
-                     help="also write a bar chart (.png or .svg) of per-layer durations per program"),
+                     help="also write a bar chart (.png, .svg, .pdf, ...) of per-layer conv durations per program"),
         click.option("--uncertainty", is_flag=True,
                      help="re-run with each ranged preset constant at its min and max; report duration "
                           "ranges, top constants and whether rankings and speedups hold"),
@@ -48,17 +50,18 @@ def SUITE_OPTIONS(command: Callable) -> Callable:
 
 def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: str | None,
                json_path: Path | None, plot_path: Path | None, jobs: int, scheduler: str | None,
-               uncertainty: bool, constants: str | None, overrides: tuple[str, ...],
-               write: Callable[[Path, str], None]) -> None:
-    """Run each path as a suite (a plain config is a one-layer suite) and print its reports."""
+               uncertainty: bool, constants: str | None, overrides: tuple[str, ...]) -> None:
+    """Run each path as a suite (a plain config is a one-layer suite) and print its reports.
+
+    ``json_path`` ``-`` writes the JSON to stdout (``console`` is then on stderr)."""
     programs = programs_for(program, registry.names())
     if constants is not None and not uncertainty:
         raise TtsimError("--uncertainty-constants needs --uncertainty")
     chosen = None if constants is None else tuple(c.strip() for c in constants.split(",") if c.strip())
-    _check_output(json_path, "--json")
-    _check_output(plot_path, "--plot")
-    if plot_path is not None and plot_path.suffix.lower() not in (".png", ".svg"):
-        raise TtsimError(f"--plot {plot_path}: expected a .png or .svg file name")
+    if plot_path is not None:
+        plot.check_picture_path(plot_path)
+    to_stdout = json_path == STDOUT
+    check_output_paths([("--json", None if to_stdout else json_path), ("--plot", plot_path)], paths)
     suites = [load_suite(p, overrides) if is_suite(p) else single_suite(p, overrides) for p in paths]
     records, plotted = [], []
     for suite in suites:
@@ -77,10 +80,14 @@ def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: 
                 console.print(totals_uncertainty_table(suite.name, totals, totals_band))
         records.append(suite_record(suite.name, device_name, programs, layers, totals, layer_bands, totals_band))
         plotted += layers
-    if json_path is not None:
-        write(json_path, json.dumps(suite_document(records), indent=2) + "\n")
+    document = json.dumps(suite_document(records), indent=2) + "\n"
+    if json_path is not None and not to_stdout:
+        write_atomically("--json", json_path, document)
     if plot_path is not None:
-        _plot_atomically(plot_path, ", ".join(s.name for s in suites), plotted, programs)
+        title = f"{', '.join(s.name for s in suites)}: conv op per layer occurrence"
+        plot.save(plot.model_layers(layer_durations(plotted, programs), title), plot_path)
+    if to_stdout:
+        sys.stdout.write(document)
 
 
 def _run(console: Console, suite: Suite, programs: tuple[str, ...], device: str | None, jobs: int,
@@ -91,8 +98,8 @@ def _run(console: Console, suite: Suite, programs: tuple[str, ...], device: str 
         points = sum(len(perturbations(device or e.config.device, constants))
                      for e in suite.entries) // len(suite.entries)
     total = len(suite.entries) * len(programs) * (1 + points)
-    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,
-                  transient=not sys.stdout.isatty()) as progress:
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=Console(stderr=True),
+                  transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"running {suite.name}", total=total)
         advance: Callable[[Outcome], None] = lambda outcome: progress.advance(task)  # noqa: E731
         if not uncertainty:
@@ -102,36 +109,8 @@ def _run(console: Console, suite: Suite, programs: tuple[str, ...], device: str 
     return layers, bands, analyse_totals(layers, perturbed, programs)
 
 
-def _check_output(path: Path | None, option: str) -> None:
-    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise TtsimError(f"{option} {path}: folder {path.parent} does not exist")
-
-
 def plot_results(path: Path, results: list[OpResult]) -> None:
-    """The bar chart of a plain multi-config run: conv ops by config and program."""
-    layers: dict[str, LayerResult] = {}
-    for result in results:
-        if result.pcc is None:  # the halo op
-            continue
-        layer = layers.setdefault(result.config, LayerResult(result.config, 1, None))
-        layer.outcomes[result.program] = Outcome(result.config, result.program, "ok",
-                                                 result.device_kernel_duration_ns)
-    programs = tuple(dict.fromkeys(p for layer in layers.values() for p in layer.outcomes))
-    _plot_atomically(path, ", ".join(layers), list(layers.values()), programs)
-
-
-def _plot_atomically(path: Path, title: str, layers: list[LayerResult], programs: tuple[str, ...]) -> None:
-    """Draw to a temporary file in the target folder, then rename (nothing half-written)."""
-    _check_output(path, "--plot")
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.stem}.",
-                               suffix=path.suffix)
-    os.close(fd)
-    try:
-        bar_chart(Path(tmp), title, layers, programs)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The bar chart of a plain run: each config's conv op per program."""
+    convs = {d.op_code for d in registry.definitions()}
+    durations = plot.layer_durations([r for r in results if r.op_code in convs])
+    plot.save(plot.model_layers(durations, "conv op per config"), path)

@@ -9,6 +9,7 @@ presets may hold a cycle constant (docs/calibration.md).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -131,11 +132,17 @@ class DramSpec(_Section):
     """DRAM banks (interleaved buffers)."""
 
     num_banks: Param[int]
+    bank_size_bytes: Param[int]
     bank_noc_xy: Param[tuple[tuple[int, int], ...]]
     bank_bytes_per_cycle: Param[float]
     read_latency_cycles: Param[float]
     write_latency_cycles: Param[float]
     read_alignment_bytes: Param[int]
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Bytes of all DRAM banks together."""
+        return self.num_banks.value * self.bank_size_bytes.value
 
 
 class ComputeSpec(_Section):
@@ -273,6 +280,22 @@ def available_devices() -> list[str]:
 _CACHE: dict[str, DeviceSpec] = {}
 
 
+def preset_text(name: str | os.PathLike[str]) -> str:
+    """The YAML text of a device preset, bundled (by name) or a preset file (what a sweep's
+    results are keyed by)."""
+    text_name = os.fspath(name)
+    if text_name.endswith((".yaml", ".yml")):
+        try:
+            return Path(text_name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"device preset file {text_name[:200]}: cannot read it: {exc}") from None
+    names = available_devices()
+    if text_name not in names:
+        raise ConfigurationError(f"unknown device {text_name[:60]!r}; available: {', '.join(names)} "
+                                 f"(or a preset file ending in .yaml)")
+    return (resources.files("ttsim.device") / "presets" / f"{text_name}.yaml").read_text()
+
+
 def load_device(name: str | os.PathLike[str]) -> DeviceSpec:
     """Load a bundled device preset by name (e.g. ``wormhole_b0``), or a preset file of your own
     (a path ending in ``.yaml`` / ``.yml``), validated like the bundled ones: every field, every
@@ -283,12 +306,7 @@ def load_device(name: str | os.PathLike[str]) -> DeviceSpec:
         return _CACHE[text_name]
     if text_name.endswith((".yaml", ".yml")):
         return _load_preset_file(Path(text_name))
-    names = available_devices()
-    if text_name not in names:
-        raise ConfigurationError(f"unknown device {text_name!r}; available: {', '.join(names)} "
-                                 f"(or a preset file ending in .yaml)")
-    text = (resources.files("ttsim.device") / "presets" / f"{text_name}.yaml").read_text()
-    spec = _validate(yaml.safe_load(text), f"device preset {text_name}")
+    spec = _validate(yaml.safe_load(preset_text(text_name)), f"device preset {text_name}")
     _CACHE[text_name] = spec
     return spec
 
@@ -296,7 +314,9 @@ def load_device(name: str | os.PathLike[str]) -> DeviceSpec:
 def with_value(spec: DeviceSpec, dotted: str, value: Any) -> DeviceSpec:
     """A copy of ``spec`` with the constant ``section.field`` set to ``value`` and a name saying so.
 
-    The copy is named ``<name>~<dotted>=<value>`` so that results and reports show the perturbation.
+    The copy is named ``<name>~<dotted>=<value>`` so that results and reports show the
+    perturbation (``<name>~<dotted>#<hash of the value>`` where that exceeds a device name's
+    100 characters, e.g. for dict-valued constants).
     """
     section_name, _, field_name = dotted.partition(".")
     section = getattr(spec, section_name, None)
@@ -304,7 +324,10 @@ def with_value(spec: DeviceSpec, dotted: str, value: Any) -> DeviceSpec:
         raise ConfigurationError(f"device {spec.name}: no constant {dotted!r}")
     param = getattr(section, field_name).model_copy(update={"value": value})
     new_section = section.model_copy(update={field_name: param})
-    return spec.model_copy(update={section_name: new_section, "name": f"{spec.name}~{dotted}={value}"})
+    name = f"{spec.name}~{dotted}={value}"
+    if len(name) > 100:
+        name = f"{spec.name}~{dotted}#{hashlib.sha256(repr(value).encode()).hexdigest()[:12]}"
+    return spec.model_copy(update={section_name: new_section, "name": name})
 
 
 def register_device(spec: DeviceSpec) -> None:

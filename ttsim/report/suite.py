@@ -7,12 +7,10 @@ every program, is in the JSON as ``halo_device_kernel_duration_ns``); speedup = 
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from ttsim.errors import TtsimError
 from ttsim.suite import CLASSIC, LayerResult, Outcome, SuiteTotals
 from ttsim.uncertainty import LayerUncertainty, Mover, RankingCheck, TotalsUncertainty
 
@@ -167,32 +165,7 @@ def suite_document(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "suites": records}
 
 
-def bar_chart(path: Path, title: str, layers: list[LayerResult], programs: tuple[str, ...]) -> None:
-    """A grouped bar chart of per-layer conv durations (us) per program, PNG or SVG by suffix.
-
-    Failed runs have no bar and are marked 'x' at the baseline.
-    """
-    if path.suffix.lower() not in (".png", ".svg"):
-        raise TtsimError(f"--plot {path}: expected a .png or .svg file name")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise TtsimError("--plot needs matplotlib: pip install 'ttsim[plot]'") from None
-    width = 0.8 / len(programs)
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.6 * len(layers) * len(programs) + 2), 6.0))
-    for i, program in enumerate(programs):
-        xs = [j + (i - (len(programs) - 1) / 2) * width for j in range(len(layers))]
-        heights = [(layer.outcomes[program].device_kernel_duration_ns or 0.0) / 1000 for layer in layers]
-        axes.bar(xs, heights, width, label=program)
-        failed = [x for x, layer in zip(xs, layers) if not layer.outcomes[program].ok]
-        axes.plot(failed, [0] * len(failed), "x", color="black")
-    axes.set_xticks(range(len(layers)), [f"{layer.config} x{layer.count}" for layer in layers],
-                    rotation=60, ha="right", fontsize=7)
-    axes.set_ylabel("DEVICE KERNEL DURATION [us]")
-    axes.set_title(f"{title}: conv op per layer occurrence (x count in the labels)", fontsize=9)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, format=path.suffix.lower()[1:], metadata={"Date": None} if path.suffix.lower() == ".svg" else None)
-    plt.close(figure)
+def layer_durations(layers: list[LayerResult], programs: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """``{"<layer> x<count>": {program: conv ns}}`` for ttsim.report.plot.model_layers (failed runs: gaps)."""
+    return {f"{layer.config} x{layer.count}": {p: layer.outcomes[p].device_kernel_duration_ns for p in programs
+                                                if layer.outcomes[p].ok} for layer in layers}
