@@ -160,7 +160,8 @@ def test_fifo_config_does_not_block(tmp_path: Path) -> None:
 
 
 def test_directory_and_device_configs(tmp_path: Path) -> None:
-    assert_one_error(["run", tmp_path], f"{tmp_path}: not a regular file (a directory)")
+    # a folder is a model suite (issue 12): an empty one is one clear error
+    assert_one_error(["run", tmp_path], f"{tmp_path}: suite folder holds no *.yaml configs")
     assert_one_error(["run", "/dev/zero"], "/dev/zero: not a regular file (a character device)")
 
 

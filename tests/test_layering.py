@@ -31,7 +31,11 @@ STACK = (
     ("ttsim.kernels", "ttsim.host"),
     ("ttsim.programs",),
     ("ttsim.simulate",),
-    ("ttsim.report", "ttsim.sweep"),
+    ("ttsim.sweep",),
+    ("ttsim.suite",),
+    ("ttsim.uncertainty",),
+    ("ttsim.report",),
+    ("ttsim.suite_cli",),
     ("ttsim.cli", "ttsim"),
 )
 """docs/architecture.md's stack, bottom first: a package may import its own row's package and

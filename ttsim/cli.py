@@ -32,6 +32,7 @@ from ttsim.results import OpResult
 from ttsim.simulate import run
 from ttsim.report.pareto import pareto_front
 from ttsim.sweep import grid, parse_param, read_sweep_results, run_sweep
+import ttsim.suite_cli as suite_cli
 
 EXIT_BAD_INPUT = 2
 
@@ -146,17 +147,28 @@ SET_OPTION = click.option(
               help="print per kernel busy time and time blocked per stall reason")
 @click.option("--l1", "show_l1", is_flag=True, help="print each op's CB table per core against the L1 budget")
 @SET_OPTION
+@suite_cli.SUITE_OPTIONS
 def run_command(configs: tuple[Path, ...], program: str, device: str | None, json_path: Path | None,
                 csv_path: Path | None, trace_path: Path | None, trace_cores: str,
-                show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...]) -> None:
-    """Simulate each CONFIG and print DEVICE KERNEL DURATION per device op."""
+                show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...], jobs: int,
+                scheduler: str | None, plot_path: Path | None, uncertainty: bool, constants: str | None) -> None:
+    """Simulate each CONFIG (an op config, a suite folder or a suite file) and print DEVICE KERNEL
+    DURATION per device op, or per layer with model totals for suites."""
     console = _console(stderr=json_path == JSON_STDOUT)
     everything: list[OpResult] = []
     try:
+        if uncertainty or constants is not None or any(suite_cli.is_suite(path) for path in configs):
+            if csv_path or trace_path or show_breakdown or show_l1:
+                raise TtsimError("--csv, --trace, --breakdown and --l1 apply to op configs, not to suites "
+                                 "or --uncertainty runs")
+            suite_cli.run_suites(console, configs, program, device, json_path, plot_path, jobs, scheduler,
+                                 uncertainty, constants, overrides)
+            return
         programs = list(registry.names()) if program == "all" else [program]
         csv_paths = [] if csv_path is None else list(csv_file_paths(csv_path, programs).values())
         check_output_paths([("--json", None if json_path == JSON_STDOUT else json_path),
-                            *(("--csv", target) for target in csv_paths), ("--trace", trace_path)], configs)
+                            *(("--csv", target) for target in csv_paths), ("--trace", trace_path),
+                            ("--plot", plot_path)], configs)
         cores = _parse_cores(trace_cores)
         for path in configs:
             config = load_config(path, list(overrides))
@@ -180,6 +192,8 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
             outputs.append(("--trace", trace_path, json.dumps(trace_document(everything))))
         for option, path, text in outputs:
             write_atomically(option, path, text)
+        if plot_path is not None:
+            suite_cli.plot_results(plot_path, everything)
         if json_path == JSON_STDOUT:
             sys.stdout.write(document)
     except TtsimError as exc:
@@ -254,12 +268,20 @@ def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_di
               help="also write the comparison as JSON to this path ('-': stdout, the table then goes "
                    "to stderr)")
 @SET_OPTION
+@suite_cli.SUITE_OPTIONS
 def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
-                    overrides: tuple[str, ...]) -> None:
-    """Run every registered program on each CONFIG and compare them (speedup against classic)."""
+                    overrides: tuple[str, ...], jobs: int, scheduler: str | None, plot_path: Path | None,
+                    uncertainty: bool, constants: str | None) -> None:
+    """Run every registered program on each CONFIG (op config, suite folder or suite file) and
+    compare them (speedup against classic); suites get the per-layer table and model totals."""
     console = _console(stderr=json_path == JSON_STDOUT)
     comparisons: list[Comparison] = []
     try:
+        if uncertainty or constants is not None or plot_path is not None or any(
+                suite_cli.is_suite(path) for path in configs):
+            suite_cli.run_suites(console, configs, "all", device, json_path, plot_path, jobs, scheduler,
+                                 uncertainty, constants, overrides)
+            return
         check_output_paths([("--json", None if json_path == JSON_STDOUT else json_path)], configs)
         op_codes = {d.name: d.op_code for d in registry.definitions()}
         with _progress() as progress:

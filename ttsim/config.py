@@ -167,6 +167,10 @@ class OpConfig(BaseModel):
         default="wormhole_b0", description="Device preset name."
     )
     seed: NonNegativeInt = Field(default=0, description="Seed of the random input data.")
+    count: PositiveInt = Field(
+        default=1, description="Times the layer occurs in its model (a suite's totals weigh it by this).")
+    source: Annotated[str, Field(strict=True, min_length=3)] | None = Field(
+        default=None, description="Where the layer's parameters come from (public file path, commit).")
     conv: ConvSpec = Field(description="The convolution.")
     measured: Measured = Field(default=Measured(), description="Hardware measurements, if any.")
 

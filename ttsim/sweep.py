@@ -31,10 +31,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterable
+from typing import IO, Callable, Iterable, TypeVar
 
 from ttsim.config import load_config, parse_config_text, read_config_text
 from ttsim.errors import ConfigurationError, TtsimError
+
+T = TypeVar("T")
 
 RESULT_FIELDS = ["program", "op_code", "device_kernel_duration_ns", "device_kernel_duration_cycles",
                  "l1_used_bytes", "pcc", "status", "error"]
@@ -279,25 +281,37 @@ def _header_line(fields: list[str]) -> str:
 
 def _execute(text: str, label: str, keys: tuple[str, ...], todo: Todo, workers: int,
              scheduler: str | None, lock_fd: int) -> Iterable[dict[str, str]]:
-    if not todo:
+    tasks = [(text, label, keys, values, identity) for values, identity in todo]
+    yield from execute(run_point, tasks, workers, scheduler, lock_fd)
+
+
+def execute(function: Callable[..., T], tasks: list[tuple], workers: int = 2, scheduler: str | None = None,
+            lock_fd: int | None = None) -> Iterable[T]:
+    """``function(*task)`` for every task, on local processes or a Dask cluster, yielded as each
+    finishes (in completion order); sweeps and model suites (ttsim.suite) share it. ``function``
+    must be importable by the workers and should return its errors as results: an exception it
+    raises propagates to the caller. Local workers end with the main process and close their
+    copy of ``lock_fd`` (a file the main process holds locked)."""
+    if not tasks:
         return
     if scheduler is not None:
-        yield from _execute_dask(text, label, keys, todo, scheduler)
+        yield from _execute_dask(function, tasks, scheduler)
         return
     with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                              initargs=(os.getpid(), lock_fd)) as pool:
-        futures = [pool.submit(run_point, text, label, keys, values, identity) for values, identity in todo]
+        futures = [pool.submit(function, *task) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
 
 
-def _worker_init(parent: int, lock_fd: int) -> None:
+def _worker_init(parent: int, lock_fd: int | None) -> None:
     """Make a local worker end when the main process does, and close its copy of the locked fd
     (inherited by fork: an orphan must not keep the CSV locked)."""
-    try:
-        os.close(lock_fd)
-    except OSError:
-        pass
+    if lock_fd is not None:
+        try:
+            os.close(lock_fd)
+        except OSError:
+            pass
     if sys.platform.startswith("linux"):
         try:
             pr_set_pdeathsig = 1  # linux/prctl.h
@@ -316,8 +330,7 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _execute_dask(text: str, label: str, keys: tuple[str, ...], todo: Todo,
-                  scheduler: str) -> Iterable[dict[str, str]]:
+def _execute_dask(function: Callable[..., T], tasks: list[tuple], scheduler: str) -> Iterable[T]:
     try:
         from distributed import Client, as_completed as dask_completed
     except ImportError:
@@ -328,7 +341,6 @@ def _execute_dask(text: str, label: str, keys: tuple[str, ...], todo: Todo,
     except (OSError, TimeoutError) as exc:
         raise ConfigurationError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     with client:
-        futures = [client.submit(run_point, text, label, keys, values, identity, pure=False)
-                   for values, identity in todo]
+        futures = [client.submit(function, *task, pure=False) for task in tasks]
         for future in dask_completed(futures):
             yield future.result()

@@ -9,6 +9,7 @@ presets may hold a cycle constant (docs/calibration.md).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -24,8 +25,22 @@ T = TypeVar("T")
 Confidence = Literal["H", "M", "L", "fitted"]
 
 
+class ParamRange(BaseModel, Generic[T]):
+    """The plausible values of an uncertain constant: [min, max] (in the constant's unit) and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: T
+    max: T
+    reason: str = Field(min_length=3, description="why the true value should lie in [min, max]")
+
+
 class Param(BaseModel, Generic[T]):
-    """One constant of the device description with its provenance."""
+    """One constant of the device description with its provenance.
+
+    Constants of confidence M, L or fitted carry a ``range`` (what ``ttsim run --uncertainty``
+    perturbs); a zero-width range (min = max = value) marks a choice rather than a magnitude.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -33,6 +48,29 @@ class Param(BaseModel, Generic[T]):
     unit: str = Field(description="unit of value, e.g. cycles, B/cycle, bytes, MHz")
     source: str = Field(min_length=3, description="where the number comes from")
     confidence: Confidence
+    range: ParamRange[T] | None = None
+    """Checked against ``value`` with the other consistency checks (:func:`range_problems`)."""
+
+
+def range_problems(dotted: str, param: Param) -> Iterator[str]:
+    """A range whose shape differs from its value's, or that does not hold the value."""
+    if param.range is None:
+        return
+    low, value, high = param.range.min, param.value, param.range.max
+    if isinstance(value, dict) and not (low.keys() == value.keys() == high.keys()):
+        yield f"{dotted}: range keys {sorted(low)} / {sorted(high)} differ from the value's {sorted(value)}"
+    elif not _within(low, value, high):
+        yield f"{dotted}: value {value!r} outside its range [{low!r}, {high!r}]"
+
+
+def _within(low: Any, value: Any, high: Any) -> bool:
+    """low <= value <= high for numbers; key by key for dicts, element by element for sequences."""
+    if isinstance(value, dict):
+        return all(_within(low[k], v, high[k]) for k, v in value.items())
+    if isinstance(value, (tuple, list)):
+        return (len(low) == len(value) == len(high)
+                and all(_within(lo, v, hi) for lo, v, hi in zip(low, value, high)))
+    return low <= value <= high
 
 
 class _Section(BaseModel):
@@ -187,7 +225,9 @@ def consistency_problems(spec: DeviceSpec) -> Iterator[str]:
     """What makes a device description self-contradictory, one message per problem: worker
     coordinates that do not fit the NoC grid or repeat, DRAM banks that are miscounted, repeat or
     sit on a worker column, a port faster than the link behind it, bursts that break the DRAM
-    read alignment, an L1 layout with no room or a misaligned base."""
+    read alignment, an L1 layout with no room or a misaligned base, a constant outside its range."""
+    for dotted, param in spec.params().items():
+        yield from range_problems(dotted, param)
     chip, noc, dram, l1 = spec.chip, spec.noc, spec.dram, spec.l1
     width, height = chip.noc_grid.value
     grid = chip.compute_grid.value
@@ -269,6 +309,30 @@ def load_device(name: str | os.PathLike[str]) -> DeviceSpec:
     spec = _validate(yaml.safe_load(preset_text(text_name)), f"device preset {text_name}")
     _CACHE[text_name] = spec
     return spec
+
+
+def with_value(spec: DeviceSpec, dotted: str, value: Any) -> DeviceSpec:
+    """A copy of ``spec`` with the constant ``section.field`` set to ``value`` and a name saying so.
+
+    The copy is named ``<name>~<dotted>=<value>`` so that results and reports show the
+    perturbation (``<name>~<dotted>#<hash of the value>`` where that exceeds a device name's
+    100 characters, e.g. for dict-valued constants).
+    """
+    section_name, _, field_name = dotted.partition(".")
+    section = getattr(spec, section_name, None)
+    if not isinstance(section, _Section) or field_name not in type(section).model_fields:
+        raise ConfigurationError(f"device {spec.name}: no constant {dotted!r}")
+    param = getattr(section, field_name).model_copy(update={"value": value})
+    new_section = section.model_copy(update={field_name: param})
+    name = f"{spec.name}~{dotted}={value}"
+    if len(name) > 100:
+        name = f"{spec.name}~{dotted}#{hashlib.sha256(repr(value).encode()).hexdigest()[:12]}"
+    return spec.model_copy(update={section_name: new_section, "name": name})
+
+
+def register_device(spec: DeviceSpec) -> None:
+    """Make ``spec`` loadable by name in this process (perturbed presets of an uncertainty run)."""
+    _CACHE[spec.name] = spec
 
 
 def _load_preset_file(path: Path) -> DeviceSpec:

@@ -40,7 +40,7 @@ BUILTIN_PROGRAMS: dict[str, str] = {
 }
 """Built-in program name -> the module that registers it, in run order (``--program all``)."""
 
-RESERVED_NAMES = frozenset({"all", "name", "device", "seed", "conv", "measured"})
+RESERVED_NAMES = frozenset({"all", "name", "device", "seed", "count", "source", "conv", "measured"})
 """Not program names: ``all`` selects every program; the others are the config's own keys."""
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
