@@ -17,6 +17,7 @@ from ttsim.formats import (
     TILE_H,
     TILE_W,
     DataFormat,
+    bfloat16_bits,
     decode_row_major,
     element_size_bytes,
     encode_row_major,
@@ -125,6 +126,22 @@ def test_tilize_rejects_bad_shapes() -> None:
 
 
 # --- bfloat16 ------------------------------------------------------------------------------
+
+
+def test_bfloat16_bits_match_ml_dtypes_on_every_bit_pattern_class() -> None:
+    """The numpy rounding is bit-exact with ml_dtypes: random patterns, NaNs, infinities,
+    subnormals, ties and the largest finite values (the last round to infinity)."""
+    rng = np.random.default_rng(1)
+    special = np.array([0, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0xFFFFFFFF,
+                        0x7F7FFFFF, 0x7F7F8000, 0x00000001, 0x00008000, 0x00018000, 0x3F808000,
+                        0x3F818000, 0x807FFFFF], dtype=np.uint32)
+    bits = np.concatenate([rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32), special])
+    values = bits.view(np.float32)
+    with np.errstate(invalid="ignore"):
+        expected = values.astype(ml_dtypes.bfloat16).view(np.uint16)
+    np.testing.assert_array_equal(bfloat16_bits(values), expected)
+    encoded = encode_row_major(values, DataFormat.BFLOAT16)
+    np.testing.assert_array_equal(encoded.view(np.uint16), expected)
 
 
 def test_bfloat16_rounding_hand_worked() -> None:
