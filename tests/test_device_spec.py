@@ -1,5 +1,5 @@
 """Device presets: every constant carries its provenance, fitted constants are documented, the
-presets are self-consistent, and the L1 budget matches hardware.md's derivation."""
+presets are self-consistent, and the L1 budget matches its derivation from tt-metal's memory map."""
 
 from __future__ import annotations
 
@@ -59,9 +59,11 @@ def test_unknown_device_lists_the_available_ones() -> None:
         assert name in message
 
 
-# hardware.md 1.1: L1 1,499,136 B; first user address 103,424 B (WH, derived) / 104,128 B (BH,
-# 0x196C0); "L1 usable for CBs + L1 buffers" ~1,395,700 B (WH) / ~1,395,000 B (BH), minus the
-# application's l1_small_size (16,384 B in the depthwise tests).
+# L1 1,499,136 B (TM soc descriptors worker_l1_size); first user address 103,424 B (WH, derived from
+# TM dev_mem_map.h MEM_MAP_END + the 69 KiB kernel-config buffer of wh_hal_tensix.cpp) / 104,128 B (BH,
+# BH_TENSIX_DEFAULT_UNRESERVED 0x196C0 of public BH fast-dispatch drivers); usable for CBs and L1
+# buffers ~1,395,700 B (WH) / ~1,395,000 B (BH), minus the application's l1_small_size (16,384 B
+# in the depthwise tests).
 @pytest.mark.parametrize(("name", "base", "approx_usable"), [
     ("wormhole_b0", 103_424, 1_395_700),
     ("blackhole", 0x196C0, 1_395_000),

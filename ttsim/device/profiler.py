@@ -2,7 +2,8 @@
 
 Each kernel records a ``<RISC>-KERNEL`` zone (start, end) in device cycles. DEVICE KERNEL
 DURATION is (last zone end - first zone start) over all cores and RISCs, divided by the clock
-(hardware.md 2.1; tt-metal docs "Perf Report Headers").
+(tt-metal ``tools/tracy/device_post_proc_config.py``;
+``docs/source/ttnn/ttnn/profiling_ttnn_operations.rst``, "Perf Report Headers").
 """
 
 from __future__ import annotations

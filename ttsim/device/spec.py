@@ -4,7 +4,7 @@ One YAML preset per architecture lives in ``ttsim/device/presets/``. Each consta
 :class:`Param` carrying its value, unit, source and confidence (H: official documentation or
 source code; M: measured on hardware by someone else; L: engineering estimate; fitted: fitted
 by ttsim to measured data, see docs/calibration.md). Nothing outside this module and the
-presets may hold a cycle constant (DEVELOPERS.md, principle 1).
+presets may hold a cycle constant (docs/calibration.md).
 """
 
 from __future__ import annotations

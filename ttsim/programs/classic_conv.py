@@ -1,4 +1,5 @@
-"""Host side of the classic sharded conv2d (``OptimizedConvNew``; tt-programs.md §4).
+"""Host side of the classic sharded conv2d (``OptimizedConvNew``; tt-metal
+``ttnn/cpp/ttnn/operations/conv/conv2d/device/conv2d_op_sharded_program_factory.cpp``).
 
 A depthwise conv reaches this program as a grouped conv: the [C, 1, kh, kw] weights are expanded
 to the dense block-diagonal [kh*kw*Cin, Cout] matrix (zeros included) and multiplied out by the
@@ -17,7 +18,7 @@ from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.errors import UnsupportedFunctionality
-from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize, untilize
+from ttsim.formats import TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_conv import compute_conv
@@ -32,8 +33,7 @@ from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
 from ttsim.programs.tensors import TensorDesc, write_dram_tiles
 
 CLASSIC_OP_CODE = "OptimizedConvNew"
-TILE = 32
-BF16_TILE = 2048
+BF16_TILE = tile_size_bytes(DataFormat.BFLOAT16)
 L1_ARRAY_BYTES = 64
 
 

@@ -1,6 +1,6 @@
 """Block configuration of the classic sharded conv (``determine_per_core_conv_block_config`` and
 friends in tt-metal's ``conv2d_utils.cpp`` / ``conv2d_op_program_factory_common.cpp``;
-tt-programs.md §3.1, §4.2, §9.4).
+``get_noc_transfer_rate``, all in tt-metal ``ttnn/cpp/ttnn/operations/conv/conv2d/``).
 
 Depthwise convs reach this program as grouped convs: the weights are expanded to a dense
 block-diagonal [K = kh*kw*Cin, N = Cout] matrix, so the matmul is as large as a dense conv's.
@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from ttsim.config import ClassicOptions
 from ttsim.errors import ConfigurationError
+from ttsim.formats import TILE_W as TILE
 from ttsim.programs.parallel import ParallelConfig, find_closest_largest_divisor_with_num_padding
 from ttsim.programs.sliding_window import ConvGeometry
 
-TILE = 32
 CLASSIC_CHANNEL_ALIGN = 8
-"""Input channel alignment for row-major input on HS/BS: 16 B of bfloat16 (§3.1)."""
+"""Input channel alignment for row-major input on HS/BS: 16 B of bfloat16 (``conv2d_utils.cpp``)."""
 
 SUBBLOCK_CANDIDATES = ((2, 4), (4, 2), (1, 8), (8, 1), (1, 7), (7, 1), (2, 3), (3, 2), (1, 6),
                        (6, 1), (1, 5), (5, 1), (2, 2), (1, 4), (4, 1), (1, 3), (3, 1), (1, 2),

@@ -1,4 +1,5 @@
-"""Host side of the pool-based depthwise conv2d (``Conv2dDepthwiseProgramFactory``, tt-programs.md §6).
+"""Host side of the pool-based depthwise conv2d (``Conv2dDepthwiseProgramFactory``: tt-metal
+``ttnn/cpp/ttnn/operations/conv/conv2d/device/conv2d_op_depthwise_program_factory.cpp`` on the depthwise branch, ``002a3f41``).
 
 Builds, from an op config: the core grid and shards (``determine_parallel_config`` with 32-channel
 alignment), the per-channel weights in DRAM in the layout the reader's window uses, the bias
@@ -15,7 +16,7 @@ import numpy as np
 from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
-from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize
+from ttsim.formats import TILE_ELEMENTS, TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_pool import compute_pool_depthwise
@@ -29,9 +30,7 @@ from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
 from ttsim.programs.tensors import TensorDesc, write_dram_tiles
 
 POOL_OP_CODE = "Conv2dDepthwisePool"
-TILE = 32
-TILE_ELEMENTS = 1024
-BF16_TILE = 2048
+BF16_TILE = tile_size_bytes(DataFormat.BFLOAT16)
 
 
 @dataclass(frozen=True)

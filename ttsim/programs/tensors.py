@@ -10,11 +10,10 @@ import numpy as np
 
 from ttsim.device.device import Device, L1Buffer
 from ttsim.device.dram import InterleavedBuffer
+from ttsim.formats import TILE_W as TILE
 from ttsim.formats import (DataFormat, decode_row_major, encode_row_major, pack_tile, tile_size_bytes,
                            unpack_tile, untilize)
 from ttsim.programs.parallel import ParallelConfig
-
-TILE = 32
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""tt-metal's ``ops_perf_results_*.csv`` written from simulated ops (hardware.md §2.2, §2.3).
+"""tt-metal's ``ops_perf_results_*.csv`` written from simulated ops (tt-metal
+``tools/tracy/process_ops_logs.py``; PM columns: ``ttnn/core/operation.cpp``).
 
 Column names are tt-metal's ``OPS_CSV_HEADER`` in order, with INPUTS / OUTPUTS expanded per tensor.
 Times are ns at the device clock. Columns ttsim cannot know (host timestamps, dispatch, trace ids,
