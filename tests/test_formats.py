@@ -18,10 +18,12 @@ from ttsim.formats import (
     TILE_W,
     DataFormat,
     bfloat16_bits,
+    bfloat16_dtype,
     decode_row_major,
     element_size_bytes,
     encode_row_major,
     pack_tile,
+    round_to_bfloat16,
     round_to_format,
     tile_size_bytes,
     tilize,
@@ -142,6 +144,20 @@ def test_bfloat16_bits_match_ml_dtypes_on_every_bit_pattern_class() -> None:
     np.testing.assert_array_equal(bfloat16_bits(values), expected)
     encoded = encode_row_major(values, DataFormat.BFLOAT16)
     np.testing.assert_array_equal(encoded.view(np.uint16), expected)
+    # the float32 result of the in-place rounding, and the lazily imported dtype, agree too
+    np.testing.assert_array_equal(round_to_bfloat16(values).view(np.uint32), expected.astype(np.uint32) << 16)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(values.astype(bfloat16_dtype()).view(np.uint16), expected)
+
+
+def test_round_to_bfloat16_keeps_shape_and_input() -> None:
+    v = np.array([[1 + 2**-8, np.nan], [-np.nan, 3.0]], np.float32)
+    before = v.copy()
+    got = round_to_bfloat16(v)
+    assert got.shape == (2, 2) and got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), [[0x3F800000, 0x7FC00000], [0xFFC00000, 0x40400000]])
+    np.testing.assert_array_equal(v.view(np.uint32), before.view(np.uint32))  # input untouched
+    assert round_to_bfloat16(np.zeros(0, np.float32)).size == 0
 
 
 def test_bfloat16_rounding_hand_worked() -> None:
