@@ -110,7 +110,7 @@ def _single_kernel_duration(profile) -> int:
     assert zone.core == REQUESTER and zone.risc is CAL_RISC
     assert zone.start == 0.0  # first core launched: no stagger, no firmware gap
     assert profile.device_kernel_duration_cycles == round(zone.end - zone.start)
-    assert profile.risc_duration_cycles(CAL_RISC) == profile.device_kernel_duration_cycles
+    assert profile.risc_duration_cycles[CAL_RISC] == profile.device_kernel_duration_cycles
     return profile.device_kernel_duration_cycles
 
 

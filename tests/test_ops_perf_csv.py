@@ -284,7 +284,7 @@ def test_per_risc_columns_are_the_risc_spans(table, results) -> None:
                 assert cell == "", (row["OP CODE"], risc)
                 continue
             assert float(cell) == pytest.approx(span(risc_zones) * ns, abs=1)
-            assert float(cell) == pytest.approx(profile.to_ns(profile.risc_duration_cycles(risc)), abs=0.5)
+            assert float(cell) == pytest.approx(profile.to_ns(profile.risc_duration_cycles[risc]), abs=0.5)
         if kind == "halo":  # the halo op is data movement only: no TRISC ran anything
             assert [row[f"DEVICE {r} KERNEL DURATION [ns]"] for r in ("TRISC0", "TRISC1", "TRISC2")] == [""] * 3
             assert row["DEVICE BRISC KERNEL DURATION [ns]"] != ""

@@ -1,37 +1,61 @@
-"""Classic vs pool comparison of conv ops: durations, speedup, error against measurements."""
+"""Comparison of the conv ops of every program on a config: durations, speedup of each program
+against ``classic`` and the classic program's error against measurements.
+
+Ops are paired by (config, program name, OP CODE), never by their position in a result list.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from rich.table import Table
 
-from ttsim.simulate import OpResult
+from ttsim.results import OpResult
 
 SCHEMA_VERSION = 1
+BASELINE = "classic"
+"""The program every speedup is measured against (the one calibrated against hardware)."""
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One config: the two conv ops and the measured classic duration (if known)."""
+    """One config: the conv op of each program (by program name, in the programs' order) and the
+    measured classic duration (if known)."""
 
     config: str
-    classic: OpResult
-    pool: OpResult
+    ops: dict[str, OpResult]
     measured_classic_ns: float | None
 
+    @classmethod
+    def from_results(cls, config: str, results: list[OpResult], op_codes: Mapping[str, str],
+                     measured_classic_ns: float | None = None) -> Comparison:
+        """Pick from ``results`` the op of each program ``name`` whose config is ``config`` and
+        whose OP CODE is ``op_codes[name]`` (the program's conv op). A program without such an op
+        is left out."""
+        ops = {}
+        for name, op_code in op_codes.items():
+            match = [r for r in results if (r.config, r.program, r.op_code) == (config, name, op_code)]
+            if match:
+                ops[name] = match[0]
+        return cls(config, ops, measured_classic_ns)
+
     @property
-    def speedup(self) -> float:
-        """classic / pool DEVICE KERNEL DURATION (> 1: the pool program is faster)."""
-        return self.classic.device_kernel_duration_ns / self.pool.device_kernel_duration_ns
+    def device(self) -> str | None:
+        return next(iter(self.ops.values())).device if self.ops else None
+
+    def speedup(self, program: str) -> float | None:
+        """classic / ``program`` DEVICE KERNEL DURATION (> 1: ``program`` is faster), or None."""
+        if BASELINE not in self.ops or program not in self.ops:
+            return None
+        return self.ops[BASELINE].device_kernel_duration_ns / self.ops[program].device_kernel_duration_ns
 
     @property
     def classic_error(self) -> float | None:
         """(simulated - measured) / measured of the classic program, or None."""
-        if self.measured_classic_ns is None:
+        if self.measured_classic_ns is None or BASELINE not in self.ops:
             return None
-        return (self.classic.device_kernel_duration_ns - self.measured_classic_ns) / self.measured_classic_ns
+        return (self.ops[BASELINE].device_kernel_duration_ns - self.measured_classic_ns) / self.measured_classic_ns
 
 
 def mean_absolute_error(comparisons: list[Comparison]) -> float | None:
@@ -39,39 +63,55 @@ def mean_absolute_error(comparisons: list[Comparison]) -> float | None:
     return sum(errors) / len(errors) if errors else None
 
 
+def _programs(comparisons: list[Comparison]) -> list[str]:
+    """Every program of any comparison, in first-seen order."""
+    return list(dict.fromkeys(name for c in comparisons for name in c.ops))
+
+
 def comparison_table(comparisons: list[Comparison]) -> Table:
-    table = Table(title="DEVICE KERNEL DURATION \\[ns]: classic (OptimizedConvNew) vs pool-based depthwise;\nspeedup = classic / pool",
+    programs = _programs(comparisons)
+    others = [p for p in programs if p != BASELINE]
+    table = Table(title="DEVICE KERNEL DURATION \\[ns] per program; speedup = classic / program",
                   title_justify="left")
     table.add_column("config", no_wrap=True)
-    for name in ("classic", "pool", "speedup", "measured\nclassic", "classic\nerror", "PCC\nclassic",
-                 "PCC\npool"):
+    for name in (*programs, *(f"speedup\n{p}" for p in others), "measured\nclassic", "classic\nerror",
+                 *(f"PCC\n{p}" for p in programs)):
         table.add_column(name, justify="right")
     for c in comparisons:
         error = c.classic_error
-        table.add_row(
-            c.config, f"{c.classic.device_kernel_duration_ns:,.0f}", f"{c.pool.device_kernel_duration_ns:,.0f}",
-            f"{c.speedup:.2f}x", "-" if c.measured_classic_ns is None else f"{c.measured_classic_ns:,.0f}",
-            "-" if error is None else f"{error:+.1%}", f"{c.classic.pcc:.4f}", f"{c.pool.pcc:.4f}")
+        durations = [f"{c.ops[p].device_kernel_duration_ns:,.0f}" if p in c.ops else "-" for p in programs]
+        speedups = [f"{s:.2f}x" if (s := c.speedup(p)) is not None else "-" for p in others]
+        pccs = [f"{c.ops[p].pcc:.4f}" if p in c.ops and c.ops[p].pcc is not None else "-" for p in programs]
+        table.add_row(c.config, *durations, *speedups,
+                      "-" if c.measured_classic_ns is None else f"{c.measured_classic_ns:,.0f}",
+                      "-" if error is None else f"{error:+.1%}", *pccs)
     mae = mean_absolute_error(comparisons)
     if mae is not None:
         table.caption = f"mean absolute error of the classic program against the measurements: {mae:.1%}"
     return table
 
 
+def comparison_record(comparison: Comparison, programs: list[str]) -> dict[str, Any]:
+    """One config of the JSON document: ``<program>_device_kernel_duration_ns``,
+    ``speedup_classic_over_<program>`` and ``<program>_pcc`` for each program (None when absent)."""
+    c = comparison
+    record: dict[str, Any] = {"config": c.config, "device": c.device}
+    for p in programs:
+        record[f"{p}_device_kernel_duration_ns"] = c.ops[p].device_kernel_duration_ns if p in c.ops else None
+    for p in programs:
+        if p != BASELINE:
+            record[f"speedup_classic_over_{p}"] = c.speedup(p)
+    record["measured_classic_device_kernel_duration_ns"] = c.measured_classic_ns
+    record["classic_error"] = c.classic_error
+    for p in programs:
+        record[f"{p}_pcc"] = c.ops[p].pcc if p in c.ops else None
+    return record
+
+
 def comparison_document(comparisons: list[Comparison]) -> dict[str, Any]:
-    mae = mean_absolute_error(comparisons)
+    programs = _programs(comparisons)
     return {
         "schema_version": SCHEMA_VERSION,
-        "ops": [{
-            "config": c.config,
-            "device": c.classic.device,
-            "classic_device_kernel_duration_ns": c.classic.device_kernel_duration_ns,
-            "pool_device_kernel_duration_ns": c.pool.device_kernel_duration_ns,
-            "speedup_classic_over_pool": c.speedup,
-            "measured_classic_device_kernel_duration_ns": c.measured_classic_ns,
-            "classic_error": c.classic_error,
-            "classic_pcc": c.classic.pcc,
-            "pool_pcc": c.pool.pcc,
-        } for c in comparisons],
-        "classic_mean_absolute_error": mae,
+        "ops": [comparison_record(c, programs) for c in comparisons],
+        "classic_mean_absolute_error": mean_absolute_error(comparisons),
     }

@@ -16,7 +16,7 @@ import math
 
 from ttsim.device.core import Risc
 from ttsim.device.spec import DeviceSpec, load_device
-from ttsim.simulate import OpResult, TensorDesc
+from ttsim.results import OpResult, TensorDesc
 
 HEADER_BEFORE_TENSORS = [
     "OP CODE", "OP TYPE", "GLOBAL CALL COUNT", "DEVICE ID", "DEVICE ARCH", "ATTRIBUTES", "MATH FIDELITY",
@@ -140,7 +140,7 @@ def op_row(result: OpResult, call_count: int) -> dict[str, str]:
         "DATA MOVEMENT KERNEL SOURCE": result.info.get("data_movement_kernel_source", ""),
     })
     for risc in (Risc.BRISC, Risc.NCRISC, Risc.TRISC0, Risc.TRISC1, Risc.TRISC2):
-        cycles = profile.risc_duration_cycles(risc)
+        cycles = profile.risc_duration_cycles[risc]
         row[f"DEVICE {risc.value} KERNEL DURATION [ns]"] = _ns(profile, cycles) if cycles else ""
     wait, reserve = profile.compute_cb_wait_cycles()
     if wait is not None:
