@@ -2,6 +2,10 @@
 
 Every error a user can cause ends in one line on stderr and exit status 2; files are written
 only after every run succeeded (nothing half-written).
+
+Start-up: the module imports only click; each command imports the simulator, reports and rich
+when it runs, and option help that lists presets or programs is computed when shown, so
+``ttsim --help`` and a mistyped command answer at once.
 """
 
 from __future__ import annotations
@@ -12,31 +16,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-import click
-from rich.console import Console
-from rich.progress import MofNCompleteColumn, Progress
+from typing import TYPE_CHECKING
 
-from ttsim.config import load_config
-from ttsim.device.spec import available_devices
+import click
+
 from ttsim.errors import TtsimError
-from ttsim.report.breakdown import breakdown_table
-from ttsim.report.compare import Comparison, comparison_document, comparison_table
-from ttsim.report.golden import MISMATCH, CheckRow, compare_with_golden, golden_document, golden_path, load_golden
-from ttsim.report.ops_perf_csv import ops_perf_csv
-from ttsim.report.table import check_table, l1_table, sweep_table
-from ttsim.report.trace import trace_document
-from ttsim.report.results import report_document
-from ttsim.report.table import print_results
-from ttsim.programs import registry
-from ttsim.results import OpResult
-from ttsim.simulate import run
-from ttsim.sweep import grid, pareto_front, parse_param, run_sweep
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ttsim.report.compare import Comparison
+    from ttsim.report.golden import CheckRow
+    from ttsim.results import OpResult
 
 EXIT_BAD_INPUT = 2
 
 
 def _console() -> Console:
     """A console for tables; wide when the output is not a terminal (logs, CI, pipes)."""
+    from rich.console import Console
+
     return Console() if sys.stdout.isatty() else Console(width=120)
 
 
@@ -91,8 +90,21 @@ class ProgramOption(click.Option):
         self.with_all = with_all
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from ttsim.programs import registry
+
         choices = (*registry.names(), "all") if self.with_all else registry.names()
         self.help = f"program to simulate: {', '.join(choices)}"
+        return super().get_help_record(ctx)
+
+
+class DeviceOption(click.Option):
+    """``--device``: its help lists the device presets when it is shown (not at import)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from ttsim.device.spec import available_devices
+
+        self.help = ("device preset (overrides the config's 'device:'); "
+                     f"one of {', '.join(available_devices())}, or a preset file (.yaml)")
         return super().get_help_record(ctx)
 
 
@@ -100,14 +112,16 @@ SET_OPTION = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
     help="override a config value by dotted key, e.g. conv.channels=64 or pool.cb.in_cb.pages=4 "
          "(repeatable; validated like the file)")
+TIMING_ONLY_OPTION = click.option(
+    "--timing-only", "timing_only", is_flag=True,
+    help="skip the numerics: the same cycles, but no tile values, output, reference or PCC "
+         "(faster; every table and file says so)")
 
 
 @main.command("run")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--program", "program", default="all", show_default=True, cls=ProgramOption)
-@click.option("--device", "device", default=None,
-              help="device preset (overrides the config's 'device:'); "
-                   f"one of {', '.join(available_devices())}, or a preset file (.yaml)")
+@click.option("--device", "device", default=None, cls=DeviceOption)
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the results as JSON (schema_version 1) to this path")
 @click.option("--csv", "csv_path", default=None, type=click.Path(path_type=Path),
@@ -121,10 +135,19 @@ SET_OPTION = click.option(
               help="print per kernel busy time and time blocked per stall reason")
 @click.option("--l1", "show_l1", is_flag=True, help="print each op's CB table per core against the L1 budget")
 @SET_OPTION
+@TIMING_ONLY_OPTION
 def run_command(configs: tuple[Path, ...], program: str, device: str | None, json_path: Path | None,
                 csv_path: Path | None, trace_path: Path | None, trace_cores: str,
-                show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...]) -> None:
+                show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...], timing_only: bool) -> None:
     """Simulate each CONFIG and print DEVICE KERNEL DURATION per device op."""
+    from ttsim.config import load_config
+    from ttsim.report.breakdown import breakdown_table
+    from ttsim.report.ops_perf_csv import ops_perf_csv
+    from ttsim.report.results import report_document
+    from ttsim.report.table import l1_table, print_results
+    from ttsim.report.trace import trace_document
+    from ttsim.simulate import run
+
     console = _console()
     everything: list[OpResult] = []
     try:
@@ -132,7 +155,7 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
         for path in configs:
             config = load_config(path, list(overrides))
             results = run(config, program=program, device=device, trace=trace_path is not None,
-                          trace_cores=cores)
+                          trace_cores=cores, timing_only=timing_only)
             print_results(console, results[0].config, results)
             if show_l1:
                 for result in results:
@@ -161,11 +184,18 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
 @click.option("--tolerance", "tolerance_pct", default=0.0, show_default=True, type=float,
               help="percent difference still reported as ApproxMatch (and passing)")
 @click.option("--update", is_flag=True, help="rewrite the goldens with the simulated cycles")
-def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: float, update: bool) -> None:
+@TIMING_ONLY_OPTION
+def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: float, update: bool,
+                  timing_only: bool) -> None:
     """Run CONFIGs (default: configs/*.yaml) with every program against golden cycle counts.
 
     Prints Match / ApproxMatch / Mismatch per op; exits 1 on any Mismatch.
     """
+    from ttsim.config import load_config
+    from ttsim.report.golden import MISMATCH, compare_with_golden, golden_document, golden_path, load_golden
+    from ttsim.report.table import check_table
+    from ttsim.simulate import run
+
     console = _console()
     try:
         paths = list(configs) or sorted(Path("configs").glob("*.yaml"))
@@ -180,7 +210,7 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
         rows: list[CheckRow] = []
         for path in paths:
             config = load_config(path)
-            results = run(config, program="all")
+            results = run(config, program="all", timing_only=timing_only)
             target = golden_path(golden_dir, config.name)
             if update:
                 _write_atomically(target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
@@ -188,6 +218,8 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
     except TtsimError as exc:
         _fail(str(exc))
     console.print(check_table(rows))
+    if timing_only:
+        console.print("timing only: cycles checked, numerics not run")
     if any(row.status == MISMATCH for row in rows):
         sys.exit(1)
 
@@ -198,15 +230,21 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the comparison as JSON to this path")
 @SET_OPTION
+@TIMING_ONLY_OPTION
 def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
-                    overrides: tuple[str, ...]) -> None:
+                    overrides: tuple[str, ...], timing_only: bool) -> None:
     """Run every registered program on each CONFIG and compare them (speedup against classic)."""
+    from ttsim.config import load_config
+    from ttsim.programs import registry
+    from ttsim.report.compare import Comparison, comparison_document, comparison_table
+    from ttsim.simulate import run
+
     console = _console()
     comparisons: list[Comparison] = []
     try:
         for path in configs:
             config = load_config(path, list(overrides))
-            results = run(config, program="all", device=device)
+            results = run(config, program="all", device=device, timing_only=timing_only)
             op_codes = {d.name: d.op_code for d in registry.definitions()}
             comparisons.append(Comparison.from_results(config.name, results, op_codes,
                                                        config.measured.classic_device_kernel_duration_ns))
@@ -229,9 +267,16 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
               help="local worker processes")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="run the points on this Dask distributed scheduler (e.g. tcp://host:8786)")
+@TIMING_ONLY_OPTION
 def sweep_command(config: Path, params: tuple[str, ...], program: str, device: str | None, out: Path,
-                  workers: int, scheduler: str | None) -> None:
+                  workers: int, scheduler: str | None, timing_only: bool) -> None:
     """Run CONFIG over the cartesian grid of --param values; rank the points by duration."""
+    from rich.progress import MofNCompleteColumn, Progress
+
+    from ttsim.programs import registry
+    from ttsim.report.table import sweep_table
+    from ttsim.sweep import grid, pareto_front, parse_param, run_sweep
+
     console = _console()
     try:
         registry.get(program)  # an unknown program fails before any point runs
@@ -241,7 +286,7 @@ def sweep_command(config: Path, params: tuple[str, ...], program: str, device: s
                       transient=not sys.stdout.isatty()) as progress:
             task = progress.add_task(f"sweeping {config.name}", total=total)
             rows = run_sweep(str(config.resolve()), parsed, program, device, out, workers, scheduler,
-                             on_result=lambda row: progress.advance(task))
+                             on_result=lambda row: progress.advance(task), timing_only=timing_only)
             progress.update(task, completed=total)
     except TtsimError as exc:
         _fail(str(exc))
@@ -252,7 +297,8 @@ def sweep_command(config: Path, params: tuple[str, ...], program: str, device: s
     for row in failed:
         point = ", ".join(f"{p.key}={row[p.key]}" for p in parsed)
         console.print(f"[red]failed[/] {point}: {row['error']}", highlight=False)
-    console.print(f"{len(rows)} points, {len(failed)} failed; results in {out}")
+    console.print(f"{len(rows)} points, {len(failed)} failed; results in {out}"
+                  + ("; timing only: no numerics, PCC not computed" if timing_only else ""))
 
 
 if __name__ == "__main__":

@@ -56,8 +56,12 @@ def grid(params: list[Param]) -> list[tuple[str, ...]]:
     return list(itertools.product(*(p.values for p in params)))
 
 
+TIMING_ONLY_PCC = "not computed (timing only)"
+"""The ``pcc`` cell of a point run with ``timing_only``."""
+
+
 def run_point(config_path: str, keys: tuple[str, ...], values: tuple[str, ...], program: str,
-              device: str | None) -> dict[str, str]:
+              device: str | None, timing_only: bool = False) -> dict[str, str]:
     """Simulate one point; returns its CSV row (never raises a ttsim error)."""
     from ttsim.programs import registry  # imported in the worker process
     from ttsim.simulate import run
@@ -68,14 +72,16 @@ def run_point(config_path: str, keys: tuple[str, ...], values: tuple[str, ...], 
     try:
         config = load_config(config_path, [f"{k}={v}" for k, v in zip(keys, values)])
         op_code = registry.get(program).op_code
-        result = next(r for r in run(config, program=program, device=device) if r.op_code == op_code)
+        result = next(r for r in run(config, program=program, device=device, timing_only=timing_only)
+                      if r.op_code == op_code)
     except TtsimError as exc:
         row.update(status="error", error=" ".join(str(exc).split())[:500])
         return row
     row.update(op_code=result.op_code, status="ok",
                device_kernel_duration_ns=f"{result.device_kernel_duration_ns:.0f}",
                device_kernel_duration_cycles=str(result.device_kernel_duration_cycles),
-               l1_used_bytes=str(result.profile.l1_used_bytes), pcc=f"{result.pcc:.6f}")
+               l1_used_bytes=str(result.profile.l1_used_bytes),
+               pcc=TIMING_ONLY_PCC if timing_only else f"{result.pcc:.6f}")
     return row
 
 
@@ -105,8 +111,10 @@ def pareto_front(rows: list[dict[str, str]]) -> set[int]:
 
 def run_sweep(config_path: str, params: list[Param], program: str, device: str | None, out: Path,
               workers: int = 2, scheduler: str | None = None,
-              on_result: Callable[[dict[str, str]], None] = lambda row: None) -> list[dict[str, str]]:
-    """Run every point not already in ``out``; append each row to ``out`` as it finishes."""
+              on_result: Callable[[dict[str, str]], None] = lambda row: None,
+              timing_only: bool = False) -> list[dict[str, str]]:
+    """Run every point not already in ``out``; append each row to ``out`` as it finishes. With
+    ``timing_only`` the points skip numerics (their ``pcc`` cell says so)."""
     keys = tuple(p.key for p in params)
     load_config(config_path, [f"{k}={p.values[0]}" for k, p in zip(keys, params)])  # fail fast on bad keys
     if not out.parent.is_dir():
@@ -116,7 +124,7 @@ def run_sweep(config_path: str, params: list[Param], program: str, device: str |
     todo = [values for values in grid(params) if values not in finished]
     handle = None
     try:
-        for row in _execute(config_path, keys, todo, program, device, workers, scheduler):
+        for row in _execute(config_path, keys, todo, program, device, workers, scheduler, timing_only):
             if handle is None:  # opened at the first result: a sweep that never ran writes nothing
                 new_file = not out.exists()
                 handle = out.open("a", newline="")
@@ -135,20 +143,22 @@ def run_sweep(config_path: str, params: list[Param], program: str, device: str |
 
 
 def _execute(config_path: str, keys: tuple[str, ...], todo: list[tuple[str, ...]], program: str,
-             device: str | None, workers: int, scheduler: str | None) -> Iterable[dict[str, str]]:
+             device: str | None, workers: int, scheduler: str | None,
+             timing_only: bool) -> Iterable[dict[str, str]]:
     if not todo:
         return
     if scheduler is not None:
-        yield from _execute_dask(config_path, keys, todo, program, device, scheduler)
+        yield from _execute_dask(config_path, keys, todo, program, device, scheduler, timing_only)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_point, config_path, keys, values, program, device) for values in todo]
+        futures = [pool.submit(run_point, config_path, keys, values, program, device, timing_only)
+                   for values in todo]
         for future in as_completed(futures):
             yield future.result()
 
 
 def _execute_dask(config_path: str, keys: tuple[str, ...], todo: list[tuple[str, ...]], program: str,
-                  device: str | None, scheduler: str) -> Iterable[dict[str, str]]:
+                  device: str | None, scheduler: str, timing_only: bool) -> Iterable[dict[str, str]]:
     try:
         from distributed import Client, as_completed as dask_completed
     except ImportError:
@@ -159,7 +169,8 @@ def _execute_dask(config_path: str, keys: tuple[str, ...], todo: list[tuple[str,
     except (OSError, TimeoutError) as exc:
         raise ConfigurationError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     with client:
-        futures = [client.submit(run_point, config_path, keys, values, program, device, pure=False)
+        futures = [client.submit(run_point, config_path, keys, values, program, device, timing_only,
+                                 pure=False)
                    for values in todo]
         for future in dask_completed(futures):
             yield future.result()

@@ -21,22 +21,19 @@ import sys
 from collections import deque
 from typing import Any, Callable, Mapping
 
-import ml_dtypes
 import numpy as np
 
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError
-from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, pack_tile,
+from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, bfloat16_dtype, pack_tile,
                            tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.numerics import ACTIVATIONS
 
 FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
 DST_TILES = 16
-BF16 = np.dtype(ml_dtypes.bfloat16)
-"""bfloat16 as a numpy dtype: casting float32 to it rounds to nearest even, back is exact."""
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
 
@@ -95,8 +92,15 @@ class ComputeContext(KernelContext):
 
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any],
-                 math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False) -> None:
+                 math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False, numerics: bool = True) -> None:
         super().__init__(device, core, kernel_name, Risc.TRISC0, compile_args, runtime_args)
+        self.numerics = numerics
+        """False in ``timing_only`` runs: every call charges its cycles and checks its arguments
+        as usual, but no tile value is read, computed or written (DST and the CB bytes the
+        compute kernel would write stay as they are). No cost depends on a value."""
+        self._bf16 = bfloat16_dtype() if numerics else None
+        """bfloat16 as a numpy dtype (casting float32 to it rounds to nearest even); imported
+        only when numerics run."""
         c = self.spec.compute
         self._c = c
         self.math_fidelity = math_fidelity
@@ -238,14 +242,14 @@ class ComputeContext(KernelContext):
         address = cb.front_page_address(index)
         raw = self._l1[address : address + cb.tile_bytes]
         if cb.is_bf16:
-            return raw.view(BF16).astype(np.float32)
+            return raw.view(self._bf16).astype(np.float32)
         return self._decoded.values(address, raw, cb.data_format)
 
     def _first_value(self, cb: CircularBuffer) -> float:
         """Value 0 (storage order) of the front tile of ``cb``, decoding only that value."""
         if cb.is_bf16:
             address = cb.front_page_address(0)
-            return float(self._l1[address : address + 2].view(BF16)[0])
+            return float(self._l1[address : address + 2].view(self._bf16)[0])
         return float(self._read_tile(cb, 0)[0])
 
     def _write_values(self, address: int, values: np.ndarray, cb: CircularBuffer,
@@ -256,7 +260,7 @@ class ComputeContext(KernelContext):
         other formats go through ``encode`` (:func:`pack_tile` or :func:`encode_row_major`).
         """
         if cb.is_bf16:
-            self._l1[address : address + 2 * values.size].view(BF16).reshape(values.shape)[...] = values
+            self._l1[address : address + 2 * values.size].view(self._bf16).reshape(values.shape)[...] = values
         else:
             data = encode(values, cb.data_format)
             self._l1[address : address + data.size] = data
@@ -266,17 +270,19 @@ class ComputeContext(KernelContext):
         return ConfigurationError(
             f"{self.where}: DST index {index} outside the {self._dst_limit} tiles of a half")
 
-    def _set_dst(self, index: int, values: np.ndarray, count: int = 1) -> None:
+    def _set_dst(self, index: int, values: np.ndarray | None, count: int = 1) -> None:
         """DST[index : index + count] = values ([count, 1024], or [1024] for one tile), rounded
-        to the DST format."""
+        to the DST format; ``values`` is None when numerics are off (only the checks run)."""
         last = index + count - 1
         if index < 0 or last >= self._dst_limit:
             raise self._dst_index_error(index if index < 0 else last)
+        if values is None:
+            return
         if count == 1:
-            self.dst[index] = values.astype(BF16) if self._dst_bf16 else values
+            self.dst[index] = values.astype(self._bf16) if self._dst_bf16 else values
             self._dst_written.add(index)
             return
-        self.dst[index : last + 1] = values.astype(BF16) if self._dst_bf16 else values
+        self.dst[index : last + 1] = values.astype(self._bf16) if self._dst_bf16 else values
         self._dst_written.update(range(index, last + 1))
 
     # -- circular buffers ------------------------------------------------------------------------
@@ -344,8 +350,9 @@ class ComputeContext(KernelContext):
     def tile_regs_release(self) -> None:
         """PACK: give the DST half back to math (the packer zeroes the half it releases)."""
         self._pack(self._handshake)
-        self.dst[: self._dst_limit] = 0.0
-        self._dst_written.clear()
+        if self.numerics:
+            self.dst[: self._dst_limit] = 0.0
+            self._dst_written.clear()
         self._released.append(self._pack_t)
 
     # -- inits and reconfiguration ---------------------------------------------------------------
@@ -410,11 +417,12 @@ class ComputeContext(KernelContext):
     def _binary(self, icb0: int, icb1: int, i0: int, i1: int, math_cycles: float,
                 op: Callable[[np.ndarray, np.ndarray], np.ndarray], idst: int) -> None:
         cb0, cb1 = self.cb(icb0), self.cb(icb1)
-        a = self._read_tile(cb0, i0)
-        b = self._read_tile(cb1, i1)
+        result = None
+        if self.numerics:
+            result = op(self._read_tile(cb0, i0), self._read_tile(cb1, i1))
         ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True))
         self._math(ready, math_cycles)
-        self._set_dst(idst, op(a, b))
+        self._set_dst(idst, result)
 
     def mul_tiles(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
         """DST[idst] = A * B, element-wise (FPU ELWMUL; cost scales with math fidelity)."""
@@ -434,21 +442,21 @@ class ComputeContext(KernelContext):
     def binary_dest_reuse_tiles(self, icb: int, itile: int, idst: int, op: str = "add") -> None:
         """DST[idst] = DST[idst] (op) CB tile (``binary_dest_reuse_tiles<.., DEST_TO_SRCA>``)."""
         cb = self.cb(icb)
-        tile = self._read_tile(cb, itile)
+        tile = self._read_tile(cb, itile) if self.numerics else None
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
-        if op == "add":
-            cycles, result = self._add_cycles, self.dst[idst] + tile
-        elif op == "mul":
-            cycles, result = self._mul_cycles, self.dst[idst] * tile
-        else:
+        if op not in ("add", "mul"):
             raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
+        cycles = self._add_cycles if op == "add" else self._mul_cycles
+        result = None
+        if self.numerics:
+            result = self.dst[idst] + tile if op == "add" else self.dst[idst] * tile
         self._math(ready, cycles + self._datacopy_cycles)
         self._set_dst(idst, result)
 
     def copy_tile(self, icb: int, itile: int, idst: int) -> None:
         """DST[idst] = tile ``itile`` of ``icb``."""
         cb = self.cb(icb)
-        tile = self._read_tile(cb, itile)
+        tile = self._read_tile(cb, itile) if self.numerics else None
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         self._math(ready, self._datacopy_cycles)
         self._set_dst(idst, tile)
@@ -457,25 +465,29 @@ class ComputeContext(KernelContext):
                     pool: str = "sum") -> None:
         """REDUCE_COL of a tiled CB tile into row 0 of DST[idst], scaled by the scalar tile."""
         cb = self.cb(icb)
-        tile = self._read_tile(cb, itile)
-        scalar = self._read_tile(self.cb(scalar_cb), iscalar)[0]
+        reduced = None
+        if self.numerics:
+            tile = self._read_tile(cb, itile)
+            scalar = self._read_tile(self.cb(scalar_cb), iscalar)[0]
+            reduced = _reduce_columns(untilize(tile[None, :]), scalar, pool)[0]
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
-        reduced = _reduce_columns(untilize(tile[None, :]), scalar, pool)[0]
         self._accumulate_row0(reduced, idst, pool, ready, 4)
 
-    def _accumulate_row0(self, reduced: np.ndarray, idst: int, pool: str, ready: float,
+    def _accumulate_row0(self, reduced: np.ndarray | None, idst: int, pool: str, ready: float,
                          num_faces: int) -> None:
         """Math of a column reduce: fold ``reduced`` ([2, 16], one tile row in face order) into
-        row 0 of DST[idst] (add for sum, maximum for max)."""
+        row 0 of DST[idst] (add for sum, maximum for max); None when numerics are off."""
         phases = self._phases if pool == "sum" else 1
         self._math(ready, self._reduce_cycles_per_phase * phases * num_faces / 4)
         if not 0 <= idst < self._dst_limit:
             raise self._dst_index_error(idst)
+        if reduced is None:
+            return
         current = self._dst_row0[idst]
         if pool == "max" and idst not in self._dst_written:
             current = np.full_like(current, -np.inf)  # GMPOOL reads a zeroed DST row as -inf
         row = current + reduced if pool == "sum" else np.maximum(current, reduced)
-        self._dst_row0[idst] = row.astype(BF16) if self._dst_bf16 else row
+        self._dst_row0[idst] = row.astype(self._bf16) if self._dst_bf16 else row
         self._dst_written.add(idst)
 
     def unpack_tilizeA_B_block(self, icb: int, scalar_cb: int, ntiles: int, rows: int,
@@ -489,22 +501,26 @@ class ComputeContext(KernelContext):
         """
         if not 0 < rows <= 32 or ntiles * 32 > self._srca.shape[1]:
             raise ConfigurationError(f"{self.where}: unpack_tilizeA_B_block of {rows} rows x {ntiles} tiles")
-        cb = self.cb(icb)
-        elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
-        address = cb.front_page_address(0) + row_offset * row_width * elem
-        raw = self._l1[address : address + rows * row_width * elem]
-        values = raw.view(BF16) if cb.is_bf16 else decode_row_major(raw, cb.data_format)
-        width = ntiles * 32
-        block = values.reshape(rows, row_width)[:, col_offset : col_offset + width]
-        self._srca[rows:, :width] = 0.0
-        self._srca[:rows, :width] = block
-        self._srca_reductions.clear()
-        self._scalar = np.float32(self._first_value(self.cb(scalar_cb)))
+        if self.numerics:
+            cb = self.cb(icb)
+            elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+            address = cb.front_page_address(0) + row_offset * row_width * elem
+            raw = self._l1[address : address + rows * row_width * elem]
+            values = raw.view(self._bf16) if cb.is_bf16 else decode_row_major(raw, cb.data_format)
+            width = ntiles * 32
+            block = values.reshape(rows, row_width)[:, col_offset : col_offset + width]
+            self._srca[rows:, :width] = 0.0
+            self._srca[:rows, :width] = block
+            self._srca_reductions.clear()
+            self._scalar = np.float32(self._first_value(self.cb(scalar_cb)))
         cost = self._c.unpack_tilize_tile_cycles.value * ntiles * rows / 32
         self._unpack(cost + self._c.unpack_tile_overhead_cycles.value)
 
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
         """Reduce srcA tile ``idst`` (from ``unpack_tilizeA_B_block``) into DST row 0."""
+        if not self.numerics:
+            self._accumulate_row0(None, idst, pool, self._t, num_faces)
+            return
         reduced = self._srca_reductions.get(pool)
         if reduced is None:  # all srcA tiles at once: one numpy call per unpack, not per tile
             reduced = _reduce_columns(self._srca, self._scalar, pool)
@@ -516,12 +532,15 @@ class ComputeContext(KernelContext):
         """One inner-k step of a subblock: DST[idst + h*ct + w] += A[in0 + h*kt] @ B[in1 + w]
         for h < rt_dim, w < ct_dim (16 cycles per tile-matmul at LoFi, x fidelity phases)."""
         cb0, cb1 = self.cb(in0_cb), self.cb(in1_cb)
-        a_tiles = [self._read_tile(cb0, in0_index + h * kt_dim) for h in range(rt_dim)]
-        b_tiles = [self._read_tile(cb1, in1_index + w) for w in range(ct_dim)]
         nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
         ready = self._unpack(self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True))
         cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
         self._math(ready, cycles)
+        if not self.numerics:
+            self._set_dst(idst, None, rt_dim * ct_dim)
+            return
+        a_tiles = [self._read_tile(cb0, in0_index + h * kt_dim) for h in range(rt_dim)]
+        b_tiles = [self._read_tile(cb1, in1_index + w) for w in range(ct_dim)]
         b_rows = untilize(np.stack(b_tiles))  # [32, 32 * ct_dim]: the B tiles side by side
         if transpose:  # each 32 x 32 tile transposed in place
             b_rows = b_rows.reshape(TILE_H, ct_dim, TILE_W).transpose(2, 1, 0).reshape(TILE_H, -1)
@@ -541,6 +560,9 @@ class ComputeContext(KernelContext):
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
         self._math_dst(self._sfpu_cost(name))
+        if not self.numerics:
+            self._set_dst(idst, None)
+            return
         fast = FLOAT32_ACTIVATIONS.get(name)
         if fast is not None:
             result = fast(self.dst[idst])
@@ -574,8 +596,9 @@ class ComputeContext(KernelContext):
             out_index = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = out_index + 1
         cb = self.cb(ocb)
-        values = np.maximum(self.dst[idst], 0.0) if relu else self.dst[idst]
-        self._write_values(cb.back_page_address(out_index), values, cb, pack_tile)
+        if self.numerics:
+            values = np.maximum(self.dst[idst], 0.0) if relu else self.dst[idst]
+            self._write_values(cb.back_page_address(out_index), values, cb, pack_tile)
         self._pack(self._pack_cost(cb.tile_bytes))
 
     def pack_untilize_dest(self, ocb: int, ntiles: int, rows: int, row_width: int,
@@ -588,7 +611,7 @@ class ComputeContext(KernelContext):
         cb = self.cb(ocb)
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
         base = cb.back_page_address(0)
-        for r in range(rows):
+        for r in range(rows if self.numerics else 0):
             address = base + (r * row_width + col_offset) * elem
             row = self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :]  # row r of each tile
             self._write_values(address, row, cb, encode_row_major)
@@ -598,14 +621,15 @@ class ComputeContext(KernelContext):
         """Tilize 32 row-major rows of ``ntiles`` tiles from ``icb``'s front into ``ocb``'s back
         (unpack-tilize, datacopy, pack; pipelined per tile)."""
         cb = self.cb(icb)
-        elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
-        width = ntiles * 32
-        address = cb.front_page_address(0)
-        raw = self._l1[address : address + 32 * width * elem]
-        tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
         out_cb = self.cb(ocb)
         c = self._c
-        packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
+        if self.numerics:
+            elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+            width = ntiles * 32
+            address = cb.front_page_address(0)
+            raw = self._l1[address : address + 32 * width * elem]
+            tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
+            packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
         for i in range(ntiles):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)
             self._math(ready, c.datacopy_tile_cycles.value)
@@ -615,6 +639,8 @@ class ComputeContext(KernelContext):
             self._pack(c.pack_tilize_tile_cycles.value)
             position = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = position + 1
+            if not self.numerics:
+                continue
             address = out_cb.back_page_address(position)
             if out_cb.is_bf16:
                 self._write_values(address, tiles[i], out_cb, pack_tile)

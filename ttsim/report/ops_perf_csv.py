@@ -123,7 +123,7 @@ def op_row(result: OpResult, call_count: int) -> dict[str, str]:
         "GLOBAL CALL COUNT": str(call_count),
         "DEVICE ID": "0",
         "DEVICE ARCH": spec.arch.upper(),
-        "ATTRIBUTES": result.info.get("attributes", ""),
+        "ATTRIBUTES": result.info.get("attributes", "") + ("; timing_only=True" if result.timing_only else ""),
         "MATH FIDELITY": result.info.get("math_fidelity", ""),
         "CORE COUNT": str(profile.core_count),
         "AVAILABLE WORKER CORE COUNT": str(spec.chip.compute_grid.value[0] * spec.chip.compute_grid.value[1]),
