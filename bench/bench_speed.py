@@ -199,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     failures += imp_wall > args.max_import
     if args.write_digests is not None:
         args.write_digests.write_text(json.dumps(
-            {"about": "sha256 of the conv op's output tensor (float32, C order) per config and program; "
-                      "bench/bench_speed.py and tests/test_output_bytes.py check it",
+            {"about": "sha256 of the conv op's output tensor (float32, C order) per config and program "
+                      "(bench/bench_speed.py --write-digests); tests/test_output_bytes.py and the bench "
+                      "check it",
              **{k: digests[k] for k in sorted(digests)}}, indent=2) + "\n")
         print(f"digests written to {args.write_digests}")
     if args.json is not None:
