@@ -236,7 +236,7 @@ def test_resume_of_a_complete_sweep_changes_nothing(local_sweep, tmp_path: Path)
     assert again.returncode == 0, again.stderr
     assert copy.read_bytes() == full.read_bytes()
     assert len(table_rows(again.stdout, len(KEYS))) == 4
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 30  # a hang guard: the resumed sweep simulates nothing
 
 
 def test_csv_of_a_different_sweep_is_rejected(local_sweep, tmp_path: Path) -> None:

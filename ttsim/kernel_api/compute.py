@@ -26,7 +26,7 @@ import numpy as np
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
-from ttsim.errors import ConfigurationError
+from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, bfloat16_dtype, pack_tile,
                            tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
 from ttsim.kernel_api.base import KernelContext, KernelGen
@@ -126,6 +126,12 @@ class ComputeContext(KernelContext):
         self._pack_t = start
         self._commit_t = start
         self._released = deque([start, start], maxlen=2)
+        self._dst_math = False
+        """True between tile_regs_acquire and tile_regs_commit: math owns a DST half."""
+        self._dst_committed = 0
+        """DST halves math committed that pack has not yet taken with tile_regs_wait."""
+        self._dst_pack = False
+        """True between tile_regs_wait and tile_regs_release: pack owns a DST half."""
         self._src_banks = deque([start, start], maxlen=2)
         self._pack_position: dict[int, int] = {}
         self._busy_unpack = 0.0
@@ -273,6 +279,8 @@ class ComputeContext(KernelContext):
     def _set_dst(self, index: int, values: np.ndarray | None, count: int = 1) -> None:
         """DST[index : index + count] = values ([count, 1024], or [1024] for one tile), rounded
         to the DST format; ``values`` is None when numerics are off (only the checks run)."""
+        if not self._dst_math:
+            raise self._dst_outside_error()
         last = index + count - 1
         if index < 0 or last >= self._dst_limit:
             raise self._dst_index_error(index if index < 0 else last)
@@ -287,15 +295,25 @@ class ComputeContext(KernelContext):
 
     # -- circular buffers ------------------------------------------------------------------------
     def cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
-        """UNPACK: wait for ``n`` pages at the front of ``cb_id``."""
-        self._t = yield from self._wait_front(cb_id, n, self._t)
+        """UNPACK: wait for ``n`` pages at the front of ``cb_id`` (run with ``yield from``)."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
+        self._unrun = ("cb_wait_front", cb_id, n)
+        return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
         """UNPACK: free ``n`` pages."""
         self._t = self._pop(cb_id, n, self._t)
 
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
-        """PACK: wait for ``n`` free pages at the back of ``cb_id``."""
+        """PACK: wait for ``n`` free pages at the back of ``cb_id`` (run with ``yield from``)."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("cb_reserve_back", cb_id, n))
+        self._unrun = ("cb_reserve_back", cb_id, n)
+        return self._cb_reserve_back(cb_id, n)
+
+    def _cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
+        self._unrun = None
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
@@ -327,8 +345,34 @@ class ComputeContext(KernelContext):
         self._pack_position[cb_id] = 0
 
     # -- DST handshakes --------------------------------------------------------------------------
+    # Each call checks the handshake state as the hardware semaphores enforce it: out of order,
+    # math and pack would share a DST half (corrupt results) or pack would wait forever.
+    def _thread(self, risc: Risc) -> str:
+        return f"kernel '{self.kernel_name}' on core {self.core.name} {risc.value}"
+
+    def _dst_outside_error(self) -> KernelAPIError:
+        """The error for a math op writing DST outside acquire/commit. Error path only, so it may
+        walk the stack: the op named is the outermost call of this context the kernel made."""
+        frame, call = sys._getframe(1), "a math op"
+        while frame is not None and frame.f_locals.get("self") is self:
+            if not frame.f_code.co_name.startswith("_"):
+                call = frame.f_code.co_name
+            frame = frame.f_back
+        return KernelAPIError(
+            f"{self._thread(Risc.TRISC1)}: {call} writes DST outside "
+            "tile_regs_acquire()/tile_regs_commit(): call ctx.tile_regs_acquire() before the math ops "
+            "(on hardware math would write a DST half the packer owns)")
+
+    def _pack_outside_error(self, call: str, ocb: int) -> KernelAPIError:
+        """The error for pack op ``call`` into ``ocb`` reading DST outside wait/release."""
+        return KernelAPIError(
+            f"{self._thread(Risc.TRISC2)}: {call} into {self.cb(ocb).describe()} reads DST outside "
+            "tile_regs_wait()/tile_regs_release(): call ctx.tile_regs_wait() after tile_regs_commit() "
+            "and before packing (on hardware pack would read a DST half math is still writing)")
+
     def tile_regs_acquire(self) -> None:
         """MATH: take a DST half (waits for pack to release it)."""
+        self._dst_math = True
         released = self._released[0]
         if released > self._math_t:
             self._stall(Risc.TRISC1, "math_wait_pack", self._math_t, released)
@@ -337,11 +381,23 @@ class ComputeContext(KernelContext):
 
     def tile_regs_commit(self) -> None:
         """MATH: hand the DST half to pack."""
+        if not self._dst_math:
+            raise KernelAPIError(
+                f"{self._thread(Risc.TRISC1)}: tile_regs_commit() without tile_regs_acquire(): "
+                "call ctx.tile_regs_acquire() before the math ops")
+        self._dst_math = False
+        self._dst_committed += 1
         self._math_dst(self._handshake)
         self._commit_t = self._math_t
 
     def tile_regs_wait(self) -> None:
         """PACK: wait for math to commit."""
+        if not self._dst_committed:
+            raise KernelAPIError(
+                f"{self._thread(Risc.TRISC2)}: tile_regs_wait() with no DST half committed: call "
+                "ctx.tile_regs_commit() after the math ops (on hardware pack would wait forever)")
+        self._dst_committed -= 1
+        self._dst_pack = True
         if self._commit_t > self._pack_t:
             self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._commit_t)
             self._pack_t = self._commit_t
@@ -349,6 +405,13 @@ class ComputeContext(KernelContext):
 
     def tile_regs_release(self) -> None:
         """PACK: give the DST half back to math (the packer zeroes the half it releases)."""
+        if not self._dst_pack:
+            missing = "tile_regs_wait()" if self._dst_committed else "tile_regs_commit()"
+            raise KernelAPIError(
+                f"{self._thread(Risc.TRISC2)}: tile_regs_release() without {missing}: on hardware "
+                "pack would free a DST half math never handed over; the order is tile_regs_acquire(), "
+                "math, tile_regs_commit(), tile_regs_wait(), pack, tile_regs_release()")
+        self._dst_pack = False
         self._pack(self._handshake)
         if self.numerics:
             self.dst[: self._dst_limit] = 0.0
@@ -477,6 +540,8 @@ class ComputeContext(KernelContext):
                          num_faces: int) -> None:
         """Math of a column reduce: fold ``reduced`` ([2, 16], one tile row in face order) into
         row 0 of DST[idst] (add for sum, maximum for max); None when numerics are off."""
+        if not self._dst_math:
+            raise self._dst_outside_error()
         phases = self._phases if pool == "sum" else 1
         self._math(ready, self._reduce_cycles_per_phase * phases * num_faces / 4)
         if not 0 <= idst < self._dst_limit:
@@ -592,6 +657,8 @@ class ComputeContext(KernelContext):
 
         ``relu`` is the packer's PACK_RELU: negative values are written as zero at no cost.
         """
+        if not self._dst_pack:
+            raise self._pack_outside_error("pack_tile", ocb)
         if out_index is None:
             out_index = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = out_index + 1
@@ -608,6 +675,8 @@ class ComputeContext(KernelContext):
         Rows are ``row_width`` elements wide in the CB; this block lands ``col_offset`` elements
         into each row.
         """
+        if not self._dst_pack:
+            raise self._pack_outside_error("pack_untilize_dest", ocb)
         cb = self.cb(ocb)
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
         base = cb.back_page_address(0)
