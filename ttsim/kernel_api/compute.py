@@ -223,6 +223,18 @@ class ComputeContext(KernelContext):
 
     def _init(self, unpack: bool = False, math: bool = False, pack: bool = False) -> None:
         """Charge a reconfiguration to the threads it touches."""
+        if self.trace is None:  # hot path (several inits per output stick): the same sums inline
+            costs = self._init_costs
+            if unpack:
+                self._t += costs["unpack"]
+                self._busy_unpack += costs["unpack"]
+            if math:
+                self._math_t += costs["math"]
+                self._busy_math += costs["math"]
+            if pack:
+                self._pack_t += costs["pack"]
+                self._busy_pack += costs["pack"]
+            return
         if unpack:
             if self.trace is not None:
                 self._trace_busy(Risc.TRISC0, self._t, self._init_costs["unpack"])
@@ -616,11 +628,10 @@ class ComputeContext(KernelContext):
 
     # -- SFPU ------------------------------------------------------------------------------------
     def _sfpu_cost(self, name: str) -> float:
-        try:
-            return self._sfpu_costs[name]
-        except KeyError:
-            raise ConfigurationError(
-                f"{self.where}: no SFPU cost for {name!r} in device {self.spec.name}") from None
+        cost = self._sfpu_costs.get(name)
+        if cost is None:
+            raise ConfigurationError(f"{self.where}: no SFPU cost for {name!r} in device {self.spec.name}")
+        return cost
 
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
