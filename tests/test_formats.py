@@ -384,3 +384,17 @@ def test_decode_does_not_alias_input(fmt: DataFormat) -> None:
     out = decode_row_major(data, fmt)
     data[:] = 0xFF
     np.testing.assert_array_equal(out, [0, 1, 2, 3])
+
+
+def test_bfloat8_b_decode_is_exact_on_every_code_and_exponent() -> None:
+    """Every (shared exponent, code byte) pair decodes to sign * magnitude * 2^(exp - 133), computed
+    here in float64 (exact) and rounded once to float32, bit for bit (including -0.0 for 0x80,
+    subnormal results at the smallest exponents and infinity past float32's range)."""
+    exps = np.repeat(np.arange(256, dtype=np.uint8), 16)
+    codes = np.tile(np.arange(256, dtype=np.uint8), 16 * 16).reshape(-1, 16)[: exps.size]
+    tiles = np.concatenate([exps.reshape(-1, 64), codes.reshape(-1, 1024)], axis=1)  # 64 tiles
+    with np.errstate(over="ignore"):
+        got = unpack_tile(tiles, DataFormat.BFLOAT8_B).reshape(-1, 16)
+        magnitude = (codes & 0x7F).astype(np.float64) * np.exp2(exps.astype(np.float64) - 133)[:, None]
+        expected = np.where(codes & 0x80, -magnitude, magnitude).astype(np.float32)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
