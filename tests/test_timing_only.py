@@ -18,6 +18,13 @@ import pytest
 import yaml
 
 import ttsim
+from ttsim.cb import CBConfig
+from ttsim.device.core import Risc
+from ttsim.device.device import Device
+from ttsim.device.spec import load_device
+from ttsim.errors import TtsimError
+from ttsim.formats import DataFormat
+from ttsim.host import Program, run_program
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
@@ -154,3 +161,61 @@ def test_sweep_timing_only_says_so_in_the_csv(small_config: Path, tmp_path: Path
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
     assert all(r["pcc"] == "not computed (timing only)" for r in rows)
     assert "timing only: no numerics, PCC not computed" in " ".join(done.stdout.split())
+
+
+# -- the checks run without numerics too -------------------------------------------------------------
+
+def _compute_error(body, numerics: bool) -> str:
+    """The error a compute kernel running ``body(ctx)`` (after one input tile arrived and an
+    output page was reserved) raises, with or without numerics."""
+    def feeder(ctx):
+        yield from ctx.cb_reserve_back(0, 1)
+        ctx.cb_push_back(0, 1)
+
+    def compute(ctx):
+        yield from ctx.cb_wait_front(0, 1)
+        yield from ctx.cb_reserve_back(16, 1)
+        body(ctx)
+
+    program = Program("checks_op")
+    for index, name in ((0, "in_cb"), (16, "out_cb")):
+        program.create_circular_buffer([(0, 0)], CBConfig(index, name, 2048, 2, DataFormat.BFLOAT16))
+    program.create_kernel("feeder", feeder, [(0, 0)], Risc.BRISC, {})
+    program.create_kernel("compute", compute, [(0, 0)], "compute", {})
+    with pytest.raises(TtsimError) as info:
+        run_program(Device(load_device("wormhole_b0")), program, max_cycles=1_000_000, numerics=numerics)
+    return f"{type(info.value).__name__}: {info.value}"
+
+
+def _math_outside_acquire(ctx):
+    ctx.mul_tiles(0, 0, 0, 0, 0)
+
+
+def _dst_index_past_the_half(ctx):
+    ctx.tile_regs_acquire()
+    ctx.copy_tile(0, 0, 9)
+
+
+def _unknown_dest_reuse_op(ctx):
+    ctx.tile_regs_acquire()
+    ctx.binary_dest_reuse_tiles(0, 0, 0, op="div")
+
+
+def _pack_before_wait(ctx):
+    ctx.tile_regs_acquire()
+    ctx.copy_tile(0, 0, 0)
+    ctx.tile_regs_commit()
+    ctx.pack_tile(0, 16)
+
+
+def _matmul_past_the_half(ctx):
+    ctx.tile_regs_acquire()
+    ctx.matmul_block(0, 0, 0, 0, 6, False, 2, 2, 1)
+
+
+@pytest.mark.parametrize("body", [_math_outside_acquire, _dst_index_past_the_half, _unknown_dest_reuse_op,
+                                  _pack_before_wait, _matmul_past_the_half])
+def test_timing_only_catches_what_a_run_with_numerics_catches(body) -> None:
+    with_numerics = _compute_error(body, numerics=True)
+    assert _compute_error(body, numerics=False) == with_numerics
+    assert "compute" in with_numerics
