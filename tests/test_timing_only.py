@@ -161,6 +161,18 @@ def test_sweep_timing_only_says_so_in_the_csv(small_config: Path, tmp_path: Path
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
     assert all(r["pcc"] == "not computed (timing only)" for r in rows)
     assert "timing only: no numerics, PCC not computed" in " ".join(done.stdout.split())
+    # the same sweep with numerics does not resume from the timing-only rows: it runs its points
+    again = ttsim_cli("sweep", small_config, "--param", "conv.channels=32,64", "--workers", "1", "--out", "s.csv",
+                      cwd=tmp_path)
+    assert again.returncode == 0, again.stderr + again.stdout
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "s.csv").read_text())))
+    assert len(rows) == 4 and len({r["point_id"] for r in rows}) == 4
+    numerics = [r for r in rows if r["pcc"] != "not computed (timing only)"]
+    assert len(numerics) == 2 and all(float(r["pcc"]) > 0.99 for r in numerics)
+    by_channels = {}
+    for r in rows:  # the same cycles either way
+        by_channels.setdefault(r["conv.channels"], set()).add(r["device_kernel_duration_cycles"])
+    assert all(len(cycles) == 1 for cycles in by_channels.values())
 
 
 # -- the checks run without numerics too -------------------------------------------------------------

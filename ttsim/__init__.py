@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ttsim.results import OpResult
     from ttsim.simulate import run
 
-__version__ = "0.1.0"
+from ttsim.version import __version__
 __all__ = ["OpResult", "run", "__version__"]
 
 _LAZY = {"OpResult": "ttsim.results", "run": "ttsim.simulate"}

@@ -11,16 +11,14 @@ when it runs, and option help that lists presets or programs is computed when sh
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import click
 
 from ttsim.errors import TtsimError
+from ttsim.output_paths import check_output_path, check_output_paths, write_atomically
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,24 +42,6 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder, then rename."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise TtsimError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ttsim")
 def main() -> None:
@@ -77,7 +57,7 @@ def _parse_cores(text: str) -> set[tuple[int, int]] | None:
         try:
             x, y = (int(v) for v in item.split(","))
         except ValueError:
-            raise TtsimError(f"--trace-cores: expected 'x,y[;x,y...]', got {item!r}") from None
+            raise TtsimError(f"--trace-cores: expected 'x,y[;x,y...]', got {item[:40]!r}") from None
         cores.add((x, y))
     return cores
 
@@ -119,7 +99,7 @@ TIMING_ONLY_OPTION = click.option(
 
 
 @main.command("run")
-@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option("--program", "program", default="all", show_default=True, cls=ProgramOption)
 @click.option("--device", "device", default=None, cls=DeviceOption)
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
@@ -151,6 +131,7 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
     console = _console()
     everything: list[OpResult] = []
     try:
+        check_output_paths([("--json", json_path), ("--csv", csv_path), ("--trace", trace_path)], configs)
         cores = _parse_cores(trace_cores)
         for path in configs:
             config = load_config(path, list(overrides))
@@ -166,19 +147,19 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
             everything.extend(results)
         outputs = []
         if json_path is not None:
-            outputs.append((json_path, json.dumps(report_document(everything), indent=2) + "\n"))
+            outputs.append(("--json", json_path, json.dumps(report_document(everything), indent=2) + "\n"))
         if csv_path is not None:
-            outputs.append((csv_path, ops_perf_csv(everything)))
+            outputs.append(("--csv", csv_path, ops_perf_csv(everything)))
         if trace_path is not None:
-            outputs.append((trace_path, json.dumps(trace_document(everything))))
-        for path, text in outputs:
-            _write_atomically(path, text)
+            outputs.append(("--trace", trace_path, json.dumps(trace_document(everything))))
+        for option, path, text in outputs:
+            write_atomically(option, path, text)
     except TtsimError as exc:
         _fail(str(exc))
 
 
 @main.command("check")
-@click.argument("configs", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("configs", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @click.option("--golden", "golden_dir", default=Path("tests/golden"), show_default=True,
               type=click.Path(path_type=Path), help="folder of golden cycle counts")
 @click.option("--tolerance", "tolerance_pct", default=0.0, show_default=True, type=float,
@@ -213,7 +194,7 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
             results = run(config, program="all", timing_only=timing_only)
             target = golden_path(golden_dir, config.name)
             if update:
-                _write_atomically(target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
+                write_atomically("--update", target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
             rows += compare_with_golden(config.name, results, load_golden(target), tolerance_pct / 100)
     except TtsimError as exc:
         _fail(str(exc))
@@ -225,7 +206,7 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
 
 
 @main.command("compare")
-@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option("--device", "device", default=None, help="device preset (overrides the config's 'device:')")
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the comparison as JSON to this path")
@@ -242,6 +223,7 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
     console = _console()
     comparisons: list[Comparison] = []
     try:
+        check_output_paths([("--json", json_path)], configs)
         for path in configs:
             config = load_config(path, list(overrides))
             results = run(config, program="all", device=device, timing_only=timing_only)
@@ -250,13 +232,13 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
                                                        config.measured.classic_device_kernel_duration_ns))
         console.print(comparison_table(comparisons))
         if json_path is not None:
-            _write_atomically(json_path, json.dumps(comparison_document(comparisons), indent=2) + "\n")
+            write_atomically("--json", json_path, json.dumps(comparison_document(comparisons), indent=2) + "\n")
     except TtsimError as exc:
         _fail(str(exc))
 
 
 @main.command("sweep")
-@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("config", type=click.Path(path_type=Path, readable=False))
 @click.option("--param", "params", multiple=True, required=True, metavar="KEY=V1,V2,...",
               help="a swept config key and its values (repeatable; the grid is their product)")
 @click.option("--program", "program", default="pool", show_default=True, cls=ProgramOption, with_all=False)
@@ -280,6 +262,7 @@ def sweep_command(config: Path, params: tuple[str, ...], program: str, device: s
     console = _console()
     try:
         registry.get(program)  # an unknown program fails before any point runs
+        check_output_path("--out", out)
         parsed = [parse_param(text) for text in params]
         total = len(grid(parsed))
         with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,

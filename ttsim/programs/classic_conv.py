@@ -18,7 +18,7 @@ import numpy as np
 from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
-from ttsim.errors import UnsupportedFunctionality
+from ttsim.errors import L1OverflowError, UnsupportedFunctionality
 from ttsim.formats import TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
@@ -96,6 +96,17 @@ CB_NAMES = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER", "act_t
 """Compile-time argument name -> CB name (tt-metal's ``get_cb_info`` names)."""
 
 
+def _check_weight_block_fits(device: Device, block: ClassicBlockConfig, tile_bytes: int) -> None:
+    """Refuse, before the dense weight matrix is built (seconds to minutes for thousands of
+    channels), a conv whose WEIGHTS CB cannot hold even one weight block on a core."""
+    need = block.weight_block_num_tiles * tile_bytes
+    usable = device.spec.l1.usable_bytes
+    if need > usable:
+        raise L1OverflowError(
+            f"classic: one weight block ({block.weight_block_num_tiles:,} tiles, {need:,} B; the dense "
+            f"grouped matmul grows with conv.channels squared) exceeds the {usable:,} B usable L1 per core")
+
+
 def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
                           halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
                           bias: np.ndarray | None, overrides: ClassicOverrides,
@@ -107,6 +118,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     if pc.layout == "width_sharded":
         raise UnsupportedFunctionality("conv.memory_layout: the classic program supports height_sharded and block_sharded")
     block = determine_classic_block_config(geom, pc, device.spec.arch, overrides)
+    _check_weight_block_fits(device, block, tile_size_bytes(DataFormat(spec.weights_dtype)))
     weights = write_weights(device, weight, bias, geom, pc, block, DataFormat(spec.weights_dtype))
 
     cores = pc.cores()
