@@ -326,7 +326,7 @@ def test_two_kernels_waiting_on_one_cb() -> None:
     def reader1(ctx):
         yield from ctx.cb_wait_front(CLEAR_CB, 1)
         yield from ctx.cb_reserve_back(COPY_CB, 1)
-        ctx.noc_async_read(ctx.my_noc_addr(ctx.get_read_ptr(CLEAR_CB)), ctx.get_write_ptr(COPY_CB), tile)
+        ctx.noc_async_read(ctx.get_noc_addr(ctx.get_read_ptr(CLEAR_CB)), ctx.get_write_ptr(COPY_CB), tile)
         ctx.noc_async_read_barrier()
         ctx.cb_push_back(COPY_CB, 1)
 

@@ -23,7 +23,7 @@ ALLOWED = {
 STACK = (
     ("ttsim.errors", "ttsim.version"),
     ("ttsim.formats", "ttsim.config", "ttsim.output_paths"),
-    ("ttsim.numerics",),
+    ("ttsim.numerics", "ttsim.fpu"),
     ("ttsim.device",),
     ("ttsim.results", "ttsim.limits"),
     ("ttsim.cb",),

@@ -297,7 +297,7 @@ def test_pack_untilize_after_tile_regs_release() -> None:
         ctx.tile_regs_commit()
         ctx.tile_regs_wait()
         ctx.tile_regs_release()
-        ctx.pack_untilize_dest(OUT, 1, 1, 32)
+        ctx.pack_untilize_dest(OUT, 1, 0, 1, 2, block_ct_dim=1, row_width=32)
 
     assert _compute_fails(body).startswith(
         "kernel 'compute' on core (1,2) TRISC2: pack_untilize_dest into CB 16 'out_cb' reads DST outside "

@@ -23,7 +23,8 @@ from ttsim.simulate import run
 import hashlib
 
 import ttsim
-from ttsim.sweep import IDENTITY_FIELDS, RESULT_FIELDS, Param, grid, pareto_front, parse_param
+from ttsim.report.pareto import pareto_front
+from ttsim.sweep import IDENTITY_FIELDS, RESULT_FIELDS, Param, grid, parse_param
 
 ROOT = Path(__file__).resolve().parents[1]
 OP53 = ROOT / "configs" / "mobilenetv2_op53.yaml"

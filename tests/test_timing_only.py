@@ -131,8 +131,9 @@ def test_run_timing_only_says_so_in_the_table_json_and_csv(small_config: Path, t
     assert doc["timing_only"] is True
     assert [op["timing_only"] for op in doc["ops"]] == [True] * 4
     assert all(op["pcc"] is None for op in doc["ops"])
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
-    assert len(rows) == 4 and all(row["ATTRIBUTES"].endswith("; timing_only=True") for row in rows)
+    rows = [row for program in ("classic", "pool")  # one CSV per program
+            for row in csv.DictReader(io.StringIO((tmp_path / f"r_{program}.csv").read_text()))]
+    assert len(rows) == 4 and all("'ttsim_timing_only': 'true'}" in row["ATTRIBUTES"] for row in rows)
     # the same cycles as the run with numerics, whose reports say numerics ran
     full = ttsim_cli("run", small_config, "--json", "f.json", "--csv", "f.csv", cwd=tmp_path)
     assert full.returncode == 0, full.stderr
@@ -141,8 +142,8 @@ def test_run_timing_only_says_so_in_the_table_json_and_csv(small_config: Path, t
     assert full_doc["timing_only"] is False and not any(op["timing_only"] for op in full_doc["ops"])
     assert [op["device_kernel_duration_cycles"] for op in full_doc["ops"]] == \
            [op["device_kernel_duration_cycles"] for op in doc["ops"]]
-    assert not any("timing_only" in row["ATTRIBUTES"]
-                   for row in csv.DictReader(io.StringIO((tmp_path / "f.csv").read_text())))
+    assert not any("ttsim_timing_only" in row["ATTRIBUTES"] for program in ("classic", "pool")
+                   for row in csv.DictReader(io.StringIO((tmp_path / f"f_{program}.csv").read_text())))
 
 
 def test_compare_timing_only_says_so(small_config: Path, tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ of a :class:`~ttsim.errors.ConfigurationError` that names the file, the dotted k
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import reprlib
 import stat
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -245,6 +247,7 @@ def _apply_override(data: dict[str, Any], override: str, label: str) -> None:
     key = _short_text(key, 80)
     if len(parts) > MAX_YAML_DEPTH:
         raise ConfigurationError(f"{label}: --set {key}: more than {MAX_YAML_DEPTH} dotted parts")
+    _check_key(parts, label)
     value = _load_yaml(text, f"{label}: --set {key}") if text.strip() else None
     node = data
     for i, part in enumerate(parts[:-1]):
@@ -254,6 +257,58 @@ def _apply_override(data: dict[str, Any], override: str, label: str) -> None:
         node = child
     node[parts[-1]] = value
     check_bounded(data, label)
+
+
+def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The config section a field holds (or None for a value), and whether it is a mapping of
+    free names to sections (``cb: {<name>: {...}}``)."""
+    if get_origin(annotation) is dict:
+        value = get_args(annotation)[1]
+        return (value if isinstance(value, type) and issubclass(value, BaseModel) else None), True
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate, False
+    return None, False
+
+
+def _check_key(parts: list[str], label: str) -> None:
+    """Reject a ``--set`` key the config schema does not have, with the message a config file
+    with that key gets (:func:`_unknown_key`)."""
+    section: type[BaseModel] | None = config_model()
+    i = 0
+    while section is not None and i < len(parts):
+        if parts[i] not in section.model_fields:
+            raise ConfigurationError(f"{label}: {_unknown_key(parts[:i + 1])}")
+        section, free_names = _submodel(section.model_fields[parts[i]].annotation)
+        i += 2 if free_names else 1  # a free name (a CB's) is checked by the program that has it
+
+
+def _section_at(parts: list[str]) -> type[BaseModel] | None:
+    """The config section at a dotted path of known keys (free names skipped), or None."""
+    section: type[BaseModel] | None = config_model()
+    i = 0
+    while section is not None and i < len(parts):
+        field = section.model_fields.get(parts[i])
+        if field is None:
+            return None
+        section, free_names = _submodel(field.annotation)
+        i += 2 if free_names else 1
+    return section if i == len(parts) else None
+
+
+def _unknown_key(parts: list[str]) -> str:
+    """'unknown key 'a.b'' and the closest known key of that section (difflib), or its keys when
+    none is close."""
+    message = f"unknown key {'.'.join(parts)!r}"
+    section = _section_at(parts[:-1])
+    if section is None:
+        return message
+    fields = list(section.model_fields)
+    close = difflib.get_close_matches(parts[-1], fields, n=1)
+    if close:
+        return f"{message} (did you mean {'.'.join([*parts[:-1], close[0]])!r}?)"
+    where = f" of {'.'.join(parts[:-1])}" if len(parts) > 1 else ""
+    return f"{message} (known keys{where}: {', '.join(fields)})"
 
 
 def read_config_text(path: str, label: str) -> str:
@@ -383,6 +438,8 @@ def _describe(err: Any) -> str:
         loc.append(ctx["field"])
         return f"{_dotted(loc)}: {err['msg']}"
     if err["type"] == "extra_forbidden":
+        if all(isinstance(part, str) for part in loc):
+            return _unknown_key(loc)
         return f"unknown key {_dotted(loc)!r}"
     if err["type"] == "missing" and isinstance(loc[-1], int):
         return f"{_dotted(loc[:-1])}: expected a list of 2 values [height, width]"

@@ -100,7 +100,8 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
     report = definition.report(setup, built)
     details = {**report.details, "parallel_config": pc, "cb_table": built.program.cb_table()}
     halo_op = halo_info(config, geom, pc, halo_buffer, halo_program)
-    conv_op = conv_info(config, definition.name, geom, pc, out_pc, halo_buffer, built.program, report.inputs)
+    conv_op = conv_info(config, definition.name, geom, pc, out_pc, halo_buffer, built.program, report.inputs,
+                        report.details.get("block_config"))
     return [
         OpResult(config.name, definition.name, spec.name, halo_profile, info=halo_op, timing_only=timing_only),
         OpResult(config.name, definition.name, spec.name, conv_profile, accuracy, output,

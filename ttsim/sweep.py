@@ -159,16 +159,23 @@ def run_point(config_text: str, label: str, keys: tuple[str, ...], values: tuple
     return row
 
 
-def pareto_front(rows: list[dict[str, str]]) -> set[int]:
-    """Indices of ok rows that no other ok row beats on both duration and L1 bytes."""
-    ok = [(i, float(r["device_kernel_duration_ns"]), int(r["l1_used_bytes"]))
-          for i, r in enumerate(rows) if r["status"] == "ok"]
-    front = set()
-    for i, duration, l1 in ok:
-        dominated = any(d <= duration and b <= l1 and (d < duration or b < l1) for _, d, b in ok)
-        if not dominated:
-            front.add(i)
-    return front
+def read_sweep_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The swept keys and the rows of a sweep's results CSV (for plotting it afterwards)."""
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = list(reader.fieldnames or [])
+            rows = list(reader)
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: sweep results not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigurationError(f"{path}: cannot read sweep results: {exc}") from None
+    tail = [*RESULT_FIELDS, *IDENTITY_FIELDS]
+    keys = fields[: -len(tail)]
+    if fields[-len(tail):] != tail or not keys:
+        raise ConfigurationError(f"{path}: not a ttsim sweep results CSV (columns {fields})")
+    return keys, rows
+
 
 
 def run_sweep(config_path: str, params: list[Param], program: str, device: str | None, out: Path,

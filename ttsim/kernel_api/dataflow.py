@@ -94,13 +94,17 @@ class DataflowContext(KernelContext):
         self._t = self._pop(cb_id, n, self._t)
 
     # -- addresses ------------------------------------------------------------------------------
-    def get_noc_addr(self, x: int, y: int, addr: int) -> NocAddr:
-        return NocAddr(x, y, addr)
-
-    def my_noc_addr(self, addr: int) -> NocAddr:
-        """The NoC address of ``addr`` in this core's own L1."""
-        x, y = self.core.noc_xy
-        return NocAddr(x, y, addr)
+    def get_noc_addr(self, *args: int) -> NocAddr:
+        """``get_noc_addr(addr)``: ``addr`` in this core's own L1; ``get_noc_addr(x, y, addr)``:
+        ``addr`` at physical NoC node (x, y). Both overloads of tenstorrent/tt-metal
+        ``tt_metal/hw/inc/dataflow_api.h`` (its trailing ``noc`` argument is the kernel's NoC)."""
+        if len(args) == 1:
+            x, y = self.core.noc_xy
+            return NocAddr(x, y, args[0])
+        if len(args) == 3:
+            return NocAddr(*args)
+        raise ConfigurationError(
+            f"{self.where}: get_noc_addr takes (addr) or (x, y, addr), got {len(args)} arguments")
 
     def get_noc_multicast_addr(self, x_start: int, y_start: int, x_end: int, y_end: int,
                                addr: int) -> McastAddr:

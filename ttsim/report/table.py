@@ -34,15 +34,17 @@ def results_table(config_name: str, results: list[OpResult]) -> Table:
 
 
 def risc_table(results: list[OpResult]) -> Table:
-    """Per-RISC kernel durations (first start to last end over the cores), in ns."""
+    """Per-RISC kernel durations (first start to last end over the cores), in ns; ``-`` for a RISC
+    that ran no kernel in the op (the halo op has no compute kernel)."""
     table = Table(title="DEVICE <RISC> KERNEL DURATION \\[ns]", title_justify="left")
     table.add_column("OP CODE", no_wrap=True)
     for risc in RISCS:
         table.add_column(risc.value, justify="right")
     for result in results:
         profile = result.profile
-        table.add_row(result.op_code,
-                      *(f"{profile.risc_duration_ns[r]:,.0f}" for r in RISCS))
+        ran = {z.risc for z in profile.zones}
+        table.add_row(result.op_code, *(f"{profile.risc_duration_ns[r]:,.0f}" if r in ran else "-"
+                                        for r in RISCS))
     return table
 
 
@@ -55,8 +57,9 @@ def check_table(rows: list[CheckRow]) -> Table:
     """Golden check: one row per op with its status."""
     table = Table(title="golden DEVICE KERNEL DURATION \\[cycles]", title_justify="left")
     for name in ("config", "program", "OP CODE", "golden", "simulated", "delta", "status"):
-        table.add_column(name, justify="right" if name in ("golden", "simulated", "delta") else "left",
-                         no_wrap=name in ("config", "OP CODE"))
+        numeric = name in ("golden", "simulated", "delta")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=numeric or name == "status",
+                         overflow="fold")
     styles = {MATCH: "green", APPROX: "yellow", MISMATCH: "bold red"}
     for row in rows:
         delta = row.delta
@@ -81,7 +84,8 @@ def l1_table(result: OpResult) -> Table:
                         f"L1 budget {budget:,} B, peak use {profile.l1_used_bytes:,} B "
                         f"({profile.l1_used_bytes / budget:.0%})" if budget else "", title_justify="left")
     for name in ("cores", "CB", "name", "address", "page \\[B]", "pages", "bytes"):
-        table.add_column(name, justify="right" if name not in ("cores", "name") else "left")
+        text = name in ("cores", "name")
+        table.add_column(name, justify="left" if text else "right", no_wrap=not text, overflow="fold")
     for key, cores in groups.items():
         label = f"{len(cores)}: {cores[0]}" + (f"..{cores[-1]}" if len(cores) > 1 else "")
         total = 0
@@ -102,9 +106,9 @@ def sweep_table(keys: list[str], rows: list[dict[str, str]], front: set[int]) ->
     table = Table(title="sweep: DEVICE KERNEL DURATION \\[ns] by point (* = on the duration-vs-L1 Pareto front)",
                   title_justify="left")
     for key in keys:
-        table.add_column(key)
+        table.add_column(key, overflow="fold")
     for name in ("DEVICE KERNEL DURATION [ns]", "L1 used [B]", "PCC", "Pareto"):
-        table.add_column(name.replace("[", "\\["), justify="right")
+        table.add_column(name.replace("[", "\\["), justify="right", no_wrap=name != "DEVICE KERNEL DURATION [ns]")
     ok = sorted((i for i, row in enumerate(rows) if row["status"] == "ok"),
                 key=lambda i: (float(rows[i]["device_kernel_duration_ns"]), int(rows[i]["l1_used_bytes"])))
     for i in ok:
