@@ -88,7 +88,8 @@ def test_compare_json_document(good, in_process) -> None:
     done, json_path = good
     assert done.returncode == 0, done.stderr
     doc = json.loads(json_path.read_text())
-    assert set(doc) == {"schema_version", "ops", "classic_mean_absolute_error"}
+    assert set(doc) == {"schema_version", "ops", "classic_mean_absolute_error", "timing_only"}
+    assert doc["timing_only"] is False
     assert doc["schema_version"] == 1
     assert [op["config"] for op in doc["ops"]] == ["with_measured", "without_measured"]
     for op in doc["ops"]:

@@ -17,10 +17,13 @@ from ttsim.formats import (
     TILE_H,
     TILE_W,
     DataFormat,
+    bfloat16_bits,
+    bfloat16_dtype,
     decode_row_major,
     element_size_bytes,
     encode_row_major,
     pack_tile,
+    round_to_bfloat16,
     round_to_format,
     tile_size_bytes,
     tilize,
@@ -125,6 +128,36 @@ def test_tilize_rejects_bad_shapes() -> None:
 
 
 # --- bfloat16 ------------------------------------------------------------------------------
+
+
+def test_bfloat16_bits_match_ml_dtypes_on_every_bit_pattern_class() -> None:
+    """The numpy rounding is bit-exact with ml_dtypes: random patterns, NaNs, infinities,
+    subnormals, ties and the largest finite values (the last round to infinity)."""
+    rng = np.random.default_rng(1)
+    special = np.array([0, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0xFFFFFFFF,
+                        0x7F7FFFFF, 0x7F7F8000, 0x00000001, 0x00008000, 0x00018000, 0x3F808000,
+                        0x3F818000, 0x807FFFFF], dtype=np.uint32)
+    bits = np.concatenate([rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32), special])
+    values = bits.view(np.float32)
+    with np.errstate(invalid="ignore"):
+        expected = values.astype(ml_dtypes.bfloat16).view(np.uint16)
+    np.testing.assert_array_equal(bfloat16_bits(values), expected)
+    encoded = encode_row_major(values, DataFormat.BFLOAT16)
+    np.testing.assert_array_equal(encoded.view(np.uint16), expected)
+    # the float32 result of the in-place rounding, and the lazily imported dtype, agree too
+    np.testing.assert_array_equal(round_to_bfloat16(values).view(np.uint32), expected.astype(np.uint32) << 16)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(values.astype(bfloat16_dtype()).view(np.uint16), expected)
+
+
+def test_round_to_bfloat16_keeps_shape_and_input() -> None:
+    v = np.array([[1 + 2**-8, np.nan], [-np.nan, 3.0]], np.float32)
+    before = v.copy()
+    got = round_to_bfloat16(v)
+    assert got.shape == (2, 2) and got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), [[0x3F800000, 0x7FC00000], [0xFFC00000, 0x40400000]])
+    np.testing.assert_array_equal(v.view(np.uint32), before.view(np.uint32))  # input untouched
+    assert round_to_bfloat16(np.zeros(0, np.float32)).size == 0
 
 
 def test_bfloat16_rounding_hand_worked() -> None:
@@ -351,3 +384,17 @@ def test_decode_does_not_alias_input(fmt: DataFormat) -> None:
     out = decode_row_major(data, fmt)
     data[:] = 0xFF
     np.testing.assert_array_equal(out, [0, 1, 2, 3])
+
+
+def test_bfloat8_b_decode_is_exact_on_every_code_and_exponent() -> None:
+    """Every (shared exponent, code byte) pair decodes to sign * magnitude * 2^(exp - 133), computed
+    here in float64 (exact) and rounded once to float32, bit for bit (including -0.0 for 0x80,
+    subnormal results at the smallest exponents and infinity past float32's range)."""
+    exps = np.repeat(np.arange(256, dtype=np.uint8), 16)
+    codes = np.tile(np.arange(256, dtype=np.uint8), 16 * 16).reshape(-1, 16)[: exps.size]
+    tiles = np.concatenate([exps.reshape(-1, 64), codes.reshape(-1, 1024)], axis=1)  # 64 tiles
+    with np.errstate(over="ignore"):
+        got = unpack_tile(tiles, DataFormat.BFLOAT8_B).reshape(-1, 16)
+        magnitude = (codes & 0x7F).astype(np.float64) * np.exp2(exps.astype(np.float64) - 133)[:, None]
+        expected = np.where(codes & 0x80, -magnitude, magnitude).astype(np.float32)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))

@@ -10,8 +10,28 @@ for every registered program (``ttsim.programs.registry.names()``) as ``ttsim ru
 the one named.
 """
 
-from ttsim.results import OpResult
-from ttsim.simulate import run
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ttsim.results import OpResult
+    from ttsim.simulate import run
 
 from ttsim.version import __version__
 __all__ = ["OpResult", "run", "__version__"]
+
+_LAZY = {"OpResult": "ttsim.results", "run": "ttsim.simulate"}
+"""Public names loaded on first use (PEP 562): ``import ttsim`` stays cheap (no numpy, SimPy,
+pydantic), so ``ttsim --help`` and scripts that only import it start at once."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ttsim' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

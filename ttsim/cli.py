@@ -2,37 +2,31 @@
 
 Every error a user can cause ends in one line on stderr and exit status 2; files are written
 only after every run succeeded (nothing half-written).
+
+Start-up: the module imports only click; each command imports the simulator, reports and rich
+when it runs, and option help or choices that list presets or programs are computed when used,
+so ``ttsim --help`` and a mistyped command answer at once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import click
-from rich.console import Console
-from rich.progress import MofNCompleteColumn, Progress
 
-from ttsim.config import load_config
-from ttsim.device.spec import available_devices
 from ttsim.errors import TtsimError
 from ttsim.output_paths import check_output_path, check_output_paths, write_atomically
-from ttsim.report.breakdown import breakdown_table
-from ttsim.report.compare import Comparison, comparison_document, comparison_table
-from ttsim.report.golden import MISMATCH, CheckRow, compare_with_golden, golden_document, golden_path, load_golden
-from ttsim.report.ops_perf_csv import csv_file_paths, ops_perf_csv_files
-from ttsim.report.table import check_table, l1_table, sweep_table
-from ttsim.report.trace import trace_document
-from ttsim.report.results import report_document
-from ttsim.report.table import print_results
-from ttsim.programs import registry
-from ttsim.report import plot
-from ttsim.results import OpResult
-from ttsim.simulate import run
-from ttsim.report.pareto import pareto_front
-from ttsim.sweep import grid, parse_param, read_sweep_results, run_sweep
-import ttsim.suite_cli as suite_cli
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ttsim.report.golden import CheckRow
+    from ttsim.results import OpResult
 
 EXIT_BAD_INPUT = 2
 
@@ -40,12 +34,17 @@ EXIT_BAD_INPUT = 2
 def _console(stderr: bool = False) -> Console:
     """A console for tables (on stderr when stdout carries JSON); wide when the output is not a
     terminal (logs, CI, pipes)."""
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     return Console(stderr=stderr) if stream.isatty() else Console(stderr=stderr, width=120)
 
 
 def _progress() -> Progress:
     """A progress bar on stderr, so stdout keeps only tables or JSON; drawn on a terminal only."""
+    from rich.console import Console
+    from rich.progress import MofNCompleteColumn, Progress
+
     return Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=Console(stderr=True),
                     transient=True, disable=not sys.stderr.isatty())
 
@@ -75,6 +74,8 @@ class ProgramChoice(OneLineChoice):
 
     @property
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        from ttsim.programs import registry
+
         return (*registry.names(), "all") if self.with_all else registry.names()
 
     @choices.setter
@@ -92,6 +93,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 JSON_STDOUT = Path("-")
 """``--json -``: the JSON goes to stdout (and the tables to stderr)."""
+
+
+class DeviceOption(click.Option):
+    """``--device``: its help lists the device presets when it is shown (not at import)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from ttsim.device.spec import available_devices
+
+        self.help = ("device preset (overrides the config's 'device:'); "
+                     f"one of {', '.join(available_devices())}, or a preset file (.yaml)")
+        return super().get_help_record(ctx)
 
 
 def _fail(message: str) -> None:
@@ -123,15 +135,36 @@ SET_OPTION = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
     help="override a config value by dotted key, e.g. conv.channels=64 or pool.cb.in_cb.pages=4 "
          "(repeatable; validated like the file)")
+def SUITE_OPTIONS(command: Callable) -> Callable:
+    """--jobs, --scheduler, --plot and --uncertainty (shared by run and compare)."""
+    options = [
+        click.option("--jobs", "jobs", default=2, show_default=True, type=click.IntRange(1, 64),
+                     help="local worker processes for suites and uncertainty runs"),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="run suite layers on this Dask distributed scheduler (e.g. tcp://host:8786)"),
+        click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
+                     help="also write a bar chart (.png, .svg, .pdf, ...) of per-layer conv durations per program"),
+        click.option("--uncertainty", is_flag=True,
+                     help="re-run with each ranged preset constant at its min and max; report duration "
+                          "ranges, top constants and whether rankings and speedups hold"),
+        click.option("--uncertainty-constants", "constants", default=None, metavar="NAME[,NAME...]",
+                     help="with --uncertainty: perturb only these constants (dotted, e.g. "
+                          "noc.read_issue_cycles); default every ranged constant"),
+    ]
+    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
+
+
+TIMING_ONLY_OPTION = click.option(
+    "--timing-only", "timing_only", is_flag=True,
+    help="skip the numerics: the same cycles, but no tile values, output, reference or PCC "
+         "(faster; every table and file says so)")
 
 
 @main.command("run")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option("--program", "program", default="all", show_default=True, type=PROGRAM_CHOICE,
               help="program to simulate (all: every registered program, one after the other)")
-@click.option("--device", "device", default=None,
-              help="device preset (overrides the config's 'device:'); "
-                   f"one of {', '.join(available_devices())}, or a preset file (.yaml)")
+@click.option("--device", "device", default=None, cls=DeviceOption)
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path, allow_dash=True),
               help="also write the results as JSON (schema_version 1) to this path ('-': stdout, "
                    "tables then go to stderr)")
@@ -147,13 +180,25 @@ SET_OPTION = click.option(
               help="print per kernel busy time and time blocked per stall reason")
 @click.option("--l1", "show_l1", is_flag=True, help="print each op's CB table per core against the L1 budget")
 @SET_OPTION
-@suite_cli.SUITE_OPTIONS
+@SUITE_OPTIONS
+@TIMING_ONLY_OPTION
 def run_command(configs: tuple[Path, ...], program: str, device: str | None, json_path: Path | None,
                 csv_path: Path | None, trace_path: Path | None, trace_cores: str,
                 show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...], jobs: int,
-                scheduler: str | None, plot_path: Path | None, uncertainty: bool, constants: str | None) -> None:
+                scheduler: str | None, plot_path: Path | None, uncertainty: bool, constants: str | None,
+                timing_only: bool) -> None:
     """Simulate each CONFIG (an op config, a suite folder or a suite file) and print DEVICE KERNEL
     DURATION per device op, or per layer with model totals for suites."""
+    import ttsim.suite_cli as suite_cli
+    from ttsim.config import load_config
+    from ttsim.programs import registry
+    from ttsim.report.breakdown import breakdown_table
+    from ttsim.report.ops_perf_csv import csv_file_paths, ops_perf_csv_files
+    from ttsim.report.results import report_document
+    from ttsim.report.table import l1_table, print_results
+    from ttsim.report.trace import trace_document
+    from ttsim.simulate import run
+
     console = _console(stderr=json_path == JSON_STDOUT)
     everything: list[OpResult] = []
     try:
@@ -162,7 +207,7 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
                 raise TtsimError("--csv, --trace, --breakdown and --l1 apply to op configs, not to suites "
                                  "or --uncertainty runs")
             suite_cli.run_suites(console, configs, program, device, json_path, plot_path, jobs, scheduler,
-                                 uncertainty, constants, overrides)
+                                 uncertainty, constants, overrides, timing_only)
             return
         programs = list(registry.names()) if program == "all" else [program]
         csv_paths = [] if csv_path is None else list(csv_file_paths(csv_path, programs).values())
@@ -173,7 +218,7 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
         for path in configs:
             config = load_config(path, list(overrides))
             results = run(config, program=program, device=device, trace=trace_path is not None,
-                          trace_cores=cores)
+                          trace_cores=cores, timing_only=timing_only)
             print_results(console, results[0].config, results)
             if show_l1:
                 for result in results:
@@ -223,12 +268,18 @@ def _project_folders(configs_dir: Path | None, golden_dir: Path | None,
 @click.option("--tolerance", "tolerance_pct", default=0.0, show_default=True, type=float,
               help="percent difference still reported as ApproxMatch (and passing)")
 @click.option("--update", is_flag=True, help="rewrite the goldens with the simulated cycles")
+@TIMING_ONLY_OPTION
 def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_dir: Path | None,
-                  tolerance_pct: float, update: bool) -> None:
+                  tolerance_pct: float, update: bool, timing_only: bool) -> None:
     """Run CONFIGs (default: configs/*.yaml) with every program against golden cycle counts.
 
     Prints Match / ApproxMatch / Mismatch per op; exits 1 on any Mismatch.
     """
+    from ttsim.config import load_config
+    from ttsim.report.golden import MISMATCH, compare_with_golden, golden_document, golden_path, load_golden
+    from ttsim.report.table import check_table
+    from ttsim.simulate import run
+
     console = _console()
     try:
         configs_dir, golden_dir = _project_folders(configs_dir, golden_dir, need_configs=not configs)
@@ -248,7 +299,7 @@ def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_di
             for path in paths:
                 progress.update(task, description=f"checking {path.stem}")
                 config = load_config(path)
-                results = run(config, program="all")
+                results = run(config, program="all", timing_only=timing_only)
                 target = golden_path(golden_dir, config.name)
                 if update:
                     write_atomically("--update", target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
@@ -257,6 +308,8 @@ def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_di
     except TtsimError as exc:
         _fail(str(exc))
     console.print(check_table(rows))
+    if timing_only:
+        console.print("timing only: cycles checked, numerics not run")
     if any(row.status == MISMATCH for row in rows):
         sys.exit(1)
 
@@ -268,19 +321,26 @@ def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_di
               help="also write the comparison as JSON to this path ('-': stdout, the table then goes "
                    "to stderr)")
 @SET_OPTION
-@suite_cli.SUITE_OPTIONS
+@SUITE_OPTIONS
+@TIMING_ONLY_OPTION
 def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
                     overrides: tuple[str, ...], jobs: int, scheduler: str | None, plot_path: Path | None,
-                    uncertainty: bool, constants: str | None) -> None:
+                    uncertainty: bool, constants: str | None, timing_only: bool) -> None:
     """Run every registered program on each CONFIG (op config, suite folder or suite file) and
     compare them (speedup against classic); suites get the per-layer table and model totals."""
+    import ttsim.suite_cli as suite_cli
+    from ttsim.config import load_config
+    from ttsim.programs import registry
+    from ttsim.report.compare import Comparison, comparison_document, comparison_table
+    from ttsim.simulate import run
+
     console = _console(stderr=json_path == JSON_STDOUT)
     comparisons: list[Comparison] = []
     try:
         if uncertainty or constants is not None or plot_path is not None or any(
                 suite_cli.is_suite(path) for path in configs):
             suite_cli.run_suites(console, configs, "all", device, json_path, plot_path, jobs, scheduler,
-                                 uncertainty, constants, overrides)
+                                 uncertainty, constants, overrides, timing_only)
             return
         check_output_paths([("--json", None if json_path == JSON_STDOUT else json_path)], configs)
         op_codes = {d.name: d.op_code for d in registry.definitions()}
@@ -289,7 +349,7 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
             for path in configs:
                 progress.update(task, description=f"comparing {path.stem}")
                 config = load_config(path, list(overrides))
-                results = run(config, program="all", device=device)
+                results = run(config, program="all", device=device, timing_only=timing_only)
                 comparisons.append(Comparison.from_results(config.name, results, op_codes,
                                                            config.measured.classic_device_kernel_duration_ns))
                 progress.advance(task)
@@ -318,9 +378,18 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
               help="run the points on this Dask distributed scheduler (e.g. tcp://host:8786)")
 @click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
               help="also draw the duration-vs-L1 Pareto front to this picture (.png, .svg, .pdf)")
+@TIMING_ONLY_OPTION
 def sweep_command(config: Path, params: tuple[str, ...], program: str, device: str | None, out: Path,
-                  workers: int, scheduler: str | None, plot_path: Path | None) -> None:
+                  workers: int, scheduler: str | None, plot_path: Path | None, timing_only: bool) -> None:
     """Run CONFIG over the cartesian grid of --param values; rank the points by duration."""
+    from rich.progress import MofNCompleteColumn, Progress
+
+    from ttsim.programs import registry
+    from ttsim.report import plot
+    from ttsim.report.pareto import pareto_front
+    from ttsim.report.table import sweep_table
+    from ttsim.sweep import grid, parse_param, run_sweep
+
     console = _console()
     try:
         registry.get(program)  # an unknown program fails before any point runs
@@ -333,7 +402,7 @@ def sweep_command(config: Path, params: tuple[str, ...], program: str, device: s
                       transient=not sys.stdout.isatty()) as progress:
             task = progress.add_task(f"sweeping {config.name}", total=total)
             rows = run_sweep(str(config.resolve()), parsed, program, device, out, workers, scheduler,
-                             on_result=lambda row: progress.advance(task))
+                             on_result=lambda row: progress.advance(task), timing_only=timing_only)
             progress.update(task, completed=total)
     except TtsimError as exc:
         _fail(str(exc))
@@ -344,7 +413,8 @@ def sweep_command(config: Path, params: tuple[str, ...], program: str, device: s
     for row in failed:
         point = ", ".join(f"{p.key}={row[p.key]}" for p in parsed)
         console.print(f"[red]failed[/] {point}: {row['error']}", highlight=False)
-    console.print(f"{len(rows)} points, {len(failed)} failed; results in {out}")
+    console.print(f"{len(rows)} points, {len(failed)} failed; results in {out}"
+                  + ("; timing only: no numerics, PCC not computed" if timing_only else ""))
     if plot_path is not None:
         try:
             plot.save(plot.sweep_pareto(rows, [p.key for p in parsed]), plot_path)
@@ -367,6 +437,9 @@ def plot_group() -> None:
 def _one_op(config_path: Path, program: str, op: str, device: str | None, overrides: tuple[str, ...],
             trace_cores: set[tuple[int, int]] | None = None) -> OpResult:
     """The halo or conv op of one program's run of a config."""
+    from ttsim.config import load_config
+    from ttsim.simulate import run
+
     config = load_config(config_path, list(overrides))
     halo, conv = run(config, program=program, device=device, trace=trace_cores is not None,
                      trace_cores=trace_cores)
@@ -389,6 +462,8 @@ OP_OPTION = click.option("--op", "op", default="conv", show_default=True, type=O
 def plot_timeline(config: Path, program: str, op: str, core: str, device: str | None,
                   overrides: tuple[str, ...], out: Path) -> None:
     """A Gantt of one op's RISCs on one core: kernel zones, stalls by reason, compute op groups."""
+    from ttsim.report import plot
+
     try:
         plot.check_picture_path(out)
         cores = _parse_cores(core)
@@ -411,6 +486,8 @@ def plot_timeline(config: Path, program: str, op: str, core: str, device: str | 
 def plot_stalls(config: Path, program: str, op: str, device: str | None, overrides: tuple[str, ...],
                 out: Path) -> None:
     """Busy time and time blocked per stall reason, per kernel and RISC (as --breakdown)."""
+    from ttsim.report import plot
+
     try:
         plot.check_picture_path(out)
         plot.save(plot.stall_breakdown(_one_op(config, program, op, device, overrides)), out)
@@ -419,6 +496,9 @@ def plot_stalls(config: Path, program: str, op: str, device: str | None, overrid
 
 
 def _all_programs(configs: tuple[Path, ...], device: str | None, overrides: tuple[str, ...]) -> list[OpResult]:
+    from ttsim.config import load_config
+    from ttsim.simulate import run
+
     results: list[OpResult] = []
     with _progress() as progress:
         task = progress.add_task("simulating", total=len(configs))
@@ -436,6 +516,8 @@ def _all_programs(configs: tuple[Path, ...], device: str | None, overrides: tupl
 @PLOT_OUT
 def plot_durations(configs: tuple[Path, ...], device: str | None, overrides: tuple[str, ...], out: Path) -> None:
     """DEVICE KERNEL DURATION per config and program (halo and conv stacked)."""
+    from ttsim.report import plot
+
     try:
         plot.check_picture_path(out)
         plot.save(plot.program_durations(_all_programs(configs, device, overrides)), out)
@@ -450,6 +532,8 @@ def plot_durations(configs: tuple[Path, ...], device: str | None, overrides: tup
 @PLOT_OUT
 def plot_layers(configs: tuple[Path, ...], device: str | None, overrides: tuple[str, ...], out: Path) -> None:
     """Each CONFIG a layer of a model: its duration (halo + conv) per program, as grouped bars."""
+    from ttsim.report import plot
+
     try:
         plot.check_picture_path(out)
         plot.save(plot.model_layers(plot.layer_durations(_all_programs(configs, device, overrides))), out)
@@ -462,6 +546,9 @@ def plot_layers(configs: tuple[Path, ...], device: str | None, overrides: tuple[
 @PLOT_OUT
 def plot_sweep(results_csv: Path, out: Path) -> None:
     """A sweep's results CSV (``ttsim sweep --out``): duration against L1 use, the Pareto front."""
+    from ttsim.report import plot
+    from ttsim.sweep import read_sweep_results
+
     try:
         keys, rows = read_sweep_results(results_csv)
         plot.save(plot.sweep_pareto(rows, keys), out)

@@ -25,8 +25,9 @@ instruction and phase, as the model writes it. Subnormals and NaN handling are n
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
+
+from ttsim.formats import bfloat16_dtype
 
 FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
 """Fidelity phases each ``MathFidelity`` runs (tt-metal ``MathFidelity``; ELWMUL.md)."""
@@ -39,7 +40,6 @@ _SRCB_HIGH = 0xFFFE0000
 """Sign, exponent, and the 6 mantissa bits SrcB offers in phases 0 and 1."""
 _SRCB_LOW_CLEAR = 0xFFFE1FFF
 """Clears the next 4 mantissa bits, which SrcB offers in phases 2 and 3."""
-_BF16 = np.dtype(ml_dtypes.bfloat16)
 _U32 = np.dtype(np.uint32)
 _F32 = np.dtype(np.float32)
 _MANTISSA = 0x7FFFFF
@@ -65,7 +65,7 @@ def srcb_part(x: np.ndarray, phase: int) -> np.ndarray:
 
 def round_dst(values: np.ndarray, dst_bf16: bool) -> np.ndarray:
     """``values`` as DST stores them: rounded to bfloat16 (nearest even) unless DST is FP32."""
-    return values.astype(_BF16).astype(np.float32) if dst_bf16 else values
+    return values.astype(bfloat16_dtype()).astype(np.float32) if dst_bf16 else values
 
 
 def elwmul(dst: np.ndarray | None, srca: np.ndarray, srcb: np.ndarray, phases: int,

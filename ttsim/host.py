@@ -143,13 +143,13 @@ def _allocate(device: Device, program: Program) -> None:
 
 
 def _make_context(device: Device, kernel: KernelSpec, xy: XY, deadline: float,
-                  traced: bool) -> KernelContext:
+                  traced: bool, numerics: bool) -> KernelContext:
     core = device.core(xy)
     runtime = kernel.runtime_args.get(xy, {})
     context: KernelContext
     if kernel.risc == "compute":
         context = ComputeContext(device, core, kernel.name, kernel.compile_args, runtime,
-                                 kernel.math_fidelity, kernel.fp32_dest_acc)
+                                 kernel.math_fidelity, kernel.fp32_dest_acc, numerics)
     else:
         context = DataflowContext(device, core, kernel.name, Risc(kernel.risc), kernel.compile_args,
                                   runtime, kernel.noc)
@@ -174,11 +174,13 @@ def _kernel_process(env: simpy.Environment, delay: float, make: Callable[[], Ker
 
 def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_CYCLES,
                 launch_gap_cycles: float = 0.0, trace: bool = False,
-                trace_cores: Collection[XY] | None = None) -> OpProfile:
+                trace_cores: Collection[XY] | None = None, numerics: bool = True) -> OpProfile:
     """Run ``program`` to completion and return its profile.
 
     With ``trace``, the profile also holds timeline events (stalls, busy op groups, CB
-    occupancy) of ``trace_cores`` (every core when None).
+    occupancy) of ``trace_cores`` (every core when None). With ``numerics`` false, compute
+    kernels charge every call's cycles but compute no tile values (``timing_only`` runs; no cost
+    depends on a value, so the profile is the same).
 
     Raises :class:`DeadlockError` if kernels are still blocked when nothing else can happen, and
     :class:`SimulationLimitError` if the op runs past ``max_cycles``.
@@ -202,7 +204,7 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
     for kernel in program.kernels:
         for xy in kernel.cores:
             delay = launch_gap_cycles + launch_order[xy] * stagger
-            make = (lambda k=kernel, c=xy: _make_context(device, k, c, deadline, c in traced))
+            make = (lambda k=kernel, c=xy: _make_context(device, k, c, deadline, c in traced, numerics))
             processes.append(env.process(_kernel_process(env, delay, make, kernel, live, zones)))
     _run_kernels(device, program, env.all_of(processes), live)
     profile = OpProfile(program.op_code, device.spec.clock_mhz)

@@ -51,6 +51,9 @@ class OpResult:
     """Program internals for tests and what-ifs (parallel config, CB table, plan or block config)."""
     info: dict[str, Any] = field(default_factory=dict)
     """Report metadata: attributes, math fidelity, tensors, kernel sources, PM ideal cycles."""
+    timing_only: bool = False
+    """Run with ``timing_only``: the same cycles, but no values computed (``pcc`` and ``output``
+    None); every report says so."""
 
     @classmethod
     def from_profile(cls, profile: OpProfile, device: str, program: str | None = None,
@@ -81,7 +84,7 @@ class OpResult:
 
     def __repr__(self) -> str:
         """One short line: which op, where, how long, how accurate (not the tensors or timelines)."""
-        pcc = "" if self.pcc is None else f", pcc={self.pcc:.6f}"
+        pcc = ", timing_only" if self.timing_only else "" if self.pcc is None else f", pcc={self.pcc:.6f}"
         return (f"OpResult(config={self.config!r}, program={self.program!r}, op_code={self.op_code!r}, "
                 f"device={self.device!r}, device_kernel_duration_ns={self.device_kernel_duration_ns:.0f}, "
                 f"cores={self.profile.core_count}{pcc})")

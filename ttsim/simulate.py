@@ -33,8 +33,13 @@ __all__ = ["OpResult", "run"]
 
 def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all",
         device: str | None = None, trace: bool = False,
-        trace_cores: Collection[tuple[int, int]] | None = None) -> list[OpResult]:
+        trace_cores: Collection[tuple[int, int]] | None = None, timing_only: bool = False) -> list[OpResult]:
     """Simulate one conv config; returns [halo op, conv op] per program run.
+
+    With ``timing_only`` the kernels run and every cycle is the same (no cost depends on a
+    value), but the compute kernels calculate no tile values and the output, float64 reference
+    and PCC are skipped: each result has ``timing_only`` set and ``pcc`` / ``output`` None.
+    For sweeps and suites, where only durations matter.
 
     ``program`` is a registered program's name (``ttsim.programs.registry.names()``: "classic",
     OptimizedConvNew's dense matmul; "pool", the pool-based depthwise kernel; ...) or "all" (the
@@ -46,11 +51,11 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all
     spec = load_device(device or config.device)
     check_conv_fits(config.conv, spec)
     return [result for name in programs
-            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores)]
+            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only)]
 
 
 def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition, trace: bool,
-              trace_cores: Collection[tuple[int, int]] | None) -> list[OpResult]:
+              trace_cores: Collection[tuple[int, int]] | None, timing_only: bool) -> list[OpResult]:
     conv = config.conv
     device = Device(spec)
     geom = ConvGeometry.from_spec(conv)
@@ -79,15 +84,18 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
                                  f"definition says {definition.op_code!r}")
     out_pc = built.output_pc
     conv_profile = run_program(device, built.program, launch_gap_cycles=gap, trace=trace,
-                               trace_cores=trace_cores)
+                               trace_cores=trace_cores, numerics=not timing_only)
 
-    flat = read_sharded_output(device, out_pc, built.output, geom.out_nhw, DataFormat(conv.dtype),
-                               conv.output_layout == "tile")
-    output = flat[:, : geom.channels].reshape(geom.batch, geom.out_h, geom.out_w, geom.channels)
-    reference = depthwise_conv2d_reference(
-        x.astype(np.float64), built.weights_seen.astype(np.float64),
-        None if built.bias_seen is None else built.bias_seen.astype(np.float64),
-        conv.stride, conv.padding, conv.dilation, conv.activation)
+    accuracy, output = None, None
+    if not timing_only:
+        flat = read_sharded_output(device, out_pc, built.output, geom.out_nhw, DataFormat(conv.dtype),
+                                   conv.output_layout == "tile")
+        output = flat[:, : geom.channels].reshape(geom.batch, geom.out_h, geom.out_w, geom.channels)
+        reference = depthwise_conv2d_reference(
+            x.astype(np.float64), built.weights_seen.astype(np.float64),
+            None if built.bias_seen is None else built.bias_seen.astype(np.float64),
+            conv.stride, conv.padding, conv.dilation, conv.activation)
+        accuracy = pcc(output, reference)
     inputs = {"input": x, "weight": built.weights_seen, "bias": built.bias_seen}
     report = definition.report(setup, built)
     details = {**report.details, "parallel_config": pc, "cb_table": built.program.cb_table()}
@@ -95,9 +103,9 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
     conv_op = conv_info(config, definition.name, geom, pc, out_pc, halo_buffer, built.program, report.inputs,
                         report.details.get("block_config"))
     return [
-        OpResult(config.name, definition.name, spec.name, halo_profile, info=halo_op),
-        OpResult(config.name, definition.name, spec.name, conv_profile, pcc(output, reference), output,
-                 inputs, details, conv_op),
+        OpResult(config.name, definition.name, spec.name, halo_profile, info=halo_op, timing_only=timing_only),
+        OpResult(config.name, definition.name, spec.name, conv_profile, accuracy, output,
+                 inputs, details, conv_op, timing_only=timing_only),
     ]
 
 

@@ -171,11 +171,12 @@ def single_suite(path: Path, overrides: Iterable[str] = ()) -> Suite:
 
 
 def run_layer(config_path: str, overrides: tuple[str, ...], program: str, device: str | None,
-              perturbation: tuple[str, str, Any] | None = None) -> Outcome:
+              perturbation: tuple[str, str, Any] | None = None, timing_only: bool = False) -> Outcome:
     """Simulate one layer on one program; every ttsim error becomes an error outcome.
 
     ``perturbation`` = (dotted constant, "min"/"max", value): run on the device preset with that
-    one constant changed (imported and registered in the worker process).
+    one constant changed (imported and registered in the worker process), timing only (only its
+    cycles are read). ``timing_only``: no numerics for the nominal run either (no PCC).
     """
     from ttsim.device.spec import load_device, register_device, with_value
     from ttsim.simulate import run
@@ -187,7 +188,8 @@ def run_layer(config_path: str, overrides: tuple[str, ...], program: str, device
             spec = with_value(load_device(device or config.device), perturbation[0], perturbation[2])
             register_device(spec)
             device = spec.name
-        halo, conv = run(config, program=program, device=device)[-2:]
+        halo, conv = run(config, program=program, device=device,
+                         timing_only=timing_only or perturbation is not None)[-2:]
     except TtsimError as exc:
         return Outcome(config.name, program, "error", error=" ".join(str(exc).split())[:500],
                        error_type=type(exc).__name__, perturbation=label)
@@ -198,10 +200,11 @@ def run_layer(config_path: str, overrides: tuple[str, ...], program: str, device
 
 
 def run_suite(suite: Suite, programs: tuple[str, ...], device: str | None, jobs: int = 2,
-              scheduler: str | None = None, on_result: Callable[[Outcome], None] = lambda o: None
-              ) -> list[LayerResult]:
+              scheduler: str | None = None, on_result: Callable[[Outcome], None] = lambda o: None,
+              timing_only: bool = False) -> list[LayerResult]:
     """Every layer on every program; results in suite order, outcomes in ``programs`` order."""
-    tasks = [(str(e.path), suite.overrides, program, device) for e in suite.entries for program in programs]
+    tasks = [(str(e.path), suite.overrides, program, device, None, timing_only)
+             for e in suite.entries for program in programs]
     outcomes: dict[tuple[str, str], Outcome] = {}
     for outcome in execute(run_layer, tasks, jobs, scheduler):
         outcomes[(outcome.config, outcome.program)] = outcome

@@ -3,13 +3,11 @@ bar, tables, JSON and the bar chart. Kept apart from cli.py so that the commands
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
 from typing import Callable
 
-import click
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
@@ -24,34 +22,17 @@ from ttsim.suite import (Outcome, Suite, is_suite, load_suite, programs_for, run
                          suite_totals)
 from ttsim.uncertainty import analyse_layer, analyse_totals, perturbations, run_perturbed
 
-__all__ = ["SUITE_OPTIONS", "is_suite", "plot_results", "run_suites"]
+__all__ = ["is_suite", "plot_results", "run_suites"]
 
 STDOUT = Path("-")
 
 
-def SUITE_OPTIONS(command: Callable) -> Callable:
-    """--jobs, --scheduler, --plot and --uncertainty (shared by run and compare)."""
-    options = [
-        click.option("--jobs", "jobs", default=2, show_default=True, type=click.IntRange(1, 64),
-                     help="local worker processes for suites and uncertainty runs"),
-        click.option("--scheduler", default=None, metavar="ADDRESS",
-                     help="run suite layers on this Dask distributed scheduler (e.g. tcp://host:8786)"),
-        click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
-                     help="also write a bar chart (.png, .svg, .pdf, ...) of per-layer conv durations per program"),
-        click.option("--uncertainty", is_flag=True,
-                     help="re-run with each ranged preset constant at its min and max; report duration "
-                          "ranges, top constants and whether rankings and speedups hold"),
-        click.option("--uncertainty-constants", "constants", default=None, metavar="NAME[,NAME...]",
-                     help="with --uncertainty: perturb only these constants (dotted, e.g. "
-                          "noc.read_issue_cycles); default every ranged constant"),
-    ]
-    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
-
-
 def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: str | None,
                json_path: Path | None, plot_path: Path | None, jobs: int, scheduler: str | None,
-               uncertainty: bool, constants: str | None, overrides: tuple[str, ...]) -> None:
-    """Run each path as a suite (a plain config is a one-layer suite) and print its reports.
+               uncertainty: bool, constants: str | None, overrides: tuple[str, ...],
+               timing_only: bool = False) -> None:
+    """Run each path as a suite (a plain config is a one-layer suite) and print its reports
+    (``timing_only``: no numerics, as ``--timing-only``; uncertainty re-runs never need them).
 
     ``json_path`` ``-`` writes the JSON to stdout (``console`` is then on stderr)."""
     programs = programs_for(program, registry.names())
@@ -67,7 +48,7 @@ def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: 
     for suite in suites:
         device_name = device or suite.entries[0].config.device
         layers, layer_bands, totals_band = _run(console, suite, programs, device, jobs, scheduler, uncertainty,
-                                                chosen)
+                                                chosen, timing_only)
         totals = suite_totals(layers, programs)
         console.print(layer_table(suite.name, device_name, layers, programs))
         for line in failures(layers):
@@ -91,7 +72,7 @@ def run_suites(console: Console, paths: tuple[Path, ...], program: str, device: 
 
 
 def _run(console: Console, suite: Suite, programs: tuple[str, ...], device: str | None, jobs: int,
-         scheduler: str | None, uncertainty: bool, constants: tuple[str, ...] | None):
+         scheduler: str | None, uncertainty: bool, constants: tuple[str, ...] | None, timing_only: bool):
     """The suite's layer results, and with ``uncertainty`` the per-layer and totals analyses."""
     points = 0
     if uncertainty:
@@ -103,8 +84,9 @@ def _run(console: Console, suite: Suite, programs: tuple[str, ...], device: str 
         task = progress.add_task(f"running {suite.name}", total=total)
         advance: Callable[[Outcome], None] = lambda outcome: progress.advance(task)  # noqa: E731
         if not uncertainty:
-            return run_suite(suite, programs, device, jobs, scheduler, advance), None, None
-        layers, perturbed = run_perturbed(suite, programs, device, jobs, scheduler, advance, constants)
+            return run_suite(suite, programs, device, jobs, scheduler, advance, timing_only), None, None
+        layers, perturbed = run_perturbed(suite, programs, device, jobs, scheduler, advance, constants,
+                                          timing_only)
     bands = [analyse_layer(layer, perturbed, programs) for layer in layers]
     return layers, bands, analyse_totals(layers, perturbed, programs)
 

@@ -114,19 +114,28 @@ def grid(params: list[Param]) -> list[tuple[str, ...]]:
     return list(itertools.product(*(p.values for p in params)))
 
 
-def point_id(identity: dict[str, str], keys: tuple[str, ...], values: tuple[str, ...]) -> str:
-    """Hash (hex) of everything a point's result depends on: program, identity columns, values."""
+def point_id(identity: dict[str, str], keys: tuple[str, ...], values: tuple[str, ...],
+             timing_only: bool = False) -> str:
+    """Hash (hex) of everything a point's result depends on: program, identity columns, values,
+    and ``timing_only`` when set (its rows have no PCC, so a sweep with numerics runs them again)."""
     document = {"program": identity["program"],
                 **{k: identity[k] for k in IDENTITY_FIELDS if k != "point_id"},
                 "params": [[k, canonical_value(v)] for k, v in zip(keys, values)]}
+    if timing_only:
+        document["timing_only"] = True
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 
+TIMING_ONLY_PCC = "not computed (timing only)"
+"""The ``pcc`` cell of a point run with ``timing_only``."""
+
+
 def run_point(config_text: str, label: str, keys: tuple[str, ...], values: tuple[str, ...],
-              identity: dict[str, str]) -> dict[str, str]:
+              identity: dict[str, str], timing_only: bool = False) -> dict[str, str]:
     """Simulate one point of the config text; returns its CSV row (never raises a ttsim error).
 
-    ``identity`` holds the program, the resolved device and the other identity columns.
+    ``identity`` holds the program, the resolved device and the other identity columns. With
+    ``timing_only`` the point skips numerics and its ``pcc`` cell says so.
     """
     from ttsim.programs import registry  # imported in the worker process
     from ttsim.simulate import run
@@ -138,7 +147,8 @@ def run_point(config_text: str, label: str, keys: tuple[str, ...], values: tuple
         config = load_config(parse_config_text(config_text, label), [f"{k}={v}" for k, v in zip(keys, values)],
                              label)
         op_code = registry.get(identity["program"]).op_code
-        result = next(r for r in run(config, program=identity["program"], device=identity["preset"])
+        result = next(r for r in run(config, program=identity["program"], device=identity["preset"],
+                                     timing_only=timing_only)
                       if r.op_code == op_code)
     except TtsimError as exc:
         row.update(status="error", error=" ".join(str(exc).split())[:500])
@@ -146,7 +156,8 @@ def run_point(config_text: str, label: str, keys: tuple[str, ...], values: tuple
     row.update(op_code=result.op_code, status="ok",
                device_kernel_duration_ns=f"{result.device_kernel_duration_ns:.0f}",
                device_kernel_duration_cycles=str(result.device_kernel_duration_cycles),
-               l1_used_bytes=str(result.profile.l1_used_bytes), pcc=f"{result.pcc:.6f}")
+               l1_used_bytes=str(result.profile.l1_used_bytes),
+               pcc=TIMING_ONLY_PCC if timing_only else f"{result.pcc:.6f}")
     return row
 
 
@@ -171,8 +182,10 @@ def read_sweep_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def run_sweep(config_path: str, params: list[Param], program: str, device: str | None, out: Path,
               workers: int = 2, scheduler: str | None = None,
-              on_result: Callable[[dict[str, str]], None] = lambda row: None) -> list[dict[str, str]]:
-    """Run every point whose row is not already in ``out``; append each row as it finishes.
+              on_result: Callable[[dict[str, str]], None] = lambda row: None,
+              timing_only: bool = False) -> list[dict[str, str]]:
+    """Run every point whose row is not already in ``out``; append each row as it finishes
+    (with ``timing_only``: skipping numerics, a different point from the same one with them).
 
     Returns this sweep's rows (those found in ``out`` first). Raises a TtsimError before any point
     runs for a bad parameter, program, device, point config or ``out``, or when another sweep
@@ -183,7 +196,8 @@ def run_sweep(config_path: str, params: list[Param], program: str, device: str |
     keys = tuple(p.key for p in params)
     points = grid(params)
     text = read_config_text(config_path, config_path)
-    identities = [_identity(text, config_path, keys, values, program, device) for values in points]
+    identities = [_identity(text, config_path, keys, values, program, device, timing_only)
+                  for values in points]
     check_output_path("--out", out)
     fields = [*keys, *RESULT_FIELDS, *IDENTITY_FIELDS]
     with out.open("a+", newline="") as handle:
@@ -199,7 +213,8 @@ def run_sweep(config_path: str, params: list[Param], program: str, device: str |
         if handle.tell() == 0:
             writer.writeheader()
             _sync(handle)
-        for row in _execute(text, config_path, keys, todo, workers, scheduler, handle.fileno()):
+        for row in _execute(text, config_path, keys, todo, workers, scheduler, handle.fileno(),
+                            timing_only):
             writer.writerow(row)
             _sync(handle)
             rows.append(row)
@@ -208,7 +223,7 @@ def run_sweep(config_path: str, params: list[Param], program: str, device: str |
 
 
 def _identity(text: str, label: str, keys: tuple[str, ...], values: tuple[str, ...], program: str,
-              device: str | None) -> dict[str, str]:
+              device: str | None, timing_only: bool = False) -> dict[str, str]:
     """Validate one point's program, config and device; returns its identity columns."""
     from ttsim.device.spec import preset_text
     from ttsim.version import __version__
@@ -223,7 +238,7 @@ def _identity(text: str, label: str, keys: tuple[str, ...], values: tuple[str, .
                 "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
                 "preset_sha256": hashlib.sha256(preset_text(name).encode()).hexdigest(),
                 "ttsim_version": __version__}
-    identity["point_id"] = point_id(identity, keys, values)
+    identity["point_id"] = point_id(identity, keys, values, timing_only)
     return identity
 
 
@@ -280,8 +295,8 @@ def _header_line(fields: list[str]) -> str:
 
 
 def _execute(text: str, label: str, keys: tuple[str, ...], todo: Todo, workers: int,
-             scheduler: str | None, lock_fd: int) -> Iterable[dict[str, str]]:
-    tasks = [(text, label, keys, values, identity) for values, identity in todo]
+             scheduler: str | None, lock_fd: int, timing_only: bool) -> Iterable[dict[str, str]]:
+    tasks = [(text, label, keys, values, identity, timing_only) for values, identity in todo]
     yield from execute(run_point, tasks, workers, scheduler, lock_fd)
 
 

@@ -94,12 +94,14 @@ def perturbations(device: str, constants: Collection[str] | None = None) -> list
 
 def run_perturbed(suite: Suite, programs: tuple[str, ...], device: str | None, jobs: int = 2,
                   scheduler: str | None = None, on_result: Callable[[Outcome], None] = lambda o: None,
-                  constants: Collection[str] | None = None) -> tuple[list[LayerResult], dict[Key, Outcome]]:
-    """Nominal and perturbed runs of every layer and program, all in one parallel batch."""
+                  constants: Collection[str] | None = None, timing_only: bool = False
+                  ) -> tuple[list[LayerResult], dict[Key, Outcome]]:
+    """Nominal and perturbed runs of every layer and program, all in one parallel batch (the
+    perturbed ones timing only; the nominal ones too with ``timing_only``)."""
     tasks = []
     for entry in suite.entries:
         for program in programs:
-            tasks.append((str(entry.path), suite.overrides, program, device, None))
+            tasks.append((str(entry.path), suite.overrides, program, device, None, timing_only))
             for point in perturbations(device or entry.config.device, constants):
                 tasks.append((str(entry.path), suite.overrides, program, device, point))
     nominal: dict[tuple[str, str], Outcome] = {}

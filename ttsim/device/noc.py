@@ -40,18 +40,6 @@ class Port:
         self._starts: list[float] = []
         self._ends: list[float] = []
 
-    def earliest(self, t: float, duration: float) -> float:
-        """First time >= t at which the port is idle for ``duration`` cycles."""
-        starts, ends = self._starts, self._ends
-        i = bisect_right(ends, t)
-        candidate = t
-        while i < len(starts):
-            if starts[i] >= candidate + duration:
-                break
-            candidate = max(candidate, ends[i])
-            i += 1
-        return candidate
-
     def reserve(self, start: float, duration: float, nbytes: int) -> None:
         """Book [start, start + duration); merges with touching neighbours."""
         end = start + duration
@@ -89,6 +77,14 @@ class NocModel:
         self.niu_rate = noc.niu_bytes_per_cycle.value
         self.max_burst = noc.max_burst_bytes.value
         self.hop_latency = noc.hop_latency_cycles.value
+        # constants read on every transfer (hot path: one attribute each instead of a chain)
+        self._local_rate = noc.local_bytes_per_cycle.value
+        self._local_read_latency = noc.local_read_latency_cycles.value
+        self._read_base_latency = noc.read_base_latency_cycles.value
+        self._write_base_latency = noc.write_base_latency_cycles.value
+        self._write_hop_latency = noc.write_hop_latency_cycles.value
+        self._dram_read_latency = spec.dram.read_latency_cycles.value
+        self._dram_write_latency = spec.dram.write_latency_cycles.value
         self._links: dict[tuple[int, int, int, str], Port] = {}
         self._nius: dict[tuple[int, XY, str], Port] = {}
         self._banks: dict[XY, Port] = {}
@@ -174,8 +170,14 @@ class NocModel:
             settled = False
             while not settled:  # a later gap on one port may not be free on an earlier one
                 previous = start
-                for port in ports:
-                    start = port.earliest(start, duration)
+                for port in ports:  # the first time >= start the port is idle for duration
+                    starts, ends = port._starts, port._ends
+                    i = bisect_right(ends, start)
+                    count = len(starts)
+                    while i < count and starts[i] < start + duration:
+                        if ends[i] > start:
+                            start = ends[i]
+                        i += 1
                 settled = start == previous
             for port in ports:
                 port.reserve(start, duration, chunk)
@@ -194,32 +196,27 @@ class NocModel:
 
         Returns the cycle at which the last byte has landed in the requester's L1.
         """
-        spec = self.spec
+        path = self._routes.get((noc, target, requester)) or self._path(noc, target, requester)
         if target in self._banks:
-            path = self._path(noc, target, requester)
-            return self._stream(path, nbytes, t, self.link_rate) + spec.dram.read_latency_cycles.value
-        if target == requester:
-            path = self._path(noc, target, requester)  # no links: the NIU out and in ports
-            cap = spec.noc.local_bytes_per_cycle.value
-            return self._stream(path, nbytes, t, cap) + spec.noc.local_read_latency_cycles.value
-        path = self._path(noc, target, requester)
+            return self._stream(path, nbytes, t, self.link_rate) + self._dram_read_latency
+        if target == requester:  # no links: the NIU out and in ports
+            return self._stream(path, nbytes, t, self._local_rate) + self._local_read_latency
         round_trip = self.hops(noc, requester, target) + self.hops(noc, target, requester)
-        latency = spec.noc.read_base_latency_cycles.value + round_trip * self.hop_latency
+        latency = self._read_base_latency + round_trip * self.hop_latency
         return self._stream(path, nbytes, t, self.link_rate) + latency
 
     def write_latency(self, hops: int) -> float:
-        noc = self.spec.noc
-        return noc.write_base_latency_cycles.value + hops * noc.write_hop_latency_cycles.value
+        return self._write_base_latency + hops * self._write_hop_latency
 
     def write(self, noc: int, src: XY, dst: XY, nbytes: int, t: float) -> float:
         """A unicast write issued at ``t``; returns its arrival (and ack) cycle at ``dst``."""
         if dst in self._banks:
             path = self._path(noc, src, dst)
             end = self._stream(path, nbytes, t, self.link_rate)
-            return end + self.spec.dram.write_latency_cycles.value
+            return end + self._dram_write_latency
         if src == dst:
             path = self._path(noc, src, dst)  # no links: the NIU out and in ports
-            end = self._stream(path, nbytes, t, self.spec.noc.local_bytes_per_cycle.value)
+            end = self._stream(path, nbytes, t, self._local_rate)
             return end + self.write_latency(0)
         end = self._stream(self._path(noc, src, dst), nbytes, t, self.link_rate)
         return end + self.write_latency(self.hops(noc, src, dst))

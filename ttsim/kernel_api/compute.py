@@ -27,21 +27,18 @@ import sys
 from collections import deque
 from typing import Any, Callable, Mapping
 
-import ml_dtypes
 import numpy as np
 
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
-from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, pack_tile,
+from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, bfloat16_dtype, pack_tile,
                            tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
 from ttsim.fpu import FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, mvmul, round_dst
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
-BF16 = np.dtype(ml_dtypes.bfloat16)
-"""bfloat16 as a numpy dtype: casting float32 to it rounds to nearest even, back is exact."""
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
 
@@ -119,8 +116,15 @@ class ComputeContext(KernelContext):
 
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any],
-                 math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False) -> None:
+                 math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False, numerics: bool = True) -> None:
         super().__init__(device, core, kernel_name, Risc.TRISC0, compile_args, runtime_args)
+        self.numerics = numerics
+        """False in ``timing_only`` runs: every call charges its cycles and checks its arguments
+        as usual, but no tile value is read, computed or written (DST and the CB bytes the
+        compute kernel would write stay as they are). No cost depends on a value."""
+        self._bf16 = bfloat16_dtype() if numerics else None
+        """bfloat16 as a numpy dtype (casting float32 to it rounds to nearest even); imported
+        only when numerics run."""
         c = self.spec.compute
         self._c = c
         self.math_fidelity = math_fidelity
@@ -252,6 +256,18 @@ class ComputeContext(KernelContext):
 
     def _init(self, unpack: bool = False, math: bool = False, pack: bool = False) -> None:
         """Charge a reconfiguration to the threads it touches."""
+        if self.trace is None:  # hot path (several inits per output stick): the same sums inline
+            costs = self._init_costs
+            if unpack:
+                self._t += costs["unpack"]
+                self._busy_unpack += costs["unpack"]
+            if math:
+                self._math_t += costs["math"]
+                self._busy_math += costs["math"]
+            if pack:
+                self._pack_t += costs["pack"]
+                self._busy_pack += costs["pack"]
+            return
         if unpack:
             if self.trace is not None:
                 self._trace_busy(Risc.TRISC0, self._t, self._init_costs["unpack"])
@@ -277,14 +293,14 @@ class ComputeContext(KernelContext):
         address = cb.front_page_address(index)
         raw = self._l1[address : address + cb.tile_bytes]
         if cb.is_bf16:
-            return raw.view(BF16).astype(np.float32)
+            return raw.view(self._bf16).astype(np.float32)
         return self._decoded.values(address, raw, cb.data_format)
 
     def _first_value(self, cb: CircularBuffer) -> float:
         """Value 0 (storage order) of the front tile of ``cb``, decoding only that value."""
         if cb.is_bf16:
             address = cb.front_page_address(0)
-            return float(self._l1[address : address + 2].view(BF16)[0])
+            return float(self._l1[address : address + 2].view(self._bf16)[0])
         return float(self._read_tile(cb, 0)[0])
 
     def _write_values(self, address: int, values: np.ndarray, cb: CircularBuffer,
@@ -295,7 +311,7 @@ class ComputeContext(KernelContext):
         other formats go through ``encode`` (:func:`pack_tile` or :func:`encode_row_major`).
         """
         if cb.is_bf16:
-            self._l1[address : address + 2 * values.size].view(BF16).reshape(values.shape)[...] = values
+            self._l1[address : address + 2 * values.size].view(self._bf16).reshape(values.shape)[...] = values
         else:
             data = encode(values, cb.data_format)
             self._l1[address : address + data.size] = data
@@ -305,19 +321,21 @@ class ComputeContext(KernelContext):
         return ConfigurationError(
             f"{self.where}: DST index {index} outside the {self._dst_limit} tiles of a half")
 
-    def _set_dst(self, index: int, values: np.ndarray, count: int = 1) -> None:
+    def _set_dst(self, index: int, values: np.ndarray | None, count: int = 1) -> None:
         """DST[index : index + count] = values ([count, 1024], or [1024] for one tile), rounded
-        to the DST format."""
+        to the DST format; ``values`` is None when numerics are off (only the checks run)."""
         if not self._dst_math:
             raise self._dst_outside_error()
         last = index + count - 1
         if index < 0 or last >= self._dst_limit:
             raise self._dst_index_error(index if index < 0 else last)
+        if values is None:
+            return
         if count == 1:
-            self.dst[index] = values.astype(BF16) if self._dst_bf16 else values
+            self.dst[index] = values.astype(self._bf16) if self._dst_bf16 else values
             self._dst_written.add(index)
             return
-        self.dst[index : last + 1] = values.astype(BF16) if self._dst_bf16 else values
+        self.dst[index : last + 1] = values.astype(self._bf16) if self._dst_bf16 else values
         self._dst_written.update(range(index, last + 1))
 
     # -- circular buffers ------------------------------------------------------------------------
@@ -445,8 +463,9 @@ class ComputeContext(KernelContext):
                 "math, tile_regs_commit(), tile_regs_wait(), pack, tile_regs_release()")
         self._dst_pack = False
         self._pack(self._handshake)
-        self.dst[: self._dst_limit] = 0.0
-        self._dst_written.clear()
+        if self.numerics:
+            self.dst[: self._dst_limit] = 0.0
+            self._dst_written.clear()
         self._released.append(self._pack_t)
 
     # -- inits and reconfiguration ---------------------------------------------------------------
@@ -575,8 +594,10 @@ class ComputeContext(KernelContext):
         """Unpack tile ``i0`` of ``icb0`` into srcA and ``i1`` of ``icb1`` into srcB; returns both
         tiles' values and when they are ready for math."""
         cb0, cb1 = self.cb(icb0), self.cb(icb1)
-        a = self._read_tile(cb0, i0)
-        b = self._read_tile(cb1, i1)
+        a = b = None
+        if self.numerics:
+            a = self._read_tile(cb0, i0)
+            b = self._read_tile(cb1, i1)
         ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True))
         return a, b, ready
 
@@ -587,17 +608,22 @@ class ComputeContext(KernelContext):
         it), so this is A * B unless the kernel already wrote DST[idst]."""
         a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
         self._math(ready, self._mul_cycles)
-        dst = self._dst_tile(idst) if idst in self._dst_written else None  # None: zero
-        self._set_dst(idst, elwmul(dst, a, b, self._phases, self._dst_bf16, round_last=False))
+        result = None
+        if self.numerics:
+            dst = self._dst_tile(idst) if idst in self._dst_written else None  # None: zero
+            result = elwmul(dst, a, b, self._phases, self._dst_bf16, round_last=False)
+        self._set_dst(idst, result)
 
     def add_tiles(self, icb0: int, icb1: int, itile0: int, itile1: int, idst: int) -> None:
         """``add_tiles`` (compute_kernel_api/eltwise_binary.h): ELWADD, DST[idst] = A + B, or
         A + B + DST[idst] after ``add_tiles_init(..., acc_to_dest=True)``; one rounding of DST."""
         a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
         self._math(ready, self._add_cycles)
-        result = a + b
-        if self._acc_to_dest:
-            result = result + self._dst_tile(idst)
+        result = None
+        if self.numerics:
+            result = a + b
+            if self._acc_to_dest:
+                result = result + self._dst_tile(idst)
         self._set_dst(idst, result)
 
     def add_tiles_bcast_rows(self, icb0: int, icb1: int, itile0: int, itile1: int, idst: int) -> None:
@@ -605,8 +631,11 @@ class ComputeContext(KernelContext):
         broadcast over all 32 rows (the conv bias add)."""
         a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
         self._math(ready, self._add_cycles)
-        row = untilize(b[None, :])[0]
-        self._set_dst(idst, a + tilize(np.broadcast_to(row, (32, 32)).astype(np.float32))[0])
+        result = None
+        if self.numerics:
+            row = untilize(b[None, :])[0]
+            result = a + tilize(np.broadcast_to(row, (32, 32)).astype(np.float32))[0]
+        self._set_dst(idst, result)
 
     def binary_dest_reuse_tiles(self, in_cb_id: int, in_tile_index: int, dst_tile_index: int,
                                 op: str = "add") -> None:
@@ -614,24 +643,26 @@ class ComputeContext(KernelContext):
         (compute_kernel_api/eltwise_binary.h): DST[idst] moves to srcA, the CB tile is unpacked to
         srcB, and DST[idst] = srcA (op) srcB (``mul`` at this kernel's fidelity)."""
         cb = self.cb(in_cb_id)
-        tile = self._read_tile(cb, in_tile_index)
+        tile = self._read_tile(cb, in_tile_index) if self.numerics else None
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         if not 0 <= dst_tile_index < self._dst_limit:
             raise self._dst_index_error(dst_tile_index)
-        current = self.dst[dst_tile_index]
-        if op == "add":
-            cycles, result = self._add_cycles, current + tile
-        elif op == "mul":
-            cycles = self._mul_cycles
-            result = elwmul(None, current, tile, self._phases, self._dst_bf16, round_last=False)
-        else:
+        if op not in ("add", "mul"):
             raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
+        cycles = self._add_cycles if op == "add" else self._mul_cycles
+        result = None
+        if self.numerics:
+            current = self.dst[dst_tile_index]
+            if op == "add":
+                result = current + tile
+            else:
+                result = elwmul(None, current, tile, self._phases, self._dst_bf16, round_last=False)
         self._math(ready, cycles + self._datacopy_cycles)
         self._set_dst(dst_tile_index, result)
 
     def _copy_one(self, cb: CircularBuffer, itile: int, idst: int) -> None:
         """Unpack tile ``itile`` of ``cb`` and copy it into DST[idst] (datacopy A2D)."""
-        tile = self._read_tile(cb, itile)
+        tile = self._read_tile(cb, itile) if self.numerics else None
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         self._math(ready, self._datacopy_cycles)
         self._set_dst(idst, tile)
@@ -653,24 +684,28 @@ class ComputeContext(KernelContext):
         """``reduce_tile<pool, REDUCE_COL>`` (compute_kernel_api/reduce.h): column reduce of a
         tiled CB tile into row 0 of DST[idst], scaled by the scaler tile's first value."""
         cb = self.cb(icb)
-        tile = self._read_tile(cb, itile)
-        scalar = self._read_tile(self.cb(icb_scaler), itile_scaler)[0]
+        reduced = None
+        if self.numerics:
+            tile = self._read_tile(cb, itile)
+            scalar = self._read_tile(self.cb(icb_scaler), itile_scaler)[0]
+            reduced = _reduce_columns(untilize(tile[None, :]), scalar, pool, self._phases)[:, 0]
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
-        reduced = _reduce_columns(untilize(tile[None, :]), scalar, pool, self._phases)[:, 0]
         self._accumulate_row0(reduced, None, idst, pool, ready, 4)
 
-    def _accumulate_row0(self, reduced: np.ndarray, from_zero: np.ndarray | None, idst: int,
+    def _accumulate_row0(self, reduced: np.ndarray | None, from_zero: np.ndarray | None, idst: int,
                          pool: str, ready: float, num_faces: int) -> None:
         """Math of a column reduce: fold ``reduced`` ([k, 2, 16]: k accumulations of one tile
         row in face order) into row 0 of DST[idst], rounding DST after each (sum), or take the
         maximum (max). ``from_zero`` (optional) is the sum's result on a zero row (DST[idst] not
-        written since the packer cleared it)."""
+        written since the packer cleared it). ``reduced`` is None when numerics are off."""
         if not self._dst_math:
             raise self._dst_outside_error()
         phases = self._phases if pool == "sum" else 1
         self._math(ready, self._reduce_cycles_per_phase * phases * num_faces / 4)
         if not 0 <= idst < self._dst_limit:
             raise self._dst_index_error(idst)
+        if reduced is None:
+            return
         current = self._dst_row0[idst]
         if pool == "sum":
             if from_zero is not None and idst not in self._dst_written:
@@ -678,12 +713,12 @@ class ComputeContext(KernelContext):
                 self._dst_written.add(idst)
                 return
             row = accumulate(current, reduced, self._dst_bf16)
-            self._dst_row0[idst] = row.astype(BF16) if self._dst_bf16 else row
+            self._dst_row0[idst] = row.astype(self._bf16) if self._dst_bf16 else row
         else:
             if idst not in self._dst_written:
                 current = np.full_like(current, -np.inf)  # GMPOOL reads a zeroed DST row as -inf
             row = np.maximum(current, reduced[0])
-            self._dst_row0[idst] = row.astype(BF16) if self._dst_bf16 else row
+            self._dst_row0[idst] = row.astype(self._bf16) if self._dst_bf16 else row
         self._dst_written.add(idst)
 
     def unpack_tilizeA_B_block(self, icb0: int, icb1: int, block: int, tile_idx_b: int,
@@ -706,6 +741,14 @@ class ComputeContext(KernelContext):
                 f"{self.where}: unpack_tilizeA_B_block of {block} tiles from rows "
                 f"{self._tilize_row_tiles} tiles wide (unpack_tilizeA_B_init's block)")
         rows = face_r_dim * (2 if num_faces == 4 else 1)
+        if self.numerics:
+            self._tilize_into_srca(icb0, icb1, block, tile_idx_b, rows)
+        cost = self._c.unpack_tilize_tile_cycles.value * block * rows / 32
+        self._unpack(cost + self._c.unpack_tile_overhead_cycles.value)
+
+    def _tilize_into_srca(self, icb0: int, icb1: int, block: int, tile_idx_b: int, rows: int) -> None:
+        """The numerics of ``unpack_tilizeA_B_block``: srcA's ``rows`` rows of ``block`` tiles and
+        srcB's scalar."""
         cb = self.cb(icb0)
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
         row_width = self._tilize_row_tiles * TILE_W
@@ -720,7 +763,7 @@ class ComputeContext(KernelContext):
         if valid:
             nbytes = min(valid * row_bytes, end - address)  # the last row may end at `end`
             raw = self._l1[address : address + nbytes]
-            values = raw.view(BF16) if cb.is_bf16 else decode_row_major(raw, cb.data_format)
+            values = raw.view(self._bf16) if cb.is_bf16 else decode_row_major(raw, cb.data_format)
             if nbytes < valid * row_bytes:
                 values = np.concatenate((values, np.zeros(valid * row_width - values.size, values.dtype)))
             self._srca[:valid, :width] = values.reshape(valid, row_width)[:, :width]
@@ -728,18 +771,19 @@ class ComputeContext(KernelContext):
         scalar_cb = self.cb(icb1)
         self._scalar = np.float32(self._first_value(scalar_cb) if tile_idx_b == 0
                                   else self._read_tile(scalar_cb, tile_idx_b)[0])
-        cost = self._c.unpack_tilize_tile_cycles.value * block * rows / 32
-        self._unpack(cost + self._c.unpack_tile_overhead_cycles.value)
 
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
         """``reduce_tile_math(idst, num_faces)`` (compute_kernel_api/reduce.h): reduce srcA tile
         ``idst`` (from ``unpack_tilizeA_B_block``) into row 0 of DST[idst]."""
+        if not self.numerics:
+            self._accumulate_row0(None, None, idst, pool, self._t, num_faces)
+            return
         cached = self._srca_reductions.get(pool)
         if cached is None:  # all srcA tiles at once: a few numpy calls per unpack, not per tile
             reduced = _reduce_columns(self._srca, self._scalar, pool, self._phases)
             from_zero = reduced[0] if len(reduced) == 1 else accumulate(
                 round_dst(reduced[0], self._dst_bf16), reduced[1:], self._dst_bf16)
-            cached = (reduced, from_zero.astype(BF16) if self._dst_bf16 else from_zero)
+            cached = (reduced, from_zero.astype(self._bf16) if self._dst_bf16 else from_zero)
             self._srca_reductions[pool] = cached
         reduced, from_zero = cached
         self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
@@ -754,8 +798,6 @@ class ComputeContext(KernelContext):
         step). 16 cycles per tile-matmul at LoFi, times the fidelity phases.
         """
         cb0, cb1 = self.cb(in0_cb_id), self.cb(in1_cb_id)
-        a_tiles = np.stack([self._read_tile(cb0, in0_tile_index + h * kt_dim) for h in range(rt_dim)])
-        b_tiles = np.stack([self._read_tile(cb1, in1_tile_index + w) for w in range(ct_dim)])
         nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
         ready = self._unpack(self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True))
         cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
@@ -763,6 +805,11 @@ class ComputeContext(KernelContext):
         count = rt_dim * ct_dim
         if idst < 0 or idst + count > self._dst_limit:
             raise self._dst_index_error(idst if idst < 0 else idst + count - 1)
+        if not self.numerics:
+            self._set_dst(idst, None, count)
+            return
+        a_tiles = np.stack([self._read_tile(cb0, in0_tile_index + h * kt_dim) for h in range(rt_dim)])
+        b_tiles = np.stack([self._read_tile(cb1, in1_tile_index + w) for w in range(ct_dim)])
         b_rows = untilize(b_tiles)  # [32, 32 * ct_dim]: the B tiles side by side
         if transpose:  # each 32 x 32 tile transposed in place
             b_rows = b_rows.reshape(TILE_H, ct_dim, TILE_W).transpose(2, 1, 0).reshape(TILE_H, -1)
@@ -774,15 +821,17 @@ class ComputeContext(KernelContext):
 
     # -- SFPU ------------------------------------------------------------------------------------
     def _sfpu_cost(self, name: str) -> float:
-        try:
-            return self._sfpu_costs[name]
-        except KeyError:
-            raise ConfigurationError(
-                f"{self.where}: no SFPU cost for {name!r} in device {self.spec.name}") from None
+        cost = self._sfpu_costs.get(name)
+        if cost is None:
+            raise ConfigurationError(f"{self.where}: no SFPU cost for {name!r} in device {self.spec.name}")
+        return cost
 
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
         self._math_dst(self._sfpu_cost(name))
+        if not self.numerics:
+            self._set_dst(idst, None)
+            return
         fast = FLOAT32_ACTIVATIONS.get(name)
         if fast is not None:
             result = fast(self.dst[idst])
@@ -819,8 +868,9 @@ class ComputeContext(KernelContext):
             output_tile_index = self._pack_position.get(icb, 0)
             self._pack_position[icb] = output_tile_index + 1
         cb = self.cb(icb)
-        values = np.maximum(self.dst[ifrom_dst], 0.0) if self._pack_relu else self.dst[ifrom_dst]
-        self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
+        if self.numerics:
+            values = np.maximum(self.dst[ifrom_dst], 0.0) if self._pack_relu else self.dst[ifrom_dst]
+            self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
         self._pack(self._pack_cost(cb.tile_bytes))
 
     def pack_tile(self, ifrom_dst: int, icb: int, output_tile_index: int | None = None) -> None:
@@ -855,7 +905,7 @@ class ComputeContext(KernelContext):
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
         base = cb.back_page_address(0)
         ntiles, rows = block_ct_dim, face_r_dim * (2 if num_faces == 4 else 1)
-        for r in range(rows):
+        for r in range(rows if self.numerics else 0):
             address = base + (r * row_width + col_offset) * elem
             row = self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :]  # row r of each tile
             self._write_values(address, row, cb, encode_row_major)
@@ -866,14 +916,15 @@ class ComputeContext(KernelContext):
         rows of ``block`` tiles from ``icb``'s front into ``ocb``'s back (unpack-tilize,
         datacopy, pack; pipelined per tile)."""
         cb = self.cb(icb)
-        elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
-        width = block * 32
-        address = cb.front_page_address(0)
-        raw = self._l1[address : address + 32 * width * elem]
-        tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
         out_cb = self.cb(ocb)
         c = self._c
-        packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
+        if self.numerics:
+            elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+            width = block * 32
+            address = cb.front_page_address(0)
+            raw = self._l1[address : address + 32 * width * elem]
+            tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
+            packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
         for i in range(block):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)
             self._math(ready, c.datacopy_tile_cycles.value)
@@ -883,6 +934,8 @@ class ComputeContext(KernelContext):
             self._pack(c.pack_tilize_tile_cycles.value)
             position = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = position + 1
+            if not self.numerics:
+                continue
             address = out_cb.back_page_address(position)
             if out_cb.is_bf16:
                 self._write_values(address, tiles[i], out_cb, pack_tile)

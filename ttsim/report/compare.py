@@ -42,6 +42,11 @@ class Comparison:
         return cls(config, ops, measured_classic_ns)
 
     @property
+    def timing_only(self) -> bool:
+        """Any op of the comparison ran with ``timing_only`` (no PCC)."""
+        return any(op.timing_only for op in self.ops.values())
+
+    @property
     def device(self) -> str | None:
         return next(iter(self.ops.values())).device if self.ops else None
 
@@ -72,8 +77,11 @@ def _programs(comparisons: list[Comparison]) -> list[str]:
 def comparison_table(comparisons: list[Comparison]) -> Table:
     programs = _programs(comparisons)
     others = [p for p in programs if p != BASELINE]
-    table = Table(title="DEVICE KERNEL DURATION \\[ns] per program; speedup = classic / program",
-                  title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    title = "DEVICE KERNEL DURATION \\[ns] per program; speedup = classic / program"
+    if any(c.timing_only for c in comparisons):
+        title += " (timing only: no numerics, PCC not computed)"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
+                  pad_edge=False)
     table.add_column("config", overflow="fold")
     for name in (*programs, *(f"speedup\n{p}" for p in others), "measured\nclassic", "classic\nerror",
                  *(f"PCC\n{p}" for p in programs)):
@@ -115,4 +123,5 @@ def comparison_document(comparisons: list[Comparison]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "ops": [comparison_record(c, programs) for c in comparisons],
         "classic_mean_absolute_error": mean_absolute_error(comparisons),
+        "timing_only": any(c.timing_only for c in comparisons),
     }

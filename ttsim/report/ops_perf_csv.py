@@ -117,6 +117,15 @@ def attributes(result: OpResult) -> str:
     return halo_attributes(info) if "halo_sticks_per_core" in info else conv_attributes(info)
 
 
+TIMING_ONLY_ATTRIBUTE = "'ttsim_timing_only': 'true'"
+"""Added to the ATTRIBUTES struct of an op run with ``timing_only`` (no numerics)."""
+
+
+def _with_timing_only(cell: str) -> str:
+    """``cell`` (a ``{'name': 'value'; ...}`` struct, or empty) with the timing-only marker."""
+    return f"{cell[:-1]}; {TIMING_ONLY_ATTRIBUTE}}}" if cell.endswith("}") else f"{{{TIMING_ONLY_ATTRIBUTE}}}"
+
+
 def op_row(result: OpResult, call_count: int) -> dict[str, str]:
     """One CSV row (by column name) for a simulated device op."""
     profile = result.profile
@@ -134,7 +143,7 @@ def op_row(result: OpResult, call_count: int) -> dict[str, str]:
         "GLOBAL CALL COUNT": str(call_count),
         "DEVICE ID": "0",
         "DEVICE ARCH": spec.arch.upper(),
-        "ATTRIBUTES": attributes(result),
+        "ATTRIBUTES": _with_timing_only(attributes(result)) if result.timing_only else attributes(result),
         "MATH FIDELITY": result.info.get("math_fidelity", ""),
         "CORE COUNT": str(profile.core_count),
         "AVAILABLE WORKER CORE COUNT": str(spec.chip.compute_grid.value[0] * spec.chip.compute_grid.value[1]),

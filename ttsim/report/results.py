@@ -26,6 +26,7 @@ def op_record(result: OpResult) -> dict[str, Any]:
                              for risc in RISCS},
         "core_count": profile.core_count,
         "pcc": result.pcc,
+        "timing_only": result.timing_only,
     }
 
 
@@ -36,5 +37,6 @@ def report_document(results: list[OpResult]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "device": results[0].device if results else None,
         "clock_mhz": first.clock_mhz if first else None,
+        "timing_only": any(r.timing_only for r in results),
         "ops": [op_record(r) for r in results],
     }

@@ -13,8 +13,10 @@ from ttsim.results import OpResult
 def results_table(config_name: str, results: list[OpResult]) -> Table:
     """One table per config: a row per device op, durations named as in the profiler."""
     first = results[0]
-    table = Table(title=f"{config_name} on {first.device} @ {first.profile.clock_mhz:g} MHz",
-                  title_justify="left")
+    title = f"{config_name} on {first.device} @ {first.profile.clock_mhz:g} MHz"
+    if any(r.timing_only for r in results):
+        title += " (timing only: no numerics, PCC not computed)"
+    table = Table(title=title, title_justify="left")
     table.add_column("OP CODE", no_wrap=True)
     table.add_column("program")
     table.add_column("cores", justify="right")
