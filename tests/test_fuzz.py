@@ -119,7 +119,9 @@ def classify_conv(conv: dict[str, Any], program: str, seed: int = 0) -> tuple[st
     reference = direct_conv_float64(x.astype(np.float64), weight, bias, conv)
     if op.output is None or op.output.shape != reference.shape:
         return "wrong", f"output shape {None if op.output is None else op.output.shape} != {reference.shape}"
-    exact = conv["dtype"] == conv["weights_dtype"] == "bfloat16"
+    # the programs' promise: PCC >= 0.999 with bfloat16 tensors above LoFi; >= 0.99 with
+    # bfloat8_b or at LoFi, whose multipliers see 5 bits of srcA (products off by up to 2^-4)
+    exact = conv["dtype"] == conv["weights_dtype"] == "bfloat16" and conv["math_fidelity"] != "LoFi"
     threshold = 0.999 if exact else 0.99
     value = _pcc(op.output, reference)
     scale = max(float(np.abs(reference).max()), 1e-3)

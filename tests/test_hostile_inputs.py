@@ -225,7 +225,11 @@ def test_bad_output_paths_fail_before_any_simulation(tmp_path: Path, command: li
 
 def test_two_outputs_on_one_file_and_output_over_the_config(tmp_path: Path) -> None:
     out = tmp_path / "same"
-    assert_one_error(["run", OP53, "--json", out, "--csv", out], f"--csv {out}: the same file as --json")
+    assert_one_error(["run", OP53, "--program", "pool", "--json", out, "--csv", out],
+                     f"--csv {out}: the same file as --json")
+    # with several programs the CSVs are <stem>_<program>.csv, checked the same way
+    assert_one_error(["run", OP53, "--json", tmp_path / "same_pool", "--csv", out],
+                     f"--csv {tmp_path / 'same_pool'}: the same file as --json")
     copy = tmp_path / "op53.yaml"
     copy.write_text(OP53.read_text())
     assert_one_error(["run", copy, "--trace", copy], f"--trace {copy}: is the input config")

@@ -107,8 +107,9 @@ def test_sweep_pareto_marks_the_front(tmp_path: Path) -> None:
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump(SMALL))
     keys = ("pool.cb.in_cb.pages",)
-    rows = [run_point(str(config), keys, (pages,), "pool", None) for pages in ("1", "2", "4")]
-    rows.append(run_point(str(config), keys, ("0",), "pool", None))  # invalid: a failed point
+    identity = {"program": "pool", "preset": "wormhole_b0"}
+    rows = [run_point(config.read_text(), str(config), keys, (pages,), identity) for pages in ("1", "2", "4")]
+    rows.append(run_point(config.read_text(), str(config), keys, ("0",), identity))  # invalid: a failed point
     assert [r["status"] for r in rows] == ["ok", "ok", "ok", "error"]
     figure = plot.sweep_pareto(rows, list(keys))
     rendered(figure, tmp_path / "sweep.png")

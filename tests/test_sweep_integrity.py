@@ -91,7 +91,7 @@ def test_bad_device_or_repeated_key_exits_2_before_the_grid(tmp_path: Path, args
 
 def test_api_refuses_an_unknown_program_before_writing(tmp_path: Path) -> None:
     out = tmp_path / "never.csv"
-    with pytest.raises(ConfigurationError, match="--program 'bogus': unknown; available: pool, classic"):
+    with pytest.raises(ConfigurationError, match="--program 'bogus': unknown; available: classic, pool"):
         run_sweep(str(OP53), [parse_param(f"{KEY}=relu")], "bogus", None, out)
     assert not out.exists()
 
