@@ -129,10 +129,10 @@ def test_the_checks_see_a_violation(tmp_path):
     fake = tmp_path / "ttsim" / "device"
     fake.mkdir(parents=True)
     source = fake / "bad.py"
-    source.write_text("from ttsim.cb import CircularBuffer\nfrom ..kernels.conv_act_reader import _geometry\n")
+    source.write_text("from ttsim.cb import CircularBuffer\nfrom ..kernels.classic.conv_act_reader import _geometry\n")
     found = _imports(source, root=tmp_path / "ttsim")
     assert [(module, names) for _, module, names in found] == [
-        ("ttsim.cb", ["CircularBuffer"]), ("ttsim.kernels.conv_act_reader", ["_geometry"])]
+        ("ttsim.cb", ["CircularBuffer"]), ("ttsim.kernels.classic.conv_act_reader", ["_geometry"])]
     assert not _allowed("ttsim.cb", ALLOWED["device"])
 
 
@@ -159,7 +159,7 @@ def test_shared_constants_have_one_definition():
 
 def test_one_weights_multicast_handshake():
     """Both weight-loading readers call the shared handshake instead of writing their own."""
-    for kernel in ("conv_weights.py", "reader.py"):
+    for kernel in ("classic/conv_weights.py", "reader.py"):
         source = (PACKAGE / "kernels" / kernel).read_text()
         assert "mcast_send_block" in source and "mcast_receive_block" in source, kernel
         assert "noc_semaphore_set_multicast" not in source, kernel

@@ -22,9 +22,9 @@ from ttsim.errors import L1OverflowError, UnsupportedFunctionality
 from ttsim.formats import TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
-from ttsim.kernels.compute_conv import compute_conv
-from ttsim.kernels.conv_act_reader import reader_conv_activations_bs, reader_conv_activations_hs
-from ttsim.kernels.conv_weights import conv_weights_mcast
+from ttsim.kernels.classic.compute_conv import compute_conv
+from ttsim.kernels.classic.conv_act_reader import reader_conv_activations_bs, reader_conv_activations_hs
+from ttsim.kernels.classic.conv_weights import conv_weights_mcast
 from ttsim.programs.built import BuiltConv, DeviceWeights
 from ttsim.programs.conv_blocking import (CLASSIC_CHANNEL_ALIGN, ClassicBlockConfig, ClassicOptions, ClassicOverrides,
                                           determine_classic_block_config)

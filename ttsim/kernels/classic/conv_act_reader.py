@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ttsim.kernel_api import INVALID, VALID, DataflowContext
-from ttsim.kernels.conv_reader_common import block_pixels, read_im2col_rows, setup_im2col_reader
+from ttsim.kernels.classic.conv_reader_common import block_pixels, read_im2col_rows, setup_im2col_reader
 
 
 def reader_conv_activations_hs(ctx: DataflowContext):

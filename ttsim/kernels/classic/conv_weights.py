@@ -15,7 +15,7 @@ push); the bias row follows once.
 from __future__ import annotations
 
 from ttsim.kernel_api import DataflowContext
-from ttsim.kernels.conv_reader_common import block_pixels, read_im2col_rows, setup_im2col_reader
+from ttsim.kernels.classic.conv_reader_common import block_pixels, read_im2col_rows, setup_im2col_reader
 from ttsim.kernels.weights_mcast import mcast_receive_block, mcast_send_block
 
 
