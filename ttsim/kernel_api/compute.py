@@ -31,6 +31,7 @@ from ttsim.errors import ConfigurationError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, pack_tile,
                            tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
 from ttsim.kernel_api.base import KernelContext, KernelGen
+from ttsim.kernel_api.compute_eltwise import EltwiseOps
 from ttsim.numerics import ACTIVATIONS
 
 FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
@@ -90,7 +91,7 @@ class DecodedTiles:
         return values
 
 
-class ComputeContext(KernelContext):
+class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
@@ -417,8 +418,9 @@ class ComputeContext(KernelContext):
         self._set_dst(idst, op(a, b))
 
     def mul_tiles(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
-        """DST[idst] = A * B, element-wise (FPU ELWMUL; cost scales with math fidelity)."""
-        self._binary(icb0, icb1, i0, i1, self._mul_cycles, np.multiply, idst)
+        """DST[idst] = A * B, element-wise (FPU ELWMUL; cost scales with math fidelity); added to
+        DST[idst] after ``mul_init(..., acc_to_dest=True)``."""
+        self._binary(icb0, icb1, i0, i1, self._mul_cycles, self._accumulating(np.multiply, idst), idst)
 
     def add_tiles(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
         """DST[idst] = A + B (FPU ELWADD)."""
@@ -540,7 +542,7 @@ class ComputeContext(KernelContext):
 
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
-        self._math_dst(self._sfpu_cost(name))
+        self._sfpu_on_math(self._sfpu_cost(name))
         fast = FLOAT32_ACTIVATIONS.get(name)
         if fast is not None:
             result = fast(self.dst[idst])
@@ -574,7 +576,7 @@ class ComputeContext(KernelContext):
             out_index = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = out_index + 1
         cb = self.cb(ocb)
-        values = np.maximum(self.dst[idst], 0.0) if relu else self.dst[idst]
+        values = self._relu_stage(np.maximum(self.dst[idst], 0.0) if relu else self.dst[idst])
         self._write_values(cb.back_page_address(out_index), values, cb, pack_tile)
         self._pack(self._pack_cost(cb.tile_bytes))
 
@@ -590,7 +592,7 @@ class ComputeContext(KernelContext):
         base = cb.back_page_address(0)
         for r in range(rows):
             address = base + (r * row_width + col_offset) * elem
-            row = self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :]  # row r of each tile
+            row = self._relu_stage(self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :])  # row r of each tile
             self._write_values(address, row, cb, encode_row_major)
         self._pack(self._c.pack_untilize_tile_cycles.value * ntiles * rows / 32)
 
@@ -602,7 +604,7 @@ class ComputeContext(KernelContext):
         width = ntiles * 32
         address = cb.front_page_address(0)
         raw = self._l1[address : address + 32 * width * elem]
-        tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
+        tiles = self._relu_stage(tilize(decode_row_major(raw, cb.data_format).reshape(32, width)))
         out_cb = self.cb(ocb)
         c = self._c
         packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block

@@ -1,0 +1,219 @@
+"""Compute API additions: row-broadcast multiply, accumulation into DST, SFPU vector modes, SFPU
+work issued from the pack thread and the packer's ReLU stage.
+
+A mixin of :class:`ttsim.kernel_api.compute.ComputeContext` (it uses that class's thread clocks
+and tile access), kept in its own module so that the element-wise additions a depthwise kernel
+needs stay separate from the core compute API. Every call is named and ordered as in tt-metal:
+
+* ``mul_tiles_bcast_rows(icb0, icb1, itile0, itile1, idst, bcast_row_idx)`` and
+  ``mul_bcast_rows_init_short(icb0, icb1)`` (tenstorrent/tt-metal ``tt_metal/hw/inc/api/compute/bcast.h``);
+  row ``bcast_row_idx`` of B is broadcast over all 32 rows (ISA ELWMUL ``BroadcastSrcBRow``:
+  any 1x16 row of SrcB, tenstorrent/tt-isa-documentation ``WormholeB0/TensixTile/TensixCoprocessor/ELWMUL.md``);
+* ``mul_init(icb0, icb1, acc_to_dest)`` (``eltwise_binary.h``): ELWMUL computes
+  ``Dst += SrcA * SrcB`` (ELWMUL.md); on Wormhole / Blackhole accumulation is the default
+  (``eltwise_binary.h``: "acc_to_dest is unused for WH/BH and accumulation is default behaviour").
+  ttsim's ``mul_tiles`` overwrites DST unless ``mul_init(..., acc_to_dest=True)`` was called, so
+  existing kernels keep their results; ``mul_tiles_bcast_rows`` always accumulates, as the
+  hardware does (the packer zeroes the DST half it releases);
+* SFPU ops with a ``VectorMode`` (tt-llk ``llk_math_eltwise_unary_sfpu_params.h``: R = faces 0-1,
+  C = faces 0 and 2, RC = all four). A tile is 32 SFPU vector operations, 8 per face, and the
+  cost is flat per vector operation: half a tile measured 1.98x faster than the whole tile
+  (tenstorrent/tt-metal PR #50744), so the cost here is the tile's cost times faces / 4;
+* ``silu_tile_pack`` / ``gelu_tile_pack`` (``compute_kernel_api.h``): the same SFPU code issued by
+  the pack thread on the DST half it owns. The SFPU is one unit: work issued by math and by pack
+  never overlaps (one SFPU clock), but SFPU work issued by pack lets the math thread run FPU work
+  on the other DST half meanwhile (SFPU work from math serialises with FPU work, tt-metal #55759);
+* ``pack_relu_config(config)`` (``compute_kernel_api.h``, tt-llk ``_llk_pack_relu_config_``):
+  the packer's ReLU stage, bits 0-3 the mode (NO_RELU, ZERO_RELU, MIN_THRESHOLD_RELU,
+  MAX_THRESHOLD_RELU), bits 16-31 the bfloat16 threshold; MAX_THRESHOLD_RELU clamps to
+  [0, threshold] (relu6 with threshold 6), at no cost per datum
+  (tt-isa-documentation ``WormholeB0/TensixTile/TensixCoprocessor/Packers/ReLU.md``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Callable
+
+import ml_dtypes
+import numpy as np
+
+from ttsim.device.core import Risc
+from ttsim.errors import ConfigurationError
+from ttsim.formats import FACE_H, FACE_W, TILE_ELEMENTS
+from ttsim.numerics import ACTIVATIONS
+
+if TYPE_CHECKING:
+    from ttsim.kernel_api.compute import ComputeContext
+
+FACE_ELEMENTS = FACE_H * FACE_W
+
+
+class VectorMode(enum.IntEnum):
+    """Which faces of a DST tile an SFPU op works on (tt-llk ``VectorMode``)."""
+
+    R = 1
+    """Faces 0 and 1: the top 16 rows (a row vector lives in row 0)."""
+    C = 2
+    """Faces 0 and 2: the left 16 columns (a column vector lives in column 0)."""
+    RC = 4
+    """All four faces."""
+
+
+VECTOR_MODE_FACES: dict[VectorMode, tuple[int, ...]] = {
+    VectorMode.R: (0, 1), VectorMode.C: (0, 2), VectorMode.RC: (0, 1, 2, 3)}
+
+
+class ReluType(enum.IntEnum):
+    """The packer's ReLU modes (``STACC_RELU_ApplyRelu``, Packers/ReLU.md)."""
+
+    NO_RELU = 0
+    ZERO_RELU = 1
+    MIN_THRESHOLD_RELU = 2
+    MAX_THRESHOLD_RELU = 3
+
+
+def relu_config(mode: ReluType, threshold: float = 0.0) -> int:
+    """The ``pack_relu_config`` word: mode in bits 0-3, the bfloat16 threshold in bits 16-31."""
+    bits = int(np.array(threshold, dtype=np.float32).astype(ml_dtypes.bfloat16).view(np.uint16))
+    return int(mode) | (bits << 16)
+
+
+def _row_broadcast(tile: np.ndarray, row: int) -> np.ndarray:
+    """Row ``row`` of a tile (storage order) broadcast over all 32 rows, in storage order."""
+    base = (row // FACE_H) * 2 * FACE_ELEMENTS + (row % FACE_H) * FACE_W
+    out = np.empty((2, 2, FACE_H, FACE_W), dtype=np.float32)
+    out[:, 0] = tile[base : base + FACE_W]
+    out[:, 1] = tile[base + FACE_ELEMENTS : base + FACE_ELEMENTS + FACE_W]
+    return out.reshape(TILE_ELEMENTS)
+
+
+class EltwiseOps:
+    """Mixin of ComputeContext: the calls listed in the module docstring."""
+
+    _acc_to_dest: bool = False
+    """Whether ``mul_tiles`` accumulates into DST (``mul_init(..., acc_to_dest=True)``)."""
+    _relu_mode: ReluType = ReluType.NO_RELU
+    _relu_threshold: float = 0.0
+    _sfpu_free: float = 0.0
+    """Cycle at which the (single) SFPU finishes the work issued so far by math or pack."""
+
+    # -- binary ops accumulating into DST --------------------------------------------------------
+    def mul_init(self: ComputeContext, icb0: int, icb1: int, acc_to_dest: bool = True) -> None:
+        """Short init of ``mul_tiles`` with explicit accumulation control (unpack and math)."""
+        self._init(unpack=True, math=True)
+        self._acc_to_dest = acc_to_dest
+
+    def _accumulating(self: ComputeContext, op: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                      idst: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``op`` as ``mul_tiles`` applies it: added to DST[idst] when accumulating."""
+        if not self._acc_to_dest:
+            return op
+        return lambda a, b: self.dst[idst] + op(a, b)
+
+    def mul_bcast_rows_init_short(self: ComputeContext, icb0: int, icb1: int) -> None:
+        """Reconfigure unpack (row broadcast of B) and math (ELWMUL) for ``mul_tiles_bcast_rows``."""
+        self._init(unpack=True, math=True)
+
+    def mul_tiles_bcast_rows(self: ComputeContext, icb0: int, icb1: int, itile0: int, itile1: int,
+                             idst: int, bcast_row_idx: int = 0) -> None:
+        """DST[idst] += A * (row ``bcast_row_idx`` of B broadcast over all rows).
+
+        Unpack reads both whole tiles (the row-broadcast unpack of B still reads its faces,
+        tenstorrent/tt-llk ``llk_unpack_AB.h``); math is one ELWMUL pass per fidelity phase.
+        """
+        if not 0 <= bcast_row_idx < 32:
+            raise ConfigurationError(f"{self.where}: bcast_row_idx {bcast_row_idx} outside 0..31")
+        if not 0 <= idst < self._dst_limit:
+            raise self._dst_index_error(idst)
+        current = self.dst[idst]
+
+        def op(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return current + a * _row_broadcast(b, bcast_row_idx)
+
+        self._binary(icb0, icb1, itile0, itile1, self._mul_cycles, op, idst)
+
+    # -- SFPU ------------------------------------------------------------------------------------
+    def _sfpu_on_math(self: ComputeContext, cycles: float) -> None:
+        """Charge SFPU work issued by the math thread (waits for SFPU work issued by pack)."""
+        if self._sfpu_free > self._math_t:
+            self._stall(Risc.TRISC1, "math_wait_sfpu", self._math_t, self._sfpu_free)
+            self._math_t = self._sfpu_free
+        self._math_dst(cycles)
+        self._sfpu_free = self._math_t
+
+    def _sfpu_values(self: ComputeContext, name: str, idst: int, vector_mode: VectorMode) -> None:
+        """Apply activation ``name`` to the faces ``vector_mode`` selects of DST[idst]."""
+        if not 0 <= idst < self._dst_limit:
+            raise self._dst_index_error(idst)
+        func = ACTIVATIONS["none" if name == "identity" else name]
+        faces = self.dst[idst].reshape(4, FACE_ELEMENTS).copy()
+        for face in VECTOR_MODE_FACES[VectorMode(vector_mode)]:
+            faces[face] = func(faces[face]).astype(np.float32, copy=False)
+        self._set_dst(idst, faces.reshape(TILE_ELEMENTS))
+
+    def _sfpu_cycles(self: ComputeContext, name: str, vector_mode: VectorMode) -> float:
+        """The tile's SFPU cost scaled by the faces done (cost flat per vector op, PR #50744)."""
+        return self._sfpu_cost(name) * len(VECTOR_MODE_FACES[VectorMode(vector_mode)]) / 4
+
+    def sfpu_tile_vector(self: ComputeContext, name: str, idst: int,
+                         vector_mode: VectorMode = VectorMode.RC) -> None:
+        """MATH: SFPU activation ``name`` on the faces of DST[idst] that ``vector_mode`` selects
+        (``_llk_math_eltwise_unary_sfpu_params_(..., vector_mode)``)."""
+        self._sfpu_on_math(self._sfpu_cycles(name, vector_mode))
+        self._sfpu_values(name, idst, vector_mode)
+
+    def sfpu_tile_init_pack(self: ComputeContext, name: str) -> None:
+        """PACK: ``<op>_tile_init_pack`` (SFPU configuration written by the pack thread)."""
+        self._sfpu_cost(name)
+        self._pack(self._init_costs["math"])
+
+    def sfpu_tile_pack(self: ComputeContext, name: str, idst: int,
+                       vector_mode: VectorMode = VectorMode.RC) -> None:
+        """PACK: SFPU activation ``name`` on DST[idst], issued by the pack thread after
+        ``tile_regs_wait`` (``silu_tile_pack``); the SFPU is shared with the math thread."""
+        start = max(self._pack_t, self._sfpu_free)
+        if start > self._pack_t:
+            self._stall(Risc.TRISC2, "pack_wait_sfpu", self._pack_t, start)
+            self._pack_t = start
+        self._pack(self._sfpu_cycles(name, vector_mode))
+        self._sfpu_free = self._pack_t
+        self._sfpu_values(name, idst, vector_mode)
+
+    def silu_tile_init_pack(self: ComputeContext) -> None:
+        self.sfpu_tile_init_pack("silu")
+
+    def silu_tile_pack(self: ComputeContext, idst: int) -> None:
+        self.sfpu_tile_pack("silu", idst)
+
+    def gelu_tile_init_pack(self: ComputeContext) -> None:
+        self.sfpu_tile_init_pack("gelu")
+
+    def gelu_tile_pack(self: ComputeContext, idst: int) -> None:
+        self.sfpu_tile_pack("gelu", idst)
+
+    # -- packer ReLU -----------------------------------------------------------------------------
+    def pack_relu_config(self: ComputeContext, config: int) -> None:
+        """PACK: set the packer's ReLU stage from a ``relu_config`` word (one config write)."""
+        mode = ReluType(config & 3)
+        bits = np.array((config >> 16) & 0xFFFF, dtype=np.uint16)
+        threshold = float(bits.view(ml_dtypes.bfloat16))
+        if mode in (ReluType.MIN_THRESHOLD_RELU, ReluType.MAX_THRESHOLD_RELU) and np.signbit(threshold):
+            raise ConfigurationError(
+                f"{self.where}: pack_relu_config threshold {threshold} must be >= +0 "
+                f"(a negative threshold is undefined, Packers/ReLU.md)")
+        self._pack(self._init_costs["pack"])
+        self._relu_mode = mode
+        self._relu_threshold = threshold
+
+    def _relu_stage(self, values: np.ndarray) -> np.ndarray:
+        """The packer's ReLU stage on datums leaving DST (Packers/ReLU.md functional model)."""
+        mode = self._relu_mode
+        if mode is ReluType.NO_RELU:
+            return values
+        if mode is ReluType.ZERO_RELU:
+            return np.where(values <= 0, np.float32(0), values)
+        threshold = np.float32(self._relu_threshold)
+        if mode is ReluType.MIN_THRESHOLD_RELU:
+            return np.where(values <= threshold, np.float32(0), values)
+        return np.where(values <= 0, np.float32(0), np.minimum(values, threshold))
