@@ -129,6 +129,18 @@ class PoolOptions(ProgramOptions):
     """Overrides of the pool-based depthwise program."""
 
 
+class DepthwiseOptions(ProgramOptions):
+    """Design switches of the depthwise program (docs/depthwise.md)."""
+
+    split_reader: StrictBool = Field(
+        default=True, description="Gather the taps with two readers (BRISC on NoC0, NCRISC on NoC1), "
+                                  "alternate taps each; false: BRISC gathers every tap.")
+    packer_relu: StrictBool = Field(
+        default=True, description="relu / relu6 in the packer's ReLU stage (free); false: on the SFPU.")
+    sfpu_on_pack: StrictBool = Field(
+        default=False, description="Issue silu / gelu from the pack thread (silu_tile_pack) instead of math.")
+
+
 class ClassicOptions(ProgramOptions):
     """Block-config overrides of the classic conv program (tt-metal ``Conv2dConfig`` fields)."""
 
@@ -173,6 +185,8 @@ class OpConfig(BaseModel):
                                     description="Overrides for the classic conv program.")
     pool: PoolOptions = Field(default=PoolOptions(),
                               description="Overrides for the pool-based depthwise program.")
+    depthwise: DepthwiseOptions = Field(default=DepthwiseOptions(),
+                                        description="Overrides for the depthwise program.")
 
 
 def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list[str] | None = None) -> OpConfig:

@@ -23,13 +23,14 @@ from ttsim.device.device import L1Buffer
 from ttsim.programs.built import BuiltConv
 from ttsim.programs.classic_conv import build_classic_program
 from ttsim.programs.conv_blocking import CLASSIC_CHANNEL_ALIGN, ClassicOverrides
+from ttsim.programs.depthwise import build_depthwise_program
 from ttsim.programs.depthwise_pool import build_pool_program
 from ttsim.programs.halo import build_halo_program
 from ttsim.programs.parallel import ParallelConfig, determine_parallel_config
 from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
 from ttsim.programs.tensors import TensorDesc, read_sharded_output, write_sharded_sticks
 
-PROGRAMS = ("pool", "classic")
+PROGRAMS = ("pool", "classic", "depthwise")
 PROGRAM_CHOICES = (*PROGRAMS, "all")
 
 
@@ -73,7 +74,7 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "poo
     if program not in PROGRAM_CHOICES:
         raise ConfigurationError(f"unknown program {program!r}; available: {', '.join(PROGRAM_CHOICES)}")
     spec = load_device(device or config.device)
-    programs = ("classic", "pool") if program == "all" else (program,)
+    programs = ("classic", "pool", "depthwise") if program == "all" else (program,)
     return [result for name in programs
             for result in _run_conv(config, spec, name, trace, trace_cores)]
 
@@ -83,8 +84,8 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
     conv = config.conv
     device = Device(spec)
     geom = ConvGeometry.from_spec(conv)
-    options = config.pool if program == "pool" else config.classic
-    align = 32 if program == "pool" else CLASSIC_CHANNEL_ALIGN
+    options = getattr(config, program)
+    align = CLASSIC_CHANNEL_ALIGN if program == "classic" else 32
     pc = determine_parallel_config(geom, conv.memory_layout, *_core_grid(device, options, program),
                                    channel_align=align)
     cb_pages = {name: cb.pages for name, cb in options.cb.items()}
@@ -105,6 +106,10 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
 
     if program == "pool":
         built = build_pool_program(device, conv, geom, pc, halo, halo_buffer, weight, bias, cb_pages)
+        details = {"plan": built.plan}
+    elif program == "depthwise":
+        built = build_depthwise_program(device, conv, geom, pc, halo, halo_buffer, weight, bias, cb_pages,
+                                        config.depthwise)
         details = {"plan": built.plan}
     else:
         built = build_classic_program(device, conv, geom, pc, halo, halo_buffer, weight, bias,

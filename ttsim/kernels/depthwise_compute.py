@@ -1,0 +1,115 @@
+"""Compute of the depthwise program: 32 output sticks at a time, every tap multiplied and
+accumulated in DST, bias and activation once per output tile (docs/depthwise.md).
+
+A group's input block for one tap is 32 row-major sticks of C_core channels, i.e. C_core / 32
+pages of 1024 consecutive values. The FPU's element-wise multiply does not care how the 1024
+values of a page are arranged as long as both operands agree, so each page is multiplied with
+a weight page holding the tap's per-channel weights in the same row-major arrangement (host
+prepared), with no tilize: ``mul_tiles`` after ``mul_init(..., acc_to_dest=True)`` accumulates
+``DST[i] += window page i * weight page i`` over the taps (ELWMUL is ``Dst += SrcA * SrcB``).
+Per output block the bias is one more accumulating multiply (a page of ones times the bias
+page), relu / relu6 are the packer's ReLU stage, silu / gelu run on the SFPU (from the math
+thread, or from the pack thread with ``silu_tile_pack``). DST then holds the 32 output sticks
+row-major: a row-major output is packed straight into its shard; a tiled output is packed to
+``rm_cb`` and tilized into the output shard, once per 32 sticks.
+
+DST holds at most one half (8 bf16 tiles) per acquire, so wider channel slices run in chunks
+of 8 pages over the same window block.
+"""
+
+from __future__ import annotations
+
+from ttsim.kernel_api import ComputeContext
+from ttsim.kernel_api.compute_eltwise import ReluType, relu_config
+
+PACKER_RELU = {"relu": relu_config(ReluType.ZERO_RELU),
+               "relu6": relu_config(ReluType.MAX_THRESHOLD_RELU, 6.0)}
+
+
+def compute_depthwise(ctx: ComputeContext):
+    win_cbs = ctx.get_compile_time_arg_val("win_cbs")
+    weight_cb = ctx.get_compile_time_arg_val("weight_cb")
+    bias_cb = ctx.get_compile_time_arg_val("bias_cb")
+    ones_cb = ctx.get_compile_time_arg_val("ones_cb")
+    out_cb = ctx.get_compile_time_arg_val("out_cb")
+    rm_cb = ctx.get_compile_time_arg_val("rm_cb")
+    taps = ctx.get_compile_time_arg_val("taps")
+    pages = ctx.get_compile_time_arg_val("block_pages")
+    dst_tiles = ctx.get_compile_time_arg_val("dst_tiles")
+    has_bias = ctx.get_compile_time_arg_val("has_bias")
+    activation = ctx.get_compile_time_arg_val("activation")
+    packer_relu = ctx.get_compile_time_arg_val("packer_relu")
+    sfpu_on_pack = ctx.get_compile_time_arg_val("sfpu_on_pack")
+    tile_output = ctx.get_compile_time_arg_val("tile_output")
+    out_is_bf16 = ctx.get_compile_time_arg_val("out_is_bf16")
+    num_groups = ctx.get_arg_val("num_groups")
+
+    readers = len(win_cbs)
+    per_group = pages > dst_tiles  # several DST chunks reuse the block: hold the group's taps
+    pack_cb = rm_cb if tile_output else out_cb
+    taps_in = [len(range(k, taps, readers)) for k in range(readers)]
+    in_packer = packer_relu and activation in PACKER_RELU
+    sfpu = activation if activation != "none" and not in_packer else None
+
+    ctx.compute_kernel_hw_startup(win_cbs[0], weight_cb, pack_cb)
+    yield from ctx.cb_wait_front(weight_cb, taps * pages)
+    if has_bias:
+        yield from ctx.cb_wait_front(ones_cb, 1)
+        yield from ctx.cb_wait_front(bias_cb, pages)
+    if in_packer:
+        ctx.pack_relu_config(PACKER_RELU[activation])
+    if sfpu is not None:
+        if sfpu_on_pack:
+            ctx.sfpu_tile_init_pack(sfpu)
+        else:
+            ctx.sfpu_init(sfpu)
+    ctx.mul_init(win_cbs[0], weight_cb, acc_to_dest=True)
+
+    for _ in range(num_groups):
+        if per_group:
+            for cb, count in zip(win_cbs, taps_in):
+                yield from ctx.cb_wait_front(cb, count * pages)
+        for first in range(0, pages, dst_tiles):
+            n = min(dst_tiles, pages - first)
+            ctx.tile_regs_acquire()
+            for tap in range(taps):
+                cb = win_cbs[tap % readers]
+                if per_group:
+                    base = tap // readers * pages
+                else:
+                    yield from ctx.cb_wait_front(cb, pages)
+                    base = 0
+                for i in range(n):
+                    ctx.mul_tiles(cb, weight_cb, base + first + i, tap * pages + first + i, i)
+                if not per_group:
+                    ctx.cb_pop_front(cb, pages)
+            if has_bias:
+                for i in range(n):
+                    ctx.mul_tiles(ones_cb, bias_cb, 0, first + i, i)
+            if sfpu is not None and not sfpu_on_pack:
+                for i in range(n):
+                    ctx.sfpu_tile(sfpu, i)
+            ctx.tile_regs_commit()
+            yield from ctx.cb_reserve_back(pack_cb, n)
+            ctx.tile_regs_wait()
+            for i in range(n):
+                if sfpu is not None and sfpu_on_pack:
+                    ctx.sfpu_tile_pack(sfpu, i)
+                ctx.pack_tile(i, pack_cb)
+            ctx.tile_regs_release()
+            ctx.cb_push_back(pack_cb, n)
+        if per_group:
+            for cb, count in zip(win_cbs, taps_in):
+                ctx.cb_pop_front(cb, count * pages)
+
+        if tile_output:  # the 32 row-major output sticks -> tiles in the output shard
+            yield from ctx.cb_wait_front(rm_cb, pages)
+            yield from ctx.cb_reserve_back(out_cb, pages)
+            ctx.tilize_init(rm_cb, pages, out_cb)
+            ctx.fast_tilize_block(rm_cb, pages, out_cb)
+            ctx.cb_push_back(out_cb, pages)
+            ctx.cb_pop_front(rm_cb, pages)
+            ctx.tilize_uninit(rm_cb, out_cb)
+            if not out_is_bf16:
+                ctx.pack_reconfig_data_format(rm_cb)
+            ctx.mul_init(win_cbs[0], weight_cb, acc_to_dest=True)

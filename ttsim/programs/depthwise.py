@@ -1,0 +1,194 @@
+"""Host side of the depthwise program (docs/depthwise.md): groups == channels, 32 output sticks
+per DST block, every tap accumulated in DST, bias and activation once per output block.
+
+Builds, from an op config: the core grid and shards (``determine_parallel_config`` with the
+32-channel alignment the pool program uses), the per-tap weight pages and the bias pages in
+DRAM, the ones page, every CB, the per-group gather segments of the readers, the multicast
+semaphores and the runtime arguments. Same call signature as ``build_pool_program``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ttsim.config import ConvSpec, DepthwiseOptions
+from ttsim.device.core import Risc
+from ttsim.device.device import Device, L1Buffer
+from ttsim.formats import DataFormat, round_to_format, tile_size_bytes
+from ttsim.host import Program
+from ttsim.kernel_api import TensorAccessor
+from ttsim.kernels.depthwise_compute import compute_depthwise
+from ttsim.kernels.depthwise_reader import reader_depthwise
+from ttsim.programs.built import BuiltConv
+from ttsim.programs.cb_table import CBTableBuilder
+from ttsim.programs.multicast import weights_multicast_role
+from ttsim.programs.parallel import ParallelConfig
+from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
+from ttsim.programs.tensors import TensorDesc, write_dram_tiles
+
+DEPTHWISE_OP_CODE = "Conv2dDepthwise"
+GROUP = 32
+"""Output sticks per DST block (one tile row of the output)."""
+PAGE_ELEMENTS = 1024
+BF16_PAGE = 2048
+
+
+@dataclass(frozen=True)
+class DepthwisePlan:
+    """Derived sizes of one conv (what the factory would log)."""
+
+    pages: int
+    """Pages of 1024 values per 32-stick block (C_core / 32)."""
+    taps: int
+    readers: int
+    per_group: bool
+    """Whether the window CBs hold a whole group's taps (C_core / 32 > a DST half)."""
+    groups_per_core: int
+
+
+def block_pattern(values: np.ndarray) -> np.ndarray:
+    """Per-channel ``values`` [..., C_core] repeated over the 32 sticks of a block, cut into
+    pages of 1024 values: [..., C_core / 32, 1024] (the row-major block the window pages hold)."""
+    block = np.repeat(values[..., None, :], GROUP, axis=-2)
+    return block.reshape(*values.shape[:-1], -1, PAGE_ELEMENTS)
+
+
+def group_segments(reader_indices: np.ndarray, num_outputs: int) -> list[tuple[tuple[int, int, int], ...]]:
+    """Per group of 32 output sticks: (row in the block, window top-left, sticks) runs of
+    consecutive top-lefts, each one NoC read per tap."""
+    groups = []
+    for start in range(0, num_outputs, GROUP):
+        tops = reader_indices[start : min(start + GROUP, num_outputs)].astype(np.int64)
+        breaks = np.flatnonzero(np.diff(tops) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [tops.size]])
+        groups.append(tuple((int(s), int(tops[s]), int(e - s)) for s, e in zip(starts, ends)))
+    return groups
+
+
+@dataclass
+class DepthwiseProgram(BuiltConv):
+    plan: DepthwisePlan
+
+
+def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
+                            halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
+                            bias: np.ndarray | None, cb_pages: dict[str, int] | None = None,
+                            options: DepthwiseOptions | None = None) -> DepthwiseProgram:
+    """Wire the reader(s) and the compute kernel of the depthwise program."""
+    options = options or DepthwiseOptions()
+    cores = pc.cores()
+    cpc = pc.channels_per_core
+    pages = cpc // GROUP
+    taps = geom.kh * geom.kw
+    readers = 2 if options.split_reader else 1
+    dst_tiles = device.spec.compute.dst_tiles_per_half.value
+    per_group = pages > dst_tiles
+    plan = DepthwisePlan(pages, taps, readers, per_group, pc.out_shard // GROUP)
+    wfmt, ofmt = DataFormat(spec.weights_dtype), DataFormat(spec.dtype)
+    tile_output = spec.output_layout == "tile"
+    wtile = tile_size_bytes(wfmt)
+
+    # weights: per channel shard, tap-major pages [taps, pages, 1024]
+    channels, _, kh, kw = weight.shape
+    per_tap = np.zeros((taps, pc.channels_padded), dtype=np.float32)
+    per_tap[:, :channels] = weight.reshape(channels, taps).T
+    shards = per_tap.reshape(taps, pc.num_cores_c, cpc).transpose(1, 0, 2)
+    weight_pages = round_to_format(block_pattern(shards).reshape(-1, PAGE_ELEMENTS), wfmt)
+    seen = weight_pages.reshape(pc.num_cores_c, taps, pages * PAGE_ELEMENTS)[:, :, :cpc]
+    weights_seen = seen.transpose(1, 0, 2).reshape(taps, -1)[:, :channels].T.reshape(channels, 1, kh, kw)
+    weight_buffer = write_dram_tiles(device, "depthwise_weights", weight_pages, wfmt)
+    bias_seen = bias_buffer = ones_buffer = None
+    if bias is not None:
+        padded = np.zeros(pc.channels_padded, dtype=np.float32)
+        padded[: bias.size] = bias
+        bias_pages = round_to_format(block_pattern(padded.reshape(pc.num_cores_c, cpc)).reshape(-1, PAGE_ELEMENTS), wfmt)
+        bias_seen = bias_pages.reshape(pc.num_cores_c, pages * PAGE_ELEMENTS)[:, :cpc].reshape(-1)[: bias.size]
+        bias_buffer = write_dram_tiles(device, "depthwise_bias", bias_pages, wfmt)
+        ones_buffer = write_dram_tiles(device, "depthwise_ones", np.ones((1, PAGE_ELEMENTS), np.float32),
+                                       DataFormat.BFLOAT16)
+    banks = tuple(b.noc_xy for b in device.dram.banks)
+
+    out_page = tile_size_bytes(ofmt) if tile_output else BF16_PAGE
+    out_pages = pc.out_shard * cpc // PAGE_ELEMENTS
+    output = device.allocate_l1_buffer("conv_output", cores, out_pages * out_page)
+
+    program = Program(DEPTHWISE_OP_CODE)
+    table = CBTableBuilder(program, cores, cb_pages or {}, "depthwise")
+    taps_in = [len(range(k, taps, readers)) for k in range(readers)]
+    win_names = [f"win_cb{k}" for k in range(readers)]
+    for name, count in zip(win_names, taps_in):
+        table.add(name, BF16_PAGE, 2 * pages * (count if per_group else 1), DataFormat.BFLOAT16)
+    table.add("weight_cb", wtile, taps * pages, wfmt)
+    if bias is not None:
+        table.add("bias_cb", wtile, pages, wfmt)
+        table.add("ones_cb", BF16_PAGE, 1, DataFormat.BFLOAT16)
+    if tile_output:
+        table.add("rm_cb", BF16_PAGE, 2 * pages, DataFormat.BFLOAT16)
+    table.add("out_cb", out_page, out_pages, ofmt if tile_output else DataFormat.BFLOAT16, output)
+    table.add("raw_in_cb", cpc * 2, halo_buffer.size_per_core // (cpc * 2), DataFormat.BFLOAT16, halo_buffer)
+    cb = table.finish()
+    reader_names = ["reader_depthwise_0", "reader_depthwise_1"][:readers]
+    for reader, name, count in zip(reader_names, win_names, taps_in):
+        table.request(reader, name, pages * (count if per_group else 1), "cb_reserve_back")
+        table.request("compute_depthwise", name, pages * (count if per_group else 1), "cb_wait_front")
+    table.request("reader_depthwise_0", "weight_cb", taps * pages, "cb_reserve_back")
+    table.request("reader_depthwise_0", "bias_cb", pages, "cb_reserve_back")
+    if tile_output:
+        table.request("compute_depthwise", "rm_cb", pages, "cb_wait_front")
+        table.request("compute_depthwise", "out_cb", pages, "cb_reserve_back")
+
+    sender_sem = program.create_semaphore(cores)
+    receiver_sem = program.create_semaphore(cores)
+    stick_bytes = cpc * 2
+    common = {
+        "raw_in_cb": cb["raw_in_cb"], "weight_cb": cb["weight_cb"], "bias_cb": cb.get("bias_cb", -1),
+        "ones_cb": cb.get("ones_cb", -1), "stick_bytes": stick_bytes, "block_pages": pages,
+        "page_bytes": BF16_PAGE, "reserve_per_group": per_group, "weight_tiles": taps * pages,
+        "weight_tile_bytes": wtile, "bias_tiles": pages if bias is not None else 0,
+        "stick_fits_one_packet": stick_bytes <= device.spec.noc.max_burst_bytes.value,
+    }
+    offsets = [r * geom.dh * geom.padded_w + c * geom.dw for r in range(geom.kh) for c in range(geom.kw)]
+    weights = TensorAccessor(weight_buffer, banks)
+    biases = TensorAccessor(bias_buffer, banks) if bias_buffer is not None else None
+    ones = TensorAccessor(ones_buffer, banks) if ones_buffer is not None else None
+    reader_args: list[dict] = [{} for _ in range(readers)]
+    compute_args = {}
+    for i in range(pc.num_cores_nhw):
+        segments = group_segments(halo[i].reader_indices, halo[i].num_outputs)
+        for j in range(pc.num_cores_c):
+            xy = pc.core_xy(i, j)
+            for k in range(readers):
+                args = {"tap_offsets": offsets[k::readers], "groups": segments, "loads_weights": k == 0}
+                if k == 0:
+                    args.update({
+                        "weight_accessor": weights, "weight_start_tile": j * taps * pages,
+                        "bias_accessor": biases, "bias_start_tile": j * pages, "ones_accessor": ones,
+                        "sender_semaphore": sender_sem, "receiver_semaphore": receiver_sem})
+                    args.update(weights_multicast_role(device, pc, i, j))
+                reader_args[k][xy] = args
+            compute_args[xy] = {"num_groups": len(segments)}
+    for k, (name, risc, noc) in enumerate(zip(reader_names, (Risc.BRISC, Risc.NCRISC), (0, 1))):
+        program.create_kernel(name, reader_depthwise, cores, risc, {**common, "win_cb": cb[win_names[k]]},
+                              reader_args[k], noc=noc)
+    program.create_kernel("compute_depthwise", compute_depthwise, cores, "compute", {
+        "win_cbs": tuple(cb[name] for name in win_names), "weight_cb": cb["weight_cb"],
+        "bias_cb": cb.get("bias_cb", -1), "ones_cb": cb.get("ones_cb", -1), "out_cb": cb["out_cb"],
+        "rm_cb": cb.get("rm_cb", -1), "taps": taps, "block_pages": pages, "dst_tiles": dst_tiles,
+        "has_bias": bias is not None, "activation": spec.activation, "packer_relu": options.packer_relu,
+        "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output,
+        "out_is_bf16": ofmt is DataFormat.BFLOAT16,
+    }, compute_args, math_fidelity=spec.math_fidelity)
+
+    weights_tensor = TensorDesc((1, 1, taps * GROUP, pc.channels_padded), (1, 1, taps, geom.channels), "TILE",
+                                wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", weight_pages.shape[0] * wtile)
+    bias_tensor = (TensorDesc((1, 1, GROUP, pc.channels_padded), (1, 1, 1, geom.channels), "TILE",
+                              wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", pc.num_cores_c * pages * wtile)
+                   if bias is not None else None)
+    sources = {"compute": "ttsim/kernels/depthwise_compute.py",
+               "data_movement": "ttsim/kernels/depthwise_reader.py"}
+    return DepthwiseProgram(program=program, output=output, output_pc=pc, weights_seen=weights_seen,
+                            bias_seen=bias_seen, weights_tensor=weights_tensor, bias_tensor=bias_tensor,
+                            kernel_sources=sources, plan=plan)
