@@ -138,7 +138,8 @@ class DepthwiseOptions(ProgramOptions):
     packer_relu: StrictBool = Field(
         default=True, description="relu / relu6 in the packer's ReLU stage (free); false: on the SFPU.")
     sfpu_on_pack: StrictBool = Field(
-        default=False, description="Issue silu / gelu from the pack thread (silu_tile_pack) instead of math.")
+        default=True, description="Issue silu / gelu from the pack thread (silu_tile_pack), overlapping the "
+                                  "next block's multiplies; false: from the math thread (silu_tile).")
 
 
 class ClassicOptions(ProgramOptions):

@@ -52,10 +52,6 @@ def compute_depthwise(ctx: ComputeContext):
     sfpu = activation if activation != "none" and not in_packer else None
 
     ctx.compute_kernel_hw_startup(win_cbs[0], weight_cb, pack_cb)
-    yield from ctx.cb_wait_front(weight_cb, taps * pages)
-    if has_bias:
-        yield from ctx.cb_wait_front(ones_cb, 1)
-        yield from ctx.cb_wait_front(bias_cb, pages)
     if in_packer:
         ctx.pack_relu_config(PACKER_RELU[activation])
     if sfpu is not None:
@@ -65,7 +61,7 @@ def compute_depthwise(ctx: ComputeContext):
             ctx.sfpu_init(sfpu)
     ctx.mul_init(win_cbs[0], weight_cb, acc_to_dest=True)
 
-    for _ in range(num_groups):
+    for group in range(num_groups):
         if per_group:
             for cb, count in zip(win_cbs, taps_in):
                 yield from ctx.cb_wait_front(cb, count * pages)
@@ -73,6 +69,8 @@ def compute_depthwise(ctx: ComputeContext):
             n = min(dst_tiles, pages - first)
             ctx.tile_regs_acquire()
             for tap in range(taps):
+                if group == 0 and first == 0:  # weights arrive tap by tap; never popped
+                    yield from ctx.cb_wait_front(weight_cb, (tap + 1) * pages)
                 cb = win_cbs[tap % readers]
                 if per_group:
                     base = tap // readers * pages
@@ -84,6 +82,9 @@ def compute_depthwise(ctx: ComputeContext):
                 if not per_group:
                     ctx.cb_pop_front(cb, pages)
             if has_bias:
+                if group == 0 and first == 0:
+                    yield from ctx.cb_wait_front(ones_cb, 1)
+                    yield from ctx.cb_wait_front(bias_cb, pages)
                 for i in range(n):
                     ctx.mul_tiles(ones_cb, bias_cb, 0, first + i, i)
             if sfpu is not None and not sfpu_on_pack:
@@ -101,15 +102,24 @@ def compute_depthwise(ctx: ComputeContext):
         if per_group:
             for cb, count in zip(win_cbs, taps_in):
                 ctx.cb_pop_front(cb, count * pages)
+        # tilize the previous group now: its packing (and SFPU) overlapped this group's multiplies
+        if tile_output and group > 0:
+            yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
+    if tile_output and num_groups > 0:
+        yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
 
-        if tile_output:  # the 32 row-major output sticks -> tiles in the output shard
-            yield from ctx.cb_wait_front(rm_cb, pages)
-            yield from ctx.cb_reserve_back(out_cb, pages)
-            ctx.tilize_init(rm_cb, pages, out_cb)
-            ctx.fast_tilize_block(rm_cb, pages, out_cb)
-            ctx.cb_push_back(out_cb, pages)
-            ctx.cb_pop_front(rm_cb, pages)
-            ctx.tilize_uninit(rm_cb, out_cb)
-            if not out_is_bf16:
-                ctx.pack_reconfig_data_format(rm_cb)
-            ctx.mul_init(win_cbs[0], weight_cb, acc_to_dest=True)
+
+def _tilize_group(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, out_is_bf16: bool,
+                  win_cb: int, weight_cb: int):
+    """32 row-major output sticks from ``rm_cb`` -> ``pages`` tiles in the output shard, then
+    back to the multiply's configuration."""
+    yield from ctx.cb_wait_front(rm_cb, pages)
+    yield from ctx.cb_reserve_back(out_cb, pages)
+    ctx.tilize_init(rm_cb, pages, out_cb)
+    ctx.fast_tilize_block(rm_cb, pages, out_cb)
+    ctx.cb_push_back(out_cb, pages)
+    ctx.cb_pop_front(rm_cb, pages)
+    ctx.tilize_uninit(rm_cb, out_cb)
+    if not out_is_bf16:
+        ctx.pack_reconfig_data_format(rm_cb)
+    ctx.mul_init(win_cb, weight_cb, acc_to_dest=True)

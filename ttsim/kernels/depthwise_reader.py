@@ -6,8 +6,8 @@ gathers every other tap into its own window CB. The host gives each group's outp
 segments of consecutive window top-lefts (the sliding-window reader config of tt-metal,
 ``[start, end)`` runs stepping by one stick): a segment is one local NoC read of ``length``
 sticks, shifted by the tap's offset in the halo buffer. Before the taps, the first reader loads
-the per-tap weight tiles once (the sender reads them from DRAM and multicasts them with the
-semaphore handshake; receivers wait for VALID), the bias tiles and the ones tile.
+the per-tap weight pages once (the sender reads them from DRAM and multicasts them, tap by tap,
+with a counting semaphore), and the last reader the bias pages and the ones page.
 """
 
 from __future__ import annotations
@@ -18,39 +18,67 @@ INVALID = 0
 VALID = 1
 
 
-def _load_weights(ctx: DataflowContext):
-    """Weights once per core: DRAM read on the sender, multicast to the receivers."""
-    weight_cb = ctx.get_compile_time_arg_val("weight_cb")
-    weight_tiles = ctx.get_compile_time_arg_val("weight_tiles")
-    weight_tile_bytes = ctx.get_compile_time_arg_val("weight_tile_bytes")
-    sender_sem = ctx.get_semaphore(ctx.get_arg_val("sender_semaphore"))
-    receiver_sem = ctx.get_semaphore(ctx.get_arg_val("receiver_semaphore"))
-    yield from ctx.cb_reserve_back(weight_cb, weight_tiles)
-    weight_addr = ctx.get_write_ptr(weight_cb)
-    if ctx.get_arg_val("is_sender"):
-        weights = ctx.get_arg_val("weight_accessor")
-        first = ctx.get_arg_val("weight_start_tile")
-        for t in range(weight_tiles):
-            ctx.noc_async_read_tile(first + t, weights, weight_addr + t * weight_tile_bytes)
-        ctx.noc_async_read_barrier()
+class _Weights:
+    """The per-tap weight pages, loaded once per core and handed to compute tap by tap so that
+    it can start on tap 0: the sender reads every tap from DRAM (one interleaved page per tap),
+    then per tap multicasts its pages and the count of taps sent into the receivers' semaphore;
+    a receiver pushes a tap once the count reaches it (``noc_semaphore_wait_min``)."""
+
+    def __init__(self, ctx: DataflowContext) -> None:
+        self.ctx = ctx
+        self.cb = ctx.get_compile_time_arg_val("weight_cb")
+        self.pages = ctx.get_compile_time_arg_val("block_pages")
+        self.taps = ctx.get_compile_time_arg_val("taps")
+        self.tile_bytes = ctx.get_compile_time_arg_val("weight_tile_bytes")
+        self.sender_sem = ctx.get_semaphore(ctx.get_arg_val("sender_semaphore"))
+        self.receiver_sem = ctx.get_semaphore(ctx.get_arg_val("receiver_semaphore"))
+        self.is_sender = ctx.get_arg_val("is_sender")
+        self.tap_bytes = self.pages * self.tile_bytes
+        self.loaded = 0
+
+    def start(self):
+        ctx = self.ctx
+        yield from ctx.cb_reserve_back(self.cb, self.taps * self.pages)
+        self.address = ctx.get_write_ptr(self.cb)
+        if not self.is_sender:
+            sender_x, sender_y = ctx.get_arg_val("sender_noc_xy")
+            ctx.noc_semaphore_set(self.receiver_sem, INVALID)
+            ctx.noc_semaphore_inc(ctx.get_noc_addr(sender_x, sender_y, self.sender_sem), 1)
+
+    def load_through(self, last: int):
+        """Load (or receive) every tap up to ``last`` not loaded yet."""
+        ctx = self.ctx
+        if self.is_sender and self.loaded == 0 and last >= 0:
+            weights = ctx.get_arg_val("weight_accessor")  # one page per tap, all read at once
+            first = ctx.get_arg_val("weight_start_page")
+            for tap in range(self.taps):
+                ctx.noc_async_read_tile(first + tap, weights, self.address + tap * self.tap_bytes)
+            ctx.noc_async_read_barrier()
+        while self.loaded <= min(last, self.taps - 1):
+            tap = self.loaded
+            if self.is_sender:
+                yield from self._multicast(tap)
+            else:
+                yield from ctx.noc_semaphore_wait_min(self.receiver_sem, tap + 1)
+            ctx.cb_push_back(self.cb, self.pages)
+            self.loaded += 1
+
+    def _multicast(self, tap: int):
+        ctx = self.ctx
         num_receivers = ctx.get_arg_val("num_receivers")
-        if num_receivers > 0:
-            x0, y0, x1, y1 = ctx.get_arg_val("mcast_rect")
-            num_dests = ctx.get_arg_val("mcast_num_dests")
-            yield from ctx.noc_semaphore_wait(sender_sem, num_receivers)
-            ctx.noc_semaphore_set(sender_sem, 0)
-            ctx.noc_async_write_multicast(
-                weight_addr, ctx.get_noc_multicast_addr(x0, y0, x1, y1, weight_addr),
-                weight_tiles * weight_tile_bytes, num_dests, linked=True)
-            ctx.noc_semaphore_set(receiver_sem, VALID)
-            ctx.noc_semaphore_set_multicast(
-                receiver_sem, ctx.get_noc_multicast_addr(x0, y0, x1, y1, receiver_sem), num_dests)
-    else:
-        sender_x, sender_y = ctx.get_arg_val("sender_noc_xy")
-        ctx.noc_semaphore_set(receiver_sem, INVALID)
-        ctx.noc_semaphore_inc(ctx.get_noc_addr(sender_x, sender_y, sender_sem), 1)
-        yield from ctx.noc_semaphore_wait(receiver_sem, VALID)
-    ctx.cb_push_back(weight_cb, weight_tiles)
+        if num_receivers == 0:
+            return
+        address = self.address + tap * self.tap_bytes
+        x0, y0, x1, y1 = ctx.get_arg_val("mcast_rect")
+        num_dests = ctx.get_arg_val("mcast_num_dests")
+        if tap == 0:
+            yield from ctx.noc_semaphore_wait(self.sender_sem, num_receivers)
+            ctx.noc_semaphore_set(self.sender_sem, 0)
+        ctx.noc_async_write_multicast(address, ctx.get_noc_multicast_addr(x0, y0, x1, y1, address),
+                                      self.tap_bytes, num_dests, linked=True)
+        ctx.noc_semaphore_set(self.receiver_sem, tap + 1)
+        ctx.noc_semaphore_set_multicast(
+            self.receiver_sem, ctx.get_noc_multicast_addr(x0, y0, x1, y1, self.receiver_sem), num_dests)
 
 
 def _load_tiles(ctx: DataflowContext, cb: int, accessor, first: int, count: int, tile_bytes: int):
@@ -74,8 +102,11 @@ def reader_depthwise(ctx: DataflowContext):
     tap_offsets = ctx.get_arg_val("tap_offsets")
     groups = ctx.get_arg_val("groups")
 
-    if ctx.get_arg_val("loads_weights"):
-        yield from _load_weights(ctx)
+    reader, readers = ctx.get_arg_val("reader_index"), ctx.get_arg_val("num_readers")
+    weights = _Weights(ctx) if ctx.get_arg_val("loads_weights") else None
+    if weights is not None:
+        yield from weights.start()
+    if ctx.get_arg_val("loads_bias"):
         bias_tiles = ctx.get_compile_time_arg_val("bias_tiles")
         if bias_tiles:
             tile_bytes = ctx.get_compile_time_arg_val("weight_tile_bytes")
@@ -86,13 +117,15 @@ def reader_depthwise(ctx: DataflowContext):
                                    bias_tiles, tile_bytes)
 
     raw_in = ctx.get_read_ptr(raw_in_cb)
-    if one_packet:
-        ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(raw_in), stick_bytes)
-    for segments in groups:
+    for g, segments in enumerate(groups):
         if per_group:
             yield from ctx.cb_reserve_back(win_cb, block_pages * len(tap_offsets))
             base = ctx.get_write_ptr(win_cb)
         for k, offset in enumerate(tap_offsets):
+            if weights is not None and g == 0:  # first group: each tap's weights right before it
+                yield from weights.load_through(k * readers + reader)
+            if one_packet and (g == 0 and k == 0 or weights is not None and g == 0):
+                ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(raw_in), stick_bytes)
             if per_group:
                 block = base + k * block_pages * page_bytes
             else:
@@ -111,3 +144,5 @@ def reader_depthwise(ctx: DataflowContext):
         if per_group:
             ctx.noc_async_read_barrier()
             ctx.cb_push_back(win_cb, block_pages * len(tap_offsets))
+    if weights is not None:
+        yield from weights.load_through(weights.taps - 1)

@@ -16,7 +16,7 @@ import numpy as np
 from ttsim.config import ConvSpec, DepthwiseOptions
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
-from ttsim.formats import DataFormat, round_to_format, tile_size_bytes
+from ttsim.formats import DataFormat, pack_tile, round_to_format, tile_size_bytes
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.depthwise_compute import compute_depthwise
@@ -99,7 +99,10 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     weight_pages = round_to_format(block_pattern(shards).reshape(-1, PAGE_ELEMENTS), wfmt)
     seen = weight_pages.reshape(pc.num_cores_c, taps, pages * PAGE_ELEMENTS)[:, :, :cpc]
     weights_seen = seen.transpose(1, 0, 2).reshape(taps, -1)[:, :channels].T.reshape(channels, 1, kh, kw)
-    weight_buffer = write_dram_tiles(device, "depthwise_weights", weight_pages, wfmt)
+    # one DRAM page per (channel shard, tap): a tap's pages arrive with one read
+    tap_bytes = pages * wtile
+    weight_buffer = device.dram.allocate_interleaved("depthwise_weights", tap_bytes, pc.num_cores_c * taps)
+    device.dram.write_pages(weight_buffer, pack_tile(weight_pages, wfmt).reshape(-1, tap_bytes))
     bias_seen = bias_buffer = ones_buffer = None
     if bias is not None:
         padded = np.zeros(pc.channels_padded, dtype=np.float32)
@@ -135,7 +138,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         table.request(reader, name, pages * (count if per_group else 1), "cb_reserve_back")
         table.request("compute_depthwise", name, pages * (count if per_group else 1), "cb_wait_front")
     table.request("reader_depthwise_0", "weight_cb", taps * pages, "cb_reserve_back")
-    table.request("reader_depthwise_0", "bias_cb", pages, "cb_reserve_back")
+    table.request(reader_names[-1], "bias_cb", pages, "cb_reserve_back")
     if tile_output:
         table.request("compute_depthwise", "rm_cb", pages, "cb_wait_front")
         table.request("compute_depthwise", "out_cb", pages, "cb_reserve_back")
@@ -147,7 +150,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         "raw_in_cb": cb["raw_in_cb"], "weight_cb": cb["weight_cb"], "bias_cb": cb.get("bias_cb", -1),
         "ones_cb": cb.get("ones_cb", -1), "stick_bytes": stick_bytes, "block_pages": pages,
         "page_bytes": BF16_PAGE, "reserve_per_group": per_group, "weight_tiles": taps * pages,
-        "weight_tile_bytes": wtile, "bias_tiles": pages if bias is not None else 0,
+        "weight_tile_bytes": wtile, "taps": taps, "bias_tiles": pages if bias is not None else 0,
         "stick_fits_one_packet": stick_bytes <= device.spec.noc.max_burst_bytes.value,
     }
     offsets = [r * geom.dh * geom.padded_w + c * geom.dw for r in range(geom.kh) for c in range(geom.kw)]
@@ -161,12 +164,13 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         for j in range(pc.num_cores_c):
             xy = pc.core_xy(i, j)
             for k in range(readers):
-                args = {"tap_offsets": offsets[k::readers], "groups": segments, "loads_weights": k == 0}
+                args = {"tap_offsets": offsets[k::readers], "groups": segments, "loads_weights": k == 0,
+                        "reader_index": k, "num_readers": readers,
+                        "loads_bias": k == readers - 1, "bias_accessor": biases, "bias_start_tile": j * pages,
+                        "ones_accessor": ones}
                 if k == 0:
-                    args.update({
-                        "weight_accessor": weights, "weight_start_tile": j * taps * pages,
-                        "bias_accessor": biases, "bias_start_tile": j * pages, "ones_accessor": ones,
-                        "sender_semaphore": sender_sem, "receiver_semaphore": receiver_sem})
+                    args.update({"weight_accessor": weights, "weight_start_page": j * taps,
+                                 "sender_semaphore": sender_sem, "receiver_semaphore": receiver_sem})
                     args.update(weights_multicast_role(device, pc, i, j))
                 reader_args[k][xy] = args
             compute_args[xy] = {"num_groups": len(segments)}
