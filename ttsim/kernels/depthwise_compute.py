@@ -45,6 +45,8 @@ def compute_depthwise(ctx: ComputeContext):
     num_groups = ctx.get_arg_val("num_groups")
 
     readers = len(win_cbs)
+    chunk = -(-pages // -(-pages // dst_tiles))  # equal DST chunks: both halves pipeline evenly
+    lag = ctx.get_compile_time_arg_val("tilize_lag")
     per_group = pages > dst_tiles  # several DST chunks reuse the block: hold the group's taps
     pack_cb = rm_cb if tile_output else out_cb
     taps_in = [len(range(k, taps, readers)) for k in range(readers)]
@@ -65,8 +67,8 @@ def compute_depthwise(ctx: ComputeContext):
         if per_group:
             for cb, count in zip(win_cbs, taps_in):
                 yield from ctx.cb_wait_front(cb, count * pages)
-        for first in range(0, pages, dst_tiles):
-            n = min(dst_tiles, pages - first)
+        for first in range(0, pages, chunk):
+            n = min(chunk, pages - first)
             ctx.tile_regs_acquire()
             for tap in range(taps):
                 if group == 0 and first == 0:  # weights arrive tap by tap; never popped
@@ -102,11 +104,12 @@ def compute_depthwise(ctx: ComputeContext):
         if per_group:
             for cb, count in zip(win_cbs, taps_in):
                 ctx.cb_pop_front(cb, count * pages)
-        # tilize the previous group now: its packing (and SFPU) overlapped this group's multiplies
-        if tile_output and group > 0:
+        # tilize group - lag now: its packing (and SFPU) overlapped the later groups' multiplies
+        if tile_output and group >= lag:
             yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
-    if tile_output and num_groups > 0:
-        yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
+    if tile_output:
+        for _ in range(min(lag, num_groups)):
+            yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
 
 
 def _tilize_group(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, out_is_bf16: bool,

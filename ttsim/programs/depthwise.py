@@ -31,6 +31,9 @@ from ttsim.programs.tensors import TensorDesc, write_dram_tiles
 DEPTHWISE_OP_CODE = "Conv2dDepthwise"
 GROUP = 32
 """Output sticks per DST block (one tile row of the output)."""
+TILIZE_LAG = 2
+"""Groups between packing a group's row-major sticks and tilizing them (so the tilize never
+waits for the pack thread's SFPU work of the group just multiplied)."""
 PAGE_ELEMENTS = 1024
 BF16_PAGE = 2048
 
@@ -129,7 +132,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         table.add("bias_cb", wtile, pages, wfmt)
         table.add("ones_cb", BF16_PAGE, 1, DataFormat.BFLOAT16)
     if tile_output:
-        table.add("rm_cb", BF16_PAGE, 2 * pages, DataFormat.BFLOAT16)
+        table.add("rm_cb", BF16_PAGE, (TILIZE_LAG + 1) * pages, DataFormat.BFLOAT16)
     table.add("out_cb", out_page, out_pages, ofmt if tile_output else DataFormat.BFLOAT16, output)
     table.add("raw_in_cb", cpc * 2, halo_buffer.size_per_core // (cpc * 2), DataFormat.BFLOAT16, halo_buffer)
     cb = table.finish()
@@ -183,7 +186,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         "rm_cb": cb.get("rm_cb", -1), "taps": taps, "block_pages": pages, "dst_tiles": dst_tiles,
         "has_bias": bias is not None, "activation": spec.activation, "packer_relu": options.packer_relu,
         "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output,
-        "out_is_bf16": ofmt is DataFormat.BFLOAT16,
+        "out_is_bf16": ofmt is DataFormat.BFLOAT16, "tilize_lag": TILIZE_LAG,
     }, compute_args, math_fidelity=spec.math_fidelity)
 
     weights_tensor = TensorDesc((1, 1, taps * GROUP, pc.channels_padded), (1, 1, taps, geom.channels), "TILE",
