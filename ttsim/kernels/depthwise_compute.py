@@ -47,7 +47,7 @@ def compute_depthwise(ctx: ComputeContext):
     readers = len(win_cbs)
     chunk = -(-pages // -(-pages // dst_tiles))  # equal DST chunks: both halves pipeline evenly
     lag = ctx.get_compile_time_arg_val("tilize_lag")
-    per_group = pages > dst_tiles  # several DST chunks reuse the block: hold the group's taps
+    per_group = ctx.get_compile_time_arg_val("reserve_per_group")  # the group's taps held at once
     pack_cb = rm_cb if tile_output else out_cb
     taps_in = [len(range(k, taps, readers)) for k in range(readers)]
     in_packer = packer_relu and activation in PACKER_RELU

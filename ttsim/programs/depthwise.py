@@ -185,7 +185,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         "bias_cb": cb.get("bias_cb", -1), "ones_cb": cb.get("ones_cb", -1), "out_cb": cb["out_cb"],
         "rm_cb": cb.get("rm_cb", -1), "taps": taps, "block_pages": pages, "dst_tiles": dst_tiles,
         "has_bias": bias is not None, "activation": spec.activation, "packer_relu": options.packer_relu,
-        "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output,
+        "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output, "reserve_per_group": per_group,
         "out_is_bf16": ofmt is DataFormat.BFLOAT16, "tilize_lag": TILIZE_LAG,
     }, compute_args, math_fidelity=spec.math_fidelity)
 
