@@ -20,7 +20,7 @@ from ttsim.config import load_config
 from ttsim.device.spec import available_devices
 from ttsim.errors import TtsimError
 from ttsim.report.breakdown import breakdown_table
-from ttsim.report.compare import Comparison, comparison_document, comparison_table
+from ttsim.report.compare import Comparison, comparison_document, comparison_table, roofline_table
 from ttsim.report.golden import MISMATCH, CheckRow, compare_with_golden, golden_document, golden_path, load_golden
 from ttsim.report.ops_perf_csv import ops_perf_csv
 from ttsim.report.table import check_table, l1_table, sweep_table
@@ -186,17 +186,19 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
 @SET_OPTION
 def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
                     overrides: tuple[str, ...]) -> None:
-    """Run the classic and the pool program on each CONFIG and compare them."""
+    """Run every program on each CONFIG and compare them (speedups, % of roofline)."""
     console = _console()
     comparisons: list[Comparison] = []
     try:
         for path in configs:
             config = load_config(path, list(overrides))
             results = run(config, program="all", device=device)
-            classic, pool = results[1], results[3]
-            comparisons.append(Comparison(config.name, classic, pool,
-                                          config.measured.classic_device_kernel_duration_ns))
+            by_program = {r.program: r for r in results if r.pcc is not None}
+            comparisons.append(Comparison(config.name, by_program["classic"], by_program["pool"],
+                                          config.measured.classic_device_kernel_duration_ns,
+                                          by_program.get("depthwise")))
         console.print(comparison_table(comparisons))
+        console.print(roofline_table(comparisons))
         if json_path is not None:
             _write_atomically(json_path, json.dumps(comparison_document(comparisons), indent=2) + "\n")
     except TtsimError as exc:

@@ -29,6 +29,7 @@ from ttsim.programs.halo import build_halo_program
 from ttsim.programs.parallel import ParallelConfig, determine_parallel_config
 from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
 from ttsim.programs.tensors import TensorDesc, read_sharded_output, write_sharded_sticks
+from ttsim.roofline import conv_roofline, halo_roofline
 
 PROGRAMS = ("pool", "classic", "depthwise")
 PROGRAM_CHOICES = (*PROGRAMS, "all")
@@ -129,6 +130,8 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
     inputs = {"input": x, "weight": built.weights_seen, "bias": built.bias_seen}
     details.update({"parallel_config": pc, "cb_table": built.program.cb_table()})
     halo_info, conv_info = _report_info(config, geom, pc, out_pc, program, built, halo_buffer)
+    halo_info["roofline"] = halo_roofline(pc, halo, spec)
+    conv_info["roofline"] = conv_roofline(conv, geom, pc, halo, spec)
     return [
         OpResult(config.name, program, spec.name, halo_profile, info=halo_info),
         OpResult(config.name, program, spec.name, conv_profile, pcc(output, reference), output,

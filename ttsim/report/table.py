@@ -21,12 +21,19 @@ def results_table(config_name: str, results: list[OpResult]) -> Table:
     table.add_column("DEVICE KERNEL\nDURATION \\[ns]", justify="right")
     table.add_column("\\[cycles]", justify="right")
     table.add_column("PCC", justify="right")
+    table.add_column("roofline\n\\[ns]", justify="right")
+    table.add_column("bound\nby")
+    table.add_column("% of\nroofline", justify="right")
     for result in results:
         profile = result.profile
+        roof = result.info.get("roofline")
         table.add_row(
             result.op_code, result.program, str(profile.core_count),
             f"{profile.device_kernel_duration_ns:,.0f}", f"{profile.device_kernel_duration_cycles:,}",
             "-" if result.pcc is None else f"{result.pcc:.6f}",
+            "-" if roof is None else f"{profile.to_ns(roof.bound_cycles):,.0f}",
+            "-" if roof is None else roof.binding,
+            "-" if roof is None else f"{roof.achieved(profile.device_kernel_duration_cycles):.0%}",
         )
     return table
 
