@@ -126,7 +126,23 @@ class ProgramOptions(BaseModel):
 
 
 class PoolOptions(ProgramOptions):
-    """Overrides of the pool-based depthwise program."""
+    """Overrides of the pool-based depthwise program, incl. the branch's TODO fixes, each usable
+    alone (docs/depthwise.md, the ablation)."""
+
+    sfpu_valid_row: StrictBool = Field(
+        default=False, description="Run the SFPU activation on faces 0-1 only (VectorMode::R), where the one "
+                                   "valid output row lives, instead of the whole tile.")
+    packer_relu: StrictBool = Field(
+        default=False, description="relu / relu6 in the packer's ReLU stage instead of on the SFPU.")
+    dst_batch: PositiveInt = Field(
+        default=1, description="Output sticks per phase: the products of this many sticks fill DST 8 tiles "
+                               "at a time, and the multiply / reduce configuration switches once per batch.")
+    fused_mul_reduce: StrictBool = Field(
+        default=False, description="Multiply by the weights inside the reduce (custom LLK "
+                                   "mul_reduce_tile_math): no products CB round trip.")
+    minimal_reconfig: StrictBool = Field(
+        default=False, description="Drop per-stick reconfiguration that does not change anything (data "
+                                   "format reconfigs between bfloat16 CBs, per-stick uninits).")
 
 
 class DepthwiseOptions(ProgramOptions):

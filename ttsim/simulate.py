@@ -106,7 +106,7 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, program: str, trace: bool,
     device.free_l1_buffer(input_buffer)  # conv2d's internal sharded copy of its input
 
     if program == "pool":
-        built = build_pool_program(device, conv, geom, pc, halo, halo_buffer, weight, bias, cb_pages)
+        built = build_pool_program(device, conv, geom, pc, halo, halo_buffer, weight, bias, cb_pages, config.pool)
         details = {"plan": built.plan}
     elif program == "depthwise":
         built = build_depthwise_program(device, conv, geom, pc, halo, halo_buffer, weight, bias, cb_pages,

@@ -40,7 +40,7 @@ import numpy as np
 
 from ttsim.device.core import Risc
 from ttsim.errors import ConfigurationError
-from ttsim.formats import FACE_H, FACE_W, TILE_ELEMENTS
+from ttsim.formats import FACE_H, FACE_W, TILE_ELEMENTS, untilize
 from ttsim.numerics import ACTIVATIONS
 
 if TYPE_CHECKING:
@@ -217,3 +217,32 @@ class EltwiseOps:
         if mode is ReluType.MIN_THRESHOLD_RELU:
             return np.where(values <= threshold, np.float32(0), values)
         return np.where(values <= 0, np.float32(0), np.minimum(values, threshold))
+
+    # -- custom LLK: multiply and reduce in one pass (marked, not in tt-metal) --------------------
+    def mul_reduce_tile_math(self: ComputeContext, weight_cb: int, itile: int, idst: int) -> None:
+        """CUSTOM LLK (no tt-metal equivalent): multiply srcA tile ``idst`` (tilized by
+        ``unpack_tilizeA_B_block``) element-wise by tile ``itile`` of ``weight_cb`` and column-sum
+        the products into row 0 of DST[idst].
+
+        Derived from the ISA: the weight tile is unpacked into SrcB (its bytes at the unpacker
+        rate), ELWMUL writes SrcA * SrcB into DST (one pass per fidelity phase, ELWMUL.md), MOVD2A
+        moves the products back into SrcA (a datacopy, MOVD2A.md) and the column reduce folds them
+        into row 0, as ``reduce_tile_math`` does; the products never leave the core's registers
+        (no pack to a CB and tilize-unpack back, the branch's mul_cb round trip)."""
+        cb = self.cb(weight_cb)
+        weights = self._read_tile(cb, itile)
+        ready = self._unpack(self._unpack_cost(cb.tile_bytes))
+        c = self._c
+        math = (self._mul_cycles + self._datacopy_cycles
+                + c.reduce_tile_cycles_per_phase.value * self._phases)
+        self._math(ready, math)
+        block = self._srca[:, idst * 32 : (idst + 1) * 32]
+        products = block * untilize(weights[None, :])
+        if self._dst_bf16:
+            products = products.astype(ml_dtypes.bfloat16).astype(np.float32)
+        reduced = (np.add.reduce(products, axis=0, dtype=np.float32) * self._scalar).reshape(2, FACE_W)
+        if not 0 <= idst < self._dst_limit:
+            raise self._dst_index_error(idst)
+        row = self._dst_row0[idst] + reduced
+        self._dst_row0[idst] = row.astype(ml_dtypes.bfloat16) if self._dst_bf16 else row
+        self._dst_written.add(idst)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ttsim.config import ConvSpec
+from ttsim.config import ConvSpec, PoolOptions
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
-from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize
+from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_pool import compute_pool_depthwise
@@ -97,10 +97,38 @@ class PoolProgram(BuiltConv):
     plan: PoolPlan
 
 
+def tiled_weight_tiles(weight: np.ndarray, pc: ParallelConfig, geom: ConvGeometry) -> np.ndarray:
+    """Per channel shard, the [kh*kw, C_core] weights tilized (taps on rows, 32 per row block):
+    tiles [row block][channel tile] in storage order, for the fused multiply + reduce."""
+    channels = weight.shape[0]
+    taps = geom.kh * geom.kw
+    rows = -(-taps // TILE) * TILE
+    per_tap = np.zeros((rows, pc.channels_padded), dtype=np.float32)
+    per_tap[:taps, :channels] = weight.reshape(channels, taps).T
+    cpc = pc.channels_per_core
+    shards = [tilize(per_tap[r : r + TILE, j * cpc : (j + 1) * cpc])
+              for j in range(pc.num_cores_c) for r in range(0, rows, TILE)]
+    return np.concatenate(shards)
+
+
+def tiled_weights_seen(tiles: np.ndarray, shape: tuple[int, ...], pc: ParallelConfig,
+                       geom: ConvGeometry) -> np.ndarray:
+    """Inverse of :func:`tiled_weight_tiles`."""
+    channels = shape[0]
+    taps = geom.kh * geom.kw
+    ct = pc.channels_per_core // TILE
+    blocks = tiles.reshape(pc.num_cores_c, -1, ct, TILE_ELEMENTS)
+    per_tap = np.concatenate([np.concatenate([untilize(block) for block in shard], axis=0) for shard in blocks],
+                             axis=1)
+    return per_tap[:taps, :channels].T.reshape(shape)
+
+
 def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
                        halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
-                       bias: np.ndarray | None, cb_pages: dict[str, int] | None = None) -> PoolProgram:
+                       bias: np.ndarray | None, cb_pages: dict[str, int] | None = None,
+                       options: PoolOptions | None = None) -> PoolProgram:
     """Wire the reader, compute and writer kernels of the pool-based depthwise conv."""
+    options = options or PoolOptions()
     plan = PoolPlan.create(geom, pc)
     cores = pc.cores()
     cpc = pc.channels_per_core
@@ -109,8 +137,13 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
     tile_output = spec.output_layout == "tile"
     wtile = tile_size_bytes(wfmt)
 
-    weight_tiles = round_to_format(depthwise_weight_tiles(weight, pc, plan), wfmt)
-    weights_seen = depthwise_weights_from_tiles(weight_tiles, weight.shape, pc, plan)
+    if options.fused_mul_reduce:
+        weight_tiles = round_to_format(tiled_weight_tiles(weight, pc, geom), wfmt)
+        weights_seen = tiled_weights_seen(weight_tiles, weight.shape, pc, geom)
+    else:
+        weight_tiles = round_to_format(depthwise_weight_tiles(weight, pc, plan), wfmt)
+        weights_seen = depthwise_weights_from_tiles(weight_tiles, weight.shape, pc, plan)
+    tiles_per_shard = weight_tiles.shape[0] // pc.num_cores_c
     weight_buffer = write_dram_tiles(device, "depthwise_weights", weight_tiles, wfmt)
     bias_seen = None
     bias_buffer = None
@@ -131,8 +164,9 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
     table = CBTableBuilder(program, cores, cb_pages or {}, "pool")
     make = table.add
     make("in_cb", BF16_TILE, 2 * plan.pages_per_stick, DataFormat.BFLOAT16)
-    make("mul_cb", BF16_TILE, 2 * plan.pages_per_stick, DataFormat.BFLOAT16)
-    make("weight_cb", wtile, plan.weight_tiles, wfmt)
+    make("mul_cb", BF16_TILE, 0 if options.fused_mul_reduce else 2 * plan.pages_per_stick * options.dst_batch,
+         DataFormat.BFLOAT16)
+    make("weight_cb", wtile, tiles_per_shard, wfmt)
     if tile_output:
         make("out_cb", tile_size_bytes(ofmt), out_bytes // tile_size_bytes(ofmt), ofmt, output)
     else:
@@ -148,9 +182,9 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
     cb = table.finish()
     for kernel, name, pages, call in (
             ("reader_pool_2d", "in_cb", plan.pages_per_stick, "cb_reserve_back"),
-            ("reader_pool_2d", "weight_cb", plan.weight_tiles, "cb_reserve_back"),
+            ("reader_pool_2d", "weight_cb", tiles_per_shard, "cb_reserve_back"),
             ("reader_pool_2d", "bias_cb", plan.in_ntiles_c, "cb_reserve_back"),
-            ("compute_pool_2d", "mul_cb", plan.pages_per_stick, "cb_reserve_back"),
+            ("compute_pool_2d", "mul_cb", plan.pages_per_stick * options.dst_batch, "cb_reserve_back"),
             ("compute_pool_2d", "pre_tilize_cb", TILE, "cb_wait_front"),
             ("compute_pool_2d", "out_cb", plan.in_ntiles_c if tile_output else 1, "cb_reserve_back")):
         table.request(kernel, name, pages, call)
@@ -169,7 +203,7 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
         "dilation": (geom.dh, geom.dw),
         "padded_width": geom.padded_w,
         "stick_bytes": cpc * 2,
-        "weight_tiles": plan.weight_tiles,
+        "weight_tiles": tiles_per_shard,
         "weight_tile_bytes": wtile,
         "bias_tiles": plan.in_ntiles_c if bias is not None else 0,
         "in_ntiles_c": plan.in_ntiles_c,
@@ -178,6 +212,9 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
         "activation": spec.activation,
         "tile_output": tile_output,
         "max_tiles_per_reduction": plan.max_tiles_per_reduction,
+        "options": {"sfpu_valid_row": options.sfpu_valid_row, "packer_relu": options.packer_relu,
+                    "dst_batch": options.dst_batch, "fused_mul_reduce": options.fused_mul_reduce,
+                    "minimal_reconfig": options.minimal_reconfig},
     }
     reader_args, compute_args, writer_args = {}, {}, {}
     weights = TensorAccessor(weight_buffer, banks)
@@ -188,7 +225,7 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
             device.core(xy).l1.write(indices.address(xy), halo[i].reader_indices.astype(np.uint32).view(np.uint8))
             n_out = halo[i].num_outputs
             args = {
-                "weight_accessor": weights, "weight_start_tile": j * plan.weight_tiles,
+                "weight_accessor": weights, "weight_start_tile": j * tiles_per_shard,
                 "bias_accessor": biases, "bias_start_tile": j * plan.in_ntiles_c,
                 "sender_semaphore": sender_sem, "receiver_semaphore": receiver_sem,
                 "num_outputs": n_out,
