@@ -11,7 +11,7 @@ import pytest
 
 import ttsim
 from ttsim.config import conv_output_size
-from ttsim.errors import CBRequestError, DeadlockError, L1OverflowError
+from ttsim.errors import CBRequestError, ConfigurationError, DeadlockError, L1OverflowError
 from ttsim.numerics import depthwise_conv2d_reference
 from ttsim.programs.depthwise import block_pattern, group_segments
 
@@ -135,3 +135,18 @@ def test_faster_than_the_pool_program_on_a_small_conv() -> None:
     pool = ttsim.run(config("p", channels=64), program="pool")[1]
     depthwise = ttsim.run(config("d", channels=64), program="depthwise")[1]
     assert depthwise.device_kernel_duration_cycles < pool.device_kernel_duration_cycles
+
+
+@pytest.mark.parametrize("over", [{"channels": 160, "activation": "relu6"},
+                                  {"channels": 320, "activation": "silu", "weights_dtype": "bfloat8_b"}])
+def test_custom_llk_srcb_reuse_gives_the_same_output_faster(over: dict[str, Any]) -> None:
+    standard = ttsim.run(config("a", **over), program="depthwise")[1]
+    custom = ttsim.run({**config("b", **over), "depthwise": {"srcb_reuse": True}}, program="depthwise")[1]
+    np.testing.assert_array_equal(custom.output, standard.output)
+    assert custom.device_kernel_duration_cycles < standard.device_kernel_duration_cycles
+
+
+def test_custom_llk_srcb_reuse_rejects_a_pattern_longer_than_a_srcb_bank() -> None:
+    cfg = {**config("t", channels=928, input_height=4, input_width=4), "depthwise": {"srcb_reuse": True}}
+    with pytest.raises(ConfigurationError, match="at most 896 channels per core"):
+        ttsim.run(cfg, program="depthwise")

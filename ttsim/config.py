@@ -156,6 +156,10 @@ class DepthwiseOptions(ProgramOptions):
     sfpu_on_pack: StrictBool = Field(
         default=True, description="Issue silu / gelu from the pack thread (silu_tile_pack), overlapping the "
                                   "next block's multiplies; false: from the math thread (silu_tile).")
+    srcb_reuse: StrictBool = Field(
+        default=False, description="Custom LLK mul_tiles_srcb_held: unpack a tap's weights into SrcB once per "
+                                   "DST chunk and pick each block's rows with the SrcB row counter "
+                                   "(C_core <= 896); false: tt-metal's mul_tiles unpacks both operands.")
 
 
 class ClassicOptions(ProgramOptions):

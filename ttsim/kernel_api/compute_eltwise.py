@@ -246,3 +246,29 @@ class EltwiseOps:
         row = self._dst_row0[idst] + reduced
         self._dst_row0[idst] = row.astype(ml_dtypes.bfloat16) if self._dst_bf16 else row
         self._dst_written.add(idst)
+
+    # -- custom LLK: weights held in SrcB, the row chosen by the SrcB row counter (not in tt-metal) --
+    def mul_tiles_srcb_held(self: ComputeContext, icb0: int, icb1: int, itile0: int, itile1: int,
+                            idst: int, reload_srcb: bool) -> None:
+        """CUSTOM LLK (no tt-metal equivalent): DST[idst] += A * B like ``mul_tiles`` after
+        ``mul_init(..., acc_to_dest=True)``, but B is unpacked into SrcB only when
+        ``reload_srcb``; otherwise the SrcB rows already held are reused and only A is unpacked.
+
+        For the depthwise program's row-major window pages: a tap's weight page ``p`` is the
+        tap's per-channel weights repeated with a period of C_core / 16 face rows, so one SrcB
+        bank (64 rows of 16) holding the pattern from channel 0 serves every page of the tap if
+        each 8x16 ELWMUL block starts its SrcB row counter at its own phase of the period
+        (ELWMUL reads SrcB rows from the RWC, ELWMUL.md): one SETRWC per block, charged as
+        ``compute.srcb_row_select_cycles_per_tile``. The host checks C_core / 16 + 8 <= 64 (C_core <= 896)."""
+        cb0, cb1 = self.cb(icb0), self.cb(icb1)
+        a = self._read_tile(cb0, itile0)
+        b = self._read_tile(cb1, itile1)
+        if reload_srcb:
+            cost = self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True)
+        else:
+            cost = self._unpack_cost(cb0.tile_bytes)
+        ready = self._unpack(cost)
+        self._math(ready, self._mul_cycles + self._c.srcb_row_select_cycles_per_tile.value)
+        if not 0 <= idst < self._dst_limit:
+            raise self._dst_index_error(idst)
+        self._set_dst(idst, self.dst[idst] + a * b)

@@ -42,6 +42,8 @@ def compute_depthwise(ctx: ComputeContext):
     sfpu_on_pack = ctx.get_compile_time_arg_val("sfpu_on_pack")
     tile_output = ctx.get_compile_time_arg_val("tile_output")
     out_is_bf16 = ctx.get_compile_time_arg_val("out_is_bf16")
+    srcb_reuse = ctx.get_compile_time_arg_val("srcb_reuse")
+    weights_bf16 = ctx.get_compile_time_arg_val("weights_bf16")
     num_groups = ctx.get_arg_val("num_groups")
 
     readers = len(win_cbs)
@@ -80,15 +82,27 @@ def compute_depthwise(ctx: ComputeContext):
                     yield from ctx.cb_wait_front(cb, pages)
                     base = 0
                 for i in range(n):
-                    ctx.mul_tiles(cb, weight_cb, base + first + i, tap * pages + first + i, i)
+                    if srcb_reuse:  # custom LLK: the tap's weights stay in SrcB for the chunk
+                        ctx.mul_tiles_srcb_held(cb, weight_cb, base + first + i, tap * pages + first + i, i,
+                                                reload_srcb=i == 0)
+                    else:
+                        ctx.mul_tiles(cb, weight_cb, base + first + i, tap * pages + first + i, i)
                 if not per_group:
                     ctx.cb_pop_front(cb, pages)
             if has_bias:
                 if group == 0 and first == 0:
                     yield from ctx.cb_wait_front(ones_cb, 1)
                     yield from ctx.cb_wait_front(bias_cb, pages)
+                swap = srcb_reuse and not weights_bf16  # SrcA / SrcB formats swap for the bias
+                if swap:
+                    ctx.reconfig_data_format(bias_cb, ones_cb)
                 for i in range(n):
-                    ctx.mul_tiles(ones_cb, bias_cb, 0, first + i, i)
+                    if srcb_reuse:  # custom LLK: the ones page held in SrcB, the bias page in SrcA
+                        ctx.mul_tiles_srcb_held(bias_cb, ones_cb, first + i, 0, i, reload_srcb=i == 0)
+                    else:
+                        ctx.mul_tiles(ones_cb, bias_cb, 0, first + i, i)
+                if swap:
+                    ctx.reconfig_data_format(win_cbs[0], weight_cb)
             if sfpu is not None and not sfpu_on_pack:
                 for i in range(n):
                     ctx.sfpu_tile(sfpu, i)

@@ -16,6 +16,7 @@ import numpy as np
 from ttsim.config import ConvSpec, DepthwiseOptions
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
+from ttsim.errors import ConfigurationError
 from ttsim.formats import DataFormat, pack_tile, round_to_format, tile_size_bytes
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
@@ -36,6 +37,8 @@ TILIZE_LAG = 2
 waits for the pack thread's SFPU work of the group just multiplied)."""
 PAGE_ELEMENTS = 1024
 BF16_PAGE = 2048
+SRCB_ROWS = 64
+"""Rows of 16 datums in one SrcB bank (tt-isa-documentation WormholeB0 SrcASrcB.md)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     options = options or DepthwiseOptions()
     cores = pc.cores()
     cpc = pc.channels_per_core
+    if options.srcb_reuse and cpc // 16 + 8 > SRCB_ROWS:
+        raise ConfigurationError(
+            f"depthwise.srcb_reuse: {cpc} channels per core repeat every {cpc // 16} face rows; one SrcB "
+            f"bank holds {SRCB_ROWS} rows, so at most {(SRCB_ROWS - 8) * 16} channels per core")
     pages = cpc // GROUP
     taps = geom.kh * geom.kw
     readers = 2 if options.split_reader else 1
@@ -152,7 +159,8 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     common = {
         "raw_in_cb": cb["raw_in_cb"], "weight_cb": cb["weight_cb"], "bias_cb": cb.get("bias_cb", -1),
         "ones_cb": cb.get("ones_cb", -1), "stick_bytes": stick_bytes, "block_pages": pages,
-        "page_bytes": BF16_PAGE, "reserve_per_group": per_group, "weight_tiles": taps * pages,
+        "page_bytes": BF16_PAGE, "reserve_per_group": per_group,
+        "srcb_reuse": options.srcb_reuse, "weights_bf16": wfmt is DataFormat.BFLOAT16, "weight_tiles": taps * pages,
         "weight_tile_bytes": wtile, "taps": taps, "bias_tiles": pages if bias is not None else 0,
         "stick_fits_one_packet": stick_bytes <= device.spec.noc.max_burst_bytes.value,
     }
@@ -186,6 +194,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         "rm_cb": cb.get("rm_cb", -1), "taps": taps, "block_pages": pages, "dst_tiles": dst_tiles,
         "has_bias": bias is not None, "activation": spec.activation, "packer_relu": options.packer_relu,
         "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output, "reserve_per_group": per_group,
+        "srcb_reuse": options.srcb_reuse, "weights_bf16": wfmt is DataFormat.BFLOAT16,
         "out_is_bf16": ofmt is DataFormat.BFLOAT16, "tilize_lag": TILIZE_LAG,
     }, compute_args, math_fidelity=spec.math_fidelity)
 
