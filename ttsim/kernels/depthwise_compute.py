@@ -66,9 +66,6 @@ def compute_depthwise(ctx: ComputeContext):
     ctx.mul_init(win_cbs[0], weight_cb, acc_to_dest=True)
 
     for group in range(num_groups):
-        if per_group:
-            for cb, count in zip(win_cbs, taps_in):
-                yield from ctx.cb_wait_front(cb, count * pages)
         for first in range(0, pages, chunk):
             n = min(chunk, pages - first)
             ctx.tile_regs_acquire()
@@ -76,8 +73,9 @@ def compute_depthwise(ctx: ComputeContext):
                 if group == 0 and first == 0:  # weights arrive tap by tap; never popped
                     yield from ctx.cb_wait_front(weight_cb, (tap + 1) * pages)
                 cb = win_cbs[tap % readers]
-                if per_group:
+                if per_group:  # the group's taps stay until its last chunk; pushed tap by tap
                     base = tap // readers * pages
+                    yield from ctx.cb_wait_front(cb, base + pages)
                 else:
                     yield from ctx.cb_wait_front(cb, pages)
                     base = 0

@@ -122,9 +122,9 @@ def reader_depthwise(ctx: DataflowContext):
             yield from ctx.cb_reserve_back(win_cb, block_pages * len(tap_offsets))
             base = ctx.get_write_ptr(win_cb)
         for k, offset in enumerate(tap_offsets):
-            if weights is not None and g == 0:  # first group: each tap's weights right before it
+            if weights is not None and g == 0 and weights.is_sender:  # send each tap before gathering it
                 yield from weights.load_through(k * readers + reader)
-            if one_packet and (g == 0 and k == 0 or weights is not None and g == 0):
+            if one_packet and g == 0:
                 ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(raw_in), stick_bytes)
             if per_group:
                 block = base + k * block_pages * page_bytes
@@ -138,11 +138,9 @@ def reader_depthwise(ctx: DataflowContext):
                     ctx.noc_async_read_one_packet_with_state(src, dst)
                 else:
                     ctx.noc_async_read(ctx.my_noc_addr(src), dst, length * stick_bytes)
-            if not per_group:
-                ctx.noc_async_read_barrier()
-                ctx.cb_push_back(win_cb, block_pages)
-        if per_group:
             ctx.noc_async_read_barrier()
-            ctx.cb_push_back(win_cb, block_pages * len(tap_offsets))
+            ctx.cb_push_back(win_cb, block_pages)  # per tap: compute starts on it at once
+            if weights is not None and g == 0:  # receivers: the weights up to this tap, after it
+                yield from weights.load_through(k * readers + reader)
     if weights is not None:
         yield from weights.load_through(weights.taps - 1)
