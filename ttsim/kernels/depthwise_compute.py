@@ -7,8 +7,8 @@ values of a page are arranged as long as both operands agree, so each page is mu
 a weight page holding the tap's per-channel weights in the same row-major arrangement (host
 prepared), with no tilize: ``mul_tiles`` after ``mul_init(..., acc_to_dest=True)`` accumulates
 ``DST[i] += window page i * weight page i`` over the taps (ELWMUL is ``Dst += SrcA * SrcB``).
-Per output block the bias is one more accumulating multiply (a page of ones times the bias
-page), relu / relu6 are the packer's ReLU stage, silu / gelu run on the SFPU (from the math
+Per output block the bias page (after the taps' pages in the weight CB) is added in DST
+(``binary_dest_reuse_tiles``), relu / relu6 are the packer's ReLU stage, silu / gelu run on the SFPU (from the math
 thread, or from the pack thread with ``silu_tile_pack``). DST then holds the 32 output sticks
 row-major: a row-major output is packed straight into its shard; a tiled output is packed to
 ``rm_cb`` and tilized into the output shard, once per 32 sticks.
@@ -29,8 +29,6 @@ PACKER_RELU = {"relu": relu_config(ReluType.ZERO_RELU),
 def compute_depthwise(ctx: ComputeContext):
     win_cbs = ctx.get_compile_time_arg_val("win_cbs")
     weight_cb = ctx.get_compile_time_arg_val("weight_cb")
-    bias_cb = ctx.get_compile_time_arg_val("bias_cb")
-    ones_cb = ctx.get_compile_time_arg_val("ones_cb")
     out_cb = ctx.get_compile_time_arg_val("out_cb")
     rm_cb = ctx.get_compile_time_arg_val("rm_cb")
     taps = ctx.get_compile_time_arg_val("taps")
@@ -43,7 +41,6 @@ def compute_depthwise(ctx: ComputeContext):
     tile_output = ctx.get_compile_time_arg_val("tile_output")
     out_is_bf16 = ctx.get_compile_time_arg_val("out_is_bf16")
     srcb_reuse = ctx.get_compile_time_arg_val("srcb_reuse")
-    weights_bf16 = ctx.get_compile_time_arg_val("weights_bf16")
     num_groups = ctx.get_arg_val("num_groups")
 
     readers = len(win_cbs)
@@ -87,20 +84,13 @@ def compute_depthwise(ctx: ComputeContext):
                         ctx.mul_tiles(cb, weight_cb, base + first + i, tap * pages + first + i, i)
                 if not per_group:
                     ctx.cb_pop_front(cb, pages)
-            if has_bias:
+            if has_bias:  # DST += bias page: the bias follows the taps in weight_cb
                 if group == 0 and first == 0:
-                    yield from ctx.cb_wait_front(ones_cb, 1)
-                    yield from ctx.cb_wait_front(bias_cb, pages)
-                swap = srcb_reuse and not weights_bf16  # SrcA / SrcB formats swap for the bias
-                if swap:
-                    ctx.reconfig_data_format(bias_cb, ones_cb)
+                    yield from ctx.cb_wait_front(weight_cb, (taps + 1) * pages)
+                ctx.binary_dest_reuse_tiles_init(weight_cb)
                 for i in range(n):
-                    if srcb_reuse:  # custom LLK: the ones page held in SrcB, the bias page in SrcA
-                        ctx.mul_tiles_srcb_held(bias_cb, ones_cb, first + i, 0, i, reload_srcb=i == 0)
-                    else:
-                        ctx.mul_tiles(ones_cb, bias_cb, 0, first + i, i)
-                if swap:
-                    ctx.reconfig_data_format(win_cbs[0], weight_cb)
+                    ctx.binary_dest_reuse_tiles(weight_cb, taps * pages + first + i, i, op="add")
+                ctx.mul_init(win_cbs[0], weight_cb, acc_to_dest=True)
             if sfpu is not None and not sfpu_on_pack:
                 for i in range(n):
                     ctx.sfpu_tile(sfpu, i)

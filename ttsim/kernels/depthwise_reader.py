@@ -7,7 +7,7 @@ segments of consecutive window top-lefts (the sliding-window reader config of tt
 ``[start, end)`` runs stepping by one stick): a segment is one local NoC read of ``length``
 sticks, shifted by the tap's offset in the halo buffer. Before the taps, the first reader loads
 the per-tap weight pages once (the sender reads them from DRAM and multicasts them, tap by tap,
-with a counting semaphore), and the last reader the bias pages and the ones page.
+with a counting semaphore); the bias pages come as one more tap.
 """
 
 from __future__ import annotations
@@ -81,16 +81,6 @@ class _Weights:
             self.receiver_sem, ctx.get_noc_multicast_addr(x0, y0, x1, y1, self.receiver_sem), num_dests)
 
 
-def _load_tiles(ctx: DataflowContext, cb: int, accessor, first: int, count: int, tile_bytes: int):
-    """``count`` interleaved DRAM tiles from page ``first`` into ``cb``."""
-    yield from ctx.cb_reserve_back(cb, count)
-    address = ctx.get_write_ptr(cb)
-    for t in range(count):
-        ctx.noc_async_read_tile(first + t, accessor, address + t * tile_bytes)
-    ctx.noc_async_read_barrier()
-    ctx.cb_push_back(cb, count)
-
-
 def reader_depthwise(ctx: DataflowContext):
     win_cb = ctx.get_compile_time_arg_val("win_cb")
     raw_in_cb = ctx.get_compile_time_arg_val("raw_in_cb")
@@ -106,16 +96,6 @@ def reader_depthwise(ctx: DataflowContext):
     weights = _Weights(ctx) if ctx.get_arg_val("loads_weights") else None
     if weights is not None:
         yield from weights.start()
-    if ctx.get_arg_val("loads_bias"):
-        bias_tiles = ctx.get_compile_time_arg_val("bias_tiles")
-        if bias_tiles:
-            tile_bytes = ctx.get_compile_time_arg_val("weight_tile_bytes")
-            yield from _load_tiles(ctx, ctx.get_compile_time_arg_val("ones_cb"),
-                                   ctx.get_arg_val("ones_accessor"), 0, 1, page_bytes)
-            yield from _load_tiles(ctx, ctx.get_compile_time_arg_val("bias_cb"),
-                                   ctx.get_arg_val("bias_accessor"), ctx.get_arg_val("bias_start_tile"),
-                                   bias_tiles, tile_bytes)
-
     raw_in = ctx.get_read_ptr(raw_in_cb)
     for g, segments in enumerate(groups):
         if per_group:
@@ -142,5 +122,7 @@ def reader_depthwise(ctx: DataflowContext):
             ctx.cb_push_back(win_cb, block_pages)  # per tap: compute starts on it at once
             if weights is not None and g == 0:  # receivers: the weights up to this tap, after it
                 yield from weights.load_through(k * readers + reader)
-    if weights is not None:
+        if weights is not None and g == 0:  # the bias after the first group's taps
+            yield from weights.load_through(weights.taps - 1)
+    if weights is not None:  # the rest (the bias, or every tap on a core without outputs)
         yield from weights.load_through(weights.taps - 1)

@@ -2,8 +2,8 @@
 per DST block, every tap accumulated in DST, bias and activation once per output block.
 
 Builds, from an op config: the core grid and shards (``determine_parallel_config`` with the
-32-channel alignment the pool program uses), the per-tap weight pages and the bias pages in
-DRAM, the ones page, every CB, the per-group gather segments of the readers, the multicast
+32-channel alignment the pool program uses), the per-tap weight pages in DRAM with the bias
+pages as one more tap, every CB, the per-group gather segments of the readers, the multicast
 semaphores and the runtime arguments. Same call signature as ``build_pool_program``.
 """
 
@@ -27,7 +27,7 @@ from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
-from ttsim.programs.tensors import TensorDesc, write_dram_tiles
+from ttsim.programs.tensors import TensorDesc
 
 DEPTHWISE_OP_CODE = "Conv2dDepthwise"
 GROUP = 32
@@ -101,27 +101,23 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     tile_output = spec.output_layout == "tile"
     wtile = tile_size_bytes(wfmt)
 
-    # weights: per channel shard, tap-major pages [taps, pages, 1024]
+    # weights: per channel shard, tap-major pages [taps (+ the bias), pages, 1024]
     channels, _, kh, kw = weight.shape
-    per_tap = np.zeros((taps, pc.channels_padded), dtype=np.float32)
-    per_tap[:, :channels] = weight.reshape(channels, taps).T
-    shards = per_tap.reshape(taps, pc.num_cores_c, cpc).transpose(1, 0, 2)
+    rows = taps + (bias is not None)  # the bias rides in the weight stream as one more "tap"
+    per_tap = np.zeros((rows, pc.channels_padded), dtype=np.float32)
+    per_tap[:taps, :channels] = weight.reshape(channels, taps).T
+    if bias is not None:
+        per_tap[taps, :channels] = bias
+    shards = per_tap.reshape(rows, pc.num_cores_c, cpc).transpose(1, 0, 2)
     weight_pages = round_to_format(block_pattern(shards).reshape(-1, PAGE_ELEMENTS), wfmt)
-    seen = weight_pages.reshape(pc.num_cores_c, taps, pages * PAGE_ELEMENTS)[:, :, :cpc]
-    weights_seen = seen.transpose(1, 0, 2).reshape(taps, -1)[:, :channels].T.reshape(channels, 1, kh, kw)
+    seen = weight_pages.reshape(pc.num_cores_c, rows, pages * PAGE_ELEMENTS)[:, :, :cpc]
+    seen = seen.transpose(1, 0, 2).reshape(rows, -1)[:, :channels]
+    weights_seen = seen[:taps].T.reshape(channels, 1, kh, kw)
+    bias_seen = seen[taps].copy() if bias is not None else None
     # one DRAM page per (channel shard, tap): a tap's pages arrive with one read
     tap_bytes = pages * wtile
-    weight_buffer = device.dram.allocate_interleaved("depthwise_weights", tap_bytes, pc.num_cores_c * taps)
+    weight_buffer = device.dram.allocate_interleaved("depthwise_weights", tap_bytes, pc.num_cores_c * rows)
     device.dram.write_pages(weight_buffer, pack_tile(weight_pages, wfmt).reshape(-1, tap_bytes))
-    bias_seen = bias_buffer = ones_buffer = None
-    if bias is not None:
-        padded = np.zeros(pc.channels_padded, dtype=np.float32)
-        padded[: bias.size] = bias
-        bias_pages = round_to_format(block_pattern(padded.reshape(pc.num_cores_c, cpc)).reshape(-1, PAGE_ELEMENTS), wfmt)
-        bias_seen = bias_pages.reshape(pc.num_cores_c, pages * PAGE_ELEMENTS)[:, :cpc].reshape(-1)[: bias.size]
-        bias_buffer = write_dram_tiles(device, "depthwise_bias", bias_pages, wfmt)
-        ones_buffer = write_dram_tiles(device, "depthwise_ones", np.ones((1, PAGE_ELEMENTS), np.float32),
-                                       DataFormat.BFLOAT16)
     banks = tuple(b.noc_xy for b in device.dram.banks)
 
     out_page = tile_size_bytes(ofmt) if tile_output else BF16_PAGE
@@ -134,10 +130,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     win_names = [f"win_cb{k}" for k in range(readers)]
     for name, count in zip(win_names, taps_in):
         table.add(name, BF16_PAGE, 2 * pages * (count if per_group else 1), DataFormat.BFLOAT16)
-    table.add("weight_cb", wtile, taps * pages, wfmt)
-    if bias is not None:
-        table.add("bias_cb", wtile, pages, wfmt)
-        table.add("ones_cb", BF16_PAGE, 1, DataFormat.BFLOAT16)
+    table.add("weight_cb", wtile, rows * pages, wfmt)
     if tile_output:
         table.add("rm_cb", BF16_PAGE, (TILIZE_LAG + 1) * pages, DataFormat.BFLOAT16)
     table.add("out_cb", out_page, out_pages, ofmt if tile_output else DataFormat.BFLOAT16, output)
@@ -147,8 +140,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     for reader, name, count in zip(reader_names, win_names, taps_in):
         table.request(reader, name, pages * (count if per_group else 1), "cb_reserve_back")
         table.request("compute_depthwise", name, pages * (count if per_group else 1), "cb_wait_front")
-    table.request("reader_depthwise_0", "weight_cb", taps * pages, "cb_reserve_back")
-    table.request(reader_names[-1], "bias_cb", pages, "cb_reserve_back")
+    table.request("reader_depthwise_0", "weight_cb", rows * pages, "cb_reserve_back")
     if tile_output:
         table.request("compute_depthwise", "rm_cb", pages, "cb_wait_front")
         table.request("compute_depthwise", "out_cb", pages, "cb_reserve_back")
@@ -157,17 +149,15 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     receiver_sem = program.create_semaphore(cores)
     stick_bytes = cpc * 2
     common = {
-        "raw_in_cb": cb["raw_in_cb"], "weight_cb": cb["weight_cb"], "bias_cb": cb.get("bias_cb", -1),
-        "ones_cb": cb.get("ones_cb", -1), "stick_bytes": stick_bytes, "block_pages": pages,
+        "raw_in_cb": cb["raw_in_cb"], "weight_cb": cb["weight_cb"], "stick_bytes": stick_bytes,
+        "block_pages": pages,
         "page_bytes": BF16_PAGE, "reserve_per_group": per_group,
         "srcb_reuse": options.srcb_reuse, "weights_bf16": wfmt is DataFormat.BFLOAT16, "weight_tiles": taps * pages,
-        "weight_tile_bytes": wtile, "taps": taps, "bias_tiles": pages if bias is not None else 0,
+        "weight_tile_bytes": wtile, "taps": rows,
         "stick_fits_one_packet": stick_bytes <= device.spec.noc.max_burst_bytes.value,
     }
     offsets = [r * geom.dh * geom.padded_w + c * geom.dw for r in range(geom.kh) for c in range(geom.kw)]
     weights = TensorAccessor(weight_buffer, banks)
-    biases = TensorAccessor(bias_buffer, banks) if bias_buffer is not None else None
-    ones = TensorAccessor(ones_buffer, banks) if ones_buffer is not None else None
     reader_args: list[dict] = [{} for _ in range(readers)]
     compute_args = {}
     for i in range(pc.num_cores_nhw):
@@ -176,11 +166,9 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
             xy = pc.core_xy(i, j)
             for k in range(readers):
                 args = {"tap_offsets": offsets[k::readers], "groups": segments, "loads_weights": k == 0,
-                        "reader_index": k, "num_readers": readers,
-                        "loads_bias": k == readers - 1, "bias_accessor": biases, "bias_start_tile": j * pages,
-                        "ones_accessor": ones}
+                        "reader_index": k, "num_readers": readers}
                 if k == 0:
-                    args.update({"weight_accessor": weights, "weight_start_page": j * taps,
+                    args.update({"weight_accessor": weights, "weight_start_page": j * rows,
                                  "sender_semaphore": sender_sem, "receiver_semaphore": receiver_sem})
                     args.update(weights_multicast_role(device, pc, i, j))
                 reader_args[k][xy] = args
@@ -190,7 +178,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
                               reader_args[k], noc=noc)
     program.create_kernel("compute_depthwise", compute_depthwise, cores, "compute", {
         "win_cbs": tuple(cb[name] for name in win_names), "weight_cb": cb["weight_cb"],
-        "bias_cb": cb.get("bias_cb", -1), "ones_cb": cb.get("ones_cb", -1), "out_cb": cb["out_cb"],
+        "out_cb": cb["out_cb"],
         "rm_cb": cb.get("rm_cb", -1), "taps": taps, "block_pages": pages, "dst_tiles": dst_tiles,
         "has_bias": bias is not None, "activation": spec.activation, "packer_relu": options.packer_relu,
         "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output, "reserve_per_group": per_group,
@@ -199,7 +187,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     }, compute_args, math_fidelity=spec.math_fidelity)
 
     weights_tensor = TensorDesc((1, 1, taps * GROUP, pc.channels_padded), (1, 1, taps, geom.channels), "TILE",
-                                wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", weight_pages.shape[0] * wtile)
+                                wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", pc.num_cores_c * taps * tap_bytes)
     bias_tensor = (TensorDesc((1, 1, GROUP, pc.channels_padded), (1, 1, 1, geom.channels), "TILE",
                               wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", pc.num_cores_c * pages * wtile)
                    if bias is not None else None)
