@@ -4,7 +4,7 @@
 For every seed config: the simulated conv-op DEVICE KERNEL DURATION [ns] of ``classic``, of the
 branch's ``pool`` program, of ``pool`` with each of the branch's TODO fixes alone and all
 together, and of ``depthwise``; the depthwise program's speedup over classic, PCC and % of its
-roofline (ttsim.roofline). Prints a markdown table (docs/depthwise.md quotes it), then checks
+roofline (ttsim.programs.roofline). Prints a markdown table (docs/depthwise.md quotes it), then checks
 the targets of issue 11 and exits 1 on a miss:
 
 * depthwise >= 2x faster than classic on every op, >= 4x geomean;

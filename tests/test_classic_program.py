@@ -1,6 +1,7 @@
 """The classic grouped conv (``OptimizedConvNew``) end to end through ``ttsim.run(...,
 program="classic")`` on small shapes: numerics against the float64 depthwise reference, the CB
-table against the formulas of tt-programs.md §4.3, the dense block-diagonal weight matrix of §4.1,
+table against the formulas of tt-metal's ``get_cb_info``, the dense block-diagonal weight matrix of
+``prepare_conv2d_weights.cpp``,
 ``program="all"`` and the unsupported variants."""
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
 from conv_cases import BASE_CONV
 
 ROOT = Path(__file__).resolve().parents[1]
-TILE_BYTES = {"bfloat16": 2048, "bfloat8_b": 1088}  # tt-programs.md §3.4
+TILE_BYTES = {"bfloat16": 2048, "bfloat8_b": 1088}  # tt-metal tt_metal/api/tt-metalium/constants.hpp
 
 # Height-sharded shapes with more than one tile row per core: 66 output tiles -> 33 cores x 2;
-# 129 -> 43 cores x 3; 196 -> 49 cores x 4 (the core count search of tt-programs.md §3.1).
+# 129 -> 43 cores x 3; 196 -> 49 cores x 4 (the core count search of determine_parallel_config).
 TWO_ROWS = {"input_height": 48, "input_width": 44, "channels": 8}
 THREE_ROWS = {"input_height": 48, "input_width": 86, "channels": 8}
 FOUR_ROWS = {"input_height": 112, "input_width": 56, "channels": 8}
@@ -228,7 +229,7 @@ def test_split_reader_and_double_buffers_do_not_change_the_numbers(results) -> N
     np.testing.assert_array_equal(base.output, buffered.output)
 
 
-# -- weights as the device sees them (tt-programs.md §4.1) ---------------------------------------
+# -- weights as the device sees them (prepare_conv2d_weights.cpp) ---------------------------------
 
 @pytest.mark.parametrize("case", ["base_k3", "bfp8_weights", "bfp8_everything_72", "bs96",
                                   "bs96_double_buffer_bfp8", "k3x5_asym_pad"])
@@ -319,7 +320,7 @@ def test_grouped_weight_matrix_times_im2col_is_the_depthwise_conv(conv: dict[str
     np.testing.assert_allclose(out, reference, rtol=1e-9, atol=1e-9)
 
 
-# -- CB table (tt-programs.md §4.3) --------------------------------------------------------------
+# -- CB table (get_cb_info, conv2d_op_program_factory_common.cpp) --------------------------------
 
 def build_only(cfg: dict[str, Any] | Path, overrides: ClassicOverrides | None = None):
     """The classic program as ``ttsim.simulate`` builds it, without running anything."""
@@ -342,7 +343,7 @@ def build_only(cfg: dict[str, Any] | Path, overrides: ClassicOverrides | None = 
 
 def expected_cb_table(conv, geom, pc, block) -> list[tuple[str, int | None, int | None, bool]]:
     """(name, pages, page size, globally allocated) in get_cb_info order, zero-page CBs skipped;
-    None where §4.3 gives no number to check."""
+    None where get_cb_info gives no number to check."""
     wt, ot = TILE_BYTES[conv.weights_dtype], TILE_BYTES[conv.dtype]
     hs = pc.layout == "height_sharded"
     abh, abw, wbw = block.act_block_h_ntiles, block.act_block_w_ntiles, block.weight_block_w_ntiles
@@ -377,7 +378,7 @@ CB_CASES = {
     "mobilenetv2_op53": (ROOT / "configs" / "mobilenetv2_op53.yaml", None),
     "yolov10_op66": (ROOT / "configs" / "yolov10_op66.yaml", None),
     "yolov10_op79": (ROOT / "configs" / "yolov10_op79.yaml", None),
-    # op 14 with tt-metal's defaults: the split reader (§4.3 worked example: 8 x 14 pages each)
+    # op 14 with tt-metal's defaults: the split reader (8 x 14 pages each, by get_cb_info's formulas)
     "mobilenetv2_op14_default": (ROOT / "configs" / "mobilenetv2_op14.yaml", ClassicOverrides()),
     "mobilenetv2_op14_override": (ROOT / "configs" / "mobilenetv2_op14.yaml",
                                   ClassicOverrides(act_block_h_override=128, enable_weights_double_buffer=True,

@@ -432,8 +432,8 @@ def test_mul_tiles_math_cost_scales_with_fidelity() -> None:
     busy_diff = hifi4.ctx.busy_cycles[Risc.TRISC1] - lofi.ctx.busy_cycles[Risc.TRISC1]
     assert busy_diff == pytest.approx((4 - 1) * per_phase * n)
     assert hifi4.ctx.busy_cycles[Risc.TRISC0] == lofi.ctx.busy_cycles[Risc.TRISC0]
-    d_lofi = lofi.profile.risc_duration_cycles(Risc.TRISC1)
-    d_hifi4 = hifi4.profile.risc_duration_cycles(Risc.TRISC1)
+    d_lofi = lofi.profile.risc_duration_cycles[Risc.TRISC1]
+    d_hifi4 = hifi4.profile.risc_duration_cycles[Risc.TRISC1]
     # unpacking two bf16 tiles (2 x 5 + 4096 / 80 cycles) outlasts even HiFi4 math (32 cycles), so
     # the math thread waits on unpack and only the last tile's extra phases show in the duration
     assert d_hifi4 - d_lofi >= (4 - 1) * per_phase
@@ -501,7 +501,7 @@ def test_three_trisc_zones_exist_and_are_ordered() -> None:
     assert run.profile.device_kernel_duration_cycles == round(
         max(z.end for z in zones.values()) - min(z.start for z in zones.values()))
     for risc in (Risc.TRISC0, Risc.TRISC1, Risc.TRISC2):
-        assert 0 < run.profile.risc_duration_cycles(risc) <= run.profile.device_kernel_duration_cycles
+        assert 0 < run.profile.risc_duration_cycles[risc] <= run.profile.device_kernel_duration_cycles
 
 
 def test_reduce_tile_col_max_of_negative_columns() -> None:

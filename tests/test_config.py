@@ -19,7 +19,7 @@ NAMES = [
     "yolov10_op66",
     "yolov10_op79",
 ]
-# (N, H, W, C, layout, measured us) from seed-baseline.csv.
+# (N, H, W, C, layout, measured us) from the depthwise branch's "Depthwise Conv2d Optimization Plan".
 BASELINE = {
     "mobilenetv2_op14": (10, 56, 56, 144, "height_sharded", 171.009),
     "mobilenetv2_op27": (10, 14, 14, 576, "block_sharded", 137.788),

@@ -1,6 +1,8 @@
 """Host heuristics of the classic sharded conv (``ttsim.programs.conv_blocking``) against
-tt-programs.md: the subblock search (§4.2), tt-metal's NoC rate model (§9.4), the per-case block
-configuration of the six seed ops (the table of §4.2, typed in below), the split-reader choice and
+tt-metal (``ttnn/cpp/ttnn/operations/conv/conv2d/conv2d_utils.cpp`` and
+``conv2d_op_program_factory_common.cpp``): the subblock search, tt-metal's NoC rate model
+(``get_noc_transfer_rate``), the per-case block configuration of the six seed ops (worked out by
+hand from ``determine_per_core_conv_block_config``, typed in below), the split-reader choice and
 the act_block_h override."""
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def test_subblock_invariants_over_all_small_blocks() -> None:
         assert h == 1 or w == block_w, (block_h, block_w, h, w)
 
 
-# -- noc_transfer_rate_gbps (tt-programs.md §9.4) ---------------------------------------------
+# -- noc_transfer_rate_gbps (tt-metal get_noc_transfer_rate) -----------------------------------
 
 def test_noc_rate_wormhole_endpoints_and_flat_part() -> None:
     assert noc_transfer_rate_gbps(16, "wormhole_b0") == pytest.approx(0.868)
@@ -120,7 +122,7 @@ def test_noc_rate_calibration_point() -> None:
     assert 864 / rate == pytest.approx(37.0, abs=1.0)
 
 
-# -- the per-case table of tt-programs.md §4.2 --------------------------------------------------
+# -- the per-case table, worked out by hand from determine_per_core_conv_block_config -----------
 
 class Row(NamedTuple):
     layout: str
@@ -168,7 +170,7 @@ def test_seed_block_config_reproduces_table_4_2(name: str) -> None:
     # no override: one act block per core, the whole shard
     assert block.act_block_h_ntiles == block.per_core_out_h_ntiles == pc.out_shard // 32
     assert block.num_blocks_act_h == 1
-    # derived quantities, from their definitions in §4.2
+    # derived quantities, from their definitions in determine_per_core_conv_block_config
     assert block.kh_blocks == geom.kh
     assert block.conv_act_c_blocks == (pc.num_cores_c if row.layout == "block_sharded" else 1)
     assert block.weight_block_h_ntiles == block.act_block_w_ntiles
@@ -181,10 +183,10 @@ def test_seed_block_config_reproduces_table_4_2(name: str) -> None:
     assert (row.cores_c_out - 1) * row.out_w_tiles * 32 < geom.channels
 
 
-# -- split reader (tt-programs.md §4.2, §9.4) ---------------------------------------------------
+# -- split reader (tt-metal conv2d_op_program_factory_common.cpp) ------------------------------
 
 def doc_rate(transfer_bytes: int, arch: str) -> float:
-    """§9.4's rate model, typed in from the text (linear from 16 B, then flat)."""
+    """tt-metal's rate model, typed in from ``get_noc_transfer_rate`` (linear from 16 B, then flat)."""
     lo, hi, flat = (0.868, 27.7, 1024) if arch == "wormhole_b0" else (0.671, 48.5, 2048)
     return hi if transfer_bytes >= flat else lo + (hi - lo) * (transfer_bytes - 16) / (flat - 16)
 
@@ -227,7 +229,8 @@ def test_split_reader_override(name: str, forced: bool, expected: bool) -> None:
 
 
 def test_split_reader_heuristic_on_synthetic_shapes() -> None:
-    """The decision follows §9.4's cost comparison on both sides of the break-even channel count."""
+    """The decision follows tt-metal's act/weights cost comparison on both sides of the break-even
+    channel count."""
     decisions = []
     for channels in (16, 64, 144, 256, 512, 640, 1024):
         spec = load_config(CONFIGS / "mobilenetv2_op14.yaml").conv.model_copy(update={"channels": channels})

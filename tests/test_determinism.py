@@ -77,7 +77,7 @@ for config in json.loads(sys.argv[1]):
         out.append({
             "config": r.config, "program": r.program, "op_code": r.op_code,
             "cycles": r.device_kernel_duration_cycles,
-            "risc_cycles": {risc.value: p.risc_duration_cycles(risc) for risc in Risc if risc.value != "ERISC"},
+            "risc_cycles": {risc.value: p.risc_duration_cycles[risc] for risc in Risc if risc.value != "ERISC"},
             "zones": [[list(z.core), z.risc.value, z.kernel, z.start, z.end] for z in p.zones],
             "blocked": sorted([list(core), risc.value, sorted(stalls.items())]
                               for (core, risc), stalls in p.blocked.items()),

@@ -138,3 +138,42 @@ def test_running_the_example_prints_the_guides_duration_line(example: ModuleType
     # and the guide quotes that very line
     guide = GUIDE.read_text()
     assert f"$ python examples/eltwise_add.py\n{line}\n" in guide
+
+
+# -- the reports work on a user-written program's results --------------------------------------
+
+def test_every_report_writer_takes_the_examples_results(example: ModuleType) -> None:
+    import csv
+    import io
+
+    from ttsim.device.core import Risc
+    from ttsim.report.breakdown import breakdown, breakdown_table
+    from ttsim.report.ops_perf_csv import ops_perf_csv
+    from ttsim.report.results import report_document
+    from ttsim.report.trace import trace_document
+    from ttsim.results import OpResult
+
+    a, b = random_tiles(8, seed=5)
+    _, profile = example.eltwise_add(a, b, num_cores=2)
+    result = OpResult.from_profile(profile, device="wormhole_b0")
+    assert (result.program, result.op_code, result.device) == ("EltwiseAddRelu", "EltwiseAddRelu", "wormhole_b0")
+    assert repr(result).startswith("OpResult(config='user', program='EltwiseAddRelu'")
+    # breakdown: one row per kernel and RISC, busy + blocked = the kernel zone on every core
+    rows = {(row.kernel, row.risc) for row in breakdown(result)}
+    assert {("reader", Risc.BRISC), ("writer", Risc.NCRISC), ("compute", Risc.TRISC1)} <= rows
+    for row in breakdown(result):
+        assert row.cores == 2
+        assert row.busy + sum(row.stalls.values()) == pytest.approx(row.duration)
+    assert "EltwiseAddRelu" in str(breakdown_table(result).title)
+    # ops perf CSV: one row whose durations are the profile's
+    (row,) = list(csv.DictReader(io.StringIO(ops_perf_csv([result]))))
+    assert row["OP CODE"] == "EltwiseAddRelu" and row["CORE COUNT"] == "2"
+    assert row["DEVICE KERNEL DURATION [ns]"] == f"{profile.device_kernel_duration_ns:.0f}"
+    assert row["DEVICE BRISC KERNEL DURATION [ns]"] == f"{result.risc_duration_ns[Risc.BRISC]:.0f}"
+    # trace: a kernel zone event per kernel zone of the profile
+    zones = [e for e in trace_document([result])["traceEvents"] if e["ph"] == "X" and e["cat"] == "kernel"]
+    assert len(zones) == len(profile.zones) > 0
+    # JSON report
+    (op,) = report_document([result])["ops"]
+    assert op["device_kernel_duration_cycles"] == profile.device_kernel_duration_cycles
+    assert op["risc_duration_ns"]["TRISC1"] == pytest.approx(result.risc_duration_ns[Risc.TRISC1])

@@ -11,7 +11,8 @@ from ttsim.device.l1 import L1Memory, align_up
 from ttsim.device.spec import load_device
 from ttsim.errors import L1OverflowError
 
-# wormhole_b0 (hardware.md 1.1): L1 1,499,136 B, first unreserved address 103,424 B,
+# wormhole_b0 (TM soc descriptor worker_l1_size; dev_mem_map.h + wh_hal_tensix.cpp): L1 1,499,136 B,
+# first unreserved address 103,424 B,
 # l1_small_size 16,384 B reserved at the top by the application.
 WH_L1 = 1_499_136
 WH_BASE = 103_424

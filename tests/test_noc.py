@@ -1,5 +1,6 @@
 """NoC timing: routes on the torus, calibration against the measured DM-tests figures
-(hardware.md 1.2), contention on shared ports, and multicast delivery."""
+(tt-metal DM-tests ``tests/tt_metal/tt_metal/data_movement/documentation/perf_plots/``),
+contention on shared ports, and multicast delivery."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ttsim.device.spec import load_device
 from ttsim.errors import ConfigurationError
 from ttsim.host import Program, run_program
 
-# The DM-tests setup behind hardware.md 1.2 (TM tests/tt_metal/tt_metal/data_movement/one_from_one/
+# The DM-tests setup behind those plots (TM tests/tt_metal/tt_metal/data_movement/one_from_one/
 # test_one_from_one.cpp, TensixDataMovementOneFromOnePacketSizes): master (requestor) logical
 # core (0,0) reads from subordinate logical core (1,1) on NOC::RISCV_1_default, i.e. NCRISC on
 # NoC1. On the unidirectional torus (NoC1 goes -y, -x) that is 20 (WH) / 27 (BH) hops there, 2 back.
@@ -62,7 +63,7 @@ def test_noc1_goes_y_then_x(wh_noc: NocModel) -> None:
     ]
 
 
-# -- (b) calibration against hardware.md 1.2 ----------------------------------------------------
+# -- (b) calibration against the DM-tests perf plots ---------------------------------------------
 
 def _remote_read_cycles(device_name: str, size: int, count: int) -> int:
     device = Device(load_device(device_name))
@@ -109,11 +110,11 @@ def _single_kernel_duration(profile) -> int:
     assert zone.core == REQUESTER and zone.risc is CAL_RISC
     assert zone.start == 0.0  # first core launched: no stagger, no firmware gap
     assert profile.device_kernel_duration_cycles == round(zone.end - zone.start)
-    assert profile.risc_duration_cycles(CAL_RISC) == profile.device_kernel_duration_cycles
+    assert profile.risc_duration_cycles[CAL_RISC] == profile.device_kernel_duration_cycles
     return profile.device_kernel_duration_cycles
 
 
-# (device, kind, bytes per read, reads, measured cycles) from hardware.md 1.2 (DM-tests).
+# (device, kind, bytes per read, reads, measured cycles) from the DM-tests perf_plots/<arch>/*.md tables.
 MEASURED = [
     ("wormhole_b0", "remote", 32, 1, 290),
     ("wormhole_b0", "remote", 2048, 1, 364),
@@ -169,7 +170,7 @@ def test_calibration_within_15_percent(calibration, device: str, kind: str, size
 
 
 def test_steady_state_bandwidth_per_read(calibration) -> None:
-    """hardware.md: 73 cycles per 2 KiB (28.0 B/cycle) between remote reads on WH."""
+    """DM-tests One from One: 73 cycles per 2 KiB (28.0 B/cycle) between remote reads on WH."""
     one = calibration[("wormhole_b0", "remote", 2048, 1)]
     many = calibration[("wormhole_b0", "remote", 2048, 256)]
     per_read = (many - one) / 255

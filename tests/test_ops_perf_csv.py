@@ -1,5 +1,5 @@
 """The profiler CSV (``ttsim run --csv``): tt-metal's ops_perf_results format, checked against
-hardware.md §2.1-2.3 (tt-metal's OPS_CSV_HEADER, the profiler's first/last rules and the op
+tt-metal (tools/tracy/process_ops_logs.py OPS_CSV_HEADER, the profiler's first/last rules and the op
 performance model of ttnn/core/operation.cpp) and against the raw kernel zones of the same run."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ttsim.device.core import Risc
 from ttsim.report.ops_perf_csv import ops_perf_csv
 from ttsim.simulate import run
 
-# tt-metal tools/tracy/process_ops_logs.py OPS_CSV_HEADER, as hardware.md §2.2 lists it.
+# tt-metal tools/tracy/process_ops_logs.py OPS_CSV_HEADER.
 OPS_CSV_HEADER = [
     "OP CODE", "OP TYPE", "GLOBAL CALL COUNT", "DEVICE ID", "DEVICE ARCH", "ATTRIBUTES", "MATH FIDELITY",
     "CORE COUNT", "AVAILABLE WORKER CORE COUNT", "PARALLELIZATION STRATEGY", "HOST START TS", "HOST END TS",
@@ -64,11 +64,11 @@ UNKNOWABLE = [
 
 RISCS = (Risc.BRISC, Risc.NCRISC, Risc.TRISC0, Risc.TRISC1, Risc.TRISC2)
 FIDELITY = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
-WH_GRID_CORES = 8 * 8          # hardware.md 1.1: n150 compute_with_storage_grid_size
-BH_GRID_CORES = 11 * 10        # hardware.md 1.1: p150 after FW 19.5
-FLOP_PER_CYCLE_PER_CORE = 4096  # hardware.md 2.3 (2048 MAC per cycle, LoFi)
-PEAK_DRAM_GB_S = {"WORMHOLE_B0": 258.0, "BLACKHOLE": 512.0}  # hardware.md 2.3
-CLOCK_MHZ = {"WORMHOLE_B0": 1000.0, "BLACKHOLE": 1350.0}    # hardware.md 1.1
+WH_GRID_CORES = 8 * 8          # TM tech_reports/GEMM_FLOPS: n150 compute_with_storage_grid_size
+BH_GRID_CORES = 11 * 10        # TM BlackholeBringUpProgrammingGuide.md: p150, FW >= 19.5
+FLOP_PER_CYCLE_PER_CORE = 4096  # TM conv2d/matmul create_op_performance_model (2048 MAC per cycle, LoFi)
+PEAK_DRAM_GB_S = {"WORMHOLE_B0": 258.0, "BLACKHOLE": 512.0}  # TM ttnn/core/operation.cpp peak_dram_bw
+CLOCK_MHZ = {"WORMHOLE_B0": 1000.0, "BLACKHOLE": 1350.0}    # profiler CHIP_FREQ[MHz]
 ELEMENT_SIZE = {"BFLOAT16": 2, "BFLOAT8_B": 1}  # tt-metal element_size_bytes(): BFLOAT8_B is sizeof(std::byte)
 
 BASE_CONV: dict[str, Any] = {
@@ -258,7 +258,7 @@ def test_unknowable_columns_are_empty(cli_run) -> None:
         assert {name: row[name] for name in UNKNOWABLE} == {name: "" for name in UNKNOWABLE}
 
 
-# -- durations against the kernel zones (hardware.md 2.1) ---------------------------------------------------
+# -- durations against the kernel zones (TM tools/tracy/device_post_proc_config.py) -------------------------
 
 def test_durations_follow_the_first_last_rules(table, results) -> None:
     _, rows, _ = table
@@ -295,7 +295,7 @@ def test_per_risc_columns_are_the_risc_spans(table, results) -> None:
                 assert cell == "", (row["OP CODE"], risc)
                 continue
             assert float(cell) == pytest.approx(span(risc_zones) * ns, abs=1)
-            assert float(cell) == pytest.approx(profile.to_ns(profile.risc_duration_cycles(risc)), abs=0.5)
+            assert float(cell) == pytest.approx(profile.to_ns(profile.risc_duration_cycles[risc]), abs=0.5)
         if kind == "halo":  # the halo op is data movement only: no TRISC ran anything
             assert [row[f"DEVICE {r} KERNEL DURATION [ns]"] for r in ("TRISC0", "TRISC1", "TRISC2")] == [""] * 3
             assert row["DEVICE BRISC KERNEL DURATION [ns]"] != ""
@@ -392,7 +392,7 @@ def test_padded_shape_holds_the_logical_shape(cli_run, index: int) -> None:
             assert padded[2] % 32 == 0 and padded[3] % 32 == 0, (p, padded)
 
 
-# -- performance model (hardware.md 2.3) ---------------------------------------------------------------
+# -- performance model (TM ttnn/core/operation.cpp) ------------------------------------------------------
 
 def conv_pm_compute_ns(conv: dict[str, Any], grid_cores: int, clock_mhz: float) -> int:
     """conv2d's create_op_performance_model: the dense matmul count with K = Cin*kh*kw, Cout = C."""

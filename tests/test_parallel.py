@@ -1,4 +1,6 @@
-"""tt-metal's parallel-config heuristics against the per-case table (tt-programs.md §6.6)."""
+"""tt-metal's parallel-config heuristics against a per-case table worked out by hand from
+``determine_parallel_config`` (tt-metal ``ttnn/cpp/ttnn/operations/conv/conv2d/conv2d_utils.cpp``,
+32-channel alignment)."""
 
 from __future__ import annotations
 

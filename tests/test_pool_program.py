@@ -74,7 +74,7 @@ def bf16(x: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, list]:
-    return {name: ttsim.run(config(name, **overrides)) for name, overrides in CASES.items()}
+    return {name: ttsim.run(config(name, **overrides), program="pool") for name, overrides in CASES.items()}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -143,12 +143,12 @@ def test_results_structure_and_durations(results, case: str) -> None:
         assert result.device_kernel_duration_ns == pytest.approx(
             result.device_kernel_duration_cycles * 1000.0 / 1000.0)
         for risc in RISCS:
-            assert profile.risc_duration_cycles(risc) <= profile.device_kernel_duration_cycles
+            assert profile.risc_duration_cycles[risc] <= profile.device_kernel_duration_cycles
         per_core = profile.per_core_duration_cycles()
         assert max(per_core.values()) <= profile.device_kernel_duration_cycles
         assert profile.core_count == len(per_core)
     for risc in RISCS:  # the conv op runs all five RISCs
-        assert op.profile.risc_duration_cycles(risc) > 0
+        assert op.profile.risc_duration_cycles[risc] > 0
     assert op.profile.core_count == halo.profile.core_count
 
 
@@ -169,8 +169,8 @@ def test_row_major_and_tile_outputs_agree(results) -> None:
 
 def test_same_config_twice_gives_identical_cycles() -> None:
     cfg = config(**CASES["block_sharded_s2_relu6"])
-    first = ttsim.run(cfg)
-    second = ttsim.run(cfg)
+    first = ttsim.run(cfg, program="pool")
+    second = ttsim.run(cfg, program="pool")
     for a, b in zip(first, second):
         assert a.device_kernel_duration_cycles == b.device_kernel_duration_cycles
         assert a.profile.zones == b.profile.zones
@@ -179,9 +179,9 @@ def test_same_config_twice_gives_identical_cycles() -> None:
 
 def test_subprocess_run_gives_identical_cycles(tmp_path: Path) -> None:
     cfg = config(**CASES["block_sharded_s2_relu6"])
-    here = [r.device_kernel_duration_cycles for r in ttsim.run(cfg)]
+    here = [r.device_kernel_duration_cycles for r in ttsim.run(cfg, program="pool")]
     code = ("import json, sys, ttsim; cfg = json.loads(sys.argv[1]); "
-            "print(json.dumps([r.device_kernel_duration_cycles for r in ttsim.run(cfg)]))")
+            "print(json.dumps([r.device_kernel_duration_cycles for r in ttsim.run(cfg, program=\"pool\")]))")
     done = subprocess.run([sys.executable, "-c", code, json.dumps(cfg)], capture_output=True,
                           text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -189,7 +189,7 @@ def test_subprocess_run_gives_identical_cycles(tmp_path: Path) -> None:
 
 
 def test_device_override_runs_blackhole() -> None:
-    halo, op = ttsim.run(config(), device="blackhole")
+    halo, op = ttsim.run(config(), program="pool", device="blackhole")
     assert op.device == "blackhole"
     assert op.profile.clock_mhz == 1350
     assert op.device_kernel_duration_ns == pytest.approx(op.device_kernel_duration_cycles / 1.35)
@@ -198,7 +198,7 @@ def test_device_override_runs_blackhole() -> None:
 
 @pytest.mark.slow
 def test_yolov10_op66_full() -> None:
-    halo, op = ttsim.run(ROOT / "configs" / "yolov10_op66.yaml")
+    halo, op = ttsim.run(ROOT / "configs" / "yolov10_op66.yaml", program="pool")
     assert op.pcc >= 0.999
     assert op.profile.core_count == 50
     assert halo.profile.core_count == 50

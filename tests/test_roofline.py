@@ -1,4 +1,4 @@
-"""The roofline (ttsim.roofline): the per-engine bound against hand-computed figures from the
+"""The roofline (ttsim.programs.roofline): the per-engine bound against hand-computed figures from the
 preset, and no program below its bound (small convs here; the six seed ops, slow)."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from ttsim.report.trace import trace_document
 from ttsim.simulate import run
 
 RISC_NAMES = ["BRISC", "NCRISC", "TRISC0", "TRISC1", "TRISC2"]
-CLOCK_MHZ = {"wormhole_b0": 1000.0, "blackhole": 1350.0}  # hardware.md 1.1
+CLOCK_MHZ = {"wormhole_b0": 1000.0, "blackhole": 1350.0}  # profiler CHIP_FREQ[MHz]
 COMPUTE_API = {name for name in dir(ComputeContext) if not name.startswith("_")}
 US_EPS = 2e-6  # ts and dur are each rounded to 1e-6 µs
 

@@ -4,11 +4,14 @@ Not to be confused with Tenstorrent's functional simulator of the same name or w
 ``ttsim`` package inside tenstorrent/polaris: this one is a SimPy timing model that runs
 tt-metal style reader / compute / writer kernels and reports DEVICE KERNEL DURATION.
 
-Python API: ``ttsim.run(config_or_path, program="pool", device=None)`` returns one
-:class:`~ttsim.simulate.OpResult` per device op (the halo op, then the conv op).
+Python API: ``ttsim.run(config_or_path, program="all", device=None)`` returns one
+:class:`~ttsim.results.OpResult` per device op (per program: the halo op, then the conv op),
+for every registered program (``ttsim.programs.registry.names()``) as ``ttsim run`` does, or for
+the one named.
 """
 
-from ttsim.simulate import OpResult, run
+from ttsim.results import OpResult
+from ttsim.simulate import run
 
 __version__ = "0.1.0"
 __all__ = ["OpResult", "run", "__version__"]

@@ -13,7 +13,7 @@ consumer.
 
 A request for more pages than the CB holds can never succeed and is rejected when it is made.
 Blocking is through SimPy events, never polling. Because a kernel's local clock may run ahead
-of the SimPy clock (see :mod:`ttsim.kernels.context`), pushes and pops have a producer/consumer
+of the SimPy clock (see :mod:`ttsim.kernel_api.base`), pushes and pops have a producer/consumer
 side that changes at once and a visible side that another kernel sees at the right simulated
 time (:meth:`publish_push`, :meth:`publish_pop`).
 """

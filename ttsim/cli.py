@@ -27,7 +27,9 @@ from ttsim.report.table import check_table, l1_table, sweep_table
 from ttsim.report.trace import trace_document
 from ttsim.report.results import report_document
 from ttsim.report.table import print_results
-from ttsim.simulate import PROGRAM_CHOICES, PROGRAMS, OpResult, run
+from ttsim.programs import registry
+from ttsim.results import OpResult
+from ttsim.simulate import run
 from ttsim.sweep import grid, pareto_front, parse_param, run_sweep
 
 EXIT_BAD_INPUT = 2
@@ -81,6 +83,19 @@ def _parse_cores(text: str) -> set[tuple[int, int]] | None:
     return cores
 
 
+class ProgramOption(click.Option):
+    """``--program``: its help lists the programs registered when it is shown (not at import)."""
+
+    def __init__(self, *args, with_all: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.with_all = with_all
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        choices = (*registry.names(), "all") if self.with_all else registry.names()
+        self.help = f"program to simulate: {', '.join(choices)}"
+        return super().get_help_record(ctx)
+
+
 SET_OPTION = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
     help="override a config value by dotted key, e.g. conv.channels=64 or pool.cb.in_cb.pages=4 "
@@ -89,11 +104,10 @@ SET_OPTION = click.option(
 
 @main.command("run")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--program", "program", default="all", show_default=True,
-              help=f"program to simulate: {', '.join(PROGRAM_CHOICES)}")
+@click.option("--program", "program", default="all", show_default=True, cls=ProgramOption)
 @click.option("--device", "device", default=None,
               help="device preset (overrides the config's 'device:'); "
-                   f"one of {', '.join(available_devices())}")
+                   f"one of {', '.join(available_devices())}, or a preset file (.yaml)")
 @click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
               help="also write the results as JSON (schema_version 1) to this path")
 @click.option("--csv", "csv_path", default=None, type=click.Path(path_type=Path),
@@ -186,17 +200,17 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
 @SET_OPTION
 def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
                     overrides: tuple[str, ...]) -> None:
-    """Run every program on each CONFIG and compare them (speedups, % of roofline)."""
+    """Run every registered program on each CONFIG and compare them (speedup against classic, % of
+    roofline)."""
     console = _console()
     comparisons: list[Comparison] = []
     try:
         for path in configs:
             config = load_config(path, list(overrides))
             results = run(config, program="all", device=device)
-            by_program = {r.program: r for r in results if r.pcc is not None}
-            comparisons.append(Comparison(config.name, by_program["classic"], by_program["pool"],
-                                          config.measured.classic_device_kernel_duration_ns,
-                                          by_program.get("depthwise")))
+            op_codes = {d.name: d.op_code for d in registry.definitions()}
+            comparisons.append(Comparison.from_results(config.name, results, op_codes,
+                                                       config.measured.classic_device_kernel_duration_ns))
         console.print(comparison_table(comparisons))
         console.print(roofline_table(comparisons))
         if json_path is not None:
@@ -209,8 +223,7 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--param", "params", multiple=True, required=True, metavar="KEY=V1,V2,...",
               help="a swept config key and its values (repeatable; the grid is their product)")
-@click.option("--program", "program", default="pool", show_default=True, type=click.Choice(PROGRAMS),
-              help="program to simulate at every point")
+@click.option("--program", "program", default="pool", show_default=True, cls=ProgramOption, with_all=False)
 @click.option("--device", "device", default=None, help="device preset (overrides the config's)")
 @click.option("--out", "out", default=Path("sweep_results.csv"), show_default=True,
               type=click.Path(path_type=Path), help="CSV the results are appended to (resumable)")
@@ -223,6 +236,7 @@ def sweep_command(config: Path, params: tuple[str, ...], program: str, device: s
     """Run CONFIG over the cartesian grid of --param values; rank the points by duration."""
     console = _console()
     try:
+        registry.get(program)  # an unknown program fails before any point runs
         parsed = [parse_param(text) for text in params]
         total = len(grid(parsed))
         with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,

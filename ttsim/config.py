@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from ttsim.errors import ConfigurationError
@@ -29,7 +29,8 @@ MemoryLayout = Literal["height_sharded", "block_sharded", "width_sharded"]
 MathFidelity = Literal["LoFi", "HiFi2", "HiFi3", "HiFi4"]
 OutputLayout = Literal["tile", "row_major"]
 
-_SHAPE_ERROR = "conv_shape"
+FIELD_ERROR = "conv_shape"
+"""Error type of the model validators: its message is shown as is, at ``loc + ctx['field']``."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -75,7 +76,7 @@ class ConvSpec(BaseModel):
             if conv_output_size(size, k, s, p, d) < 1:
                 extent = d * (k - 1) + 1
                 raise PydanticCustomError(
-                    _SHAPE_ERROR,
+                    FIELD_ERROR,
                     f"dilated kernel {dim} {extent} (kernel {k}, dilation {d}) exceeds the padded "
                     f"input {dim} {size + 2 * p} (input_{dim} {size} + 2 * padding {p}); "
                     f"the output {dim} would be 0",
@@ -83,7 +84,7 @@ class ConvSpec(BaseModel):
                 )
         if self.dtype == "bfloat8_b" and self.output_layout != "tile":
             raise PydanticCustomError(
-                _SHAPE_ERROR,
+                FIELD_ERROR,
                 f"dtype bfloat8_b requires output_layout 'tile', got {self.output_layout!r}",
                 {"field": "output_layout"},
             )
@@ -101,9 +102,6 @@ class Measured(BaseModel):
         default=None,
         description="Tracy DEVICE KERNEL DURATION of the classic (matmul-path) conv (ns).",
     )
-
-
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 
 
 class CBOverride(BaseModel):
@@ -124,72 +122,19 @@ class ProgramOptions(BaseModel):
     core_grid: tuple[PositiveInt, PositiveInt] | None = Field(
         default=None, description="Largest core grid [x, y] the program may use (<= the device's).")
 
-
-class PoolOptions(ProgramOptions):
-    """Overrides of the pool-based depthwise program, incl. the branch's TODO fixes, each usable
-    alone (docs/depthwise.md, the ablation)."""
-
-    sfpu_valid_row: StrictBool = Field(
-        default=False, description="Run the SFPU activation on faces 0-1 only (VectorMode::R), where the one "
-                                   "valid output row lives, instead of the whole tile.")
-    packer_relu: StrictBool = Field(
-        default=False, description="relu / relu6 in the packer's ReLU stage instead of on the SFPU.")
-    dst_batch: PositiveInt = Field(
-        default=1, description="Output sticks per phase: the products of this many sticks fill DST 8 tiles "
-                               "at a time, and the multiply / reduce configuration switches once per batch.")
-    fused_mul_reduce: StrictBool = Field(
-        default=False, description="Multiply by the weights inside the reduce (custom LLK "
-                                   "mul_reduce_tile_math): no products CB round trip.")
-    minimal_reconfig: StrictBool = Field(
-        default=False, description="Drop per-stick reconfiguration that does not change anything (data "
-                                   "format reconfigs between bfloat16 CBs, per-stick uninits).")
-
-
-class DepthwiseOptions(ProgramOptions):
-    """Design switches of the depthwise program (docs/depthwise.md)."""
-
-    split_reader: StrictBool = Field(
-        default=True, description="Gather the taps with two readers (BRISC on NoC0, NCRISC on NoC1), "
-                                  "alternate taps each; false: BRISC gathers every tap.")
-    packer_relu: StrictBool = Field(
-        default=True, description="relu / relu6 in the packer's ReLU stage (free); false: on the SFPU.")
-    sfpu_on_pack: StrictBool = Field(
-        default=True, description="Issue silu / gelu from the pack thread (silu_tile_pack), overlapping the "
-                                  "next block's multiplies; false: from the math thread (silu_tile).")
-    srcb_reuse: StrictBool = Field(
-        default=False, description="Custom LLK mul_tiles_srcb_held: unpack a tap's weights into SrcB once per "
-                                   "DST chunk and pick each block's rows with the SrcB row counter "
-                                   "(C_core <= 896); false: tt-metal's mul_tiles unpacks both operands.")
-
-
-class ClassicOptions(ProgramOptions):
-    """Block-config overrides of the classic conv program (tt-metal ``Conv2dConfig`` fields)."""
-
-    act_block_h_override: NonNegativeInt = Field(
-        default=0, description="Act block height in sticks (a multiple of 32); 0 = whole shard.")
-    enable_act_double_buffer: StrictBool = Field(
-        default=False, description="Two act blocks in flight (ACT CB x2).")
-    enable_weights_double_buffer: StrictBool = Field(
-        default=False, description="Two weight blocks in flight (WEIGHTS CB x2).")
-    split_reader: StrictBool | None = Field(
-        default=None, description="Force the HS split reader on/off; null = tt-metal's heuristic.")
-    out_subblock: tuple[PositiveInt, PositiveInt] | None = Field(
-        default=None, description="Output subblock [h, w] in tiles; null = tt-metal's heuristic.")
-    full_inner_dim: StrictBool = Field(
-        default=False, description="Block sharded: the act block spans the whole window (kh kernel rows, "
-                                   "act_block_w = C_core*kw*kh) instead of one kernel row.")
-
-    @model_validator(mode="after")
-    def _check_override(self) -> "ClassicOptions":
-        if self.act_block_h_override % 32:
-            raise PydanticCustomError(
-                _SHAPE_ERROR, "act_block_h_override must be a multiple of 32, got {value}",
-                {"value": self.act_block_h_override, "field": "act_block_h_override"})
-        return self
+    def cb_pages(self) -> dict[str, int]:
+        """The page counts set by hand, by CB name."""
+        return {name: cb.pages for name, cb in self.cb.items()}
 
 
 class OpConfig(BaseModel):
-    """One op to simulate: the conv, the device it runs on and its input data."""
+    """One op to simulate: the conv, the device it runs on and its input data.
+
+    Besides these keys a config has one optional section per registered program (``classic:``,
+    ``pool:``, ...), validated by that program's options model: :func:`load_config` validates
+    with :func:`config_model`, this class extended by a field per program. Read a section with
+    :meth:`options`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -202,12 +147,32 @@ class OpConfig(BaseModel):
     seed: NonNegativeInt = Field(default=0, description="Seed of the random input data.")
     conv: ConvSpec = Field(description="The convolution.")
     measured: Measured = Field(default=Measured(), description="Hardware measurements, if any.")
-    classic: ClassicOptions = Field(default=ClassicOptions(),
-                                    description="Overrides for the classic conv program.")
-    pool: PoolOptions = Field(default=PoolOptions(),
-                              description="Overrides for the pool-based depthwise program.")
-    depthwise: DepthwiseOptions = Field(default=DepthwiseOptions(),
-                                        description="Overrides for the depthwise program.")
+
+    def options(self, program: str) -> ProgramOptions:
+        """The validated ``program:`` section (the program's defaults when the config has none)."""
+        import ttsim.programs.registry as registry
+
+        section = getattr(self, program, None)
+        return section if isinstance(section, ProgramOptions) else registry.get(program).options_model()
+
+
+_MODELS: dict[tuple, type[OpConfig]] = {}
+
+
+def config_model() -> type[OpConfig]:
+    """:class:`OpConfig` with one optional section per registered program, each validated by the
+    program's options model (so unknown keys in ``classic:`` fail as ``unknown key 'classic.x'``)."""
+    import ttsim.programs.registry as registry
+
+    definitions = registry.definitions()
+    key = tuple((d.name, d.options_model) for d in definitions)
+    if key not in _MODELS:
+        fields: dict[str, Any] = {
+            d.name: (d.options_model, Field(default_factory=d.options_model,
+                                            description=f"Overrides for the {d.name} program."))
+            for d in definitions}
+        _MODELS[key] = create_model("OpConfig", __base__=OpConfig, __module__=__name__, **fields)
+    return _MODELS[key]
 
 
 def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list[str] | None = None) -> OpConfig:
@@ -229,7 +194,7 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list
     for override in overrides or []:
         _apply_override(data, override, label)
     try:
-        return OpConfig.model_validate(data)
+        return config_model().model_validate(data)
     except ValidationError as exc:
         lines = [f"{label}: {_describe(err)}" for err in exc.errors(include_url=False)]
         raise ConfigurationError("\n".join(lines)) from None
@@ -281,7 +246,7 @@ def _describe(err: Any) -> str:
     """One line for a pydantic error: dotted key path, what is wrong and the offending value."""
     loc = list(err["loc"])
     ctx = err.get("ctx") or {}
-    if err["type"] == _SHAPE_ERROR:
+    if err["type"] == FIELD_ERROR:
         loc.append(ctx["field"])
         return f"{_dotted(loc)}: {err['msg']}"
     if err["type"] == "extra_forbidden":

@@ -1,7 +1,7 @@
 """Typed errors raised by ttsim.
 
 Every error a user can provoke with bad input derives from :class:`TtsimError`; the CLI turns
-any of them into one clear message and exit status 2 (DEVELOPERS.md, principle 4). The class
+any of them into one clear message and exit status 2 (docs/architecture.md, "Errors"). The class
 names follow the fault taxonomy of Tenstorrent's functional simulator so that CI logs stay
 greppable.
 """

@@ -59,14 +59,16 @@ def grid(params: list[Param]) -> list[tuple[str, ...]]:
 def run_point(config_path: str, keys: tuple[str, ...], values: tuple[str, ...], program: str,
               device: str | None) -> dict[str, str]:
     """Simulate one point; returns its CSV row (never raises a ttsim error)."""
-    from ttsim.simulate import run  # imported in the worker process
+    from ttsim.programs import registry  # imported in the worker process
+    from ttsim.simulate import run
 
     row = dict(zip(keys, values))
     row.update({field: "" for field in RESULT_FIELDS})
     row["program"] = program
     try:
         config = load_config(config_path, [f"{k}={v}" for k, v in zip(keys, values)])
-        result = run(config, program=program, device=device)[-1]
+        op_code = registry.get(program).op_code
+        result = next(r for r in run(config, program=program, device=device) if r.op_code == op_code)
     except TtsimError as exc:
         row.update(status="error", error=" ".join(str(exc).split())[:500])
         return row

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 import numpy as np
 import simpy
 
-from ttsim.cb import CircularBuffer
 from ttsim.device.l1 import L1Memory
 
 XY = tuple[int, int]
@@ -35,7 +35,9 @@ class TensixCore:
         self.logical = logical
         self.noc_xy = noc_xy
         self.l1 = l1
-        self.cbs: dict[int, CircularBuffer] = {}
+        self.cbs: dict[int, Any] = {}
+        """The circular buffers the launcher placed on this core, by CB index (``ttsim.cb``
+        objects: the device only holds them, so it imports nothing above itself)."""
         self._word_watchers: dict[int, list[tuple[int, simpy.Event]]] = {}
 
     @property

@@ -2,7 +2,8 @@
 
 Each kernel records a ``<RISC>-KERNEL`` zone (start, end) in device cycles. DEVICE KERNEL
 DURATION is (last zone end - first zone start) over all cores and RISCs, divided by the clock
-(hardware.md 2.1; tt-metal docs "Perf Report Headers").
+(tt-metal ``tools/tracy/device_post_proc_config.py``;
+``docs/source/ttnn/ttnn/profiling_ttnn_operations.rst``, "Perf Report Headers").
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class CBRecord:
     """The CB aliases a tensor buffer (its bytes are the tensor's, not extra L1)."""
 
 
-@dataclass
+@dataclass(repr=False)
 class OpProfile:
     """Kernel zones and CB statistics of one device op."""
 
@@ -81,9 +82,16 @@ class OpProfile:
     def device_kernel_duration_ns(self) -> float:
         return self.to_ns(self.device_kernel_duration_cycles)
 
-    def risc_duration_cycles(self, risc: Risc) -> int:
-        """First/last rule applied to one RISC type (0 when it ran nothing)."""
-        return round(self._span([z for z in self.zones if z.risc == risc]))
+    @property
+    def risc_duration_cycles(self) -> dict[Risc, int]:
+        """DEVICE <RISC> KERNEL DURATION [cycles]: the first/last rule applied to each RISC type
+        (0 for a RISC that ran nothing)."""
+        return {risc: round(self._span([z for z in self.zones if z.risc == risc])) for risc in Risc}
+
+    @property
+    def risc_duration_ns(self) -> dict[Risc, float]:
+        """DEVICE <RISC> KERNEL DURATION [ns] of each RISC type."""
+        return {risc: self.to_ns(cycles) for risc, cycles in self.risc_duration_cycles.items()}
 
     def per_core_duration_cycles(self) -> dict[XY, int]:
         cores: dict[XY, list[KernelZone]] = {}
@@ -110,3 +118,8 @@ class OpProfile:
     @property
     def core_count(self) -> int:
         return len({z.core for z in self.zones})
+
+    def __repr__(self) -> str:
+        """One short line (the zones, stalls and timelines are far too long to print)."""
+        return (f"OpProfile(op_code={self.op_code!r}, device_kernel_duration_cycles="
+                f"{self.device_kernel_duration_cycles}, cores={self.core_count}, zones={len(self.zones)})")

@@ -4,16 +4,19 @@ One YAML preset per architecture lives in ``ttsim/device/presets/``. Each consta
 :class:`Param` carrying its value, unit, source and confidence (H: official documentation or
 source code; M: measured on hardware by someone else; L: engineering estimate; fitted: fitted
 by ttsim to measured data, see docs/calibration.md). Nothing outside this module and the
-presets may hold a cycle constant (DEVELOPERS.md, principle 1).
+presets may hold a cycle constant (docs/calibration.md).
 """
 
 from __future__ import annotations
 
+import os
 from importlib import resources
-from typing import Generic, Literal, TypeVar
+from pathlib import Path
+from typing import Any, Generic, Iterator, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from ttsim.errors import ConfigurationError
 
@@ -144,6 +147,14 @@ class DeviceSpec(_Section):
     compute: ComputeSpec
     risc: RiscSpec
 
+    @model_validator(mode="after")
+    def _check_consistency(self) -> DeviceSpec:
+        """Reject a description whose sections contradict each other (see :func:`consistency_problems`)."""
+        problems = list(consistency_problems(self))
+        if problems:
+            raise PydanticCustomError(_CONSISTENCY, "; ".join(problems))
+        return self
+
     @property
     def clock_mhz(self) -> float:
         return self.chip.clock_mhz.value
@@ -162,6 +173,59 @@ class DeviceSpec(_Section):
         return out
 
 
+_CONSISTENCY = "preset_consistency"
+COMPUTE_STAGES = frozenset({"unpack", "math", "pack"})
+"""The keys of ``compute.init_cycles``: the three TRISC threads of a compute kernel."""
+
+
+def consistency_problems(spec: DeviceSpec) -> Iterator[str]:
+    """What makes a device description self-contradictory, one message per problem: worker
+    coordinates that do not fit the NoC grid or repeat, DRAM banks that are miscounted, repeat or
+    sit on a worker column, a port faster than the link behind it, bursts that break the DRAM
+    read alignment, an L1 layout with no room or a misaligned base."""
+    chip, noc, dram, l1 = spec.chip, spec.noc, spec.dram, spec.l1
+    width, height = chip.noc_grid.value
+    grid = chip.compute_grid.value
+    for axis, coords, size, extent in (("x", chip.worker_noc_x.value, grid[0], width),
+                                       ("y", chip.worker_noc_y.value, grid[1], height)):
+        key = f"chip.worker_noc_{axis}"
+        if len(coords) < size:
+            yield f"{key}: {len(coords)} coordinates for a compute grid {size} cores along {axis}"
+        if len(set(coords)) != len(coords):
+            yield f"{key}: repeated coordinates in {list(coords)}"
+        outside = [c for c in coords if not 0 <= c < extent]
+        if outside:
+            yield f"{key}: {outside} outside the NoC grid (0..{extent - 1})"
+    banks = [tuple(xy) for xy in dram.bank_noc_xy.value]
+    if len(banks) != dram.num_banks.value:
+        yield f"dram.bank_noc_xy: {len(banks)} banks listed but dram.num_banks is {dram.num_banks.value}"
+    if len(set(banks)) != len(banks):
+        yield "dram.bank_noc_xy: repeated bank coordinates"
+    for bx, by in banks:
+        if not (0 <= bx < width and 0 <= by < height):
+            yield f"dram.bank_noc_xy: bank ({bx}, {by}) outside the {width}x{height} NoC grid"
+        elif bx in chip.worker_noc_x.value:
+            yield f"dram.bank_noc_xy: bank ({bx}, {by}) sits in worker column x={bx}"
+    if noc.niu_bytes_per_cycle.value > noc.link_bytes_per_cycle.value:
+        yield (f"noc.niu_bytes_per_cycle {noc.niu_bytes_per_cycle.value} exceeds "
+               f"noc.link_bytes_per_cycle {noc.link_bytes_per_cycle.value}")
+    if dram.bank_bytes_per_cycle.value > noc.niu_bytes_per_cycle.value:
+        yield (f"dram.bank_bytes_per_cycle {dram.bank_bytes_per_cycle.value} exceeds "
+               f"noc.niu_bytes_per_cycle {noc.niu_bytes_per_cycle.value}")
+    if noc.max_burst_bytes.value % dram.read_alignment_bytes.value:
+        yield (f"noc.max_burst_bytes {noc.max_burst_bytes.value} is not a multiple of "
+               f"dram.read_alignment_bytes {dram.read_alignment_bytes.value}")
+    if l1.usable_bytes <= 0:
+        yield (f"l1: no usable bytes (size_bytes {l1.size_bytes.value} - unreserved_base_bytes "
+               f"{l1.unreserved_base_bytes.value} - l1_small_bytes {l1.l1_small_bytes.value})")
+    if l1.unreserved_base_bytes.value % l1.alignment_bytes.value:
+        yield (f"l1.unreserved_base_bytes {l1.unreserved_base_bytes.value} is not a multiple of "
+               f"l1.alignment_bytes {l1.alignment_bytes.value}")
+    stages = set(spec.compute.init_cycles.value)
+    if stages != COMPUTE_STAGES:
+        yield f"compute.init_cycles: keys {sorted(stages)}, expected {sorted(COMPUTE_STAGES)}"
+
+
 def available_devices() -> list[str]:
     """Names of the bundled presets."""
     folder = resources.files("ttsim.device") / "presets"
@@ -171,19 +235,53 @@ def available_devices() -> list[str]:
 _CACHE: dict[str, DeviceSpec] = {}
 
 
-def load_device(name: str) -> DeviceSpec:
-    """Load a bundled device preset by name (e.g. ``wormhole_b0``)."""
-    if name in _CACHE:
-        return _CACHE[name]
+def load_device(name: str | os.PathLike[str]) -> DeviceSpec:
+    """Load a bundled device preset by name (e.g. ``wormhole_b0``), or a preset file of your own
+    (a path ending in ``.yaml`` / ``.yml``), validated like the bundled ones: every field, every
+    constant's provenance and the consistency checks. A preset file is then also known by the
+    ``name`` it declares (which must not be a bundled preset's), so reports can look it up."""
+    text_name = os.fspath(name)
+    if text_name in _CACHE:
+        return _CACHE[text_name]
+    if text_name.endswith((".yaml", ".yml")):
+        return _load_preset_file(Path(text_name))
     names = available_devices()
-    if name not in names:
-        raise ConfigurationError(f"unknown device {name!r}; available: {', '.join(names)}")
-    text = (resources.files("ttsim.device") / "presets" / f"{name}.yaml").read_text()
-    try:
-        spec = DeviceSpec.model_validate(yaml.safe_load(text))
-    except ValidationError as exc:  # a broken preset is a packaging bug, still reported cleanly
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigurationError(f"device preset {name}: {loc}: {first['msg']}") from None
-    _CACHE[name] = spec
+    if text_name not in names:
+        raise ConfigurationError(f"unknown device {text_name!r}; available: {', '.join(names)} "
+                                 f"(or a preset file ending in .yaml)")
+    text = (resources.files("ttsim.device") / "presets" / f"{text_name}.yaml").read_text()
+    spec = _validate(yaml.safe_load(text), f"device preset {text_name}")
+    _CACHE[text_name] = spec
     return spec
+
+
+def _load_preset_file(path: Path) -> DeviceSpec:
+    label = f"device preset {path}"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"{label}: file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"{label}: cannot read it: {' '.join(str(exc).split())}") from None
+    spec = _validate(data, label)
+    if spec.name in available_devices():
+        raise ConfigurationError(f"{label}: name {spec.name!r} is a bundled preset's; give yours its own name")
+    known = _CACHE.get(spec.name)
+    if known is not None and known != spec:
+        raise ConfigurationError(f"{label}: another preset named {spec.name!r} is already loaded")
+    _CACHE[spec.name] = spec
+    return spec
+
+
+def _validate(data: Any, label: str) -> DeviceSpec:
+    """Validate a parsed preset; ConfigurationError with one line per problem, naming the key."""
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{label}: top level must be a mapping of sections")
+    try:
+        return DeviceSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{label}: {loc + ': ' if loc else ''}{err['msg']}")
+        raise ConfigurationError("\n".join(lines)) from None

@@ -6,7 +6,9 @@ called with ``yield from``; every other call is a plain call that charges its co
 calling RISC's clock.
 """
 
+from ttsim.kernel_api.common_values import INVALID, TILE_H, TILE_W, VALID
 from ttsim.kernel_api.compute import ComputeContext
 from ttsim.kernel_api.dataflow import DataflowContext, McastAddr, NocAddr, TensorAccessor
 
-__all__ = ["ComputeContext", "DataflowContext", "McastAddr", "NocAddr", "TensorAccessor"]
+__all__ = ["ComputeContext", "DataflowContext", "INVALID", "McastAddr", "NocAddr", "TILE_H", "TILE_W",
+           "TensorAccessor", "VALID"]

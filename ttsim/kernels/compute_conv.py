@@ -1,4 +1,5 @@
-"""Compute of the classic sharded conv (``conv_bmm_tilize.cpp``; tt-programs.md §4.5).
+"""Compute of the classic sharded conv (``conv_bmm_tilize.cpp``; tt-metal
+``ttnn/cpp/ttnn/operations/conv/conv2d/device/kernels/``).
 
 Per act block and inner-K block: tilize the im2col rows (HS: ACT [+ ACT_SECOND_READER] into
 ACT_TILIZED; BS: own ACT_ROW_MAJOR into ACT_TILIZED once per kernel row, the matmul then uses

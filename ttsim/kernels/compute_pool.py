@@ -1,6 +1,7 @@
 """Compute of the pool-based depthwise conv (``compute_pool_2d.cpp`` with ``IS_DEPTHWISE=1``).
 
-Per output stick (tt-programs.md §6.5):
+Per output stick (tt-metal ``ttnn/cpp/ttnn/operations/pool/generic/device/kernels/compute/``,
+depthwise branch ``002a3f41``):
 
 A. element-wise multiply the window (E pages of ``kh*kw`` sticks, flattened) by the per-channel
    weights laid out in the same order, packing the products to ``mul_cb``;
@@ -15,11 +16,9 @@ every stick, as the branch kernel does.
 
 from __future__ import annotations
 
-from ttsim.kernel_api import ComputeContext
+from ttsim.kernel_api import TILE_H as TILE_ROWS, TILE_W as TILE_WIDTH, ComputeContext
 from ttsim.kernel_api.compute_eltwise import ReluType, VectorMode, relu_config
 
-TILE_ROWS = 32
-TILE_WIDTH = 32
 PACKER_RELU = {"relu": relu_config(ReluType.ZERO_RELU),
                "relu6": relu_config(ReluType.MAX_THRESHOLD_RELU, 6.0)}
 

@@ -1,4 +1,4 @@
-"""Activation readers of the classic sharded conv (tt-programs.md §4.5), on NCRISC.
+"""Activation readers of the classic sharded conv (tt-metal ``ttnn/cpp/ttnn/operations/conv/conv2d/device/kernels/``), on NCRISC.
 
 * Height sharded (``reader_conv_activations_padded_with_halo_3x3_weights_v2``): per act block and
   kernel row, one im2col row per output pixel from the local halo shard into ACT.
@@ -12,32 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ttsim.kernel_api import DataflowContext
-from ttsim.kernels.conv_reader_common import block_pixels, read_im2col_rows
-
-INVALID = 0
-VALID = 1
-
-
-def _geometry(ctx: DataflowContext) -> dict:
-    kh, kw = ctx.get_compile_time_arg_val("kernel")
-    dil_h, dil_w = ctx.get_compile_time_arg_val("dilation")
-    return {"kh": kh, "kw": kw, "dil_h": dil_h, "dil_w": dil_w,
-            "padded_w": ctx.get_compile_time_arg_val("padded_width"),
-            "stick_bytes": ctx.get_compile_time_arg_val("stick_bytes"),
-            "extra_align_bytes": ctx.get_compile_time_arg_val("act_block_w_extra_align_bytes"),
-            "rows_per_block": ctx.get_compile_time_arg_val("kernel_rows_per_block")}
-
-
-def _setup(ctx: DataflowContext) -> tuple[dict, int, list[int]]:
-    geometry = _geometry(ctx)
-    halo_base = ctx.get_read_ptr(ctx.get_compile_time_arg_val("act_sharded_cb"))
-    indices_cb = ctx.get_compile_time_arg_val("reader_indices_cb")
-    indices = list(ctx.l1_load(ctx.get_read_ptr(indices_cb), ctx.get_arg_val("num_outputs"), dtype=np.uint32))
-    if geometry["dil_w"] == 1:
-        ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(halo_base),
-                                                geometry["kw"] * geometry["stick_bytes"])
-    return geometry, halo_base, indices
+from ttsim.kernel_api import INVALID, VALID, DataflowContext
+from ttsim.kernels.conv_reader_common import block_pixels, read_im2col_rows, setup_im2col_reader
 
 
 def reader_conv_activations_hs(ctx: DataflowContext):
@@ -47,7 +23,7 @@ def reader_conv_activations_hs(ctx: DataflowContext):
     act_block_w = ctx.get_compile_time_arg_val("act_block_w_ntiles")
     num_blocks_act_h = ctx.get_compile_time_arg_val("num_blocks_act_h")
     rows = ctx.get_compile_time_arg_val("reader0_rows_ntiles")
-    geometry, halo_base, indices = _setup(ctx)
+    geometry, halo_base, indices = setup_im2col_reader(ctx)
     for block in range(num_blocks_act_h):
         pixels = block_pixels(indices, block, act_block_h, 0, rows)
         for kernel_row in range(geometry["kh"]):
@@ -76,7 +52,7 @@ def reader_conv_activations_bs(ctx: DataflowContext):
     (x0, y0), (x1, y1) = row_noc[0], row_noc[-1]
     valid_word = ctx.get_write_ptr(l1_array_cb)
     ctx.l1_store(valid_word, np.array([VALID], dtype=np.uint32))
-    geometry, halo_base, indices = _setup(ctx)
+    geometry, halo_base, indices = setup_im2col_reader(ctx)
 
     for block in range(num_blocks_act_h):
         pixels = block_pixels(indices, block, act_block_h, 0, act_block_h)

@@ -9,7 +9,35 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ttsim.kernel_api import DataflowContext
+
+
+def conv_geometry(ctx: DataflowContext) -> dict:
+    """The im2col geometry every classic-conv stick reader needs, from its compile-time args
+    (kernel size and dilation, padded width in sticks, stick and alignment-skip bytes)."""
+    kh, kw = ctx.get_compile_time_arg_val("kernel")
+    dil_h, dil_w = ctx.get_compile_time_arg_val("dilation")
+    return {"kh": kh, "kw": kw, "dil_h": dil_h, "dil_w": dil_w,
+            "padded_w": ctx.get_compile_time_arg_val("padded_width"),
+            "stick_bytes": ctx.get_compile_time_arg_val("stick_bytes"),
+            "extra_align_bytes": ctx.get_compile_time_arg_val("act_block_w_extra_align_bytes"),
+            "rows_per_block": ctx.get_compile_time_arg_val("kernel_rows_per_block")}
+
+
+def setup_im2col_reader(ctx: DataflowContext) -> tuple[dict, int, list[int]]:
+    """Start of every classic-conv stick reader: its geometry, the halo shard's L1 address and
+    the per-output top-left indices; for an undilated kernel also the one-packet read state of
+    ``kw`` sticks that every im2col row read then reuses."""
+    geometry = conv_geometry(ctx)
+    halo_base = ctx.get_read_ptr(ctx.get_compile_time_arg_val("act_sharded_cb"))
+    indices_cb = ctx.get_compile_time_arg_val("reader_indices_cb")
+    indices = list(ctx.l1_load(ctx.get_read_ptr(indices_cb), ctx.get_arg_val("num_outputs"), dtype=np.uint32))
+    if geometry["dil_w"] == 1:
+        ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(halo_base),
+                                                geometry["kw"] * geometry["stick_bytes"])
+    return geometry, halo_base, indices
 
 
 def read_im2col_rows(ctx: DataflowContext, halo_base: int, top_lefts: Sequence[int],

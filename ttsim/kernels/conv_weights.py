@@ -1,4 +1,4 @@
-"""Weights readers of the classic sharded conv (tt-programs.md §4.4-4.5), on BRISC.
+"""Weights readers of the classic sharded conv (tt-metal ``ttnn/cpp/ttnn/operations/conv/conv2d/device/kernels/``), on BRISC.
 
 The dense (for depthwise: block-diagonal) weight matrix lives tiled in interleaved DRAM. One
 sender per multicast group reads each weight block and multicasts it to the group with the
@@ -15,20 +15,8 @@ push); the bias row follows once.
 from __future__ import annotations
 
 from ttsim.kernel_api import DataflowContext
-from ttsim.kernels.conv_act_reader import _geometry
-from ttsim.kernels.conv_reader_common import block_pixels, read_im2col_rows
-
-import numpy as np
-
-INVALID = 0
-VALID = 1
-
-
-def _receive_block(ctx: DataflowContext, sender_sem: int, receiver_sem: int):
-    sx, sy = ctx.get_arg_val("sender_noc_xy")
-    ctx.noc_semaphore_set(receiver_sem, INVALID)
-    ctx.noc_semaphore_inc(ctx.get_noc_addr(sx, sy, sender_sem), 1)
-    yield from ctx.noc_semaphore_wait(receiver_sem, VALID)
+from ttsim.kernels.conv_reader_common import block_pixels, read_im2col_rows, setup_im2col_reader
+from ttsim.kernels.weights_mcast import mcast_receive_block, mcast_send_block
 
 
 def _send_block(ctx: DataflowContext, tile_ids: list[int], accessor, write_ptr: int, tile_bytes: int,
@@ -37,18 +25,7 @@ def _send_block(ctx: DataflowContext, tile_ids: list[int], accessor, write_ptr: 
     for i, tile_id in enumerate(tile_ids):
         ctx.noc_async_read_tile(tile_id, accessor, write_ptr + i * tile_bytes)
     ctx.noc_async_read_barrier()
-    receivers = ctx.get_arg_val("num_receivers")
-    if receivers == 0:
-        return
-    x0, y0, x1, y1 = ctx.get_arg_val("mcast_rect")
-    num_dests = ctx.get_arg_val("mcast_num_dests")
-    yield from ctx.noc_semaphore_wait(sender_sem, receivers)
-    ctx.noc_semaphore_set(sender_sem, 0)
-    ctx.noc_async_write_multicast(write_ptr, ctx.get_noc_multicast_addr(x0, y0, x1, y1, write_ptr),
-                                  len(tile_ids) * tile_bytes, num_dests, linked=True)
-    ctx.noc_semaphore_set(receiver_sem, VALID)
-    ctx.noc_semaphore_set_multicast(receiver_sem, ctx.get_noc_multicast_addr(x0, y0, x1, y1, receiver_sem),
-                                    num_dests)
+    yield from mcast_send_block(ctx, write_ptr, len(tile_ids) * tile_bytes, sender_sem, receiver_sem)
 
 
 def conv_weights_mcast(ctx: DataflowContext):
@@ -79,13 +56,7 @@ def conv_weights_mcast(ctx: DataflowContext):
         act_block_w = ctx.get_compile_time_arg_val("act_block_w_ntiles")
         first = ctx.get_compile_time_arg_val("reader0_rows_ntiles")
         rows = act_block_h - first
-        geometry = _geometry(ctx)
-        halo_base = ctx.get_read_ptr(ctx.get_compile_time_arg_val("act_sharded_cb"))
-        indices_cb = ctx.get_compile_time_arg_val("reader_indices_cb")
-        indices = list(ctx.l1_load(ctx.get_read_ptr(indices_cb), ctx.get_arg_val("num_outputs"), np.uint32))
-        if geometry["dil_w"] == 1:
-            ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(halo_base),
-                                                    geometry["kw"] * geometry["stick_bytes"])
+        geometry, halo_base, indices = setup_im2col_reader(ctx)
 
     for block in range(num_blocks_act_h):
         for kernel_row in range(kh_blocks):
@@ -105,7 +76,7 @@ def conv_weights_mcast(ctx: DataflowContext):
                         yield from _send_block(ctx, ids, accessor, ctx.get_write_ptr(weights_cb),
                                                tile_bytes, sender_sem, receiver_sem)
                     else:
-                        yield from _receive_block(ctx, sender_sem, receiver_sem)
+                        yield from mcast_receive_block(ctx, sender_sem, receiver_sem)
                 ctx.cb_push_back(weights_cb, block_tiles)
         if block == 0 and has_bias:
             yield from ctx.cb_reserve_back(bias_cb, wbw)
@@ -114,5 +85,5 @@ def conv_weights_mcast(ctx: DataflowContext):
                 yield from _send_block(ctx, ids, bias_accessor, ctx.get_write_ptr(bias_cb), tile_bytes,
                                        sender_sem, receiver_sem)
             else:
-                yield from _receive_block(ctx, sender_sem, receiver_sem)
+                yield from mcast_receive_block(ctx, sender_sem, receiver_sem)
             ctx.cb_push_back(bias_cb, wbw)

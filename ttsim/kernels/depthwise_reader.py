@@ -12,10 +12,7 @@ with a counting semaphore); the bias pages come as one more tap.
 
 from __future__ import annotations
 
-from ttsim.kernel_api import DataflowContext
-
-INVALID = 0
-VALID = 1
+from ttsim.kernel_api import INVALID, DataflowContext
 
 
 class _Weights:

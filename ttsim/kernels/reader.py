@@ -1,6 +1,7 @@
 """Reader of the pool-based depthwise conv (``reader_pool_2d.cpp`` with ``IS_DEPTHWISE=1``).
 
-Runs on BRISC / NoC0 on every conv core (tt-programs.md §6.4): clears the input CB, loads the
+Runs on BRISC / NoC0 on every conv core (tt-metal
+``ttnn/cpp/ttnn/operations/pool/generic/device/kernels/dataflow/``, depthwise branch): clears the input CB, loads the
 per-channel weights once (the sender reads them from DRAM and multicasts them with the
 semaphore handshake; receivers wait for VALID), loads the bias, fills the 1.0 reduce scalar,
 then per output stick issues one local NoC read per kernel row of ``kw`` sticks into the input
@@ -12,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ttsim.kernel_api import DataflowContext
+from ttsim.kernels.weights_mcast import mcast_receive_block, mcast_send_block
 
-INVALID = 0
-VALID = 1
 BF16_ONE = 0x3F80
 
 
@@ -63,23 +63,9 @@ def reader_pool_depthwise(ctx: DataflowContext):
         for t in range(weight_tiles):
             ctx.noc_async_read_tile(weight_start_tile + t, weights, weight_addr + t * weight_tile_bytes)
         ctx.noc_async_read_barrier()
-        num_receivers = ctx.get_arg_val("num_receivers")
-        if num_receivers > 0:
-            x0, y0, x1, y1 = ctx.get_arg_val("mcast_rect")
-            num_dests = ctx.get_arg_val("mcast_num_dests")
-            yield from ctx.noc_semaphore_wait(sender_sem, num_receivers)
-            ctx.noc_semaphore_set(sender_sem, 0)
-            ctx.noc_async_write_multicast(
-                weight_addr, ctx.get_noc_multicast_addr(x0, y0, x1, y1, weight_addr),
-                weight_tiles * weight_tile_bytes, num_dests, linked=True)
-            ctx.noc_semaphore_set(receiver_sem, VALID)
-            ctx.noc_semaphore_set_multicast(
-                receiver_sem, ctx.get_noc_multicast_addr(x0, y0, x1, y1, receiver_sem), num_dests)
+        yield from mcast_send_block(ctx, weight_addr, weight_tiles * weight_tile_bytes, sender_sem, receiver_sem)
     else:
-        sender_x, sender_y = ctx.get_arg_val("sender_noc_xy")
-        ctx.noc_semaphore_set(receiver_sem, INVALID)
-        ctx.noc_semaphore_inc(ctx.get_noc_addr(sender_x, sender_y, sender_sem), 1)
-        yield from ctx.noc_semaphore_wait(receiver_sem, VALID)
+        yield from mcast_receive_block(ctx, sender_sem, receiver_sem)
     ctx.cb_push_back(weight_cb, weight_tiles)
 
     if bias_tiles:

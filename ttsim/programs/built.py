@@ -1,4 +1,4 @@
-"""What a conv program builder hands back to the host (shared by both programs)."""
+"""What a conv program builder hands back to the host (shared by every program)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from ttsim.device.device import L1Buffer
+from ttsim.device.dram import InterleavedBuffer
 from ttsim.host import Program
 from ttsim.programs.parallel import ParallelConfig
-from ttsim.programs.tensors import TensorDesc
+
+
+@dataclass(frozen=True)
+class DeviceWeights:
+    """The weights phase of a builder: weights (and bias) in DRAM in the program's layout and
+    format, and the values the device holds after rounding (for the float64 reference)."""
+
+    weights: InterleavedBuffer
+    bias: InterleavedBuffer | None
+    weights_seen: np.ndarray
+    """[C, 1, kh, kw] as the device holds them (after dtype rounding)."""
+    bias_seen: np.ndarray | None
 
 
 @dataclass
 class BuiltConv:
-    """A conv program ready to run, and what the host needs to read its output back and report it."""
+    """A conv program ready to run, and what the host needs to read its output back."""
 
     program: Program
     output: L1Buffer
@@ -23,6 +35,3 @@ class BuiltConv:
     weights_seen: np.ndarray
     """[C, 1, kh, kw] as the device holds them (after dtype rounding)."""
     bias_seen: np.ndarray | None
-    weights_tensor: TensorDesc
-    bias_tensor: TensorDesc | None
-    kernel_sources: dict[str, str]

@@ -1,4 +1,5 @@
-"""Host side of the classic sharded conv2d (``OptimizedConvNew``; tt-programs.md §4).
+"""Host side of the classic sharded conv2d (``OptimizedConvNew``; tt-metal
+``ttnn/cpp/ttnn/operations/conv/conv2d/device/conv2d_op_sharded_program_factory.cpp``).
 
 A depthwise conv reaches this program as a grouped conv: the [C, 1, kh, kw] weights are expanded
 to the dense block-diagonal [kh*kw*Cin, Cout] matrix (zeros included) and multiplied out by the
@@ -10,6 +11,7 @@ the activation reader, the weights reader (multicast) and the compute kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -17,23 +19,25 @@ from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.errors import UnsupportedFunctionality
-from ttsim.formats import DataFormat, round_to_format, tile_size_bytes, tilize, untilize
+from ttsim.formats import TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_conv import compute_conv
 from ttsim.kernels.conv_act_reader import reader_conv_activations_bs, reader_conv_activations_hs
 from ttsim.kernels.conv_weights import conv_weights_mcast
-from ttsim.programs.conv_blocking import ClassicBlockConfig, ClassicOverrides, determine_classic_block_config
-from ttsim.programs.built import BuiltConv
+from ttsim.programs.built import BuiltConv, DeviceWeights
+from ttsim.programs.conv_blocking import (CLASSIC_CHANNEL_ALIGN, ClassicBlockConfig, ClassicOptions, ClassicOverrides,
+                                          determine_classic_block_config)
 from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
+from ttsim.programs.registry import ConvSetup, ProgramDefinition, ProgramReport, register
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
-from ttsim.programs.tensors import TensorDesc, write_dram_tiles
+from ttsim.programs.tensors import write_dram_tiles
+from ttsim.results import TensorDesc
 
 CLASSIC_OP_CODE = "OptimizedConvNew"
-TILE = 32
-BF16_TILE = 2048
+BF16_TILE = tile_size_bytes(DataFormat.BFLOAT16)
 L1_ARRAY_BYTES = 64
 
 
@@ -85,27 +89,51 @@ class ClassicProgram(BuiltConv):
     block: ClassicBlockConfig
 
 
+CB_NAMES = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER", "act_tilized_cb": "ACT_TILIZED",
+            "act_row_major_cb": "ACT_ROW_MAJOR_BFLOAT16", "weights_cb": "WEIGHTS", "bias_cb": "BIAS",
+            "matmul_partials_cb": "MATMUL_PARTIALS", "out_cb": "OUT", "reader_indices_cb": "READER_INDICES",
+            "l1_array_cb": "L1_ARRAY", "act_sharded_cb": "ACT_SHARDED"}
+"""Compile-time argument name -> CB name (tt-metal's ``get_cb_info`` names)."""
+
+
 def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
                           halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
                           bias: np.ndarray | None, overrides: ClassicOverrides,
                           cb_pages: dict[str, int] | None = None) -> ClassicProgram:
-    """Wire the classic conv's kernels for a depthwise conv given as a grouped conv."""
+    """Wire the classic conv's kernels for a depthwise conv given as a grouped conv, in the
+    factory's phases: block config, weights, output buffers, CBs, compile-time args, runtime args."""
     if spec.output_layout != "tile":
         raise UnsupportedFunctionality("conv.output_layout: the classic program is modelled with tiled output only")
     if pc.layout == "width_sharded":
         raise UnsupportedFunctionality("conv.memory_layout: the classic program supports height_sharded and block_sharded")
-    arch = device.spec.arch
-    block = determine_classic_block_config(geom, pc, arch, overrides)
-    block_sharded = pc.layout == "block_sharded"
-    wfmt, ofmt = DataFormat(spec.weights_dtype), DataFormat(spec.dtype)
-    wtile, otile = tile_size_bytes(wfmt), tile_size_bytes(ofmt)
-    wbw = block.weight_block_w_ntiles
-    n_tiles = block.num_cores_c_out * wbw
+    block = determine_classic_block_config(geom, pc, device.spec.arch, overrides)
+    weights = write_weights(device, weight, bias, geom, pc, block, DataFormat(spec.weights_dtype))
 
+    cores = pc.cores()
+    wbw = block.weight_block_w_ntiles
+    out_pc = replace(pc, num_cores_c=block.num_cores_c_out, channels_per_core=wbw * TILE,
+                     channels_padded=block.num_cores_c_out * wbw * TILE)
+    output = device.allocate_l1_buffer("conv_output", cores, block.per_core_out_h_ntiles * wbw
+                                       * tile_size_bytes(DataFormat(spec.dtype)))
+    indices = device.allocate_l1_small_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
+
+    program = Program(CLASSIC_OP_CODE)
+    table = CBTableBuilder(program, cores, cb_pages or {}, "classic")
+    circular_buffers(table, spec, pc, block, bias is not None, output, indices, halo_buffer)
+    compile_args = compile_time_args(table, spec, geom, pc, block, bias is not None)
+    create_kernels(program, device, spec, pc, halo, indices, weights, block, compile_args)
+    return ClassicProgram(program=program, output=output, output_pc=out_pc, weights_seen=weights.weights_seen,
+                          bias_seen=weights.bias_seen, block=block)
+
+
+def write_weights(device: Device, weight: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
+                  pc: ParallelConfig, block: ClassicBlockConfig, wfmt: DataFormat) -> DeviceWeights:
+    """Weights phase: the dense grouped weight matrix and the bias row, tiled, rounded to the
+    weights format and written to interleaved DRAM."""
+    n_tiles = block.num_cores_c_out * block.weight_block_w_ntiles
     matrix = grouped_weight_matrix(weight, geom, pc, block)
     tiles = round_to_format(matrix_to_tiles(matrix), wfmt)
-    seen = tiles_to_matrix(tiles, *matrix.shape)
-    weights_seen = _diagonal_weights(seen, weight.shape, geom, pc, block)
+    weights_seen = _diagonal_weights(tiles_to_matrix(tiles, *matrix.shape), weight.shape, geom, pc, block)
     weight_buffer = write_dram_tiles(device, "grouped_conv_weights", tiles, wfmt)
     bias_seen, bias_buffer = None, None
     if bias is not None:
@@ -114,26 +142,25 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
         bias_tiles = round_to_format(tilize(row), wfmt)
         bias_seen = tiles_to_matrix(bias_tiles, TILE, n_tiles * TILE)[0, : bias.size]
         bias_buffer = write_dram_tiles(device, "conv_bias", bias_tiles, wfmt)
-    banks = tuple(b.noc_xy for b in device.dram.banks)
+    return DeviceWeights(weight_buffer, bias_buffer, weights_seen, bias_seen)
 
-    cores = pc.cores()
-    out_pc = replace(pc, num_cores_c=block.num_cores_c_out, channels_per_core=wbw * TILE,
-                     channels_padded=n_tiles * TILE)
+
+def circular_buffers(table: CBTableBuilder, spec: ConvSpec, pc: ParallelConfig, block: ClassicBlockConfig,
+                     has_bias: bool, output: L1Buffer, indices: L1Buffer, halo_buffer: L1Buffer) -> None:
+    """CB phase: every CB of ``get_cb_info`` with its size, and the requests the kernels make."""
+    block_sharded = pc.layout == "block_sharded"
+    wfmt, ofmt = DataFormat(spec.weights_dtype), DataFormat(spec.dtype)
+    wtile, otile = tile_size_bytes(wfmt), tile_size_bytes(ofmt)
+    wbw = block.weight_block_w_ntiles
     out_tiles = block.per_core_out_h_ntiles * wbw
-    output = device.allocate_l1_buffer("conv_output", cores, out_tiles * otile)
-    indices = device.allocate_l1_small_buffer("reader_indices", cores, max(4, pc.out_shard * 4))
-
-    program = Program(CLASSIC_OP_CODE)
-    table = CBTableBuilder(program, cores, cb_pages or {}, "classic")
-    make = table.add
-
-    reader0_rows = -(-block.act_block_h_ntiles // 2) if block.split_reader else block.act_block_h_ntiles
+    reader0_rows = _reader0_rows(block)
     act_buffers = 2 if block.enable_act_double_buffer else 1
     if not block_sharded and block.num_blocks_act_h > 1:
         weight_blocks = block.kh_blocks  # fully buffered: read once, re-pushed for later act blocks
     else:
         weight_blocks = 2 if block.enable_weights_double_buffer else 1
     act_w = block.act_block_w_ntiles
+    make = table.add
     make("WEIGHTS", wtile, block.weight_block_num_tiles * weight_blocks, wfmt)
     make("MATMUL_PARTIALS", otile, out_tiles, ofmt, output)
     if block_sharded:
@@ -143,7 +170,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
         second = (block.act_block_h_ntiles - reader0_rows) if block.split_reader else 0
         make("ACT_SECOND_READER", BF16_TILE, second * act_w * act_buffers, DataFormat.BFLOAT16)
     make("ACT_TILIZED", otile, block.act_block_num_tiles, ofmt)
-    if bias is not None:
+    if has_bias:
         make("BIAS", wtile, wbw, wfmt)
     if block_sharded:
         make("ACT_ROW_MAJOR_BFLOAT16", BF16_TILE, block.act_block_num_tiles, DataFormat.BFLOAT16)
@@ -152,7 +179,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     make("L1_ARRAY", L1_ARRAY_BYTES, 1, DataFormat.UINT32)
     make("ACT_SHARDED", pc.channels_per_core * 2, halo_buffer.size_per_core // (pc.channels_per_core * 2),
          DataFormat.BFLOAT16, halo_buffer)
-    cb = table.finish()
+    table.finish()
     sub_tiles = block.out_subblock_h_ntiles * block.out_subblock_w_ntiles
     act_second_rows = block.act_block_h_ntiles - reader0_rows
     for kernel, name, pages, call in (
@@ -166,34 +193,47 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
             ("conv_bmm_tilize", "MATMUL_PARTIALS", sub_tiles, "cb_reserve_back")):
         table.request(kernel, name, pages, call)
 
-    weights_sender = program.create_semaphore(cores)
-    weights_receiver = program.create_semaphore(cores)
-    act_sender = program.create_semaphore(cores)
-    act_receiver = program.create_semaphore(cores)
 
-    names = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER", "act_tilized_cb": "ACT_TILIZED",
-             "act_row_major_cb": "ACT_ROW_MAJOR_BFLOAT16", "weights_cb": "WEIGHTS", "bias_cb": "BIAS",
-             "matmul_partials_cb": "MATMUL_PARTIALS", "out_cb": "OUT", "reader_indices_cb": "READER_INDICES",
-             "l1_array_cb": "L1_ARRAY", "act_sharded_cb": "ACT_SHARDED"}
-    compile_args = {
-        **{key: cb.get(name, -1) for key, name in names.items()},
+def compile_time_args(table: CBTableBuilder, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
+                      block: ClassicBlockConfig, has_bias: bool) -> dict[str, Any]:
+    """Compile-time argument phase: CB indices and block sizes, shared by the three kernels."""
+    block_sharded = pc.layout == "block_sharded"
+    wbw = block.weight_block_w_ntiles
+    cb = table.index
+    return {
+        **{key: cb.get(name, -1) for key, name in CB_NAMES.items()},
         "kernel": (geom.kh, geom.kw), "dilation": (geom.dh, geom.dw), "padded_width": geom.padded_w,
         "kernel_rows_per_block": block.kernel_rows_per_block,
         "stick_bytes": pc.channels_per_core * 2,
         "act_block_w_extra_align_bytes": block.act_block_w_extra_align_bytes,
-        "act_block_h_ntiles": block.act_block_h_ntiles, "act_block_w_ntiles": act_w,
+        "act_block_h_ntiles": block.act_block_h_ntiles, "act_block_w_ntiles": block.act_block_w_ntiles,
         "weight_block_h_ntiles": block.weight_block_h_ntiles, "weight_block_w_ntiles": wbw,
-        "weight_matrix_width_ntiles": n_tiles, "weight_tile_bytes": wtile,
+        "weight_matrix_width_ntiles": block.num_cores_c_out * wbw,
+        "weight_tile_bytes": tile_size_bytes(DataFormat(spec.weights_dtype)),
         "out_subblock_h_ntiles": block.out_subblock_h_ntiles, "out_subblock_w_ntiles": block.out_subblock_w_ntiles,
         "num_blocks_act_h": block.num_blocks_act_h, "conv_act_c_blocks": block.conv_act_c_blocks,
-        "reader0_rows_ntiles": reader0_rows, "split_reader": block.split_reader,
+        "reader0_rows_ntiles": _reader0_rows(block), "split_reader": block.split_reader,
         "weights_fully_buffered": (not block_sharded and block.num_blocks_act_h > 1
                                    and table.pages("WEIGHTS") == block.kh_blocks * block.weight_block_num_tiles),
-        "has_bias": bias is not None, "activation": spec.activation, "block_sharded": block_sharded,
-        "act_tilized_tile_bytes": otile,
+        "has_bias": has_bias, "activation": spec.activation, "block_sharded": block_sharded,
+        "act_tilized_tile_bytes": tile_size_bytes(DataFormat(spec.dtype)),
     }
-    weights = TensorAccessor(weight_buffer, banks)
-    biases = TensorAccessor(bias_buffer, banks) if bias_buffer is not None else None
+
+
+def create_kernels(program: Program, device: Device, spec: ConvSpec, pc: ParallelConfig,
+                   halo: list[HaloCoreConfig], indices: L1Buffer, weights: DeviceWeights,
+                   block: ClassicBlockConfig, compile_args: dict[str, Any]) -> None:
+    """Runtime argument phase: semaphores, reader indices in L1, per-core arguments, and the
+    activation reader (NCRISC), weights multicast reader (BRISC) and compute kernels."""
+    cores = pc.cores()
+    block_sharded = pc.layout == "block_sharded"
+    weights_sender = program.create_semaphore(cores)
+    weights_receiver = program.create_semaphore(cores)
+    act_sender = program.create_semaphore(cores)
+    act_receiver = program.create_semaphore(cores)
+    banks = tuple(b.noc_xy for b in device.dram.banks)
+    weight_accessor = TensorAccessor(weights.weights, banks)
+    bias_accessor = TensorAccessor(weights.bias, banks) if weights.bias is not None else None
     reader_args, weight_args, compute_args = {}, {}, {}
     weight_cores = []
     for i in range(pc.num_cores_nhw):
@@ -208,7 +248,8 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
             compute_args[xy] = {"skip_compute": not computes}
             if computes:
                 weight_cores.append(xy)
-                weight_args[xy] = {"num_outputs": n_out, "weight_accessor": weights, "bias_accessor": biases,
+                weight_args[xy] = {"num_outputs": n_out, "weight_accessor": weight_accessor,
+                                   "bias_accessor": bias_accessor,
                                    "weight_column": j if block_sharded else 0,
                                    "weights_sender_semaphore": weights_sender,
                                    "weights_receiver_semaphore": weights_receiver,
@@ -219,16 +260,33 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
                           weight_args, noc=0)
     program.create_kernel("conv_bmm_tilize", compute_conv, cores, "compute", compile_args, compute_args,
                           math_fidelity=spec.math_fidelity)
-    k_rows, n_cols = matrix.shape
-    weights_tensor = TensorDesc((1, 1, k_rows, n_cols), (1, 1, geom.kh * geom.kw * geom.channels, geom.channels),
-                                "TILE", wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", tiles.shape[0] * wtile)
-    bias_tensor = (TensorDesc((1, 1, TILE, n_tiles * TILE), (1, 1, 1, geom.channels), "TILE", wfmt.value.upper(),
-                              "DEV_0_DRAM_INTERLEAVED", n_tiles * wtile) if bias is not None else None)
-    sources = {"compute": "ttsim/kernels/compute_conv.py",
-               "data_movement": "ttsim/kernels/conv_act_reader.py; ttsim/kernels/conv_weights.py"}
-    return ClassicProgram(program=program, output=output, output_pc=out_pc, weights_seen=weights_seen,
-                          bias_seen=bias_seen, weights_tensor=weights_tensor, bias_tensor=bias_tensor,
-                          kernel_sources=sources, block=block)
+
+
+def report_tensors(setup: ConvSetup, built: ClassicProgram) -> ProgramReport:
+    """Report phase: the weight matrix and bias row as the ops perf report lists them, and the
+    block config for ``details``."""
+    geom, block = setup.geom, built.block
+    wfmt = DataFormat(setup.conv.weights_dtype)
+    wtile = tile_size_bytes(wfmt)
+    n_tiles = block.num_cores_c_out * block.weight_block_w_ntiles
+    k_rows, n_cols = block.k_ntiles * TILE, n_tiles * TILE
+    tensors = [TensorDesc((1, 1, k_rows, n_cols), (1, 1, geom.kh * geom.kw * geom.channels, geom.channels),
+                          "TILE", wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", k_rows * n_cols // 1024 * wtile)]
+    if setup.bias is not None:
+        tensors.append(TensorDesc((1, 1, TILE, n_tiles * TILE), (1, 1, 1, geom.channels), "TILE",
+                                  wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", n_tiles * wtile))
+    return ProgramReport(tensors, {"block_config": block})
+
+
+def _build(setup: ConvSetup, options: ClassicOptions) -> ClassicProgram:
+    return build_classic_program(setup.device, setup.conv, setup.geom, setup.pc, setup.halo, setup.halo_buffer,
+                                 setup.weight, setup.bias, ClassicOverrides.from_options(options),
+                                 options.cb_pages())
+
+
+def _reader0_rows(block: ClassicBlockConfig) -> int:
+    """Act block rows (tiles) the first reader fills: half (rounded up) with the split reader."""
+    return -(-block.act_block_h_ntiles // 2) if block.split_reader else block.act_block_h_ntiles
 
 
 def _diagonal_weights(matrix: np.ndarray, shape: tuple[int, ...], geom: ConvGeometry, pc: ParallelConfig,
@@ -243,3 +301,9 @@ def _diagonal_weights(matrix: np.ndarray, shape: tuple[int, ...], geom: ConvGeom
         for s in range(geom.kw):
             out[:, 0, r, s] = matrix[weight_rows(c_block, local, r, s, cpc, geom.kw, block), c]
     return out
+
+
+register(ProgramDefinition(
+    name="classic", op_code=CLASSIC_OP_CODE, options_model=ClassicOptions, channel_align=CLASSIC_CHANNEL_ALIGN,
+    build=_build, report=report_tensors,
+    description="OptimizedConvNew: the depthwise conv as a grouped conv, a dense im2col matmul"))

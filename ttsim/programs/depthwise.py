@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ttsim.config import ConvSpec, DepthwiseOptions
+from pydantic import Field, StrictBool
+
+from ttsim.config import ConvSpec, ProgramOptions
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.errors import ConfigurationError
@@ -26,8 +28,9 @@ from ttsim.programs.built import BuiltConv
 from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
 from ttsim.programs.parallel import ParallelConfig
+from ttsim.programs.registry import ConvSetup, ProgramDefinition, ProgramReport, register
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
-from ttsim.programs.tensors import TensorDesc
+from ttsim.results import TensorDesc
 
 DEPTHWISE_OP_CODE = "Conv2dDepthwise"
 GROUP = 32
@@ -72,6 +75,24 @@ def group_segments(reader_indices: np.ndarray, num_outputs: int) -> list[tuple[t
         ends = np.concatenate([breaks, [tops.size]])
         groups.append(tuple((int(s), int(tops[s]), int(e - s)) for s, e in zip(starts, ends)))
     return groups
+
+
+class DepthwiseOptions(ProgramOptions):
+    """The config's ``depthwise:`` section: the CB and grid overrides every program accepts, and
+    the program's design switches (docs/depthwise.md)."""
+
+    split_reader: StrictBool = Field(
+        default=True, description="Gather the taps with two readers (BRISC on NoC0, NCRISC on NoC1), "
+                                  "alternate taps each; false: BRISC gathers every tap.")
+    packer_relu: StrictBool = Field(
+        default=True, description="relu / relu6 in the packer's ReLU stage (free); false: on the SFPU.")
+    sfpu_on_pack: StrictBool = Field(
+        default=True, description="Issue silu / gelu from the pack thread (silu_tile_pack), overlapping the "
+                                  "next block's multiplies; false: from the math thread (silu_tile).")
+    srcb_reuse: StrictBool = Field(
+        default=False, description="Custom LLK mul_tiles_srcb_held: unpack a tap's weights into SrcB once per "
+                                   "DST chunk and pick each block's rows with the SrcB row counter "
+                                   "(C_core <= 896); false: tt-metal's mul_tiles unpacks both operands.")
 
 
 @dataclass
@@ -186,13 +207,29 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         "out_is_bf16": ofmt is DataFormat.BFLOAT16, "tilize_lag": TILIZE_LAG,
     }, compute_args, math_fidelity=spec.math_fidelity)
 
-    weights_tensor = TensorDesc((1, 1, taps * GROUP, pc.channels_padded), (1, 1, taps, geom.channels), "TILE",
-                                wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", pc.num_cores_c * taps * tap_bytes)
-    bias_tensor = (TensorDesc((1, 1, GROUP, pc.channels_padded), (1, 1, 1, geom.channels), "TILE",
-                              wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", pc.num_cores_c * pages * wtile)
-                   if bias is not None else None)
-    sources = {"compute": "ttsim/kernels/depthwise_compute.py",
-               "data_movement": "ttsim/kernels/depthwise_reader.py"}
     return DepthwiseProgram(program=program, output=output, output_pc=pc, weights_seen=weights_seen,
-                            bias_seen=bias_seen, weights_tensor=weights_tensor, bias_tensor=bias_tensor,
-                            kernel_sources=sources, plan=plan)
+                            bias_seen=bias_seen, plan=plan)
+
+
+def report_tensors(setup: ConvSetup, built: DepthwiseProgram) -> ProgramReport:
+    """The per-tap weight pages (the bias pages as the last tap) as the ops perf report lists them,
+    and the plan for ``details``."""
+    geom, pc, plan = setup.geom, setup.pc, built.plan
+    wfmt = DataFormat(setup.conv.weights_dtype)
+    rows = plan.taps + (setup.bias is not None)
+    nbytes = pc.num_cores_c * rows * plan.pages * tile_size_bytes(wfmt)
+    logical = (1, 1, rows, geom.channels)
+    tensors = [TensorDesc((1, 1, rows * GROUP, pc.channels_padded), logical, "ROW_MAJOR", wfmt.value.upper(),
+                          "DEV_0_DRAM_INTERLEAVED", nbytes)]
+    return ProgramReport(tensors, {"plan": plan})
+
+
+def _build(setup: ConvSetup, options: DepthwiseOptions) -> DepthwiseProgram:
+    return build_depthwise_program(setup.device, setup.conv, setup.geom, setup.pc, setup.halo, setup.halo_buffer,
+                                   setup.weight, setup.bias, options.cb_pages(), options)
+
+
+register(ProgramDefinition(
+    name="depthwise", op_code=DEPTHWISE_OP_CODE, options_model=DepthwiseOptions, channel_align=GROUP,
+    build=_build, report=report_tensors,
+    description="Conv2dDepthwise: 32 output sticks per DST block, taps accumulated in DST (docs/depthwise.md)"))

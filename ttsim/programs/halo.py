@@ -1,4 +1,5 @@
-"""Host side of the halo op: padded input sticks per core, as its own device op (tt-programs.md §3.2).
+"""Host side of the halo op: padded input sticks per core, as its own device op (tt-metal
+``ttnn/cpp/ttnn/operations/sliding_window/halo/device/untilize_with_halo_program_factory.cpp``).
 
 Each conv core ends up with a row-major buffer of the padded image sticks its outputs touch;
 the conv kernels then read only local L1. The op is reported as its own row, as tt-metal does

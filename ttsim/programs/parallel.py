@@ -1,6 +1,6 @@
 """tt-metal's host heuristics for splitting a depthwise conv over the core grid.
 
-Faithful ports of ``conv2d_utils.cpp`` (tt-programs.md §3.1) with the depthwise branch's 32-channel
+Faithful ports of ``conv2d_utils.cpp`` (tt-metal ``ttnn/cpp/ttnn/operations/conv/conv2d/``) with the depthwise branch's 32-channel
 (tile) alignment and no overrides: how many cores share the NHW (stick) dimension and the channel
 dimension, and how many sticks and channels each core holds. Coordinates are logical worker-grid
 coordinates (x = column, y = row).
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ttsim.formats import TILE_W as TILE  # tiles are square; shards and channel slices are whole tiles
 from ttsim.programs.sliding_window import ConvGeometry
-
-TILE = 32
-"""Tile edge (elements); shards and channel slices are whole tiles."""
 
 LAYOUTS = ("height_sharded", "block_sharded", "width_sharded")
 """Memory layouts, spelled as in :class:`ttsim.config.ConvSpec`."""

@@ -2,8 +2,9 @@
 
 tt-metal flattens the NHWC activation to sticks (one pixel, all channels) and, before a conv or
 pool runs, a separate halo op gives every core a buffer of *padded* input sticks: the rows of the
-zero-padded image that its output range touches (tt-programs.md §3.2). The conv/pool reader then
-walks that buffer with per-output "top-left" indices (§3.3). This module computes both on the host:
+zero-padded image that its output range touches (tt-metal ``ttnn/cpp/ttnn/operations/sliding_window/halo/``). The conv/pool reader then
+walks that buffer with per-output "top-left" indices (``generate_sliding_window_op_config``,
+``ttnn/cpp/ttnn/operations/sliding_window/sliding_window.cpp``). This module computes both on the host:
 :class:`ConvGeometry` for index arithmetic and :func:`build_halo_configs` for the per-core halo
 buffers (pad runs, copy runs from the input shards, reader indices). All positions are in sticks.
 """

@@ -4,29 +4,14 @@ weights in DRAM, and reading a sharded output back (``ttnn.to_torch`` of a shard
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ttsim.device.device import Device, L1Buffer
 from ttsim.device.dram import InterleavedBuffer
+from ttsim.formats import TILE_W as TILE
 from ttsim.formats import (DataFormat, decode_row_major, encode_row_major, pack_tile, tile_size_bytes,
                            unpack_tile, untilize)
 from ttsim.programs.parallel import ParallelConfig
-
-TILE = 32
-
-
-@dataclass(frozen=True)
-class TensorDesc:
-    """A tensor as tt-metal's ops perf report describes it (INPUT_i_* / OUTPUT_i_* columns)."""
-
-    padded_shape: tuple[int, int, int, int]
-    logical_shape: tuple[int, int, int, int]
-    layout: str
-    dtype: str
-    memory: str
-    nbytes: int
 
 
 def write_sharded_sticks(device: Device, pc: ParallelConfig, buffer: L1Buffer, sticks: np.ndarray,

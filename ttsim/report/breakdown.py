@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rich.table import Table
 
 from ttsim.device.core import Risc
-from ttsim.simulate import OpResult
+from ttsim.results import OpResult
 
 STALL_REASON_PREFIXES = ("cb_wait_front:", "cb_reserve_back:")
 STALL_REASONS = ("noc_read_barrier", "noc_write_barrier", "semaphore_wait", "unpack_wait_math",

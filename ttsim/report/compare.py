@@ -1,54 +1,62 @@
-"""Classic vs pool vs depthwise comparison of conv ops: durations, speedups over classic, the
-fraction of the roofline each program reaches, and the classic program's error against
-measurements."""
+"""Comparison of the conv ops of every program on a config: durations, speedup of each program
+against ``classic``, the fraction of its roofline each program reaches (ttsim.programs.roofline),
+and the classic program's error against measurements.
+
+Ops are paired by (config, program name, OP CODE), never by their position in a result list.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from rich.table import Table
 
-from ttsim.simulate import OpResult
+from ttsim.results import OpResult
 
 SCHEMA_VERSION = 1
+BASELINE = "classic"
+"""The program every speedup is measured against (the one calibrated against hardware)."""
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One config: the conv op of each program and the measured classic duration (if known)."""
+    """One config: the conv op of each program (by program name, in the programs' order) and the
+    measured classic duration (if known)."""
 
     config: str
-    classic: OpResult
-    pool: OpResult
+    ops: dict[str, OpResult]
     measured_classic_ns: float | None
-    depthwise: OpResult | None = None
+
+    @classmethod
+    def from_results(cls, config: str, results: list[OpResult], op_codes: Mapping[str, str],
+                     measured_classic_ns: float | None = None) -> Comparison:
+        """Pick from ``results`` the op of each program ``name`` whose config is ``config`` and
+        whose OP CODE is ``op_codes[name]`` (the program's conv op). A program without such an op
+        is left out."""
+        ops = {}
+        for name, op_code in op_codes.items():
+            match = [r for r in results if (r.config, r.program, r.op_code) == (config, name, op_code)]
+            if match:
+                ops[name] = match[0]
+        return cls(config, ops, measured_classic_ns)
 
     @property
-    def speedup(self) -> float:
-        """classic / pool DEVICE KERNEL DURATION (> 1: the pool program is faster)."""
-        return self.classic.device_kernel_duration_ns / self.pool.device_kernel_duration_ns
+    def device(self) -> str | None:
+        return next(iter(self.ops.values())).device if self.ops else None
 
-    @property
-    def depthwise_speedup(self) -> float | None:
-        """classic / depthwise DEVICE KERNEL DURATION."""
-        if self.depthwise is None:
+    def speedup(self, program: str) -> float | None:
+        """classic / ``program`` DEVICE KERNEL DURATION (> 1: ``program`` is faster), or None."""
+        if BASELINE not in self.ops or program not in self.ops:
             return None
-        return self.classic.device_kernel_duration_ns / self.depthwise.device_kernel_duration_ns
-
-    @property
-    def programs(self) -> dict[str, OpResult]:
-        out = {"classic": self.classic, "pool": self.pool}
-        if self.depthwise is not None:
-            out["depthwise"] = self.depthwise
-        return out
+        return self.ops[BASELINE].device_kernel_duration_ns / self.ops[program].device_kernel_duration_ns
 
     @property
     def classic_error(self) -> float | None:
         """(simulated - measured) / measured of the classic program, or None."""
-        if self.measured_classic_ns is None:
+        if self.measured_classic_ns is None or BASELINE not in self.ops:
             return None
-        return (self.classic.device_kernel_duration_ns - self.measured_classic_ns) / self.measured_classic_ns
+        return (self.ops[BASELINE].device_kernel_duration_ns - self.measured_classic_ns) / self.measured_classic_ns
 
 
 def mean_absolute_error(comparisons: list[Comparison]) -> float | None:
@@ -56,50 +64,54 @@ def mean_absolute_error(comparisons: list[Comparison]) -> float | None:
     return sum(errors) / len(errors) if errors else None
 
 
-def _achieved(result: OpResult) -> str:
-    roof = result.info.get("roofline")
-    return "-" if roof is None else f"{roof.achieved(result.profile.device_kernel_duration_cycles):.0%}"
+def _programs(comparisons: list[Comparison]) -> list[str]:
+    """Every program of any comparison, in first-seen order."""
+    return list(dict.fromkeys(name for c in comparisons for name in c.ops))
 
 
 def comparison_table(comparisons: list[Comparison]) -> Table:
-    table = Table(title="DEVICE KERNEL DURATION \\[ns]: classic (OptimizedConvNew) vs pool-based vs depthwise;\n"
-                        "speedup = classic / program", title_justify="left")
+    programs = _programs(comparisons)
+    others = [p for p in programs if p != BASELINE]
+    table = Table(title="DEVICE KERNEL DURATION \\[ns] per program; speedup = classic / program",
+                  title_justify="left")
     table.add_column("config", no_wrap=True)
-    for name in ("classic", "pool", "depthwise", "speedup\npool", "speedup\ndepthwise", "measured\nclassic",
-                 "classic\nerror"):
-        table.add_column(name, justify="right", no_wrap=True)
+    for name in (*programs, *(f"speedup\n{p}" for p in others), "measured\nclassic", "classic\nerror",
+                 *(f"PCC\n{p}" for p in programs)):
+        table.add_column(name, justify="right")
     for c in comparisons:
         error = c.classic_error
-        dw = c.depthwise
-        table.add_row(
-            c.config, f"{c.classic.device_kernel_duration_ns:,.0f}", f"{c.pool.device_kernel_duration_ns:,.0f}",
-            "-" if dw is None else f"{dw.device_kernel_duration_ns:,.0f}", f"{c.speedup:.2f}x",
-            "-" if dw is None else f"{c.depthwise_speedup:.2f}x",
-            "-" if c.measured_classic_ns is None else f"{c.measured_classic_ns:,.0f}",
-            "-" if error is None else f"{error:+.1%}")
+        durations = [f"{c.ops[p].device_kernel_duration_ns:,.0f}" if p in c.ops else "-" for p in programs]
+        speedups = [f"{s:.2f}x" if (s := c.speedup(p)) is not None else "-" for p in others]
+        pccs = [f"{c.ops[p].pcc:.4f}" if p in c.ops and c.ops[p].pcc is not None else "-" for p in programs]
+        table.add_row(c.config, *durations, *speedups,
+                      "-" if c.measured_classic_ns is None else f"{c.measured_classic_ns:,.0f}",
+                      "-" if error is None else f"{error:+.1%}", *pccs)
     mae = mean_absolute_error(comparisons)
     if mae is not None:
         table.caption = f"mean absolute error of the classic program against the measurements: {mae:.1%}"
     return table
 
 
-def roofline_table(comparisons: list[Comparison]) -> Table:
-    """Per config and program: the lower bound on the program's grid, its binding engine, the
-    fraction of it reached, and the PCC."""
-    table = Table(title="roofline (ttsim.roofline): lower bound \\[ns] on each program's grid, binding engine, "
-                        "% of roofline = bound / duration", title_justify="left")
-    for name in ("config", "program", "roofline \\[ns]", "bound by", "% of roofline", "PCC"):
-        table.add_column(name, justify="left" if name in ("config", "program", "bound by") else "right",
-                         no_wrap=True)
-    for c in comparisons:
-        for name, result in c.programs.items():
-            roof = result.info.get("roofline")
-            table.add_row(c.config, name, "-" if roof is None else f"{result.profile.to_ns(roof.bound_cycles):,.0f}",
-                          "-" if roof is None else roof.binding, _achieved(result), f"{result.pcc:.4f}")
-    return table
+def comparison_record(comparison: Comparison, programs: list[str]) -> dict[str, Any]:
+    """One config of the JSON document: ``<program>_device_kernel_duration_ns``,
+    ``speedup_classic_over_<program>`` and ``<program>_pcc`` for each program (None when absent)."""
+    c = comparison
+    record: dict[str, Any] = {"config": c.config, "device": c.device}
+    for p in programs:
+        record[f"{p}_device_kernel_duration_ns"] = c.ops[p].device_kernel_duration_ns if p in c.ops else None
+    for p in programs:
+        if p != BASELINE:
+            record[f"speedup_classic_over_{p}"] = c.speedup(p)
+    record["measured_classic_device_kernel_duration_ns"] = c.measured_classic_ns
+    record["classic_error"] = c.classic_error
+    for p in programs:
+        record[f"{p}_pcc"] = c.ops[p].pcc if p in c.ops else None
+    record["roofline"] = {p: _roofline_record(c.ops[p]) if p in c.ops else None for p in programs}
+    return record
 
 
-def _roofline(result: OpResult) -> dict[str, Any] | None:
+def _roofline_record(result: OpResult) -> dict[str, Any] | None:
+    """The op's lower bound on its program's grid and the fraction of it reached."""
     roof = result.info.get("roofline")
     if roof is None:
         return None
@@ -108,24 +120,28 @@ def _roofline(result: OpResult) -> dict[str, Any] | None:
     return record
 
 
+def roofline_table(comparisons: list[Comparison]) -> Table:
+    """Per config and program: the lower bound on the program's grid, its binding engine and the
+    fraction of it the simulation reaches (docs/roofline.md)."""
+    table = Table(title="roofline: lower bound \\[ns] on each program's grid, binding engine, "
+                        "% of roofline = bound / duration", title_justify="left")
+    for name in ("config", "program", "roofline \\[ns]", "bound by", "% of roofline"):
+        table.add_column(name, justify="left" if name in ("config", "program", "bound by") else "right",
+                         no_wrap=True)
+    for c in comparisons:
+        for name, result in c.ops.items():
+            roof = result.info.get("roofline")
+            if roof is None:
+                continue
+            table.add_row(c.config, name, f"{result.profile.to_ns(roof.bound_cycles):,.0f}", roof.binding,
+                          f"{roof.achieved(result.profile.device_kernel_duration_cycles):.0%}")
+    return table
+
+
 def comparison_document(comparisons: list[Comparison]) -> dict[str, Any]:
-    mae = mean_absolute_error(comparisons)
+    programs = _programs(comparisons)
     return {
         "schema_version": SCHEMA_VERSION,
-        "ops": [{
-            "config": c.config,
-            "device": c.classic.device,
-            "classic_device_kernel_duration_ns": c.classic.device_kernel_duration_ns,
-            "pool_device_kernel_duration_ns": c.pool.device_kernel_duration_ns,
-            "depthwise_device_kernel_duration_ns": None if c.depthwise is None else c.depthwise.device_kernel_duration_ns,
-            "speedup_classic_over_pool": c.speedup,
-            "speedup_classic_over_depthwise": c.depthwise_speedup,
-            "measured_classic_device_kernel_duration_ns": c.measured_classic_ns,
-            "classic_error": c.classic_error,
-            "classic_pcc": c.classic.pcc,
-            "pool_pcc": c.pool.pcc,
-            "depthwise_pcc": None if c.depthwise is None else c.depthwise.pcc,
-            "roofline": {name: _roofline(r) for name, r in c.programs.items()},
-        } for c in comparisons],
-        "classic_mean_absolute_error": mae,
+        "ops": [comparison_record(c, programs) for c in comparisons],
+        "classic_mean_absolute_error": mean_absolute_error(comparisons),
     }

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ttsim.simulate import OpResult
+from ttsim.results import OpResult
 
 SCHEMA_VERSION = 1
 MATCH, APPROX, MISMATCH = "Match", "ApproxMatch", "Mismatch"

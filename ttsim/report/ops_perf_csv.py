@@ -1,4 +1,5 @@
-"""tt-metal's ``ops_perf_results_*.csv`` written from simulated ops (hardware.md §2.2, §2.3).
+"""tt-metal's ``ops_perf_results_*.csv`` written from simulated ops (tt-metal
+``tools/tracy/process_ops_logs.py``; PM columns: ``ttnn/core/operation.cpp``).
 
 Column names are tt-metal's ``OPS_CSV_HEADER`` in order, with INPUTS / OUTPUTS expanded per tensor.
 Times are ns at the device clock. Columns ttsim cannot know (host timestamps, dispatch, trace ids,
@@ -15,7 +16,7 @@ import math
 
 from ttsim.device.core import Risc
 from ttsim.device.spec import DeviceSpec, load_device
-from ttsim.simulate import OpResult, TensorDesc
+from ttsim.results import OpResult, TensorDesc
 
 HEADER_BEFORE_TENSORS = [
     "OP CODE", "OP TYPE", "GLOBAL CALL COUNT", "DEVICE ID", "DEVICE ARCH", "ATTRIBUTES", "MATH FIDELITY",
@@ -44,7 +45,7 @@ HEADER_AFTER_TENSORS = [
 ]
 ROOFLINE_COLUMNS = ["TTSIM ROOFLINE [ns]", "TTSIM ROOFLINE BOUND", "TTSIM % OF ROOFLINE"]
 """ttsim's own columns after tt-metal's (where its optional performance-counter columns go):
-the op's lower bound (ttsim.roofline), its binding engine and the achieved fraction."""
+the op's lower bound (ttsim.programs.roofline), its binding engine and the achieved fraction."""
 TENSOR_FIELDS = ["W_PAD[LOGICAL]", "Z_PAD[LOGICAL]", "Y_PAD[LOGICAL]", "X_PAD[LOGICAL]", "LAYOUT", "DATATYPE",
                  "MEMORY"]
 FIDELITY_MULTIPLIER = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
@@ -142,7 +143,7 @@ def op_row(result: OpResult, call_count: int) -> dict[str, str]:
         "DATA MOVEMENT KERNEL SOURCE": result.info.get("data_movement_kernel_source", ""),
     })
     for risc in (Risc.BRISC, Risc.NCRISC, Risc.TRISC0, Risc.TRISC1, Risc.TRISC2):
-        cycles = profile.risc_duration_cycles(risc)
+        cycles = profile.risc_duration_cycles[risc]
         row[f"DEVICE {risc.value} KERNEL DURATION [ns]"] = _ns(profile, cycles) if cycles else ""
     wait, reserve = profile.compute_cb_wait_cycles()
     if wait is not None:

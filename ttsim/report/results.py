@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ttsim.device.core import Risc
-from ttsim.simulate import OpResult
+from ttsim.results import OpResult
 
 SCHEMA_VERSION = 1
 RISCS = (Risc.BRISC, Risc.NCRISC, Risc.TRISC0, Risc.TRISC1, Risc.TRISC2)
@@ -22,7 +22,7 @@ def op_record(result: OpResult) -> dict[str, Any]:
         "clock_mhz": profile.clock_mhz,
         "device_kernel_duration_ns": profile.device_kernel_duration_ns,
         "device_kernel_duration_cycles": profile.device_kernel_duration_cycles,
-        "risc_duration_ns": {risc.value: profile.to_ns(profile.risc_duration_cycles(risc))
+        "risc_duration_ns": {risc.value: profile.risc_duration_ns[risc]
                              for risc in RISCS},
         "core_count": profile.core_count,
         "pcc": result.pcc,
@@ -31,7 +31,7 @@ def op_record(result: OpResult) -> dict[str, Any]:
 
 
 def _roofline_record(result: OpResult) -> dict[str, Any] | None:
-    """The op's lower bound (ttsim.roofline) and the fraction of it the simulation reaches."""
+    """The op's lower bound (ttsim.programs.roofline) and the fraction of it the simulation reaches."""
     roof = result.info.get("roofline")
     if roof is None:
         return None

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from ttsim.report.golden import APPROX, MATCH, MISMATCH, CheckRow
 from ttsim.report.results import RISCS
-from ttsim.simulate import OpResult
+from ttsim.results import OpResult
 
 
 def results_table(config_name: str, results: list[OpResult]) -> Table:
@@ -47,7 +47,7 @@ def risc_table(results: list[OpResult]) -> Table:
     for result in results:
         profile = result.profile
         table.add_row(result.op_code,
-                      *(f"{profile.to_ns(profile.risc_duration_cycles(r)):,.0f}" for r in RISCS))
+                      *(f"{profile.risc_duration_ns[r]:,.0f}" for r in RISCS))
     return table
 
 

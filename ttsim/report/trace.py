@@ -13,7 +13,7 @@ from typing import Any
 
 from ttsim.device.core import Risc
 from ttsim.report.breakdown import is_stall_reason
-from ttsim.simulate import OpResult
+from ttsim.results import OpResult
 
 SCHEMA_VERSION = 1
 RISC_ORDER = (Risc.BRISC, Risc.NCRISC, Risc.TRISC0, Risc.TRISC1, Risc.TRISC2)
