@@ -27,11 +27,10 @@ from dataclasses import dataclass
 
 from ttsim.config import ConvSpec
 from ttsim.device.spec import DeviceSpec
-from ttsim.formats import DataFormat, tile_size_bytes
+from ttsim.formats import TILE_ELEMENTS, DataFormat, tile_size_bytes
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
 
-TILE_ELEMENTS = 1024
 FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
 PACKER_ACTIVATIONS = ("none", "relu", "relu6")
 """Activations the packer's ReLU stage applies at no cost (none needs nothing)."""
