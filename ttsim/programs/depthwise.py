@@ -212,15 +212,16 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
 
 
 def report_tensors(setup: ConvSetup, built: DepthwiseProgram) -> ProgramReport:
-    """The per-tap weight pages (the bias pages as the last tap) as the ops perf report lists them,
-    and the plan for ``details``."""
+    """The per-tap weight pages and the bias pages (the op's weight and bias inputs; in DRAM the bias
+    pages follow the taps in one buffer) as the ops perf report lists them, and the plan."""
     geom, pc, plan = setup.geom, setup.pc, built.plan
     wfmt = DataFormat(setup.conv.weights_dtype)
-    rows = plan.taps + (setup.bias is not None)
-    nbytes = pc.num_cores_c * rows * plan.pages * tile_size_bytes(wfmt)
-    logical = (1, 1, rows, geom.channels)
-    tensors = [TensorDesc((1, 1, rows * GROUP, pc.channels_padded), logical, "ROW_MAJOR", wfmt.value.upper(),
-                          "DEV_0_DRAM_INTERLEAVED", nbytes)]
+    tap_bytes = pc.num_cores_c * plan.pages * tile_size_bytes(wfmt)
+    tensors = [TensorDesc((1, 1, plan.taps * GROUP, pc.channels_padded), (1, 1, plan.taps, geom.channels),
+                          "ROW_MAJOR", wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", plan.taps * tap_bytes)]
+    if setup.bias is not None:
+        tensors.append(TensorDesc((1, 1, GROUP, pc.channels_padded), (1, 1, 1, geom.channels), "ROW_MAJOR",
+                                  wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", tap_bytes))
     return ProgramReport(tensors, {"plan": plan})
 
 
