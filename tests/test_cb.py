@@ -3,6 +3,7 @@ run on a wormhole_b0 device with hand-written producer / consumer kernels."""
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 import simpy
@@ -11,7 +12,7 @@ from ttsim.cb import CBConfig, CircularBuffer
 from ttsim.device.core import Risc
 from ttsim.device.device import Device
 from ttsim.device.spec import load_device
-from ttsim.errors import CBRequestError
+from ttsim.errors import CBRequestError, KernelAPIError
 from ttsim.formats import DataFormat
 from ttsim.host import Program, run_program
 
@@ -115,6 +116,31 @@ def test_check_request_and_pop_errors() -> None:
     cb.publish_push(1)
     with pytest.raises(CBRequestError, match="pops more pages than the 1 available"):
         cb.pop(2)
+
+
+def test_several_waiters_on_one_side_wake_in_arrival_order() -> None:
+    """Every waiter whose count is met wakes, in the order it started waiting; one asking for
+    more keeps its place without holding back the others (waiting takes no pages)."""
+    cb = _cb(num_pages=4)
+    woken: list[str] = []
+    for name, pages in (("wants_two", 2), ("first_one", 1), ("second_one", 1)):
+        cb.front_event(pages).callbacks.append(lambda _event, name=name: woken.append(name))
+    cb.push(1)
+    cb.publish_push(1)
+    cb.env.run()
+    assert woken == ["first_one", "second_one"]
+    cb.push(1)
+    cb.publish_push(1)
+    cb.env.run()
+    assert woken == ["first_one", "second_one", "wants_two"]
+    cb.push(2)
+    cb.publish_push(2)  # the CB is full: two producers wait for space
+    for name, pages in (("needs_three", 3), ("needs_one", 1)):
+        cb.reserve_event(pages).callbacks.append(lambda _event, name=name: woken.append(name))
+    cb.pop(1)
+    cb.publish_pop(1)
+    cb.env.run()
+    assert woken[3:] == ["needs_one"]
 
 
 # -- through programs ---------------------------------------------------------------------------
@@ -250,7 +276,7 @@ def test_request_larger_than_cb_names_kernel_core_and_cb(call: str) -> None:
     assert "holds 4 pages" in message
 
 
-def test_pop_more_than_available_raises() -> None:
+def test_pop_more_than_waited_for_raises() -> None:
     device = _device()
 
     def producer(ctx):
@@ -261,8 +287,70 @@ def test_pop_more_than_available_raises() -> None:
         yield from ctx.cb_wait_front(CB_ID, 1)
         ctx.cb_pop_front(CB_ID, 2)
 
-    with pytest.raises(CBRequestError) as info:
+    with pytest.raises(KernelAPIError) as info:
         run_program(device, _program(4, producer, consumer))
-    message = str(info.value)
-    assert "cb_pop_front" in message and CB_NAME in message and "(0,0)" in message
-    assert "1 available" in message
+    assert str(info.value) == (
+        f"kernel 'consumer' on core (0,0) NCRISC: cb_pop_front(CB {CB_ID} '{CB_NAME}', 2) pops 2 pages but "
+        f"cb_wait_front granted only 1 not yet popped: wait for them first with "
+        f"'yield from ctx.cb_wait_front({CB_ID}, 2)'")
+
+
+CLEAR_CB, COPY_CB, PACKED_CB = 5, 1, 16
+
+
+def test_two_kernels_waiting_on_one_cb() -> None:
+    """The split reader's clear value (tt-metal ``reader_pool_2d.cpp``): reader 0 fills
+    ``clear_value_cb`` and pushes it into the empty CB without reserving, as tt-metal does;
+    reader 1 and the compute kernel both wait on it from the start. Each gets the bytes: reader 1
+    copies the tile over the NoC, compute copies it through DST and packs it."""
+    device = _device()
+    core = device.core(CORE)
+    tile = 2048
+    copy_buffer = device.allocate_l1_buffer("copy", [CORE], tile)
+    packed_buffer = device.allocate_l1_buffer("packed", [CORE], tile)
+    program = Program("two_waiters")
+    program.create_circular_buffer([CORE], CBConfig(CLEAR_CB, "clear_value_cb", tile, 1, DataFormat.BFLOAT16))
+    program.create_circular_buffer([CORE], CBConfig(COPY_CB, "copy_cb", tile, 1, DataFormat.BFLOAT16, True),
+                                   copy_buffer)
+    program.create_circular_buffer([CORE], CBConfig(PACKED_CB, "packed_cb", tile, 1, DataFormat.BFLOAT16, True),
+                                   packed_buffer)
+    value = np.float32(-3.5).astype(ml_dtypes.bfloat16).view(np.uint16)  # exact in bfloat16
+    pushed: list[float] = []
+
+    def reader0(ctx):
+        ctx.l1_store(ctx.get_write_ptr(CLEAR_CB), np.full(tile // 2, value, dtype=np.uint16))  # 2,560 cycles
+        ctx.cb_push_back(CLEAR_CB, 1)
+        pushed.append(ctx.now)
+        yield from ()
+
+    def reader1(ctx):
+        yield from ctx.cb_wait_front(CLEAR_CB, 1)
+        yield from ctx.cb_reserve_back(COPY_CB, 1)
+        ctx.noc_async_read(ctx.get_noc_addr(ctx.get_read_ptr(CLEAR_CB)), ctx.get_write_ptr(COPY_CB), tile)
+        ctx.noc_async_read_barrier()
+        ctx.cb_push_back(COPY_CB, 1)
+
+    def compute(ctx):
+        yield from ctx.cb_wait_front(CLEAR_CB, 1)
+        yield from ctx.cb_reserve_back(PACKED_CB, 1)
+        ctx.tile_regs_acquire()
+        ctx.copy_tile(CLEAR_CB, 0, 0)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        ctx.pack_tile(0, PACKED_CB)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(PACKED_CB, 1)
+
+    program.create_kernel("reader0", reader0, [CORE], Risc.BRISC, {})
+    program.create_kernel("reader1", reader1, [CORE], Risc.NCRISC, {})
+    program.create_kernel("compute", compute, [CORE], "compute", {})
+    profile = run_program(device, program)
+    expected = np.full(tile // 2, value, dtype=np.uint16)
+    assert np.array_equal(core.l1.read(copy_buffer.address(CORE), tile).view(np.uint16), expected)
+    assert np.array_equal(core.l1.read(packed_buffer.address(CORE), tile).view(np.uint16), expected)
+    # both waited from their start until the push (the store loop alone is 512 x 5 cycles)
+    for risc in (Risc.NCRISC, Risc.TRISC0):
+        assert profile.blocked[(CORE, risc)]["cb_wait_front:clear_value_cb"] > 512 * 5 - 100
+    clear = next(record for record in profile.cbs if record.index == CLEAR_CB)
+    assert clear.consumer_blocked_cycles > 2 * (512 * 5 - 100)  # two waiters, one CB
+    assert pushed and profile.device_kernel_duration_cycles > pushed[0]

@@ -1,5 +1,6 @@
 """The compute API additions (ttsim.kernel_api.compute_eltwise) against numpy: row-broadcast
-multiply accumulating into DST, mul_init's acc_to_dest, SFPU vector modes and their cost,
+multiply accumulating into DST at the kernel's math fidelity (the ISA's ELWMUL model,
+ttsim.fpu.elwmul), SFPU vector modes and their cost,
 SFPU issued from the pack thread, and the packer's ReLU modes."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from ttsim.device.core import Risc
 from ttsim.device.spec import load_device
 from ttsim.errors import ConfigurationError
 from ttsim.formats import tilize, untilize
+from ttsim.fpu import FIDELITY_PHASES, elwmul
 from ttsim.kernel_api.compute_eltwise import ReluType, VectorMode, relu_config
 from ttsim.numerics import ACTIVATIONS
 
@@ -27,7 +29,8 @@ def test_mul_tiles_bcast_rows_broadcasts_the_chosen_row(row: int) -> None:
                             init=lambda ctx: ctx.mul_bcast_rows_init_short(A, B))
     run = run_compute(kernel, {A: tiles_cb(tilize(a_rows)), B: tiles_cb(tilize(b_rows))},
                       {OUT: (BF16, 2048, 1)})
-    np.testing.assert_array_equal(untilize(out_tiles(run)), bf16(a_rows * b_rows[row][None, :]))
+    b_row = np.broadcast_to(b_rows[row][None, :], (32, 32))
+    np.testing.assert_array_equal(untilize(out_tiles(run)), bf16(elwmul(None, a_rows, b_row, 4, True)))
 
 
 def test_mul_tiles_bcast_rows_accumulates_taps_in_dst() -> None:
@@ -43,9 +46,9 @@ def test_mul_tiles_bcast_rows_accumulates_taps_in_dst() -> None:
     kernel = eltwise_kernel(1, body)
     run = run_compute(kernel, {A: tiles_cb(np.stack([tilize(x)[0] for x in a])), B: tiles_cb(tilize(w))},
                       {OUT: (BF16, 2048, 1)})
-    expected = np.zeros((32, 32), dtype=np.float32)
+    expected = None  # DST is zero after tile_regs_acquire
     for tap in range(3):
-        expected = bf16(expected + a[tap] * w[tap][None, :])
+        expected = bf16(elwmul(expected, a[tap], np.broadcast_to(w[tap][None, :], (32, 32)), 4, True))
     np.testing.assert_array_equal(untilize(out_tiles(run)), expected)
 
 
@@ -56,18 +59,26 @@ def test_mul_tiles_bcast_rows_rejects_a_row_outside_the_tile() -> None:
                     {OUT: (BF16, 2048, 1)})
 
 
-@pytest.mark.parametrize("acc", [True, False])
-def test_mul_init_acc_to_dest(acc: bool) -> None:
-    a, b = random_tiles(2, 4), random_tiles(2, 5)
+@pytest.mark.parametrize("fidelity", ["LoFi", "HiFi2", "HiFi4"])
+def test_mul_tiles_bcast_rows_multiplies_at_the_kernel_fidelity(fidelity: str) -> None:
+    """LoFi drops SrcA's low mantissa bits: the products differ from HiFi4's exactly as the
+    ISA model's phases say, accumulated on top of what DST already holds."""
+    rng = np.random.default_rng(11)
+    a_rows, b_rows = bf16(rng.standard_normal((32, 32))), bf16(rng.standard_normal((32, 32)))
 
     def body(ctx, i):
-        ctx.mul_tiles(A, B, 0, 0, 0)
-        ctx.mul_tiles(A, B, 1, 1, 0)
+        ctx.mul_tiles_bcast_rows(A, B, 0, 0, 0, 2)
+        ctx.mul_tiles_bcast_rows(A, B, 0, 0, 0, 7)
 
-    kernel = eltwise_kernel(1, body, init=lambda ctx: ctx.mul_init(A, B, acc_to_dest=acc))
-    run = run_compute(kernel, {A: tiles_cb(a), B: tiles_cb(b)}, {OUT: (BF16, 2048, 1)})
-    expected = bf16(bf16(a[0] * b[0]) + a[1] * b[1]) if acc else bf16(a[1] * b[1])
-    np.testing.assert_array_equal(out_tiles(run)[0], expected)
+    run = run_compute(eltwise_kernel(1, body), {A: tiles_cb(tilize(a_rows)), B: tiles_cb(tilize(b_rows))},
+                      {OUT: (BF16, 2048, 1)}, math_fidelity=fidelity)
+    phases = FIDELITY_PHASES[fidelity]
+    first = bf16(elwmul(None, a_rows, np.broadcast_to(b_rows[2][None, :], (32, 32)), phases, True))
+    expected = bf16(elwmul(first, a_rows, np.broadcast_to(b_rows[7][None, :], (32, 32)), phases, True))
+    np.testing.assert_array_equal(untilize(out_tiles(run)), expected)
+    if fidelity == "LoFi":
+        exact = bf16(bf16(a_rows * b_rows[2][None, :]) + a_rows * b_rows[7][None, :])
+        assert not np.array_equal(expected, exact)
 
 
 def _faces(tile: np.ndarray) -> np.ndarray:

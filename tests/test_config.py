@@ -89,7 +89,7 @@ def test_unknown_key(tmp_path: Path) -> None:
         "  memory_layout: height_sharded, math_fidelity: LoFi}\n"
     )
     message = _error(path)
-    assert message == f"{path}: unknown key 'conv.kernal'"
+    assert message == f"{path}: unknown key 'conv.kernal' (did you mean 'conv.kernel'?)"
 
 
 def test_bad_literal() -> None:

@@ -75,7 +75,8 @@ def test_numerics_against_independent_reference(results, case: str) -> None:
     bf16_hifi4 = conv["weights_dtype"] == "bfloat16" and conv["math_fidelity"] == "HiFi4"
     assert corr >= (0.999 if bf16_hifi4 else 0.99)
     assert op.pcc == pytest.approx(corr, abs=1e-9)
-    exact = conv["dtype"] == conv["weights_dtype"] == "bfloat16"
+    # LoFi multiplies with SrcA's top 4 mantissa bits (ttsim.fpu): held to the LoFi promise
+    exact = conv["dtype"] == conv["weights_dtype"] == "bfloat16" and conv["math_fidelity"] != "LoFi"
     assert np.abs(op.output - reference).max() <= (0.02 if exact else 0.1) * np.abs(reference).max()
 
 

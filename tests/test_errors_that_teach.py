@@ -28,7 +28,7 @@ from ttsim.host import Program, run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 OP53 = ROOT / "configs" / "mobilenetv2_op53.yaml"
-FEW_SECONDS = 5.0
+FEW_SECONDS = 20.0  # a hang guard, loose enough for a loaded 2-core machine (speed targets live in bench/)
 BUDGET = load_device("wormhole_b0").l1.usable_bytes
 
 

@@ -21,11 +21,11 @@ ALLOWED = {
 
 
 STACK = (
-    ("ttsim.errors",),
-    ("ttsim.formats", "ttsim.config"),
-    ("ttsim.numerics",),
+    ("ttsim.errors", "ttsim.version"),
+    ("ttsim.formats", "ttsim.config", "ttsim.output_paths"),
+    ("ttsim.numerics", "ttsim.fpu"),
     ("ttsim.device",),
-    ("ttsim.results",),
+    ("ttsim.results", "ttsim.limits"),
     ("ttsim.cb",),
     ("ttsim.kernel_api",),
     ("ttsim.kernels", "ttsim.host"),

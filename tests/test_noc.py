@@ -279,3 +279,23 @@ def test_multicast_num_dests_mismatch_raises() -> None:
     assert "noc_async_write_multicast" in message
     assert "5 destinations" in message and "6 worker cores" in message
     assert "kernel 'sender' on core (0,0)" in message
+
+
+# -- get_noc_addr overloads (tt-metal dataflow_api.h) -----------------------------------------------
+
+def test_get_noc_addr_one_argument_is_this_cores_l1() -> None:
+    device = Device(load_device("wormhole_b0"))
+    program = Program("noc_addr")
+    seen = []
+
+    def kernel(ctx):
+        seen.append((ctx.get_noc_addr(0x1000), ctx.get_noc_addr(3, 4, 0x20), ctx.core.noc_xy))
+        with pytest.raises(ConfigurationError, match="get_noc_addr takes \\(addr\\) or \\(x, y, addr\\), got 2"):
+            ctx.get_noc_addr(1, 2)
+        yield from ()
+
+    program.create_kernel("k", kernel, [(1, 1)], Risc.BRISC, {})
+    run_program(device, program)
+    local, remote, xy = seen[0]
+    assert (local.x, local.y, local.addr) == (*xy, 0x1000)
+    assert (remote.x, remote.y, remote.addr) == (3, 4, 0x20)

@@ -20,6 +20,7 @@ import yaml
 
 from ttsim.device.core import Risc
 from ttsim.report.ops_perf_csv import ops_perf_csv
+from ttsim.report.tt_metal_attributes import tt_metal_op_code
 from ttsim.simulate import run
 
 # tt-metal tools/tracy/process_ops_logs.py OPS_CSV_HEADER.
@@ -85,6 +86,9 @@ CONFIG_B = {"name": "csv_b", "conv": {**BASE_CONV, "batch": 2, "channels": 128, 
 CONFIGS = [CONFIG_A, CONFIG_B]
 PROGRAM_ORDER = ("classic", "pool", "depthwise")  # --program all runs classic, pool, depthwise
 CONV_OP_CODE = {"classic": "OptimizedConvNew", "pool": "Conv2dDepthwisePool", "depthwise": "Conv2dDepthwise"}
+# the OP CODE tt-metal's profiler writes: the branch's depthwise factory belongs to Conv2dDeviceOperation
+TT_METAL_CONV_OP_CODE = {"classic": "OptimizedConvNew", "pool": "Conv2dDeviceOperation",
+                         "depthwise": "Conv2dDepthwise"}
 HALO = "HaloDeviceOperation"
 # (config index, program, halo or conv) of every CSV row, in run order
 ROW_KEYS = [(c, p, kind) for c in range(len(CONFIGS)) for p in PROGRAM_ORDER for kind in ("halo", "conv")]
@@ -157,14 +161,41 @@ def folder(tmp_path_factory) -> Path:
     return folder
 
 
+def program_files(csv_path: Path) -> dict[str, str]:
+    """The per-program CSVs ``--csv PATH`` writes when several programs run (and not PATH)."""
+    assert not csv_path.exists()
+    return {p: csv_path.with_name(f"{csv_path.stem}_{p}.csv").read_text() for p in PROGRAM_ORDER}
+
+
+def in_run_order(files: dict[str, str], n_configs: int) -> str:
+    """The per-program files joined back into one CSV in run order (config, program, op)."""
+    parsed = {p: list(csv.reader(io.StringIO(text))) for p, text in files.items()}
+    header = parsed[PROGRAM_ORDER[0]][0]
+    assert all(rows[0] == header for rows in parsed.values())
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for c in range(n_configs):
+        for program in PROGRAM_ORDER:
+            writer.writerows(parsed[program][1 + 2 * c: 3 + 2 * c])
+    return out.getvalue()
+
+
 @pytest.fixture(scope="module")
-def cli_run(folder: Path):
-    """``ttsim run A B --csv --json`` (both configs in one command)."""
+def cli_files(folder: Path):
+    """``ttsim run A B --csv ops.csv --json``: one CSV per program, and the JSON report."""
     csv_path, json_path = folder / "ops.csv", folder / "report.json"
     done = ttsim_cli("run", *(folder / f"{c['name']}.yaml" for c in CONFIGS), "--csv", csv_path,
                      "--json", json_path)
     assert done.returncode == 0, done.stderr
-    return csv_path.read_text(), json.loads(json_path.read_text())
+    return program_files(csv_path), json.loads(json_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def cli_run(cli_files):
+    """The CLI's CSV rows in run order (as one table), and the JSON report."""
+    files, report = cli_files
+    return in_run_order(files, len(CONFIGS)), report
 
 
 @pytest.fixture(scope="module")
@@ -181,9 +212,12 @@ def table(results):
 
 # -- format ------------------------------------------------------------------------------------------
 
-def test_cli_csv_is_the_in_process_csv(cli_run, results) -> None:
-    text, _ = cli_run
-    assert text == ops_perf_csv(results)
+def test_cli_csv_is_the_in_process_csv(cli_files, results) -> None:
+    files, _ = cli_files
+    for program in PROGRAM_ORDER:
+        assert files[program] == ops_perf_csv([r for r in results if r.program == program])
+        calls = [r["GLOBAL CALL COUNT"] for r in parse(files[program])[1]]
+        assert calls == [str(i) for i in range(1, len(calls) + 1)]  # each file counts its own ops
 
 
 def test_header_is_tt_metal_ops_csv_header(cli_run) -> None:
@@ -223,16 +257,16 @@ def test_every_row_parses_with_as_many_cells_as_the_header(cli_run) -> None:
 
 def test_one_row_per_device_op_in_run_order(cli_run) -> None:
     header, rows, _ = parse(cli_run[0])
-    expected = [HALO if kind == "halo" else CONV_OP_CODE[p] for _, p, kind in ROW_KEYS]
+    expected = [HALO if kind == "halo" else TT_METAL_CONV_OP_CODE[p] for _, p, kind in ROW_KEYS]
     assert [r["OP CODE"] for r in rows] == expected
-    assert [r["GLOBAL CALL COUNT"] for r in rows] == [str(i) for i in range(1, len(rows) + 1)]
     for row, (c, program, kind) in zip(rows, ROW_KEYS):
         assert row["OP TYPE"] == "tt_dnn_device"
         assert row["DEVICE ID"] == "0"
         assert row["DEVICE ARCH"] == "WORMHOLE_B0"
         assert row["AVAILABLE WORKER CORE COUNT"] == str(WH_GRID_CORES)
         if kind == "conv":
-            assert f"program={program}" in row["ATTRIBUTES"]
+            assert f"window_hw=({CONFIGS[c]['conv']['kernel'][0]};{CONFIGS[c]['conv']['kernel'][1]})" \
+                in row["ATTRIBUTES"]
             assert row["MATH FIDELITY"] == CONFIGS[c]["conv"]["math_fidelity"]
             assert row["COMPUTE KERNEL SOURCE"]
         else:
@@ -245,7 +279,7 @@ def test_device_kernel_duration_equals_the_json_report(cli_run) -> None:
     _, rows, _ = parse(text)
     assert len(report["ops"]) == len(rows)
     for row, op in zip(rows, report["ops"]):
-        assert row["OP CODE"] == op["op_code"]
+        assert row["OP CODE"] == tt_metal_op_code(op["op_code"])
         assert float(row["DEVICE KERNEL DURATION [ns]"]) == pytest.approx(op["device_kernel_duration_ns"], abs=0.5)
         for risc in RISCS:
             cell = row[f"DEVICE {risc.value} KERNEL DURATION [ns]"]
@@ -459,7 +493,7 @@ def blackhole_rows(folder: Path):
     csv_path = folder / "bh.csv"
     done = ttsim_cli("run", folder / "csv_a.yaml", "--device", "blackhole", "--csv", csv_path)
     assert done.returncode == 0, done.stderr
-    return parse(csv_path.read_text())[1]
+    return parse(in_run_order(program_files(csv_path), 1))[1]
 
 
 def test_blackhole_arch_clock_and_pm(blackhole_rows) -> None:

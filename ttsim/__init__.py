@@ -13,5 +13,5 @@ the one named.
 from ttsim.results import OpResult
 from ttsim.simulate import run
 
-__version__ = "0.1.0"
+from ttsim.version import __version__
 __all__ = ["OpResult", "run", "__version__"]

@@ -12,7 +12,11 @@ consumer.
 * ``cb_pop_front(n)`` frees n pages and advances the read pointer.
 
 A request for more pages than the CB holds can never succeed and is rejected when it is made.
-Blocking is through SimPy events, never polling. Because a kernel's local clock may run ahead
+Blocking is through SimPy events, never polling. Each side keeps its waiters in a FIFO queue, as
+SimPy's ``BaseResource`` keeps its put and get queues, because a side can have several waiters:
+tt-metal's split-reader pool (tenstorrent/tt-metal
+``ttnn/cpp/ttnn/operations/pool/generic/device/kernels/dataflow/reader_pool_2d.cpp``) has both
+reader kernels wait on ``clear_value_cb``. Because a kernel's local clock may run ahead
 of the SimPy clock (see :mod:`ttsim.kernel_api.base`), pushes and pops have a producer/consumer
 side that changes at once and a visible side that another kernel sees at the right simulated
 time (:meth:`publish_push`, :meth:`publish_pop`).
@@ -20,6 +24,7 @@ time (:meth:`publish_push`, :meth:`publish_pop`).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -85,8 +90,13 @@ class CircularBuffer:
         self._popped_by_consumer = 0
         self._visible_pushed = 0
         self._visible_popped = 0
-        self._front_wait: tuple[int, simpy.Event] | None = None
-        self._back_wait: tuple[int, simpy.Event] | None = None
+        self._front_waiters: deque[tuple[int, simpy.Event]] = deque()
+        """(pages, event) of every consumer blocked in cb_wait_front, in arrival order."""
+        self._back_waiters: deque[tuple[int, simpy.Event]] = deque()
+        """(pages, event) of every producer blocked in cb_reserve_back, in arrival order."""
+        self.waited = 0
+        """Pages cb_wait_front has granted and cb_pop_front not yet freed (the kernel API's
+        check that a pop frees only pages waited for)."""
         self.stats = CBStats()
         self.trace: Callable[[int, float], None] | None = None
         """When tracing: called with (occupancy in pages, cycle) whenever it changes."""
@@ -131,7 +141,7 @@ class CircularBuffer:
     def reserve_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are free (the producer blocks on it)."""
         event = self.env.event()
-        self._back_wait = (n, event)
+        self._back_waiters.append((n, event))
         return event
 
     def push(self, n: int) -> None:
@@ -150,10 +160,8 @@ class CircularBuffer:
             self.stats.max_occupancy = occupancy
         if self.trace is not None:
             self.trace(occupancy, self.env.now)
-        if self._front_wait is not None and self.available_pages() >= self._front_wait[0]:
-            event = self._front_wait[1]
-            self._front_wait = None
-            event.succeed()
+        if self._front_waiters:
+            _wake(self._front_waiters, self.available_pages())
 
     # -- consumer side --------------------------------------------------------------------
     def available_pages(self) -> int:
@@ -163,7 +171,7 @@ class CircularBuffer:
     def front_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are available (the consumer blocks on it)."""
         event = self.env.event()
-        self._front_wait = (n, event)
+        self._front_waiters.append((n, event))
         return event
 
     def pop(self, n: int) -> None:
@@ -184,11 +192,25 @@ class CircularBuffer:
         self.stats.pages_popped += n
         if self.trace is not None:
             self.trace(self._visible_pushed - self._visible_popped, self.env.now)
-        if self._back_wait is not None and self.free_pages() >= self._back_wait[0]:
-            event = self._back_wait[1]
-            self._back_wait = None
-            event.succeed()
+        if self._back_waiters:
+            _wake(self._back_waiters, self.free_pages())
 
     def occupancy(self) -> int:
         """Pages pushed and not yet popped, as seen from outside."""
         return self._visible_pushed - self._visible_popped
+
+
+def _wake(waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
+    """Succeed, in arrival order, every waiter that asked for at most ``pages`` pages; the others
+    keep their place in the queue.
+
+    Unlike a SimPy ``Container``, which stops at the first request it cannot serve, a satisfied
+    waiter behind an unsatisfied one is woken too: waiting takes no pages (each kernel polls the
+    shared counters on its own RISC), so a small wait never queues behind a larger one.
+    """
+    for _ in range(len(waiters)):
+        need, event = waiters.popleft()
+        if pages >= need:
+            event.succeed()
+        else:
+            waiters.append((need, event))

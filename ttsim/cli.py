@@ -7,9 +7,7 @@ only after every run succeeded (nothing half-written).
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -19,48 +17,85 @@ from rich.progress import MofNCompleteColumn, Progress
 from ttsim.config import load_config
 from ttsim.device.spec import available_devices
 from ttsim.errors import TtsimError
+from ttsim.output_paths import check_output_path, check_output_paths, write_atomically
 from ttsim.report.breakdown import breakdown_table
 from ttsim.report.compare import Comparison, comparison_document, comparison_table, roofline_table
 from ttsim.report.golden import MISMATCH, CheckRow, compare_with_golden, golden_document, golden_path, load_golden
-from ttsim.report.ops_perf_csv import ops_perf_csv
+from ttsim.report.ops_perf_csv import csv_file_paths, ops_perf_csv_files
 from ttsim.report.table import check_table, l1_table, sweep_table
 from ttsim.report.trace import trace_document
 from ttsim.report.results import report_document
 from ttsim.report.table import print_results
 from ttsim.programs import registry
+from ttsim.report import plot
 from ttsim.results import OpResult
 from ttsim.simulate import run
-from ttsim.sweep import grid, pareto_front, parse_param, run_sweep
+from ttsim.report.pareto import pareto_front
+from ttsim.sweep import grid, parse_param, read_sweep_results, run_sweep
 
 EXIT_BAD_INPUT = 2
 
 
-def _console() -> Console:
-    """A console for tables; wide when the output is not a terminal (logs, CI, pipes)."""
-    return Console() if sys.stdout.isatty() else Console(width=120)
+def _console(stderr: bool = False) -> Console:
+    """A console for tables (on stderr when stdout carries JSON); wide when the output is not a
+    terminal (logs, CI, pipes)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr) if stream.isatty() else Console(stderr=stderr, width=120)
+
+
+def _progress() -> Progress:
+    """A progress bar on stderr, so stdout keeps only tables or JSON; drawn on a terminal only."""
+    return Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=Console(stderr=True),
+                    transient=True, disable=not sys.stderr.isatty())
+
+
+class OneLineChoice(click.Choice):
+    """A fixed choice (listed in --help) whose bad value ends like every other bad input: one
+    line naming it and the choices, exit status 2."""
+
+    def __init__(self, choices: tuple[str, ...], what: str) -> None:
+        super().__init__(choices)
+        self.what = what
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if value not in self.choices:
+            _fail(f"unknown {self.what} {str(value)[:60]!r}; available: {', '.join(self.choices)}")
+        return super().convert(value, param, ctx)
+
+
+class ProgramChoice(OneLineChoice):
+    """``--program``: a fixed choice of the registered programs (and ``all`` where every program
+    may run), read from the registry when used, so a program registered before the CLI runs is
+    listed."""
+
+    def __init__(self, with_all: bool) -> None:
+        super().__init__((), "program")
+        self.with_all = with_all
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*registry.names(), "all") if self.with_all else registry.names()
+
+    @choices.setter
+    def choices(self, _value: object) -> None:
+        """click.Choice.__init__ assigns the choices; they come from the registry instead."""
+
+
+PROGRAM_CHOICE = ProgramChoice(with_all=True)
+"""``--program`` of run (the program registry's names, and all)."""
+SINGLE_PROGRAM_CHOICE = ProgramChoice(with_all=False)
+"""``--program`` where one program runs (sweep, plot)."""
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The ttsim checkout this package runs from (its configs/ and tests/golden/, when installed -e)."""
+
+JSON_STDOUT = Path("-")
+"""``--json -``: the JSON goes to stdout (and the tables to stderr)."""
 
 
 def _fail(message: str) -> None:
     click.echo(f"ttsim: error: {message}", err=True)
     sys.exit(EXIT_BAD_INPUT)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder, then rename."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise TtsimError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,22 +113,9 @@ def _parse_cores(text: str) -> set[tuple[int, int]] | None:
         try:
             x, y = (int(v) for v in item.split(","))
         except ValueError:
-            raise TtsimError(f"--trace-cores: expected 'x,y[;x,y...]', got {item!r}") from None
+            raise TtsimError(f"--trace-cores: expected 'x,y[;x,y...]', got {item[:40]!r}") from None
         cores.add((x, y))
     return cores
-
-
-class ProgramOption(click.Option):
-    """``--program``: its help lists the programs registered when it is shown (not at import)."""
-
-    def __init__(self, *args, with_all: bool = True, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.with_all = with_all
-
-    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
-        choices = (*registry.names(), "all") if self.with_all else registry.names()
-        self.help = f"program to simulate: {', '.join(choices)}"
-        return super().get_help_record(ctx)
 
 
 SET_OPTION = click.option(
@@ -103,15 +125,18 @@ SET_OPTION = click.option(
 
 
 @main.command("run")
-@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--program", "program", default="all", show_default=True, cls=ProgramOption)
+@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
+@click.option("--program", "program", default="all", show_default=True, type=PROGRAM_CHOICE,
+              help="program to simulate (all: every registered program, one after the other)")
 @click.option("--device", "device", default=None,
               help="device preset (overrides the config's 'device:'); "
                    f"one of {', '.join(available_devices())}, or a preset file (.yaml)")
-@click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
-              help="also write the results as JSON (schema_version 1) to this path")
+@click.option("--json", "json_path", default=None, type=click.Path(path_type=Path, allow_dash=True),
+              help="also write the results as JSON (schema_version 1) to this path ('-': stdout, "
+                   "tables then go to stderr)")
 @click.option("--csv", "csv_path", default=None, type=click.Path(path_type=Path),
-              help="also write tt-metal's ops_perf_results CSV (one row per device op)")
+              help="also write tt-metal's ops_perf_results CSV (one row per device op; one file "
+                   "per program, PATH_<program>.csv, when several run)")
 @click.option("--trace", "trace_path", default=None, type=click.Path(path_type=Path),
               help="also write a Chrome/Perfetto trace JSON of the run")
 @click.option("--trace-cores", "trace_cores", default="0,0", show_default=True,
@@ -125,9 +150,13 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
                 csv_path: Path | None, trace_path: Path | None, trace_cores: str,
                 show_breakdown: bool, show_l1: bool, overrides: tuple[str, ...]) -> None:
     """Simulate each CONFIG and print DEVICE KERNEL DURATION per device op."""
-    console = _console()
+    console = _console(stderr=json_path == JSON_STDOUT)
     everything: list[OpResult] = []
     try:
+        programs = list(registry.names()) if program == "all" else [program]
+        csv_paths = [] if csv_path is None else list(csv_file_paths(csv_path, programs).values())
+        check_output_paths([("--json", None if json_path == JSON_STDOUT else json_path),
+                            *(("--csv", target) for target in csv_paths), ("--trace", trace_path)], configs)
         cores = _parse_cores(trace_cores)
         for path in configs:
             config = load_config(path, list(overrides))
@@ -142,49 +171,75 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
                     console.print(breakdown_table(result))
             everything.extend(results)
         outputs = []
-        if json_path is not None:
-            outputs.append((json_path, json.dumps(report_document(everything), indent=2) + "\n"))
+        document = json.dumps(report_document(everything), indent=2) + "\n"
+        if json_path is not None and json_path != JSON_STDOUT:
+            outputs.append(("--json", json_path, document))
         if csv_path is not None:
-            outputs.append((csv_path, ops_perf_csv(everything)))
+            outputs.extend(("--csv", target, text) for target, text in ops_perf_csv_files(everything, csv_path))
         if trace_path is not None:
-            outputs.append((trace_path, json.dumps(trace_document(everything))))
-        for path, text in outputs:
-            _write_atomically(path, text)
+            outputs.append(("--trace", trace_path, json.dumps(trace_document(everything))))
+        for option, path, text in outputs:
+            write_atomically(option, path, text)
+        if json_path == JSON_STDOUT:
+            sys.stdout.write(document)
     except TtsimError as exc:
         _fail(str(exc))
 
 
+def _project_folders(configs_dir: Path | None, golden_dir: Path | None,
+                     need_configs: bool = True) -> tuple[Path, Path]:
+    """The configs and goldens ``check`` uses: those given, else ``configs/`` and ``tests/golden/``
+    of the current folder when it has a configs/ folder, else of the ttsim checkout."""
+    base = Path(".") if Path("configs").is_dir() else PROJECT_ROOT
+    configs_dir = configs_dir if configs_dir is not None else base / "configs"
+    golden_dir = golden_dir if golden_dir is not None else base / "tests" / "golden"
+    if need_configs and not configs_dir.is_dir():
+        raise TtsimError(f"no configs folder {configs_dir} (run from the ttsim checkout, or give "
+                         "--configs DIR and --golden DIR)")
+    return configs_dir, golden_dir
+
+
 @main.command("check")
-@click.argument("configs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--golden", "golden_dir", default=Path("tests/golden"), show_default=True,
-              type=click.Path(path_type=Path), help="folder of golden cycle counts")
+@click.argument("configs", nargs=-1, type=click.Path(path_type=Path, readable=False))
+@click.option("--configs", "configs_dir", default=None, type=click.Path(path_type=Path),
+              help="folder of configs run when none are given [default: configs/ here, else the checkout's]")
+@click.option("--golden", "golden_dir", default=None, type=click.Path(path_type=Path),
+              help="folder of golden cycle counts [default: tests/golden/ here when configs/ is here, "
+                   "else the checkout's]")
 @click.option("--tolerance", "tolerance_pct", default=0.0, show_default=True, type=float,
               help="percent difference still reported as ApproxMatch (and passing)")
 @click.option("--update", is_flag=True, help="rewrite the goldens with the simulated cycles")
-def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: float, update: bool) -> None:
+def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_dir: Path | None,
+                  tolerance_pct: float, update: bool) -> None:
     """Run CONFIGs (default: configs/*.yaml) with every program against golden cycle counts.
 
     Prints Match / ApproxMatch / Mismatch per op; exits 1 on any Mismatch.
     """
     console = _console()
     try:
-        paths = list(configs) or sorted(Path("configs").glob("*.yaml"))
+        configs_dir, golden_dir = _project_folders(configs_dir, golden_dir, need_configs=not configs)
+        paths = list(configs) or sorted(configs_dir.glob("*.yaml"))
         if not paths:
-            raise TtsimError("no configs given and none found in configs/")
+            raise TtsimError(f"no configs given and none found in {configs_dir}/ (give --configs DIR)")
         if tolerance_pct < 0:
             raise TtsimError(f"--tolerance must be >= 0, got {tolerance_pct}")
         if update:
             golden_dir.mkdir(parents=True, exist_ok=True)
         elif not golden_dir.is_dir():
-            raise TtsimError(f"golden folder {golden_dir} does not exist (create it with --update)")
+            raise TtsimError(f"golden folder {golden_dir} does not exist (give --golden DIR, or create it "
+                             "with --update)")
         rows: list[CheckRow] = []
-        for path in paths:
-            config = load_config(path)
-            results = run(config, program="all")
-            target = golden_path(golden_dir, config.name)
-            if update:
-                _write_atomically(target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
-            rows += compare_with_golden(config.name, results, load_golden(target), tolerance_pct / 100)
+        with _progress() as progress:
+            task = progress.add_task("checking", total=len(paths))
+            for path in paths:
+                progress.update(task, description=f"checking {path.stem}")
+                config = load_config(path)
+                results = run(config, program="all")
+                target = golden_path(golden_dir, config.name)
+                if update:
+                    write_atomically("--update", target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
+                rows += compare_with_golden(config.name, results, load_golden(target), tolerance_pct / 100)
+                progress.advance(task)
     except TtsimError as exc:
         _fail(str(exc))
     console.print(check_table(rows))
@@ -193,37 +248,47 @@ def check_command(configs: tuple[Path, ...], golden_dir: Path, tolerance_pct: fl
 
 
 @main.command("compare")
-@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option("--device", "device", default=None, help="device preset (overrides the config's 'device:')")
-@click.option("--json", "json_path", default=None, type=click.Path(path_type=Path),
-              help="also write the comparison as JSON to this path")
+@click.option("--json", "json_path", default=None, type=click.Path(path_type=Path, allow_dash=True),
+              help="also write the comparison as JSON to this path ('-': stdout, the table then goes "
+                   "to stderr)")
 @SET_OPTION
 def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Path | None,
                     overrides: tuple[str, ...]) -> None:
     """Run every registered program on each CONFIG and compare them (speedup against classic, % of
     roofline)."""
-    console = _console()
+    console = _console(stderr=json_path == JSON_STDOUT)
     comparisons: list[Comparison] = []
     try:
-        for path in configs:
-            config = load_config(path, list(overrides))
-            results = run(config, program="all", device=device)
-            op_codes = {d.name: d.op_code for d in registry.definitions()}
-            comparisons.append(Comparison.from_results(config.name, results, op_codes,
-                                                       config.measured.classic_device_kernel_duration_ns))
+        check_output_paths([("--json", None if json_path == JSON_STDOUT else json_path)], configs)
+        op_codes = {d.name: d.op_code for d in registry.definitions()}
+        with _progress() as progress:
+            task = progress.add_task("comparing", total=len(configs))
+            for path in configs:
+                progress.update(task, description=f"comparing {path.stem}")
+                config = load_config(path, list(overrides))
+                results = run(config, program="all", device=device)
+                comparisons.append(Comparison.from_results(config.name, results, op_codes,
+                                                           config.measured.classic_device_kernel_duration_ns))
+                progress.advance(task)
         console.print(comparison_table(comparisons))
         console.print(roofline_table(comparisons))
-        if json_path is not None:
-            _write_atomically(json_path, json.dumps(comparison_document(comparisons), indent=2) + "\n")
+        document = json.dumps(comparison_document(comparisons), indent=2) + "\n"
+        if json_path == JSON_STDOUT:
+            sys.stdout.write(document)
+        elif json_path is not None:
+            write_atomically("--json", json_path, document)
     except TtsimError as exc:
         _fail(str(exc))
 
 
 @main.command("sweep")
-@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("config", type=click.Path(path_type=Path, readable=False))
 @click.option("--param", "params", multiple=True, required=True, metavar="KEY=V1,V2,...",
               help="a swept config key and its values (repeatable; the grid is their product)")
-@click.option("--program", "program", default="pool", show_default=True, cls=ProgramOption, with_all=False)
+@click.option("--program", "program", default="pool", show_default=True, type=SINGLE_PROGRAM_CHOICE,
+              help="program to simulate at every point")
 @click.option("--device", "device", default=None, help="device preset (overrides the config's)")
 @click.option("--out", "out", default=Path("sweep_results.csv"), show_default=True,
               type=click.Path(path_type=Path), help="CSV the results are appended to (resumable)")
@@ -231,12 +296,17 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
               help="local worker processes")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="run the points on this Dask distributed scheduler (e.g. tcp://host:8786)")
+@click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
+              help="also draw the duration-vs-L1 Pareto front to this picture (.png, .svg, .pdf)")
 def sweep_command(config: Path, params: tuple[str, ...], program: str, device: str | None, out: Path,
-                  workers: int, scheduler: str | None) -> None:
+                  workers: int, scheduler: str | None, plot_path: Path | None) -> None:
     """Run CONFIG over the cartesian grid of --param values; rank the points by duration."""
     console = _console()
     try:
         registry.get(program)  # an unknown program fails before any point runs
+        check_output_path("--out", out)
+        if plot_path is not None:
+            plot.check_picture_path(plot_path)
         parsed = [parse_param(text) for text in params]
         total = len(grid(parsed))
         with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,
@@ -255,6 +325,128 @@ def sweep_command(config: Path, params: tuple[str, ...], program: str, device: s
         point = ", ".join(f"{p.key}={row[p.key]}" for p in parsed)
         console.print(f"[red]failed[/] {point}: {row['error']}", highlight=False)
     console.print(f"{len(rows)} points, {len(failed)} failed; results in {out}")
+    if plot_path is not None:
+        try:
+            plot.save(plot.sweep_pareto(rows, [p.key for p in parsed]), plot_path)
+        except TtsimError as exc:
+            _fail(str(exc))
+
+
+# -- pictures ----------------------------------------------------------------------------------------
+
+PLOT_OUT = click.option("--out", "-o", "out", required=True, type=click.Path(path_type=Path),
+                        help="picture to write; the format follows the suffix (.png, .svg, .pdf)")
+PLOT_DEVICE = click.option("--device", "device", default=None, help="device preset (overrides the config's)")
+
+
+@main.group("plot")
+def plot_group() -> None:
+    """Draw pictures of simulated runs (needs matplotlib: pip install 'ttsim[plot]')."""
+
+
+def _one_op(config_path: Path, program: str, op: str, device: str | None, overrides: tuple[str, ...],
+            trace_cores: set[tuple[int, int]] | None = None) -> OpResult:
+    """The halo or conv op of one program's run of a config."""
+    config = load_config(config_path, list(overrides))
+    halo, conv = run(config, program=program, device=device, trace=trace_cores is not None,
+                     trace_cores=trace_cores)
+    return halo if op == "halo" else conv
+
+
+OP_OPTION = click.option("--op", "op", default="conv", show_default=True, type=OneLineChoice(("halo", "conv"), "op"),
+                         help="which device op of the program")
+
+
+@plot_group.command("timeline")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--program", "program", default="pool", show_default=True, type=SINGLE_PROGRAM_CHOICE,
+              help="program to simulate")
+@OP_OPTION
+@click.option("--core", "core", default="0,0", show_default=True, help="logical core 'x,y' to draw")
+@PLOT_DEVICE
+@SET_OPTION
+@PLOT_OUT
+def plot_timeline(config: Path, program: str, op: str, core: str, device: str | None,
+                  overrides: tuple[str, ...], out: Path) -> None:
+    """A Gantt of one op's RISCs on one core: kernel zones, stalls by reason, compute op groups."""
+    try:
+        plot.check_picture_path(out)
+        cores = _parse_cores(core)
+        if cores is None or len(cores) != 1:
+            raise TtsimError(f"--core: expected one core 'x,y', got {core!r}")
+        result = _one_op(config, program, op, device, overrides, cores)
+        plot.save(plot.risc_timeline(result, next(iter(cores))), out)
+    except TtsimError as exc:
+        _fail(str(exc))
+
+
+@plot_group.command("stalls")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--program", "program", default="pool", show_default=True, type=SINGLE_PROGRAM_CHOICE,
+              help="program to simulate")
+@OP_OPTION
+@PLOT_DEVICE
+@SET_OPTION
+@PLOT_OUT
+def plot_stalls(config: Path, program: str, op: str, device: str | None, overrides: tuple[str, ...],
+                out: Path) -> None:
+    """Busy time and time blocked per stall reason, per kernel and RISC (as --breakdown)."""
+    try:
+        plot.check_picture_path(out)
+        plot.save(plot.stall_breakdown(_one_op(config, program, op, device, overrides)), out)
+    except TtsimError as exc:
+        _fail(str(exc))
+
+
+def _all_programs(configs: tuple[Path, ...], device: str | None, overrides: tuple[str, ...]) -> list[OpResult]:
+    results: list[OpResult] = []
+    with _progress() as progress:
+        task = progress.add_task("simulating", total=len(configs))
+        for path in configs:
+            progress.update(task, description=f"simulating {path.stem}")
+            results += run(load_config(path, list(overrides)), program="all", device=device)
+            progress.advance(task)
+    return results
+
+
+@plot_group.command("durations")
+@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@PLOT_DEVICE
+@SET_OPTION
+@PLOT_OUT
+def plot_durations(configs: tuple[Path, ...], device: str | None, overrides: tuple[str, ...], out: Path) -> None:
+    """DEVICE KERNEL DURATION per config and program (halo and conv stacked)."""
+    try:
+        plot.check_picture_path(out)
+        plot.save(plot.program_durations(_all_programs(configs, device, overrides)), out)
+    except TtsimError as exc:
+        _fail(str(exc))
+
+
+@plot_group.command("layers")
+@click.argument("configs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@PLOT_DEVICE
+@SET_OPTION
+@PLOT_OUT
+def plot_layers(configs: tuple[Path, ...], device: str | None, overrides: tuple[str, ...], out: Path) -> None:
+    """Each CONFIG a layer of a model: its duration (halo + conv) per program, as grouped bars."""
+    try:
+        plot.check_picture_path(out)
+        plot.save(plot.model_layers(plot.layer_durations(_all_programs(configs, device, overrides))), out)
+    except TtsimError as exc:
+        _fail(str(exc))
+
+
+@plot_group.command("sweep")
+@click.argument("results_csv", type=click.Path(path_type=Path))
+@PLOT_OUT
+def plot_sweep(results_csv: Path, out: Path) -> None:
+    """A sweep's results CSV (``ttsim sweep --out``): duration against L1 use, the Pareto front."""
+    try:
+        keys, rows = read_sweep_results(results_csv)
+        plot.save(plot.sweep_pareto(rows, keys), out)
+    except TtsimError as exc:
+        _fail(str(exc))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ of a :class:`~ttsim.errors.ConfigurationError` that names the file, the dotted k
 from __future__ import annotations
 
 import copy
+import difflib
 import os
+import reprlib
+import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -20,8 +23,27 @@ from pydantic_core import PydanticCustomError
 
 from ttsim.errors import ConfigurationError
 
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+MAX_INT = 2**32 - 1
+"""Largest integer a config field takes: tt-metal's tensor shapes and runtime args are uint32_t
+(tt_metal/api/tt-metalium/shape.hpp). What a device can hold is checked once its preset is
+loaded (:mod:`ttsim.limits`); this bound keeps the arithmetic before that check small."""
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config file read (bytes); the seed configs are under 1 KiB."""
+MAX_SET_BYTES = 1 << 16
+"""Largest ``--set KEY=VALUE`` text (bytes)."""
+MAX_YAML_DEPTH = 32
+"""Deepest nesting of YAML collections (and of dotted ``--set`` keys); a config nests 4 deep."""
+MAX_YAML_NODES = 10_000
+"""Most values (scalars and collections) in a config with every alias expanded."""
+MAX_INT_DIGITS = 100
+"""Longest integer literal the YAML loader converts (characters)."""
+MAX_NAME = 200
+"""Longest op name or device name (characters)."""
+MAX_ERROR_LINES = 10
+"""Most problems a ConfigurationError lists, one line each."""
+
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
 
 Activation = Literal["none", "relu", "relu6", "silu", "gelu"]
 DataFormat = Literal["bfloat16", "bfloat8_b"]
@@ -138,10 +160,10 @@ class OpConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(strict=True, min_length=1)] = Field(
+    name: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME)] = Field(
         description="Op name (free text)."
     )
-    device: Annotated[str, Field(strict=True, min_length=1)] = Field(
+    device: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME)] = Field(
         default="wormhole_b0", description="Device preset name."
     )
     seed: NonNegativeInt = Field(default=0, description="Seed of the random input data.")
@@ -175,19 +197,29 @@ def config_model() -> type[OpConfig]:
     return _MODELS[key]
 
 
-def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list[str] | None = None) -> OpConfig:
+def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list[str] | None = None,
+                label: str | None = None) -> OpConfig:
     """Load and validate an op config from a YAML file path or an already-parsed mapping.
 
     ``overrides`` are ``KEY=VALUE`` strings with dotted keys into the config (``--set``), VALUE
     parsed as YAML (``conv.kernel=[5,5]``, ``pool.cb.in_cb.pages=4``); they are validated like
     the file. Raises ConfigurationError with one line per problem, each prefixed by the file
-    name (or ``<dict>``); no yaml or pydantic exception escapes.
+    name (or ``label``, by default ``<dict>``, for a mapping); no yaml or pydantic exception escapes.
     """
     if isinstance(source, dict):
-        label, data = "<dict>", copy.deepcopy(source)
+        label = _short_text(label, 200) if isinstance(label, str) else "<dict>"
+        check_bounded(source, label)
+        data = copy.deepcopy(source)
+    elif isinstance(source, (str, os.PathLike)) and isinstance(os.fspath(source), str):
+        path = os.fspath(source)
+        label = _short_text(path, 200)
+        data = parse_config_text(read_config_text(path, label), label)
     else:
-        label = os.fspath(source)
-        data = _read_yaml(Path(label), label)
+        raise ConfigurationError(
+            f"config: expected a path (str or os.PathLike) or a mapping, got {type(source).__name__}")
+    if not isinstance(overrides, (list, tuple, type(None))) or not all(
+            isinstance(o, str) for o in overrides or []):
+        raise ConfigurationError(f"{label}: overrides: expected a list of 'KEY=VALUE' strings")
     if not isinstance(data, dict):
         got = "an empty document" if data is None else f"a {type(data).__name__}"
         raise ConfigurationError(f"{label}: top level must be a mapping of keys, got {got}")
@@ -196,20 +228,27 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list
     try:
         return config_model().model_validate(data)
     except ValidationError as exc:
-        lines = [f"{label}: {_describe(err)}" for err in exc.errors(include_url=False)]
+        errors = exc.errors(include_url=False)
+        lines = [f"{label}: {_describe(err)}" for err in errors[:MAX_ERROR_LINES]]
+        if len(errors) > MAX_ERROR_LINES:
+            lines.append(f"{label}: ... and {len(errors) - MAX_ERROR_LINES} more problems")
         raise ConfigurationError("\n".join(lines)) from None
 
 
 def _apply_override(data: dict[str, Any], override: str, label: str) -> None:
     """Set ``a.b.c=VALUE`` in the raw config mapping (creating mappings on the way)."""
+    if len(override) > MAX_SET_BYTES:
+        raise ConfigurationError(
+            f"{label}: --set {_short_repr(override)}: longer than {MAX_SET_BYTES:,} characters")
     key, sep, text = override.partition("=")
     parts = key.strip().split(".")
     if not sep or not all(parts):
-        raise ConfigurationError(f"{label}: --set {override!r}: expected KEY=VALUE with a dotted KEY")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{label}: --set {key}: {_describe_yaml_error(exc)}") from None
+        raise ConfigurationError(f"{label}: --set {_short_repr(override)}: expected KEY=VALUE with a dotted KEY")
+    key = _short_text(key, 80)
+    if len(parts) > MAX_YAML_DEPTH:
+        raise ConfigurationError(f"{label}: --set {key}: more than {MAX_YAML_DEPTH} dotted parts")
+    _check_key(parts, label)
+    value = _load_yaml(text, f"{label}: --set {key}") if text.strip() else None
     node = data
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -217,21 +256,169 @@ def _apply_override(data: dict[str, Any], override: str, label: str) -> None:
             raise ConfigurationError(f"{label}: --set {key}: '{'.'.join(parts[:i + 1])}' is not a mapping")
         node = child
     node[parts[-1]] = value
+    check_bounded(data, label)
 
 
-def _read_yaml(path: Path, label: str) -> Any:
-    """Parse a YAML file safely, mapping I/O and syntax errors to ConfigurationError."""
+def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The config section a field holds (or None for a value), and whether it is a mapping of
+    free names to sections (``cb: {<name>: {...}}``)."""
+    if get_origin(annotation) is dict:
+        value = get_args(annotation)[1]
+        return (value if isinstance(value, type) and issubclass(value, BaseModel) else None), True
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate, False
+    return None, False
+
+
+def _check_key(parts: list[str], label: str) -> None:
+    """Reject a ``--set`` key the config schema does not have, with the message a config file
+    with that key gets (:func:`_unknown_key`)."""
+    section: type[BaseModel] | None = config_model()
+    i = 0
+    while section is not None and i < len(parts):
+        if parts[i] not in section.model_fields:
+            raise ConfigurationError(f"{label}: {_unknown_key(parts[:i + 1])}")
+        section, free_names = _submodel(section.model_fields[parts[i]].annotation)
+        i += 2 if free_names else 1  # a free name (a CB's) is checked by the program that has it
+
+
+def _section_at(parts: list[str]) -> type[BaseModel] | None:
+    """The config section at a dotted path of known keys (free names skipped), or None."""
+    section: type[BaseModel] | None = config_model()
+    i = 0
+    while section is not None and i < len(parts):
+        field = section.model_fields.get(parts[i])
+        if field is None:
+            return None
+        section, free_names = _submodel(field.annotation)
+        i += 2 if free_names else 1
+    return section if i == len(parts) else None
+
+
+def _unknown_key(parts: list[str]) -> str:
+    """'unknown key 'a.b'' and the closest known key of that section (difflib), or its keys when
+    none is close."""
+    message = f"unknown key {'.'.join(parts)!r}"
+    section = _section_at(parts[:-1])
+    if section is None:
+        return message
+    fields = list(section.model_fields)
+    close = difflib.get_close_matches(parts[-1], fields, n=1)
+    if close:
+        return f"{message} (did you mean {'.'.join([*parts[:-1], close[0]])!r}?)"
+    where = f" of {'.'.join(parts[:-1])}" if len(parts) > 1 else ""
+    return f"{message} (known keys{where}: {', '.join(fields)})"
+
+
+def read_config_text(path: str, label: str) -> str:
+    """The text of a config file: a regular file of at most MAX_CONFIG_BYTES, UTF-8.
+
+    The file is checked with ``os.stat`` before it is opened (a FIFO or a device never blocks
+    the loader) and opened with O_NONBLOCK in case it was swapped since; only MAX_CONFIG_BYTES
+    + 1 bytes are ever read.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigurationError(f"{label}: not a regular file ({_file_kind(info.st_mode)})")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigurationError(
+                f"{label}: config file of {info.st_size:,} B exceeds the limit of {MAX_CONFIG_BYTES:,} B")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigurationError(f"{label}: not a regular file")
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigurationError(f"{label}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigurationError(f"{label}: cannot read config file: {reason}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{label}: cannot read config file: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. an embedded NUL byte in the path
+        raise ConfigurationError(f"{label}: cannot read config file: {exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigurationError(f"{label}: config file exceeds the limit of {MAX_CONFIG_BYTES:,} B")
     try:
-        return yaml.safe_load(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{label}: cannot read config file: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def parse_config_text(text: str, label: str) -> Any:
+    """Parse config YAML with bounded depth, integer length and (alias-expanded) size."""
+    data = _load_yaml(text, label)
+    check_bounded(data, label)
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+class _YamlLimitError(yaml.MarkedYAMLError):
+    """A YAML document beyond one of the loader's limits (not a syntax error)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader with a nesting-depth limit and an integer-length limit.
+
+    The composer recurses once per nesting level, so the depth is checked there, before Python's
+    recursion limit; integers longer than MAX_INT_DIGITS are refused before ``int()`` sees them.
+    Aliases stay allowed: their expanded size is bounded by :func:`check_bounded`.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _YamlLimitError(
+                    None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_INT_DIGITS:
+            raise _YamlLimitError(
+                None, None, f"integer of {len(node.value):,} characters exceeds the limit of {MAX_INT_DIGITS}",
+                node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
+def _load_yaml(text: str, label: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{label}: {_describe_yaml_error(exc)}") from None
+    except (ValueError, RecursionError) as exc:  # PyYAML's own conversions (e.g. a huge float/timestamp)
+        raise ConfigurationError(f"{label}: YAML value error: {_short_text(str(exc), 120)}") from None
+
+
+def check_bounded(data: Any, label: str) -> None:
+    """Refuse raw config data nested deeper than MAX_YAML_DEPTH or with more than MAX_YAML_NODES
+    values once aliases are expanded; iterative and stops at the limit, so it is cheap on bombs."""
+    stack, nodes = [(data, 1)], 1
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, (dict, list, tuple)):
+            continue
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigurationError(f"{label}: nested deeper than {MAX_YAML_DEPTH} levels")
+        nodes += len(value) * (1 + isinstance(value, dict))  # counted before they are listed
+        if nodes > MAX_YAML_NODES:
+            raise ConfigurationError(
+                f"{label}: more than {MAX_YAML_NODES:,} values (aliases expanded); a config needs a few dozen")
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items)
 
 
 def _describe_yaml_error(exc: yaml.YAMLError) -> str:
@@ -239,7 +426,8 @@ def _describe_yaml_error(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"{where}YAML syntax error: {problem}"
+    kind = "YAML limit" if isinstance(exc, _YamlLimitError) else "YAML syntax error"
+    return f"{where}{kind}: {problem}"
 
 
 def _describe(err: Any) -> str:
@@ -250,6 +438,8 @@ def _describe(err: Any) -> str:
         loc.append(ctx["field"])
         return f"{_dotted(loc)}: {err['msg']}"
     if err["type"] == "extra_forbidden":
+        if all(isinstance(part, str) for part in loc):
+            return _unknown_key(loc)
         return f"unknown key {_dotted(loc)!r}"
     if err["type"] == "missing" and isinstance(loc[-1], int):
         return f"{_dotted(loc[:-1])}: expected a list of 2 values [height, width]"
@@ -268,11 +458,34 @@ def _dotted(loc: list[Any]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            part = _short_text(str(part), 60)
+            out += f".{part}" if out else part
     return out or "<top level>"
 
 
+class _BoundedRepr(reprlib.Repr):
+    """reprlib with integers bounded before they are formatted (repr of a huge int is slow or
+    raises) and every container cut after a few items and levels."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = self.maxlong = limit
+        self.maxlevel = 3
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 200:
+            return f"<int of ~{int(x.bit_length() * 0.30103) + 1} digits>"
+        return super().repr_int(x, level)
+
+
 def _short_repr(value: Any, limit: int = 60) -> str:
-    """repr() of a bad value, truncated so that an error stays one readable line."""
-    text = repr(value)
+    """A repr() of a bad value built from a bounded representation (never the whole value) and
+    cut to ``limit`` characters, so that an error stays one readable line."""
+    text = _BoundedRepr(limit).repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, unprintable characters as '?' (labels, keys)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in text[: limit + 1])
     return text if len(text) <= limit else text[: limit - 3] + "..."

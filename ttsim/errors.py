@@ -27,6 +27,12 @@ class CBRequestError(TtsimError):
     """A kernel asked a circular buffer for more pages than it holds, or misused it."""
 
 
+class KernelAPIError(TtsimError):
+    """A kernel misuses the kernel API the way a port from tt-metal C++ slips: a kernel that is
+    not a generator function, a blocking call not run with ``yield from``, a CB push beyond its
+    free pages or a pop beyond the pages waited for, DST used outside its tile_regs handshake."""
+
+
 class DeadlockError(TtsimError):
     """The simulation ended with kernels still blocked."""
 

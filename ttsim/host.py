@@ -9,6 +9,7 @@ profiler's view of the op.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Generator, Mapping
 
@@ -18,7 +19,7 @@ from ttsim.cb import CBConfig, CircularBuffer
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.device.profiler import CBRecord, KernelZone, OpProfile
-from ttsim.errors import CBRequestError, ConfigurationError, DeadlockError
+from ttsim.errors import CBRequestError, ConfigurationError, DeadlockError, KernelAPIError
 from ttsim.kernel_api.base import KernelContext
 from ttsim.kernel_api.compute import ComputeContext
 from ttsim.kernel_api.dataflow import DataflowContext
@@ -85,6 +86,15 @@ class Program:
                       risc: Risc | str, compile_args: Mapping[str, Any],
                       runtime_args: Mapping[XY, Mapping[str, Any]] | None = None, noc: int = 0,
                       math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False) -> None:
+        """Place kernel ``function`` (a generator function taking the kernel context) on
+        ``cores``; rejects a plain function, which SimPy could not run as a process."""
+        if not inspect.isgeneratorfunction(function):
+            x, y = cores[0]
+            raise KernelAPIError(
+                f"kernel '{name}' for core ({x},{y}) (and {len(cores) - 1} more cores): "
+                f"{getattr(function, '__qualname__', function)!s} is not a generator function: a kernel "
+                "runs its blocking calls with 'yield from ctx.cb_wait_front(...)' (a kernel without "
+                "any blocking call still needs one 'yield from ()')")
         self.kernels.append(KernelSpec(name, function, tuple(cores), risc, compile_args,
                                        runtime_args or {}, noc, math_fidelity, fp32_dest_acc))
 
@@ -150,11 +160,12 @@ def _make_context(device: Device, kernel: KernelSpec, xy: XY, deadline: float,
 
 
 def _kernel_process(env: simpy.Environment, delay: float, make: Callable[[], KernelContext],
-                    kernel: KernelSpec, live: list[KernelContext], zones: list[KernelZone]):
+                    kernel: KernelSpec, live: dict[simpy.Process, KernelContext],
+                    zones: list[KernelZone]):
     if delay > 0:
         yield env.timeout(delay)
     context = make()
-    live.append(context)
+    live[env.active_process] = context
     yield from kernel.function(context)
     yield from context.finish()
     for risc, end in context.zone_ends().items():
@@ -185,22 +196,18 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
                                                         key=lambda c: (c[1], c[0])))}
     deadline = env.now + launch_gap_cycles + max_cycles
     zones: list[KernelZone] = []
-    live: list[KernelContext] = []
+    live: dict[simpy.Process, KernelContext] = {}
+    """The context of every kernel process that has started, by process."""
     processes = []
     for kernel in program.kernels:
         for xy in kernel.cores:
             delay = launch_gap_cycles + launch_order[xy] * stagger
             make = (lambda k=kernel, c=xy: _make_context(device, k, c, deadline, c in traced))
             processes.append(env.process(_kernel_process(env, delay, make, kernel, live, zones)))
-    try:
-        env.run(until=env.all_of(processes))
-    except RuntimeError as exc:  # SimPy: the queue ran dry before every kernel finished
-        if "No scheduled events left" not in str(exc):
-            raise
-        raise DeadlockError(_deadlock_message(device, program, live)) from None
+    _run_kernels(device, program, env.all_of(processes), live)
     profile = OpProfile(program.op_code, device.spec.clock_mhz)
     profile.zones = sorted(zones, key=lambda z: (z.core[1], z.core[0], z.risc.value))
-    for context in live:
+    for context in live.values():
         ends = context.zone_ends()
         for risc, end in ends.items():
             key = (context.core.logical, risc)
@@ -219,6 +226,31 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
     return profile
 
 
+def _run_kernels(device: Device, program: Program, done: simpy.Event,
+                 live: dict[simpy.Process, KernelContext]) -> None:
+    """Step SimPy until ``done`` (every kernel process finished) is processed, exactly as
+    ``env.run(until=done)`` does, but reading SimPy's own signals instead of the text of the
+    error ``run`` turns them into: :class:`~simpy.core.EmptySchedule` means every unfinished
+    kernel waits on an event nothing will trigger (a deadlock), and the ``RuntimeError`` SimPy
+    raises for a yielded non-event is blamed on the active process if its kernel had just made
+    a blocking call (``yield`` written for ``yield from``)."""
+    env = device.env
+    done.callbacks.append(simpy.core.StopSimulation.callback)
+    try:
+        while True:
+            env.step()
+    except simpy.core.StopSimulation:
+        return
+    except simpy.core.EmptySchedule:
+        raise DeadlockError(_deadlock_message(device, program, live.values())) from None
+    except RuntimeError as exc:
+        context = live.get(env.active_process)  # type: ignore[arg-type]
+        error = context.yielded_error() if context is not None else None
+        if error is None:
+            raise
+        raise error from exc
+
+
 def _cb_records(device: Device, program: Program) -> list[CBRecord]:
     records = []
     for spec in program.cb_table():
@@ -233,7 +265,7 @@ def _cb_records(device: Device, program: Program) -> list[CBRecord]:
     return records
 
 
-def _deadlock_message(device: Device, program: Program, live: list[KernelContext]) -> str:
+def _deadlock_message(device: Device, program: Program, live: Collection[KernelContext]) -> str:
     lines = [f"deadlock in {program.op_code} at cycle {device.env.now:,.0f}: kernels still blocked:"]
     blocked_cores = set()
     for context in live:

@@ -17,6 +17,7 @@ from ttsim.device.spec import DeviceSpec, load_device
 from ttsim.errors import ConfigurationError
 from ttsim.formats import DataFormat, round_to_format
 from ttsim.host import run_program
+from ttsim.limits import check_conv_fits, check_run_arguments
 from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs, pcc
 from ttsim.programs import registry
 from ttsim.programs.halo import build_halo_program
@@ -40,9 +41,11 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all
     OptimizedConvNew's dense matmul; "pool", the pool-based depthwise kernel; ...) or "all" (the
     default, as on the command line): every registered program, in registry order.
     """
+    check_run_arguments(program, device, trace, trace_cores)
     config = config_or_path if isinstance(config_or_path, OpConfig) else load_config(config_or_path)
     programs = registry.names() if program == "all" else (registry.get(program).name,)
     spec = load_device(device or config.device)
+    check_conv_fits(config.conv, spec)
     return [result for name in programs
             for result in _run_conv(config, spec, registry.get(name), trace, trace_cores)]
 
@@ -90,7 +93,8 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
     report = definition.report(setup, built)
     details = {**report.details, "parallel_config": pc, "cb_table": built.program.cb_table()}
     halo_op = halo_info(config, geom, pc, halo_buffer, halo_program)
-    conv_op = conv_info(config, definition.name, geom, pc, out_pc, halo_buffer, built.program, report.inputs)
+    conv_op = conv_info(config, definition.name, geom, pc, out_pc, halo_buffer, built.program, report.inputs,
+                        report.details.get("block_config"))
     halo_op["roofline"] = halo_roofline(pc, halo, spec)
     conv_op["roofline"] = conv_roofline(conv, geom, pc, halo, spec)
     return [

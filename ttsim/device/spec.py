@@ -94,11 +94,17 @@ class DramSpec(_Section):
     """DRAM banks (interleaved buffers)."""
 
     num_banks: Param[int]
+    bank_size_bytes: Param[int]
     bank_noc_xy: Param[tuple[tuple[int, int], ...]]
     bank_bytes_per_cycle: Param[float]
     read_latency_cycles: Param[float]
     write_latency_cycles: Param[float]
     read_alignment_bytes: Param[int]
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Bytes of all DRAM banks together."""
+        return self.num_banks.value * self.bank_size_bytes.value
 
 
 class ComputeSpec(_Section):
@@ -235,6 +241,22 @@ def available_devices() -> list[str]:
 _CACHE: dict[str, DeviceSpec] = {}
 
 
+def preset_text(name: str | os.PathLike[str]) -> str:
+    """The YAML text of a device preset, bundled (by name) or a preset file (what a sweep's
+    results are keyed by)."""
+    text_name = os.fspath(name)
+    if text_name.endswith((".yaml", ".yml")):
+        try:
+            return Path(text_name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"device preset file {text_name[:200]}: cannot read it: {exc}") from None
+    names = available_devices()
+    if text_name not in names:
+        raise ConfigurationError(f"unknown device {text_name[:60]!r}; available: {', '.join(names)} "
+                                 f"(or a preset file ending in .yaml)")
+    return (resources.files("ttsim.device") / "presets" / f"{text_name}.yaml").read_text()
+
+
 def load_device(name: str | os.PathLike[str]) -> DeviceSpec:
     """Load a bundled device preset by name (e.g. ``wormhole_b0``), or a preset file of your own
     (a path ending in ``.yaml`` / ``.yml``), validated like the bundled ones: every field, every
@@ -245,12 +267,7 @@ def load_device(name: str | os.PathLike[str]) -> DeviceSpec:
         return _CACHE[text_name]
     if text_name.endswith((".yaml", ".yml")):
         return _load_preset_file(Path(text_name))
-    names = available_devices()
-    if text_name not in names:
-        raise ConfigurationError(f"unknown device {text_name!r}; available: {', '.join(names)} "
-                                 f"(or a preset file ending in .yaml)")
-    text = (resources.files("ttsim.device") / "presets" / f"{text_name}.yaml").read_text()
-    spec = _validate(yaml.safe_load(text), f"device preset {text_name}")
+    spec = _validate(yaml.safe_load(preset_text(text_name)), f"device preset {text_name}")
     _CACHE[text_name] = spec
     return spec
 

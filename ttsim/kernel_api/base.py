@@ -6,6 +6,12 @@ already known, compute work) only advance ``_t``. The kernel synchronises with S
 it must observe another kernel (blocking CB and semaphore calls); pushes and pops become
 visible to other kernels at the local time through scheduled events. This keeps one SimPy
 event per interaction rather than per call, which is what makes whole ops simulate in seconds.
+
+Porting mistakes fail loudly (:class:`~ttsim.errors.KernelAPIError`) with cheap checks only:
+a blocking call is a plain method that records itself as not yet run and returns a generator
+that clears the record on its first step, so a call written without ``yield from`` is caught at
+the kernel's next blocking, CB, semaphore or barrier call, or at its end; a push needs free
+pages and a pop needs pages waited for.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import simpy
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
-from ttsim.errors import CBRequestError, ConfigurationError, SimulationLimitError
+from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, SimulationLimitError
 
 KernelGen = Generator[simpy.Event, Any, None]
 
@@ -51,6 +57,9 @@ class KernelContext:
         self._cb_check = risc_spec.cb_check_cycles.value
         self._cb_update = risc_spec.cb_update_cycles.value
         self._cb_poll = risc_spec.cb_poll_cycles.value
+        self._unrun: tuple[str, int, int] | None = None
+        """(call, CB id or semaphore address, count) of the blocking call whose generator has
+        not started yet; at most one, since the next blocking call checks it."""
 
     # -- identity and arguments -------------------------------------------------------------
     @property
@@ -122,6 +131,34 @@ class KernelContext:
         here; the compute context overrides this to charge the thread's own total.
         """
 
+    # -- blocking calls ------------------------------------------------------------------------
+    # A blocking call is a plain method that checks no earlier call is still unrun, records
+    # itself in ``_unrun`` and returns its generator, whose first step clears the record (inline
+    # in each call: this runs once per CB wait, so it stays two attribute accesses and a tuple).
+    def _describe_call(self, call: str, target: int, n: int) -> str:
+        if call in ("noc_semaphore_wait", "noc_semaphore_wait_min"):
+            return f"{call}(0x{target:x}, {n})"
+        cb = self.core.cbs.get(target)
+        return f"{call}({cb.describe() if cb is not None else target}, {n})"
+
+    def _unrun_error(self, next_call: str) -> KernelAPIError:
+        """The error for the unrun blocking call, found when the kernel reached ``next_call``."""
+        assert self._unrun is not None
+        call = self._unrun[0]
+        return KernelAPIError(
+            f"{self.where}: {self._describe_call(*self._unrun)} never ran before {next_call}: "
+            f"blocking calls are generators, call it as 'yield from ctx.{call}(...)'")
+
+    def yielded_error(self) -> KernelAPIError | None:
+        """The error for a blocking call handed to SimPy with ``yield`` instead of ``yield from``
+        (SimPy rejects the generator it received); None if no blocking call is pending."""
+        if self._unrun is None:
+            return None
+        call = self._unrun[0]
+        return KernelAPIError(
+            f"{self.where}: {self._describe_call(*self._unrun)} was yielded to the simulator: "
+            f"blocking calls are generators, call it as 'yield from ctx.{call}(...)', not 'yield'")
+
     # -- circular buffers ------------------------------------------------------------------------
     def cb(self, cb_id: int) -> CircularBuffer:
         try:
@@ -142,18 +179,22 @@ class KernelContext:
         """L1 address of the front page (``get_read_ptr``)."""
         return self.cb(cb_id).fifo_rd_ptr
 
-    def _reserve(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
-        """Producer wait for ``n`` free pages from local time ``t``; returns the resume time."""
+    def _reserve(self, cb_id: int, n: int) -> KernelGen:
+        """The generator ``cb_reserve_back`` returns: the producer waits for ``n`` free pages
+        from its local clock ``_t`` and advances ``_t`` to the resume time."""
+        self._unrun = None
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
-        t += self._cb_check
+        t = self._t + self._cb_check
         self._busy(self._producer_risc, self._cb_check)
         if cb.free_pages() >= n:  # free space only grows while the producer waits
-            return t
+            self._t = t
+            return
         yield from self._sync_to(t)
         if cb.free_pages() >= n:
-            return t
+            self._t = t
+            return
 
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
@@ -162,20 +203,27 @@ class KernelContext:
         cb.stats.producer.blocked_cycles += self.env.now - t
         self._stall(self._producer_risc, f"cb_reserve_back:{cb.name}", t, self.env.now)
         self._busy(self._producer_risc, self._cb_poll)
-        return self.env.now + self._cb_poll
+        self._t = self.env.now + self._cb_poll
 
-    def _wait_front(self, cb_id: int, n: int, t: float) -> Generator[simpy.Event, Any, float]:
-        """Consumer wait for ``n`` available pages from local time ``t``; returns resume time."""
+    def _wait_front(self, cb_id: int, n: int) -> KernelGen:
+        """The generator ``cb_wait_front`` returns: the consumer waits for ``n`` available pages
+        from its local clock ``_t`` (unpack's, in a compute kernel) and advances ``_t`` to the
+        resume time."""
+        self._unrun = None
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_wait_front", self.kernel_name)
-        t += self._cb_check
+        if n > cb.waited:  # cumulative: the pages granted once this returns
+            cb.waited = n
+        t = self._t + self._cb_check
         self._busy(self._consumer_risc, self._cb_check)
         if cb.available_pages() >= n:  # available pages only grow while the consumer waits
-            return t
+            self._t = t
+            return
         yield from self._sync_to(t)
         if cb.available_pages() >= n:
-            return t
+            self._t = t
+            return
 
         def detail() -> str:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
@@ -185,12 +233,25 @@ class KernelContext:
         cb.stats.consumer.blocked_cycles += self.env.now - t
         self._stall(self._consumer_risc, f"cb_wait_front:{cb.name}", t, self.env.now)
         self._busy(self._consumer_risc, self._cb_poll)
-        return self.env.now + self._cb_poll
+        self._t = self.env.now + self._cb_poll
 
     def _push(self, cb_id: int, n: int, t: float) -> float:
+        """Producer side of ``cb_push_back`` at local time ``t``; returns the time after it.
+
+        The pushed pages must be free. They need not have been reserved: tt-metal kernels push
+        into a CB they know is empty without reserving (``reader_pool_2d.cpp`` does so for
+        ``clear_value_cb``), but a push beyond the free pages overwrites pages not yet popped.
+        """
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_push_back", self.kernel_name)
+        if self._unrun is not None:
+            raise self._unrun_error(f"cb_push_back({cb.describe()}, {n})")
+        if n > cb.free_pages():
+            raise KernelAPIError(
+                f"{self.where}: cb_push_back({cb.describe()}, {n}) pushes {n} pages but only "
+                f"{cb.free_pages()} of its {cb.num_pages} pages are free, so it would overwrite pages "
+                f"not yet popped: reserve them first with 'yield from ctx.cb_reserve_back({cb_id}, {n})'")
         cb.push(n)
         t += self._cb_update
         self._busy(self._producer_risc, self._cb_update)
@@ -199,9 +260,22 @@ class KernelContext:
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
+        """Consumer side of ``cb_pop_front`` at local time ``t``; returns the time after it.
+
+        Only pages a ``cb_wait_front`` granted may be popped: without the wait the pages may not
+        have arrived yet (on hardware the pop would free pages the producer is still writing).
+        """
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_pop_front", self.kernel_name)
+        if self._unrun is not None:
+            raise self._unrun_error(f"cb_pop_front({cb.describe()}, {n})")
+        if n > cb.waited:
+            raise KernelAPIError(
+                f"{self.where}: cb_pop_front({cb.describe()}, {n}) pops {n} pages but cb_wait_front "
+                f"granted only {cb.waited} not yet popped: wait for them first with "
+                f"'yield from ctx.cb_wait_front({cb_id}, {n})'")
+        cb.waited -= n
         cb.pop(n)
         t += self._cb_update
         self._busy(self._consumer_risc, self._cb_update)
@@ -212,6 +286,8 @@ class KernelContext:
     # -- lifecycle -------------------------------------------------------------------------------
     def finish(self) -> KernelGen:
         """Called by the launcher after the kernel returns: let the clock reach the kernel end."""
+        if self._unrun is not None:
+            raise self._unrun_error("the end of the kernel")
         yield from self._sync_to(self.end_time())
 
     def end_time(self) -> float:

@@ -12,7 +12,13 @@ and are coupled the way the hardware couples them:
 ``cb_wait_front`` / ``cb_pop_front`` run on the unpack thread and ``cb_reserve_back`` /
 ``cb_push_back`` on the pack thread, as in tt-metal. The SimPy process follows the unpack
 thread. Numerics: DST holds 16 tiles in hardware storage order (float32 values rounded to the
-DST format, bfloat16 unless fp32 accumulation is on); packing rounds to the CB's format.
+DST format, bfloat16 unless fp32 accumulation is on); packing rounds to the CB's format. FPU
+multiplies (ELWMUL, MVMUL, GAPOOL) follow the ISA's functional model in :mod:`ttsim.fpu`: they
+accumulate into DST, see only their fidelity phase's operand bits, and round DST after every
+accumulation.
+
+Signatures follow tenstorrent/tt-metal ``tt_metal/include/compute_kernel_api/*.h`` (each call
+names its header); C++ template arguments are keyword arguments.
 """
 
 from __future__ import annotations
@@ -27,14 +33,13 @@ import numpy as np
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
-from ttsim.errors import ConfigurationError
+from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, pack_tile,
                            tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
+from ttsim.fpu import FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, mvmul, round_dst
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import EltwiseOps
 from ttsim.numerics import ACTIVATIONS
-
-FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
 DST_TILES = 16
 BF16 = np.dtype(ml_dtypes.bfloat16)
 """bfloat16 as a numpy dtype: casting float32 to it rounds to nearest even, back is exact."""
@@ -52,15 +57,34 @@ FLOAT32_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu6": _
 :data:`ttsim.numerics.ACTIVATIONS` and are cast back to float32."""
 
 
-def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str) -> np.ndarray:
-    """Column sums (``pool == "sum"``, float32, summed top row first) or maxima of ``rows``
-    [32, 32 * n] (n tiles side by side), times ``scalar``; returns [n, 2, 16]: each tile's
-    reduced row split in face order."""
+def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int) -> np.ndarray:
+    """Column reduce of ``rows`` [32, 32 * n] (n tiles side by side) by ``scalar``, per
+    accumulation into DST: returns [k, n, 2, 16] (each tile's reduced row split in face order).
+
+    ``sum`` is GAPOOL (:func:`ttsim.fpu.column_sum_partials`): k = 2 * ``phases`` partial sums of
+    16 rows, added to DST in order. ``max`` is GMPOOL (no multiplier, k = 1): the column maxima
+    times ``scalar``.
+    """
     if pool == "sum":
-        reduced = np.add.reduce(rows, axis=0, dtype=np.float32)
+        reduced = column_sum_partials(rows, scalar, phases)
     else:
-        reduced = rows.max(axis=0)
-    return (reduced * scalar).reshape(-1, 2, FACE_W)
+        reduced = rows.max(axis=0, keepdims=True) * scalar
+    return reduced.reshape(reduced.shape[0], -1, 2, FACE_W)
+
+
+def _tiles_to_rows(tiles: np.ndarray, rt_dim: int | None = None, ct_dim: int = 1) -> np.ndarray:
+    """``rt_dim * ct_dim`` tiles [n, 1024] (storage order, row-major over the block) as
+    [rt_dim, 32, 32 * ct_dim] row-major rows (``rt_dim`` defaults to all tiles, one per row)."""
+    rt_dim = tiles.shape[0] // ct_dim if rt_dim is None else rt_dim
+    faces = tiles.reshape(rt_dim, ct_dim, 2, 2, FACE_H, FACE_W)
+    return faces.transpose(0, 2, 4, 1, 3, 5).reshape(rt_dim, TILE_H, ct_dim * TILE_W)
+
+
+def _rows_to_tiles(rows: np.ndarray, ct_dim: int) -> np.ndarray:
+    """Inverse of :func:`_tiles_to_rows`: [rt_dim, 32, 32 * ct_dim] -> [rt_dim * ct_dim, 1024]."""
+    rt_dim = rows.shape[0]
+    faces = rows.reshape(rt_dim, 2, FACE_H, ct_dim, 2, FACE_W)
+    return faces.transpose(0, 3, 1, 4, 2, 5).reshape(rt_dim * ct_dim, TILE_ELEMENTS)
 
 
 class DecodedTiles:
@@ -116,13 +140,26 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
-        self._srca_reductions: dict[str, np.ndarray] = {}
-        """Per pool type, every srcA tile column-reduced and scaled; cleared when srcA changes."""
+        self._srca_reductions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """Per pool type, every srcA tile column-reduced: (the accumulations into DST, their result
+        on a zero DST row); cleared when srcA changes."""
+        self._acc_to_dest = False
+        """Set by ``add_tiles_init(..., acc_to_dest=True)``: ELWADD adds to DST, not assigns."""
+        self._tilize_row_tiles = 1
+        """Row width of the tilize-on-unpack source in tiles (``unpack_tilizeA_B_init``'s block)."""
+        self._front_region: dict[int, tuple[int, int]] = {}
+        """Per CB, the L1 range [start, end) of the pages the last ``cb_wait_front`` waited for."""
         start = self._t
         self._math_t = start
         self._pack_t = start
         self._commit_t = start
         self._released = deque([start, start], maxlen=2)
+        self._dst_math = False
+        """True between tile_regs_acquire and tile_regs_commit: math owns a DST half."""
+        self._dst_committed = 0
+        """DST halves math committed that pack has not yet taken with tile_regs_wait."""
+        self._dst_pack = False
+        """True between tile_regs_wait and tile_regs_release: pack owns a DST half."""
         self._src_banks = deque([start, start], maxlen=2)
         self._pack_position: dict[int, int] = {}
         self._busy_unpack = 0.0
@@ -270,6 +307,8 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _set_dst(self, index: int, values: np.ndarray, count: int = 1) -> None:
         """DST[index : index + count] = values ([count, 1024], or [1024] for one tile), rounded
         to the DST format."""
+        if not self._dst_math:
+            raise self._dst_outside_error()
         last = index + count - 1
         if index < 0 or last >= self._dst_limit:
             raise self._dst_index_error(index if index < 0 else last)
@@ -282,15 +321,30 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     # -- circular buffers ------------------------------------------------------------------------
     def cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
-        """UNPACK: wait for ``n`` pages at the front of ``cb_id``."""
-        self._t = yield from self._wait_front(cb_id, n, self._t)
+        """UNPACK: wait for ``n`` pages at the front of ``cb_id`` (run with ``yield from``).
+
+        The pages' L1 region is recorded now: only this kernel's pops move the read pointer, so
+        it is where the pages will be when the wait returns."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
+        self._unrun = ("cb_wait_front", cb_id, n)
+        cb = self.cb(cb_id)
+        self._front_region[cb_id] = (cb.fifo_rd_ptr, cb.fifo_rd_ptr + n * cb.page_size)
+        return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
         """UNPACK: free ``n`` pages."""
         self._t = self._pop(cb_id, n, self._t)
 
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
-        """PACK: wait for ``n`` free pages at the back of ``cb_id``."""
+        """PACK: wait for ``n`` free pages at the back of ``cb_id`` (run with ``yield from``)."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("cb_reserve_back", cb_id, n))
+        self._unrun = ("cb_reserve_back", cb_id, n)
+        return self._cb_reserve_back(cb_id, n)
+
+    def _cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
+        self._unrun = None
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
@@ -322,8 +376,34 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._pack_position[cb_id] = 0
 
     # -- DST handshakes --------------------------------------------------------------------------
+    # Each call checks the handshake state as the hardware semaphores enforce it: out of order,
+    # math and pack would share a DST half (corrupt results) or pack would wait forever.
+    def _thread(self, risc: Risc) -> str:
+        return f"kernel '{self.kernel_name}' on core {self.core.name} {risc.value}"
+
+    def _dst_outside_error(self) -> KernelAPIError:
+        """The error for a math op writing DST outside acquire/commit. Error path only, so it may
+        walk the stack: the op named is the outermost call of this context the kernel made."""
+        frame, call = sys._getframe(1), "a math op"
+        while frame is not None and frame.f_locals.get("self") is self:
+            if not frame.f_code.co_name.startswith("_"):
+                call = frame.f_code.co_name
+            frame = frame.f_back
+        return KernelAPIError(
+            f"{self._thread(Risc.TRISC1)}: {call} writes DST outside "
+            "tile_regs_acquire()/tile_regs_commit(): call ctx.tile_regs_acquire() before the math ops "
+            "(on hardware math would write a DST half the packer owns)")
+
+    def _pack_outside_error(self, call: str, ocb: int) -> KernelAPIError:
+        """The error for pack op ``call`` into ``ocb`` reading DST outside wait/release."""
+        return KernelAPIError(
+            f"{self._thread(Risc.TRISC2)}: {call} into {self.cb(ocb).describe()} reads DST outside "
+            "tile_regs_wait()/tile_regs_release(): call ctx.tile_regs_wait() after tile_regs_commit() "
+            "and before packing (on hardware pack would read a DST half math is still writing)")
+
     def tile_regs_acquire(self) -> None:
         """MATH: take a DST half (waits for pack to release it)."""
+        self._dst_math = True
         released = self._released[0]
         if released > self._math_t:
             self._stall(Risc.TRISC1, "math_wait_pack", self._math_t, released)
@@ -332,11 +412,23 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def tile_regs_commit(self) -> None:
         """MATH: hand the DST half to pack."""
+        if not self._dst_math:
+            raise KernelAPIError(
+                f"{self._thread(Risc.TRISC1)}: tile_regs_commit() without tile_regs_acquire(): "
+                "call ctx.tile_regs_acquire() before the math ops")
+        self._dst_math = False
+        self._dst_committed += 1
         self._math_dst(self._handshake)
         self._commit_t = self._math_t
 
     def tile_regs_wait(self) -> None:
         """PACK: wait for math to commit."""
+        if not self._dst_committed:
+            raise KernelAPIError(
+                f"{self._thread(Risc.TRISC2)}: tile_regs_wait() with no DST half committed: call "
+                "ctx.tile_regs_commit() after the math ops (on hardware pack would wait forever)")
+        self._dst_committed -= 1
+        self._dst_pack = True
         if self._commit_t > self._pack_t:
             self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._commit_t)
             self._pack_t = self._commit_t
@@ -344,62 +436,114 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def tile_regs_release(self) -> None:
         """PACK: give the DST half back to math (the packer zeroes the half it releases)."""
+        if not self._dst_pack:
+            missing = "tile_regs_wait()" if self._dst_committed else "tile_regs_commit()"
+            raise KernelAPIError(
+                f"{self._thread(Risc.TRISC2)}: tile_regs_release() without {missing}: on hardware "
+                "pack would free a DST half math never handed over; the order is tile_regs_acquire(), "
+                "math, tile_regs_commit(), tile_regs_wait(), pack, tile_regs_release()")
+        self._dst_pack = False
         self._pack(self._handshake)
         self.dst[: self._dst_limit] = 0.0
         self._dst_written.clear()
         self._released.append(self._pack_t)
 
     # -- inits and reconfiguration ---------------------------------------------------------------
+    # Signatures follow tenstorrent/tt-metal tt_metal/include/compute_kernel_api/*.h (named per
+    # call); each init charges the preset's reconfiguration cost to the threads it touches.
     def compute_kernel_hw_startup(self, icb0: int, icb1: int, ocb: int) -> None:
+        """``compute_kernel_hw_startup`` (compute_kernel_api/compute_kernel_hw_startup.h)."""
         self._init(unpack=True, math=True, pack=True)
 
     def binary_op_init_common(self, icb0: int, icb1: int, ocb: int) -> None:
+        """``binary_op_init_common`` (compute_kernel_api/eltwise_binary.h)."""
         self._init(unpack=True, math=True, pack=True)
 
     def mul_tiles_init(self, icb0: int, icb1: int) -> None:
+        """``mul_tiles_init(icb0, icb1)`` (compute_kernel_api/eltwise_binary.h)."""
+        self._acc_to_dest = False
         self._init(unpack=True, math=True)
 
-    def add_tiles_init(self, icb0: int, icb1: int) -> None:
+    def add_tiles_init(self, icb0: int, icb1: int, acc_to_dest: bool = False) -> None:
+        """``add_tiles_init(icb0, icb1, acc_to_dest)`` (compute_kernel_api/eltwise_binary.h):
+        with ``acc_to_dest`` the following ``add_tiles`` compute DST = A + B + DST."""
+        self._acc_to_dest = bool(acc_to_dest)
         self._init(unpack=True, math=True)
 
     def add_bcast_rows_init_short(self, icb0: int, icb1: int) -> None:
+        """``add_bcast_rows_init_short(icb0, icb1)`` (compute_kernel_api/bcast.h)."""
         self._init(unpack=True, math=True)
 
-    def binary_dest_reuse_tiles_init(self, icb: int) -> None:
+    def binary_dest_reuse_tiles_init(self, icb0: int) -> None:
+        """``binary_dest_reuse_tiles_init(icb0)`` (compute_kernel_api/eltwise_binary.h)."""
         self._init(unpack=True, math=True)
 
-    def copy_tile_init(self, icb: int) -> None:
+    def copy_tile_init(self, cbid: int) -> None:
+        """``copy_tile_init(cbid)`` (compute_kernel_api/tile_move_copy.h)."""
         self._init(unpack=True, math=True)
 
-    def reduce_init(self, icb: int, scalar_cb: int, ocb: int) -> None:
+    def reduce_init(self, icb: int, icb_scaler: int, ocb: int) -> None:
+        """``reduce_init(icb, icb_scaler, ocb)`` (compute_kernel_api/reduce.h)."""
         self._init(unpack=True, math=True, pack=True)
 
     def reduce_uninit(self) -> None:
+        """``reduce_uninit()`` (compute_kernel_api/reduce.h)."""
         self._init(unpack=True)
 
-    def unpack_tilizeA_B_init(self, icb: int, scalar_cb: int, ntiles: int, num_faces: int = 4,
+    def unpack_tilizeA_B_init(self, icb0: int, icb1: int, block: int, num_faces: int = 4,
                               face_r_dim: int = 16) -> None:
+        """Configure tilize-on-unpack of ``icb0`` into srcA (and ``icb1``'s scalar into srcB): the
+        source rows are ``block`` tiles (``block * 32`` elements) wide.
+
+        The tt-metal pool kernel calls the LLK form ``llk_unpack_tilizeA_B_init(icb0, icb1, block,
+        num_faces, face_r_dim, 1)`` (tt-metal ``compute_pool_2d.cpp``; tt-llk
+        ``llk_unpack_tilize.h``), whose block sets the unpacker's row stride.
+        """
+        if block <= 0:
+            raise ConfigurationError(f"{self.where}: unpack_tilizeA_B_init with block {block}")
+        self._tilize_row_tiles = block
         self._init(unpack=True)
 
     def tilize_init(self, icb: int, block: int, ocb: int) -> None:
+        """``tilize_init(icb, block, ocb)`` (compute_kernel_api/tilize.h)."""
         self._init(unpack=True, math=True, pack=True)
 
+    def fast_tilize_init(self, icb: int, full_dim: int, ocb: int) -> None:
+        """``fast_tilize_init(icb, full_dim, ocb)`` (compute_kernel_api/tilize.h); the preset has
+        one reconfiguration cost, so it costs what ``tilize_init`` costs."""
+        self._init(unpack=True, math=True, pack=True)
+
+    fast_tilize_init_with_dt = fast_tilize_init
+    """``fast_tilize_init_with_dt(icb, full_dim, ocb)``: the data-format reconfiguration is part
+    of the same (single) reconfiguration cost."""
+
     def tilize_uninit(self, icb: int, ocb: int) -> None:
+        """``tilize_uninit(icb, ocb)`` (compute_kernel_api/tilize.h)."""
         self._init(unpack=True, pack=True)
 
-    def pack_untilize_dest_init(self, ocb: int, rows: int = 32, num_faces: int = 4) -> None:
+    fast_tilize_uninit = tilize_uninit
+    """``fast_tilize_uninit(icb, ocb)`` (compute_kernel_api/tilize.h)."""
+
+    def pack_untilize_dest_init(self, ocb: int, face_r_dim: int = 16, num_faces: int = 4) -> None:
+        """``pack_untilize_dest_init<block_ct_dim>(ocb, face_r_dim, num_faces)``
+        (compute_kernel_api/pack_untilize.h)."""
         self._init(pack=True)
 
     def pack_untilize_uninit(self, ocb: int) -> None:
+        """``pack_untilize_uninit(ocb)`` (compute_kernel_api/pack_untilize.h)."""
         self._init(pack=True)
 
-    def reconfig_data_format(self, icb0: int, icb1: int) -> None:
+    def reconfig_data_format(self, srca_new_operand: int, srcb_new_operand: int) -> None:
+        """``reconfig_data_format(srca_new_operand, srcb_new_operand)``
+        (compute_kernel_api/reconfig_data_format.h)."""
         self._init(unpack=True)
 
-    def pack_reconfig_data_format(self, ocb: int) -> None:
+    def pack_reconfig_data_format(self, new_cb_id: int) -> None:
+        """``pack_reconfig_data_format(new_cb_id)`` (compute_kernel_api/pack.h)."""
         self._init(pack=True)
 
-    def mm_init(self, icb0: int, icb1: int, ocb: int) -> None:
+    def mm_init(self, in0_cb_id: int, in1_cb_id: int, out_cb_id: int) -> None:
+        """``mm_init(in0_cb_id, in1_cb_id, out_cb_id)`` (compute_kernel_api/matmul.h)."""
         self._init(unpack=True, math=True, pack=True)
 
     def sfpu_init(self, name: str) -> None:
@@ -408,129 +552,212 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._init(math=True)
 
     # -- math ------------------------------------------------------------------------------------
-    def _binary(self, icb0: int, icb1: int, i0: int, i1: int, math_cycles: float,
-                op: Callable[[np.ndarray, np.ndarray], np.ndarray], idst: int) -> None:
+    def _dst_tile(self, index: int) -> np.ndarray:
+        """DST tile ``index`` (a view), after checking it lies in the half a kernel may use."""
+        if not 0 <= index < self._dst_limit:
+            raise self._dst_index_error(index)
+        return self.dst[index]
+
+    def _unpack_two(self, icb0: int, icb1: int, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Unpack tile ``i0`` of ``icb0`` into srcA and ``i1`` of ``icb1`` into srcB; returns both
+        tiles' values and when they are ready for math."""
         cb0, cb1 = self.cb(icb0), self.cb(icb1)
         a = self._read_tile(cb0, i0)
         b = self._read_tile(cb1, i1)
         ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True))
-        self._math(ready, math_cycles)
-        self._set_dst(idst, op(a, b))
+        return a, b, ready
 
-    def mul_tiles(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
-        """DST[idst] = A * B, element-wise (FPU ELWMUL; cost scales with math fidelity); added to
-        DST[idst] after ``mul_init(..., acc_to_dest=True)``."""
-        self._binary(icb0, icb1, i0, i1, self._mul_cycles, self._accumulating(np.multiply, idst), idst)
+    def mul_tiles(self, icb0: int, icb1: int, itile0: int, itile1: int, idst: int) -> None:
+        """``mul_tiles`` (compute_kernel_api/eltwise_binary.h): ELWMUL, DST[idst] += A * B with
+        A (``icb0``) in srcA and B (``icb1``) in srcB, at this kernel's math fidelity
+        (:func:`ttsim.fpu.elwmul`). DST is zero after ``tile_regs_acquire`` (the packer cleared
+        it), so this is A * B unless the kernel already wrote DST[idst]."""
+        a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
+        self._math(ready, self._mul_cycles)
+        dst = self._dst_tile(idst) if idst in self._dst_written else None  # None: zero
+        self._set_dst(idst, elwmul(dst, a, b, self._phases, self._dst_bf16, round_last=False))
 
-    def add_tiles(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
-        """DST[idst] = A + B (FPU ELWADD)."""
-        self._binary(icb0, icb1, i0, i1, self._add_cycles, np.add, idst)
+    def add_tiles(self, icb0: int, icb1: int, itile0: int, itile1: int, idst: int) -> None:
+        """``add_tiles`` (compute_kernel_api/eltwise_binary.h): ELWADD, DST[idst] = A + B, or
+        A + B + DST[idst] after ``add_tiles_init(..., acc_to_dest=True)``; one rounding of DST."""
+        a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
+        self._math(ready, self._add_cycles)
+        result = a + b
+        if self._acc_to_dest:
+            result = result + self._dst_tile(idst)
+        self._set_dst(idst, result)
 
-    def add_tiles_bcast_rows(self, icb0: int, icb1: int, i0: int, i1: int, idst: int) -> None:
-        """DST[idst] = A + row 0 of B broadcast over all 32 rows (the conv bias add)."""
-        def bcast_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            row = untilize(b[None, :])[0]
-            return a + tilize(np.broadcast_to(row, (32, 32)).astype(np.float32))[0]
-        self._binary(icb0, icb1, i0, i1, self._add_cycles, bcast_add, idst)
+    def add_tiles_bcast_rows(self, icb0: int, icb1: int, itile0: int, itile1: int, idst: int) -> None:
+        """``add_tiles_bcast_rows`` (compute_kernel_api/bcast.h): DST[idst] = A + row 0 of B
+        broadcast over all 32 rows (the conv bias add)."""
+        a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
+        self._math(ready, self._add_cycles)
+        row = untilize(b[None, :])[0]
+        self._set_dst(idst, a + tilize(np.broadcast_to(row, (32, 32)).astype(np.float32))[0])
 
-    def binary_dest_reuse_tiles(self, icb: int, itile: int, idst: int, op: str = "add") -> None:
-        """DST[idst] = DST[idst] (op) CB tile (``binary_dest_reuse_tiles<.., DEST_TO_SRCA>``)."""
-        cb = self.cb(icb)
-        tile = self._read_tile(cb, itile)
+    def binary_dest_reuse_tiles(self, in_cb_id: int, in_tile_index: int, dst_tile_index: int,
+                                op: str = "add") -> None:
+        """``binary_dest_reuse_tiles<op, DEST_TO_SRCA>(in_cb_id, in_tile_index, dst_tile_index)``
+        (compute_kernel_api/eltwise_binary.h): DST[idst] moves to srcA, the CB tile is unpacked to
+        srcB, and DST[idst] = srcA (op) srcB (``mul`` at this kernel's fidelity)."""
+        cb = self.cb(in_cb_id)
+        tile = self._read_tile(cb, in_tile_index)
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
+        if not 0 <= dst_tile_index < self._dst_limit:
+            raise self._dst_index_error(dst_tile_index)
+        current = self.dst[dst_tile_index]
         if op == "add":
-            cycles, result = self._add_cycles, self.dst[idst] + tile
+            cycles, result = self._add_cycles, current + tile
         elif op == "mul":
-            cycles, result = self._mul_cycles, self.dst[idst] * tile
+            cycles = self._mul_cycles
+            result = elwmul(None, current, tile, self._phases, self._dst_bf16, round_last=False)
         else:
             raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
         self._math(ready, cycles + self._datacopy_cycles)
-        self._set_dst(idst, result)
+        self._set_dst(dst_tile_index, result)
 
-    def copy_tile(self, icb: int, itile: int, idst: int) -> None:
-        """DST[idst] = tile ``itile`` of ``icb``."""
-        cb = self.cb(icb)
+    def _copy_one(self, cb: CircularBuffer, itile: int, idst: int) -> None:
+        """Unpack tile ``itile`` of ``cb`` and copy it into DST[idst] (datacopy A2D)."""
         tile = self._read_tile(cb, itile)
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         self._math(ready, self._datacopy_cycles)
         self._set_dst(idst, tile)
 
-    def reduce_tile(self, icb: int, scalar_cb: int, itile: int, iscalar: int, idst: int,
+    def copy_tile(self, in_cb_id: int, in_tile_index: int, dst_tile_index: int) -> None:
+        """``copy_tile`` (compute_kernel_api/tile_move_copy.h): DST[idst] = the CB tile."""
+        self._copy_one(self.cb(in_cb_id), in_tile_index, dst_tile_index)
+
+    def copy_block_matmul_partials(self, in_cb_id: int, start_in_tile_index: int,
+                                   start_dst_tile_index: int, ntiles: int) -> None:
+        """``copy_block_matmul_partials`` (compute_kernel_api/tile_move_copy.h): ``ntiles``
+        consecutive CB tiles into consecutive DST tiles, each costing what ``copy_tile`` costs."""
+        cb = self.cb(in_cb_id)
+        for i in range(ntiles):
+            self._copy_one(cb, start_in_tile_index + i, start_dst_tile_index + i)
+
+    def reduce_tile(self, icb: int, icb_scaler: int, itile: int, itile_scaler: int, idst: int,
                     pool: str = "sum") -> None:
-        """REDUCE_COL of a tiled CB tile into row 0 of DST[idst], scaled by the scalar tile."""
+        """``reduce_tile<pool, REDUCE_COL>`` (compute_kernel_api/reduce.h): column reduce of a
+        tiled CB tile into row 0 of DST[idst], scaled by the scaler tile's first value."""
         cb = self.cb(icb)
         tile = self._read_tile(cb, itile)
-        scalar = self._read_tile(self.cb(scalar_cb), iscalar)[0]
+        scalar = self._read_tile(self.cb(icb_scaler), itile_scaler)[0]
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
-        reduced = _reduce_columns(untilize(tile[None, :]), scalar, pool)[0]
-        self._accumulate_row0(reduced, idst, pool, ready, 4)
+        reduced = _reduce_columns(untilize(tile[None, :]), scalar, pool, self._phases)[:, 0]
+        self._accumulate_row0(reduced, None, idst, pool, ready, 4)
 
-    def _accumulate_row0(self, reduced: np.ndarray, idst: int, pool: str, ready: float,
-                         num_faces: int) -> None:
-        """Math of a column reduce: fold ``reduced`` ([2, 16], one tile row in face order) into
-        row 0 of DST[idst] (add for sum, maximum for max)."""
+    def _accumulate_row0(self, reduced: np.ndarray, from_zero: np.ndarray | None, idst: int,
+                         pool: str, ready: float, num_faces: int) -> None:
+        """Math of a column reduce: fold ``reduced`` ([k, 2, 16]: k accumulations of one tile
+        row in face order) into row 0 of DST[idst], rounding DST after each (sum), or take the
+        maximum (max). ``from_zero`` (optional) is the sum's result on a zero row (DST[idst] not
+        written since the packer cleared it)."""
+        if not self._dst_math:
+            raise self._dst_outside_error()
         phases = self._phases if pool == "sum" else 1
         self._math(ready, self._reduce_cycles_per_phase * phases * num_faces / 4)
         if not 0 <= idst < self._dst_limit:
             raise self._dst_index_error(idst)
         current = self._dst_row0[idst]
-        if pool == "max" and idst not in self._dst_written:
-            current = np.full_like(current, -np.inf)  # GMPOOL reads a zeroed DST row as -inf
-        row = current + reduced if pool == "sum" else np.maximum(current, reduced)
-        self._dst_row0[idst] = row.astype(BF16) if self._dst_bf16 else row
+        if pool == "sum":
+            if from_zero is not None and idst not in self._dst_written:
+                self._dst_row0[idst] = from_zero
+                self._dst_written.add(idst)
+                return
+            row = accumulate(current, reduced, self._dst_bf16)
+            self._dst_row0[idst] = row.astype(BF16) if self._dst_bf16 else row
+        else:
+            if idst not in self._dst_written:
+                current = np.full_like(current, -np.inf)  # GMPOOL reads a zeroed DST row as -inf
+            row = np.maximum(current, reduced[0])
+            self._dst_row0[idst] = row.astype(BF16) if self._dst_bf16 else row
         self._dst_written.add(idst)
 
-    def unpack_tilizeA_B_block(self, icb: int, scalar_cb: int, ntiles: int, rows: int,
-                               row_width: int, col_offset: int = 0, row_offset: int = 0,
-                               num_faces: int = 4) -> None:
-        """Tilize-on-unpack ``rows`` row-major rows of ``ntiles`` tiles into srcA, and load the
-        scalar into srcB (the fused tilize + reduce of the pool kernels).
+    def unpack_tilizeA_B_block(self, icb0: int, icb1: int, block: int, tile_idx_b: int,
+                               num_faces: int = 4, face_r_dim: int = 16) -> None:
+        """``unpack_tilizeA_B_block(icb0, icb1, block, tile_idx_b, num_faces, face_r_dim)``
+        (compute_kernel_api/tilize.h): tilize-on-unpack ``block`` tiles of row-major rows from
+        ``icb0``'s read pointer into srcA, and load the scalar (tile ``tile_idx_b`` of ``icb1``)
+        into srcB (the fused tilize + reduce of the pool kernels).
 
-        The rows start ``row_offset`` rows into the CB's front page; each row is ``row_width``
-        elements of the CB's format and the block starts ``col_offset`` elements into a row.
+        Geometry: a tile has ``face_r_dim`` rows (``num_faces`` <= 2: the top faces only) or
+        ``2 * face_r_dim`` rows (4 faces); rows are ``unpack_tilizeA_B_init``'s block tiles wide;
+        tile t is columns [32t, 32t + 32) of them. Rows past the pages the last ``cb_wait_front``
+        on ``icb0`` waited for read as zero; srcA rows past the tile's rows are zero.
         """
-        if not 0 < rows <= 32 or ntiles * 32 > self._srca.shape[1]:
-            raise ConfigurationError(f"{self.where}: unpack_tilizeA_B_block of {rows} rows x {ntiles} tiles")
-        cb = self.cb(icb)
+        if not 1 <= face_r_dim <= FACE_H or num_faces not in (1, 2, 4):
+            raise ConfigurationError(
+                f"{self.where}: unpack_tilizeA_B_block with num_faces {num_faces}, face_r_dim {face_r_dim}")
+        if not 0 < block <= min(self._tilize_row_tiles, self._srca.shape[1] // TILE_W):
+            raise ConfigurationError(
+                f"{self.where}: unpack_tilizeA_B_block of {block} tiles from rows "
+                f"{self._tilize_row_tiles} tiles wide (unpack_tilizeA_B_init's block)")
+        rows = face_r_dim * (2 if num_faces == 4 else 1)
+        cb = self.cb(icb0)
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
-        address = cb.front_page_address(0) + row_offset * row_width * elem
-        raw = self._l1[address : address + rows * row_width * elem]
-        values = raw.view(BF16) if cb.is_bf16 else decode_row_major(raw, cb.data_format)
-        width = ntiles * 32
-        block = values.reshape(rows, row_width)[:, col_offset : col_offset + width]
-        self._srca[rows:, :width] = 0.0
-        self._srca[:rows, :width] = block
+        row_width = self._tilize_row_tiles * TILE_W
+        address = cb.fifo_rd_ptr
+        region = self._front_region.get(icb0)
+        end = region[1] if region is not None and region[0] <= address < region[1] else address
+        width = block * TILE_W
+        row_bytes = row_width * elem
+        # rows whose `width` elements all lie before the end of the waited pages
+        valid = max(0, min(rows, (end - address - width * elem) // row_bytes + 1))
+        self._srca[valid:, :width] = 0.0
+        if valid:
+            nbytes = min(valid * row_bytes, end - address)  # the last row may end at `end`
+            raw = self._l1[address : address + nbytes]
+            values = raw.view(BF16) if cb.is_bf16 else decode_row_major(raw, cb.data_format)
+            if nbytes < valid * row_bytes:
+                values = np.concatenate((values, np.zeros(valid * row_width - values.size, values.dtype)))
+            self._srca[:valid, :width] = values.reshape(valid, row_width)[:, :width]
         self._srca_reductions.clear()
-        self._scalar = np.float32(self._first_value(self.cb(scalar_cb)))
-        cost = self._c.unpack_tilize_tile_cycles.value * ntiles * rows / 32
+        scalar_cb = self.cb(icb1)
+        self._scalar = np.float32(self._first_value(scalar_cb) if tile_idx_b == 0
+                                  else self._read_tile(scalar_cb, tile_idx_b)[0])
+        cost = self._c.unpack_tilize_tile_cycles.value * block * rows / 32
         self._unpack(cost + self._c.unpack_tile_overhead_cycles.value)
 
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
-        """Reduce srcA tile ``idst`` (from ``unpack_tilizeA_B_block``) into DST row 0."""
-        reduced = self._srca_reductions.get(pool)
-        if reduced is None:  # all srcA tiles at once: one numpy call per unpack, not per tile
-            reduced = _reduce_columns(self._srca, self._scalar, pool)
-            self._srca_reductions[pool] = reduced
-        self._accumulate_row0(reduced[idst], idst, pool, self._t, num_faces)
+        """``reduce_tile_math(idst, num_faces)`` (compute_kernel_api/reduce.h): reduce srcA tile
+        ``idst`` (from ``unpack_tilizeA_B_block``) into row 0 of DST[idst]."""
+        cached = self._srca_reductions.get(pool)
+        if cached is None:  # all srcA tiles at once: a few numpy calls per unpack, not per tile
+            reduced = _reduce_columns(self._srca, self._scalar, pool, self._phases)
+            from_zero = reduced[0] if len(reduced) == 1 else accumulate(
+                round_dst(reduced[0], self._dst_bf16), reduced[1:], self._dst_bf16)
+            cached = (reduced, from_zero.astype(BF16) if self._dst_bf16 else from_zero)
+            self._srca_reductions[pool] = cached
+        reduced, from_zero = cached
+        self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
 
-    def matmul_block(self, in0_cb: int, in1_cb: int, in0_index: int, in1_index: int, idst: int,
-                     transpose: bool, ct_dim: int, rt_dim: int, kt_dim: int) -> None:
-        """One inner-k step of a subblock: DST[idst + h*ct + w] += A[in0 + h*kt] @ B[in1 + w]
-        for h < rt_dim, w < ct_dim (16 cycles per tile-matmul at LoFi, x fidelity phases)."""
-        cb0, cb1 = self.cb(in0_cb), self.cb(in1_cb)
-        a_tiles = [self._read_tile(cb0, in0_index + h * kt_dim) for h in range(rt_dim)]
-        b_tiles = [self._read_tile(cb1, in1_index + w) for w in range(ct_dim)]
+    def matmul_block(self, in0_cb_id: int, in1_cb_id: int, in0_tile_index: int, in1_tile_index: int,
+                     idst: int, transpose: bool, ct_dim: int, rt_dim: int, kt_dim: int) -> None:
+        """``matmul_block`` (compute_kernel_api/matmul.h), one inner-k step of a subblock:
+        DST[idst + h*ct + w] += A[in0 + h*kt] @ B[in1 + w] for h < rt_dim, w < ct_dim.
+
+        A (in0) feeds srcB and B (in1) srcA: MVMUL computes Dst += SrcB @ SrcA
+        (:func:`ttsim.fpu.mvmul`, at this kernel's fidelity, DST rounded after each 16-deep
+        step). 16 cycles per tile-matmul at LoFi, times the fidelity phases.
+        """
+        cb0, cb1 = self.cb(in0_cb_id), self.cb(in1_cb_id)
+        a_tiles = np.stack([self._read_tile(cb0, in0_tile_index + h * kt_dim) for h in range(rt_dim)])
+        b_tiles = np.stack([self._read_tile(cb1, in1_tile_index + w) for w in range(ct_dim)])
         nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
         ready = self._unpack(self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True))
         cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
         self._math(ready, cycles)
-        b_rows = untilize(np.stack(b_tiles))  # [32, 32 * ct_dim]: the B tiles side by side
+        count = rt_dim * ct_dim
+        if idst < 0 or idst + count > self._dst_limit:
+            raise self._dst_index_error(idst if idst < 0 else idst + count - 1)
+        b_rows = untilize(b_tiles)  # [32, 32 * ct_dim]: the B tiles side by side
         if transpose:  # each 32 x 32 tile transposed in place
             b_rows = b_rows.reshape(TILE_H, ct_dim, TILE_W).transpose(2, 1, 0).reshape(TILE_H, -1)
-        for h in range(rt_dim):
-            products = tilize(untilize(a_tiles[h][None, :]) @ b_rows)  # [ct_dim, 1024]
-            first = idst + h * ct_dim
-            self._set_dst(first, self.dst[first : first + ct_dim] + products, ct_dim)
+        a_rows = _tiles_to_rows(a_tiles)  # [rt_dim, 32, 32]
+        written = not self._dst_written.isdisjoint(range(idst, idst + count))
+        dst = _tiles_to_rows(self.dst[idst : idst + count], rt_dim, ct_dim) if written else None
+        result = mvmul(dst, a_rows, b_rows, self._phases, self._dst_bf16, round_last=False)
+        self._set_dst(idst, _rows_to_tiles(result, ct_dim), count)
 
     # -- SFPU ------------------------------------------------------------------------------------
     def _sfpu_cost(self, name: str) -> float:
@@ -552,6 +779,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._set_dst(idst, result)
 
     def relu_tile(self, idst: int) -> None:
+        """``relu_tile(idst)`` (compute_kernel_api/eltwise_unary/relu.h)."""
         self.sfpu_tile("relu", idst)
 
     def relu_max_tile(self, idst: int, upper: float) -> None:
@@ -561,54 +789,79 @@ class ComputeContext(EltwiseOps, KernelContext):
         self.sfpu_tile("relu6", idst)
 
     def silu_tile(self, idst: int) -> None:
+        """``silu_tile(idst)`` (compute_kernel_api/eltwise_unary/activations.h)."""
         self.sfpu_tile("silu", idst)
 
     def gelu_tile(self, idst: int) -> None:
+        """``gelu_tile(idst)`` (compute_kernel_api/eltwise_unary/gelu.h)."""
         self.sfpu_tile("gelu", idst)
 
     # -- pack ------------------------------------------------------------------------------------
-    def pack_tile(self, idst: int, ocb: int, out_index: int | None = None, relu: bool = False) -> None:
-        """PACK DST[idst] into the next (or the given) tile slot at the back of ``ocb``.
-
-        ``relu`` is the packer's PACK_RELU: negative values are written as zero at no cost.
-        """
-        if out_index is None:
-            out_index = self._pack_position.get(ocb, 0)
-            self._pack_position[ocb] = out_index + 1
-        cb = self.cb(ocb)
-        values = self._relu_stage(np.maximum(self.dst[idst], 0.0) if relu else self.dst[idst])
-        self._write_values(cb.back_page_address(out_index), values, cb, pack_tile)
+    def _pack_one(self, ifrom_dst: int, icb: int, output_tile_index: int | None, call: str) -> None:
+        """Pack DST[ifrom_dst] into the next (or the given) tile slot at the back of ``icb``
+        (``call``: the API call the kernel made, named if DST is not the packer's)."""
+        if not self._dst_pack:
+            raise self._pack_outside_error(call, icb)
+        if output_tile_index is None:
+            output_tile_index = self._pack_position.get(icb, 0)
+            self._pack_position[icb] = output_tile_index + 1
+        cb = self.cb(icb)
+        values = self._relu_stage(self.dst[ifrom_dst])
+        self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
         self._pack(self._pack_cost(cb.tile_bytes))
 
-    def pack_untilize_dest(self, ocb: int, ntiles: int, rows: int, row_width: int,
-                           col_offset: int = 0) -> None:
-        """PACK the first ``rows`` rows of DST tiles 0..ntiles-1 as row-major rows into ``ocb``.
+    def pack_tile(self, ifrom_dst: int, icb: int, output_tile_index: int | None = None) -> None:
+        """``pack_tile(ifrom_dst, icb[, output_tile_index])`` (compute_kernel_api/pack.h): DST
+        tile into the next tile slot at the back of ``icb`` (or slot ``output_tile_index``, as
+        ``pack_tile<true>`` does), through the packer's ReLU stage (``pack_relu_config``)."""
+        self._pack_one(ifrom_dst, icb, output_tile_index, "pack_tile")
 
-        Rows are ``row_width`` elements wide in the CB; this block lands ``col_offset`` elements
-        into each row.
+    def pack_tile_block(self, ifrom_dst: int, icb: int, ntiles: int) -> None:
+        """``pack_tile_block(ifrom_dst, icb, ntiles)`` (compute_kernel_api/pack.h): DST tiles
+        ``ifrom_dst`` .. ``ifrom_dst + ntiles - 1`` into the next slots, each costing a pack_tile."""
+        for i in range(ntiles):
+            self._pack_one(ifrom_dst + i, icb, None, "pack_tile_block")
+
+    def pack_untilize_dest(self, ocb: int, block_rt_dim: int = 1, block_c_index: int = 0,
+                           face_r_dim: int = 16, num_faces: int = 4, *, block_ct_dim: int,
+                           row_width: int, col_offset: int = 0) -> None:
+        """``pack_untilize_dest<block_ct_dim>(ocb, block_rt_dim, block_c_index, face_r_dim,
+        num_faces)`` (compute_kernel_api/pack_untilize.h): pack the first ``face_r_dim`` rows of
+        DST tiles 0 .. block_ct_dim - 1 (the template argument, keyword here) as row-major rows.
+
+        The CB rows are ``row_width`` elements wide and this block lands ``col_offset`` elements
+        into each (tt-metal gives each block its own pages instead; keyword-only here).
         """
+        if not self._dst_pack:
+            raise self._pack_outside_error("pack_untilize_dest", ocb)
+        if block_rt_dim != 1 or block_c_index != 0:
+            raise ConfigurationError(
+                f"{self.where}: pack_untilize_dest with block_rt_dim {block_rt_dim}, block_c_index "
+                f"{block_c_index} (only one tile row at block 0 is modelled)")
         cb = self.cb(ocb)
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
         base = cb.back_page_address(0)
+        ntiles, rows = block_ct_dim, face_r_dim * (2 if num_faces == 4 else 1)
         for r in range(rows):
             address = base + (r * row_width + col_offset) * elem
             row = self._relu_stage(self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :])  # row r of each tile
             self._write_values(address, row, cb, encode_row_major)
         self._pack(self._c.pack_untilize_tile_cycles.value * ntiles * rows / 32)
 
-    def tilize_block(self, icb: int, ntiles: int, ocb: int) -> None:
-        """Tilize 32 row-major rows of ``ntiles`` tiles from ``icb``'s front into ``ocb``'s back
-        (unpack-tilize, datacopy, pack; pipelined per tile)."""
+    def tilize_block(self, icb: int, block: int, ocb: int) -> None:
+        """``tilize_block(icb, block, ocb)`` (compute_kernel_api/tilize.h): tilize 32 row-major
+        rows of ``block`` tiles from ``icb``'s front into ``ocb``'s back (unpack-tilize,
+        datacopy, pack; pipelined per tile)."""
         cb = self.cb(icb)
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
-        width = ntiles * 32
+        width = block * 32
         address = cb.front_page_address(0)
         raw = self._l1[address : address + 32 * width * elem]
         tiles = self._relu_stage(tilize(decode_row_major(raw, cb.data_format).reshape(32, width)))
         out_cb = self.cb(ocb)
         c = self._c
         packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
-        for i in range(ntiles):
+        for i in range(block):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)
             self._math(ready, c.datacopy_tile_cycles.value)
             if self._math_t > self._pack_t:
@@ -624,6 +877,8 @@ class ComputeContext(EltwiseOps, KernelContext):
                 self._l1[address : address + packed[i].size] = packed[i]
 
     fast_tilize_block = tilize_block
+    """``fast_tilize_block(icb, block, ocb)`` (compute_kernel_api/tilize.h), costed as
+    ``tilize_block``."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def end_time(self) -> float:

@@ -9,12 +9,10 @@ needs stay separate from the core compute API. Every call is named and ordered a
   ``mul_bcast_rows_init_short(icb0, icb1)`` (tenstorrent/tt-metal ``tt_metal/hw/inc/api/compute/bcast.h``);
   row ``bcast_row_idx`` of B is broadcast over all 32 rows (ISA ELWMUL ``BroadcastSrcBRow``:
   any 1x16 row of SrcB, tenstorrent/tt-isa-documentation ``WormholeB0/TensixTile/TensixCoprocessor/ELWMUL.md``);
-* ``mul_init(icb0, icb1, acc_to_dest)`` (``eltwise_binary.h``): ELWMUL computes
-  ``Dst += SrcA * SrcB`` (ELWMUL.md); on Wormhole / Blackhole accumulation is the default
-  (``eltwise_binary.h``: "acc_to_dest is unused for WH/BH and accumulation is default behaviour").
-  ttsim's ``mul_tiles`` overwrites DST unless ``mul_init(..., acc_to_dest=True)`` was called, so
-  existing kernels keep their results; ``mul_tiles_bcast_rows`` always accumulates, as the
-  hardware does (the packer zeroes the DST half it releases);
+* ELWMUL computes ``Dst += SrcA * SrcB`` (ELWMUL.md); on Wormhole / Blackhole accumulation is
+  the default (``eltwise_binary.h``: "acc_to_dest is unused for WH/BH and accumulation is default
+  behaviour"), so ``mul_tiles_bcast_rows`` accumulates, as ``mul_tiles`` does, at the kernel's
+  math fidelity (:func:`ttsim.fpu.elwmul`; the packer zeroes the DST half it releases);
 * SFPU ops with a ``VectorMode`` (tt-llk ``llk_math_eltwise_unary_sfpu_params.h``: R = faces 0-1,
   C = faces 0 and 2, RC = all four). A tile is 32 SFPU vector operations, 8 per face, and the
   cost is flat per vector operation: half a tile measured 1.98x faster than the whole tile
@@ -33,14 +31,15 @@ needs stay separate from the core compute API. Every call is named and ordered a
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import ml_dtypes
 import numpy as np
 
 from ttsim.device.core import Risc
-from ttsim.errors import ConfigurationError
+from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import FACE_H, FACE_W, TILE_ELEMENTS, untilize
+from ttsim.fpu import accumulate, column_sum_partials, elwmul
 from ttsim.numerics import ACTIVATIONS
 
 if TYPE_CHECKING:
@@ -91,26 +90,12 @@ def _row_broadcast(tile: np.ndarray, row: int) -> np.ndarray:
 class EltwiseOps:
     """Mixin of ComputeContext: the calls listed in the module docstring."""
 
-    _acc_to_dest: bool = False
-    """Whether ``mul_tiles`` accumulates into DST (``mul_init(..., acc_to_dest=True)``)."""
     _relu_mode: ReluType = ReluType.NO_RELU
     _relu_threshold: float = 0.0
     _sfpu_free: float = 0.0
     """Cycle at which the (single) SFPU finishes the work issued so far by math or pack."""
 
     # -- binary ops accumulating into DST --------------------------------------------------------
-    def mul_init(self: ComputeContext, icb0: int, icb1: int, acc_to_dest: bool = True) -> None:
-        """Short init of ``mul_tiles`` with explicit accumulation control (unpack and math)."""
-        self._init(unpack=True, math=True)
-        self._acc_to_dest = acc_to_dest
-
-    def _accumulating(self: ComputeContext, op: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                      idst: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """``op`` as ``mul_tiles`` applies it: added to DST[idst] when accumulating."""
-        if not self._acc_to_dest:
-            return op
-        return lambda a, b: self.dst[idst] + op(a, b)
-
     def mul_bcast_rows_init_short(self: ComputeContext, icb0: int, icb1: int) -> None:
         """Reconfigure unpack (row broadcast of B) and math (ELWMUL) for ``mul_tiles_bcast_rows``."""
         self._init(unpack=True, math=True)
@@ -124,14 +109,15 @@ class EltwiseOps:
         """
         if not 0 <= bcast_row_idx < 32:
             raise ConfigurationError(f"{self.where}: bcast_row_idx {bcast_row_idx} outside 0..31")
-        if not 0 <= idst < self._dst_limit:
-            raise self._dst_index_error(idst)
-        current = self.dst[idst]
+        a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
+        self._math(ready, self._mul_cycles)
+        self._mul_into_dst(idst, a, _row_broadcast(b, bcast_row_idx))
 
-        def op(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return current + a * _row_broadcast(b, bcast_row_idx)
-
-        self._binary(icb0, icb1, itile0, itile1, self._mul_cycles, op, idst)
+    def _mul_into_dst(self: ComputeContext, idst: int, a: np.ndarray, b: np.ndarray) -> None:
+        """DST[idst] += A * B as ELWMUL computes it at this kernel's fidelity (a DST tile not
+        written since the packer cleared it counts as zero)."""
+        dst = self._dst_tile(idst) if idst in self._dst_written else None
+        self._set_dst(idst, elwmul(dst, a, b, self._phases, self._dst_bf16, round_last=False))
 
     # -- SFPU ------------------------------------------------------------------------------------
     def _sfpu_on_math(self: ComputeContext, cycles: float) -> None:
@@ -142,15 +128,26 @@ class EltwiseOps:
         self._math_dst(cycles)
         self._sfpu_free = self._math_t
 
-    def _sfpu_values(self: ComputeContext, name: str, idst: int, vector_mode: VectorMode) -> None:
-        """Apply activation ``name`` to the faces ``vector_mode`` selects of DST[idst]."""
+    def _sfpu_values(self: ComputeContext, name: str, idst: int, vector_mode: VectorMode,
+                     pack_call: str | None = None) -> None:
+        """Apply activation ``name`` to the faces ``vector_mode`` selects of DST[idst]; issued by
+        math, or by pack when ``pack_call`` names the pack-thread call (DST must be pack's)."""
         if not 0 <= idst < self._dst_limit:
             raise self._dst_index_error(idst)
         func = ACTIVATIONS["none" if name == "identity" else name]
         faces = self.dst[idst].reshape(4, FACE_ELEMENTS).copy()
         for face in VECTOR_MODE_FACES[VectorMode(vector_mode)]:
             faces[face] = func(faces[face]).astype(np.float32, copy=False)
-        self._set_dst(idst, faces.reshape(TILE_ELEMENTS))
+        if pack_call is None:
+            self._set_dst(idst, faces.reshape(TILE_ELEMENTS))
+            return
+        if not self._dst_pack:
+            raise KernelAPIError(
+                f"{self._thread(Risc.TRISC2)}: {pack_call} on DST outside tile_regs_wait()/"
+                "tile_regs_release(): call ctx.tile_regs_wait() first (on hardware the pack thread "
+                "would run the SFPU on a DST half math is still writing)")
+        values = faces.reshape(TILE_ELEMENTS)
+        self.dst[idst] = values.astype(ml_dtypes.bfloat16) if self._dst_bf16 else values
 
     def _sfpu_cycles(self: ComputeContext, name: str, vector_mode: VectorMode) -> float:
         """The tile's SFPU cost scaled by the faces done (cost flat per vector op, PR #50744)."""
@@ -178,7 +175,7 @@ class EltwiseOps:
             self._pack_t = start
         self._pack(self._sfpu_cycles(name, vector_mode))
         self._sfpu_free = self._pack_t
-        self._sfpu_values(name, idst, vector_mode)
+        self._sfpu_values(name, idst, vector_mode, pack_call=f"{name}_tile_pack")
 
     def silu_tile_init_pack(self: ComputeContext) -> None:
         self.sfpu_tile_init_pack("silu")
@@ -194,15 +191,25 @@ class EltwiseOps:
 
     # -- packer ReLU -----------------------------------------------------------------------------
     def pack_relu_config(self: ComputeContext, config: int) -> None:
-        """PACK: set the packer's ReLU stage from a ``relu_config`` word (one config write)."""
-        mode = ReluType(config & 3)
+        """``pack_relu_config(config)`` (tt_metal/include/compute_kernel_api.h; the LLK is
+        ``llk_pack_relu_config``): the packer's ReLU stage for every following pack, from a
+        ``relu_config`` word: bits 0-3 the mode (0 off, 1 ZERO_RELU, 2 MIN_THRESHOLD_RELU,
+        3 MAX_THRESHOLD_RELU), bits 16-31 the bfloat16 threshold.
+
+        Not charged: a packer configuration-register write, which the preset does not cost.
+        """
+        try:
+            mode = ReluType(config & 0xF)
+        except ValueError:
+            raise ConfigurationError(
+                f"{self.where}: pack_relu_config({config}): mode {config & 0xF} in bits 0-3 is not a "
+                f"ReluType (0 NO_RELU, 1 ZERO_RELU, 2 MIN_THRESHOLD_RELU, 3 MAX_THRESHOLD_RELU)") from None
         bits = np.array((config >> 16) & 0xFFFF, dtype=np.uint16)
         threshold = float(bits.view(ml_dtypes.bfloat16))
         if mode in (ReluType.MIN_THRESHOLD_RELU, ReluType.MAX_THRESHOLD_RELU) and np.signbit(threshold):
             raise ConfigurationError(
                 f"{self.where}: pack_relu_config threshold {threshold} must be >= +0 "
                 f"(a negative threshold is undefined, Packers/ReLU.md)")
-        self._pack(self._init_costs["pack"])
         self._relu_mode = mode
         self._relu_threshold = threshold
 
@@ -236,14 +243,16 @@ class EltwiseOps:
         math = (self._mul_cycles + self._datacopy_cycles
                 + c.reduce_tile_cycles_per_phase.value * self._phases)
         self._math(ready, math)
+        if not self._dst_math:
+            raise self._dst_outside_error()
         block = self._srca[:, idst * 32 : (idst + 1) * 32]
-        products = block * untilize(weights[None, :])
-        if self._dst_bf16:
-            products = products.astype(ml_dtypes.bfloat16).astype(np.float32)
-        reduced = (np.add.reduce(products, axis=0, dtype=np.float32) * self._scalar).reshape(2, FACE_W)
+        products = elwmul(None, block, untilize(weights[None, :]), self._phases, self._dst_bf16)
+        # GAPOOL on the products at the kernel's fidelity, as reduce_tile_math folds a CB tile
+        partials = column_sum_partials(products, self._scalar, self._phases).reshape(-1, 2, FACE_W)
         if not 0 <= idst < self._dst_limit:
             raise self._dst_index_error(idst)
-        row = self._dst_row0[idst] + reduced
+        current = self._dst_row0[idst] if idst in self._dst_written else np.zeros((2, FACE_W), np.float32)
+        row = accumulate(current, partials, self._dst_bf16)
         self._dst_row0[idst] = row.astype(ml_dtypes.bfloat16) if self._dst_bf16 else row
         self._dst_written.add(idst)
 
@@ -251,7 +260,7 @@ class EltwiseOps:
     def mul_tiles_srcb_held(self: ComputeContext, icb0: int, icb1: int, itile0: int, itile1: int,
                             idst: int, reload_srcb: bool) -> None:
         """CUSTOM LLK (no tt-metal equivalent): DST[idst] += A * B like ``mul_tiles`` after
-        ``mul_init(..., acc_to_dest=True)``, but B is unpacked into SrcB only when
+        ``mul_tiles_init``, but B is unpacked into SrcB only when
         ``reload_srcb``; otherwise the SrcB rows already held are reused and only A is unpacked.
 
         For the depthwise program's row-major window pages: a tap's weight page ``p`` is the
@@ -269,6 +278,4 @@ class EltwiseOps:
             cost = self._unpack_cost(cb0.tile_bytes)
         ready = self._unpack(cost)
         self._math(ready, self._mul_cycles + self._c.srcb_row_select_cycles_per_tile.value)
-        if not 0 <= idst < self._dst_limit:
-            raise self._dst_index_error(idst)
-        self._set_dst(idst, self.dst[idst] + a * b)
+        self._mul_into_dst(idst, a, b)

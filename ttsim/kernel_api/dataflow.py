@@ -74,25 +74,37 @@ class DataflowContext(KernelContext):
 
     # -- circular buffers ---------------------------------------------------------------------
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
-        self._t = yield from self._reserve(cb_id, n, self._t)
+        """Block until ``n`` pages are free at the back of ``cb_id`` (run with ``yield from``)."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("cb_reserve_back", cb_id, n))
+        self._unrun = ("cb_reserve_back", cb_id, n)
+        return self._reserve(cb_id, n)
 
     def cb_push_back(self, cb_id: int, n: int) -> None:
         self._t = self._push(cb_id, n, self._t)
 
     def cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
-        self._t = yield from self._wait_front(cb_id, n, self._t)
+        """Block until ``n`` pages are at the front of ``cb_id`` (run with ``yield from``)."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
+        self._unrun = ("cb_wait_front", cb_id, n)
+        return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
         self._t = self._pop(cb_id, n, self._t)
 
     # -- addresses ------------------------------------------------------------------------------
-    def get_noc_addr(self, x: int, y: int, addr: int) -> NocAddr:
-        return NocAddr(x, y, addr)
-
-    def my_noc_addr(self, addr: int) -> NocAddr:
-        """The NoC address of ``addr`` in this core's own L1."""
-        x, y = self.core.noc_xy
-        return NocAddr(x, y, addr)
+    def get_noc_addr(self, *args: int) -> NocAddr:
+        """``get_noc_addr(addr)``: ``addr`` in this core's own L1; ``get_noc_addr(x, y, addr)``:
+        ``addr`` at physical NoC node (x, y). Both overloads of tenstorrent/tt-metal
+        ``tt_metal/hw/inc/dataflow_api.h`` (its trailing ``noc`` argument is the kernel's NoC)."""
+        if len(args) == 1:
+            x, y = self.core.noc_xy
+            return NocAddr(x, y, args[0])
+        if len(args) == 3:
+            return NocAddr(*args)
+        raise ConfigurationError(
+            f"{self.where}: get_noc_addr takes (addr) or (x, y, addr), got {len(args)} arguments")
 
     def get_noc_multicast_addr(self, x_start: int, y_start: int, x_end: int, y_end: int,
                                addr: int) -> McastAddr:
@@ -146,6 +158,8 @@ class DataflowContext(KernelContext):
 
     def noc_async_read_barrier(self) -> None:
         """Wait until every read this RISC issued has landed."""
+        if self._unrun is not None:
+            raise self._unrun_error("noc_async_read_barrier()")
         self._t += self._barrier_poll
         if self._reads_land > self._t:
             self._stall(self.risc, "noc_read_barrier", self._t, self._reads_land)
@@ -193,6 +207,8 @@ class DataflowContext(KernelContext):
 
     def noc_async_write_barrier(self) -> None:
         """Wait until every write this RISC issued has been acknowledged."""
+        if self._unrun is not None:
+            raise self._unrun_error("noc_async_write_barrier()")
         self._t += self._barrier_poll
         if self._writes_land > self._t:
             self._stall(self.risc, "noc_write_barrier", self._t, self._writes_land)
@@ -205,11 +221,15 @@ class DataflowContext(KernelContext):
         The store lands at once: the kernel itself may multicast the word next, and other RISCs
         of this core only observe it through their own (later) waits.
         """
+        if self._unrun is not None:
+            raise self._unrun_error(f"noc_semaphore_set(0x{sem_addr:x}, {value})")
         self._t += self._store
         self.core.write_word(sem_addr, value)
 
     def noc_semaphore_inc(self, dst: NocAddr, increment: int) -> None:
         """Atomically add to a semaphore on another core."""
+        if self._unrun is not None:
+            raise self._unrun_error(f"noc_semaphore_inc({dst}, {increment})")
         self._t += self._atomic_issue
         target = self.device.by_noc_xy[(dst.x, dst.y)]
         land = self.device.noc.atomic(self.noc_index, self.core.noc_xy, target.noc_xy, self._t)
@@ -218,6 +238,8 @@ class DataflowContext(KernelContext):
     def noc_semaphore_set_multicast(self, src_l1: int, dst: McastAddr, num_dests: int,
                                     loopback_src: bool = False) -> None:
         """Multicast the word at ``src_l1`` into a semaphore on every core of the rectangle."""
+        if self._unrun is not None:
+            raise self._unrun_error(f"noc_semaphore_set_multicast(0x{src_l1:x}, {dst}, {num_dests})")
         dests = self._mcast_dests(dst, loopback_src)
         self._check_dests(dests, num_dests, "noc_semaphore_set_multicast")
         self._t += self._write_issue
@@ -227,7 +249,14 @@ class DataflowContext(KernelContext):
             self._at(land, lambda v, c=core: c.write_word(dst.addr, v), value)
 
     def noc_semaphore_wait(self, sem_addr: int, value: int) -> KernelGen:
-        """Spin until the semaphore in this core's L1 equals ``value``."""
+        """Spin until the semaphore in this core's L1 equals ``value`` (run with ``yield from``)."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("noc_semaphore_wait", sem_addr, value))
+        self._unrun = ("noc_semaphore_wait", sem_addr, value)
+        return self._noc_semaphore_wait(sem_addr, value)
+
+    def _noc_semaphore_wait(self, sem_addr: int, value: int) -> KernelGen:
+        self._unrun = None
         yield from self._sync_to(self._t)
         if self.core.read_word(sem_addr) != value:
             def detail() -> str:
@@ -239,7 +268,15 @@ class DataflowContext(KernelContext):
         self._t += self._sem_poll
 
     def noc_semaphore_wait_min(self, sem_addr: int, value: int) -> KernelGen:
-        """Spin until the semaphore in this core's L1 is at least ``value`` (a counter)."""
+        """Spin until the semaphore in this core's L1 is at least ``value`` (a counter; run with
+        ``yield from``)."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("noc_semaphore_wait_min", sem_addr, value))
+        self._unrun = ("noc_semaphore_wait_min", sem_addr, value)
+        return self._noc_semaphore_wait_min(sem_addr, value)
+
+    def _noc_semaphore_wait_min(self, sem_addr: int, value: int) -> KernelGen:
+        self._unrun = None
         yield from self._sync_to(self._t)
         if self.core.read_word(sem_addr) < value:
             def detail() -> str:

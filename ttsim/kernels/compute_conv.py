@@ -16,15 +16,15 @@ from ttsim.kernel_api import ComputeContext
 
 def _tilize_rows(ctx: ComputeContext, sources: list[tuple[int, int]], act_block_w: int, out_cb: int):
     """Tilize tile rows from (cb, rows) sources, one tile row at a time."""
-    ctx.tilize_init(sources[0][0], act_block_w, out_cb)
+    ctx.fast_tilize_init_with_dt(sources[0][0], act_block_w, out_cb)
     for cb, rows in sources:
         for _ in range(rows):
             yield from ctx.cb_wait_front(cb, act_block_w)
             yield from ctx.cb_reserve_back(out_cb, act_block_w)
-            ctx.tilize_block(cb, act_block_w, out_cb)
+            ctx.fast_tilize_block(cb, act_block_w, out_cb)
             ctx.cb_push_back(out_cb, act_block_w)
             ctx.cb_pop_front(cb, act_block_w)
-    ctx.tilize_uninit(sources[0][0], out_cb)
+    ctx.fast_tilize_uninit(sources[0][0], out_cb)
 
 
 def _activation(ctx: ComputeContext, activation: str, tiles: int) -> None:
@@ -36,24 +36,27 @@ def _activation(ctx: ComputeContext, activation: str, tiles: int) -> None:
 
 
 def compute_conv(ctx: ComputeContext):
-    arg = ctx.get_compile_time_arg_val
-    act_cb, act_second_cb = arg("act_cb"), arg("act_second_reader_cb")
-    act_rm_cb, act_tilized_cb = arg("act_row_major_cb"), arg("act_tilized_cb")
-    weights_cb, bias_cb = arg("weights_cb"), arg("bias_cb")
-    partials_cb, out_cb = arg("matmul_partials_cb"), arg("out_cb")
-    act_block_h, act_block_w = arg("act_block_h_ntiles"), arg("act_block_w_ntiles")
-    wbw = arg("weight_block_w_ntiles")
-    sub_h, sub_w = arg("out_subblock_h_ntiles"), arg("out_subblock_w_ntiles")
-    num_blocks_act_h, c_blocks = arg("num_blocks_act_h"), arg("conv_act_c_blocks")
-    kh_blocks = arg("kernel")[0] // arg("kernel_rows_per_block")  # inner blocks per channel block
-    has_bias, activation = arg("has_bias"), arg("activation")
-    block_sharded, split_reader = arg("block_sharded"), arg("split_reader")
-    reader0_rows = arg("reader0_rows_ntiles")
+    arg = ctx.get_compile_time_arg_val  # names as conv_bmm_tilize.cpp's (docs/compile-time-args.md)
+    act_cb, act_second_cb = arg("in0_cb_id"), arg("in0_cb_second_reader_id")
+    act_rm_cb, act_tilized_cb = arg("in0_pretilize_cb_id"), arg("tilized_in0_cb_id")
+    weights_cb, bias_cb = arg("in1_cb_id"), arg("bias_cb_id")
+    partials_cb, out_cb = arg("matmul_partials_cb"), arg("out_cb_id")
+    act_block_w = arg("in0_block_w")
+    sub_h, sub_w = arg("out_subblock_h"), arg("out_subblock_w")
+    act_block_h = arg("in0_num_subblocks") * sub_h
+    wbw = arg("in1_block_w")
+    num_blocks_act_h = arg("in0_num_blocks_h")
+    c_blocks = arg("in0_nblocks_w_tilize")  # the act block is tilized once per kernel row
+    kh_blocks = arg("in0_num_blocks_w") // c_blocks  # inner blocks per channel block
+    has_bias, activation = arg("fuse_bias"), arg("activation")
+    block_sharded, split_reader = not arg("height_sharded"), arg("split_reader")
+    reader_rows = arg("reader_num_h_subblocks")
+    reader0_rows = reader_rows - (reader_rows // 2 if split_reader else 0)
     skip_compute = ctx.get_arg_val("skip_compute")
     act_tiles = act_block_h * act_block_w
     sub_tiles = sub_h * sub_w
     last_k = kh_blocks * c_blocks - 1
-    pack_relu = activation == "relu"
+    pack_relu = arg("pack_relu")
 
     ctx.mm_init(act_cb, weights_cb, out_cb)
     partials = ctx.get_local_cb_interface(partials_cb)
@@ -86,8 +89,7 @@ def compute_conv(ctx: ComputeContext):
                             if k > 0:
                                 ctx.copy_tile_init(partials_cb)
                                 yield from ctx.cb_wait_front(partials_cb, sub_tiles)
-                                for t in range(sub_tiles):
-                                    ctx.copy_tile(partials_cb, t, t)
+                                ctx.copy_block_matmul_partials(partials_cb, 0, 0, sub_tiles)
                                 ctx.cb_pop_front(partials_cb, sub_tiles)
                                 ctx.mm_init(in0_cb, weights_cb, out_cb)
                             in0_index = sb_row * sub_h * act_block_w
@@ -102,8 +104,8 @@ def compute_conv(ctx: ComputeContext):
                             ctx.tile_regs_commit()
                             yield from ctx.cb_reserve_back(target, sub_tiles)
                             ctx.tile_regs_wait()
-                            for t in range(sub_tiles):
-                                ctx.pack_tile(t, target, relu=final and pack_relu)
+                            ctx.pack_relu_config(int(final and pack_relu))
+                            ctx.pack_tile_block(0, target, sub_tiles)
                             ctx.tile_regs_release()
                             ctx.cb_push_back(target, sub_tiles)
                     ctx.cb_pop_front(weights_cb, act_block_w * wbw)
@@ -123,7 +125,7 @@ def compute_conv(ctx: ComputeContext):
                     ctx.cb_pop_front(partials_cb, sub_tiles)
                     yield from ctx.cb_reserve_back(out_cb, sub_tiles)
                     ctx.tile_regs_wait()
-                    for t in range(sub_tiles):
-                        ctx.pack_tile(t, out_cb, relu=pack_relu)
+                    ctx.pack_relu_config(int(pack_relu))
+                    ctx.pack_tile_block(0, out_cb, sub_tiles)
                     ctx.tile_regs_release()
                     ctx.cb_push_back(out_cb, sub_tiles)

@@ -35,7 +35,7 @@ def setup_im2col_reader(ctx: DataflowContext) -> tuple[dict, int, list[int]]:
     indices_cb = ctx.get_compile_time_arg_val("reader_indices_cb")
     indices = list(ctx.l1_load(ctx.get_read_ptr(indices_cb), ctx.get_arg_val("num_outputs"), dtype=np.uint32))
     if geometry["dil_w"] == 1:
-        ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(halo_base),
+        ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(halo_base),
                                                 geometry["kw"] * geometry["stick_bytes"])
     return geometry, halo_base, indices
 
@@ -58,7 +58,7 @@ def read_im2col_rows(ctx: DataflowContext, halo_base: int, top_lefts: Sequence[i
                 write_ptr += row_bytes
             else:
                 for c in range(kw):
-                    ctx.noc_async_read(ctx.my_noc_addr(halo_base + (stick + c * dil_w) * stick_bytes),
+                    ctx.noc_async_read(ctx.get_noc_addr(halo_base + (stick + c * dil_w) * stick_bytes),
                                        write_ptr, stick_bytes)
                     write_ptr += stick_bytes
         write_ptr += skip

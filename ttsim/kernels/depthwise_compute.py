@@ -5,7 +5,7 @@ A group's input block for one tap is 32 row-major sticks of C_core channels, i.e
 pages of 1024 consecutive values. The FPU's element-wise multiply does not care how the 1024
 values of a page are arranged as long as both operands agree, so each page is multiplied with
 a weight page holding the tap's per-channel weights in the same row-major arrangement (host
-prepared), with no tilize: ``mul_tiles`` after ``mul_init(..., acc_to_dest=True)`` accumulates
+prepared), with no tilize: ``mul_tiles`` (ELWMUL at the kernel's fidelity) accumulates
 ``DST[i] += window page i * weight page i`` over the taps (ELWMUL is ``Dst += SrcA * SrcB``).
 Per output block the bias page (after the taps' pages in the weight CB) is added in DST
 (``binary_dest_reuse_tiles``), relu / relu6 are the packer's ReLU stage, silu / gelu run on the SFPU (from the math
@@ -60,7 +60,7 @@ def compute_depthwise(ctx: ComputeContext):
             ctx.sfpu_tile_init_pack(sfpu)
         else:
             ctx.sfpu_init(sfpu)
-    ctx.mul_init(win_cbs[0], weight_cb, acc_to_dest=True)
+    ctx.mul_tiles_init(win_cbs[0], weight_cb)
 
     for group in range(num_groups):
         for first in range(0, pages, chunk):
@@ -90,7 +90,7 @@ def compute_depthwise(ctx: ComputeContext):
                 ctx.binary_dest_reuse_tiles_init(weight_cb)
                 for i in range(n):
                     ctx.binary_dest_reuse_tiles(weight_cb, taps * pages + first + i, i, op="add")
-                ctx.mul_init(win_cbs[0], weight_cb, acc_to_dest=True)
+                ctx.mul_tiles_init(win_cbs[0], weight_cb)
             if sfpu is not None and not sfpu_on_pack:
                 for i in range(n):
                     ctx.sfpu_tile(sfpu, i)
@@ -127,4 +127,4 @@ def _tilize_group(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, out_
     ctx.tilize_uninit(rm_cb, out_cb)
     if not out_is_bf16:
         ctx.pack_reconfig_data_format(rm_cb)
-    ctx.mul_init(win_cb, weight_cb, acc_to_dest=True)
+    ctx.mul_tiles_init(win_cb, weight_cb)

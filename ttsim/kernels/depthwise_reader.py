@@ -102,7 +102,7 @@ def reader_depthwise(ctx: DataflowContext):
             if weights is not None and g == 0 and weights.is_sender:  # send each tap before gathering it
                 yield from weights.load_through(k * readers + reader)
             if one_packet and g == 0:
-                ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(raw_in), stick_bytes)
+                ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(raw_in), stick_bytes)
             if per_group:
                 block = base + k * block_pages * page_bytes
             else:
@@ -114,7 +114,7 @@ def reader_depthwise(ctx: DataflowContext):
                 if length == 1 and one_packet:
                     ctx.noc_async_read_one_packet_with_state(src, dst)
                 else:
-                    ctx.noc_async_read(ctx.my_noc_addr(src), dst, length * stick_bytes)
+                    ctx.noc_async_read(ctx.get_noc_addr(src), dst, length * stick_bytes)
             ctx.noc_async_read_barrier()
             ctx.cb_push_back(win_cb, block_pages)  # per tap: compute starts on it at once
             if weights is not None and g == 0:  # receivers: the weights up to this tap, after it

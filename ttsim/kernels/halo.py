@@ -25,7 +25,7 @@ def halo_gather(ctx: DataflowContext):
         yield from ctx.cb_reserve_back(pad_cb, 1)
         pad_stick = ctx.get_write_ptr(pad_cb)
         ctx.l1_store(pad_stick, np.zeros(stick_bytes, dtype=np.uint8))
-        source = ctx.my_noc_addr(pad_stick)
+        source = ctx.get_noc_addr(pad_stick)
         for dst_offset, length in pad_runs:
             for k in range(length):
                 ctx.noc_async_read(source, halo_addr + (dst_offset + k) * stick_bytes, stick_bytes)

@@ -19,23 +19,24 @@ BF16_ONE = 0x3F80
 
 
 def reader_pool_depthwise(ctx: DataflowContext):
-    in_cb = ctx.get_compile_time_arg_val("in_cb")
-    weight_cb = ctx.get_compile_time_arg_val("weight_cb")
-    bias_cb = ctx.get_compile_time_arg_val("bias_cb")
-    scalar_cb = ctx.get_compile_time_arg_val("in_scalar_cb")
-    clear_cb = ctx.get_compile_time_arg_val("clear_value_cb")
-    indices_cb = ctx.get_compile_time_arg_val("in_reader_indices_cb")
-    raw_in_cb = ctx.get_compile_time_arg_val("raw_in_cb")
-    pages_per_stick = ctx.get_compile_time_arg_val("in_cb_pages_per_stick")
-    in_cb_pages = ctx.get_compile_time_arg_val("in_cb_num_pages")
-    tile_bytes = ctx.get_compile_time_arg_val("tile_bytes")
-    kh, kw = ctx.get_compile_time_arg_val("kernel")
-    dil_h, dil_w = ctx.get_compile_time_arg_val("dilation")
-    padded_w = ctx.get_compile_time_arg_val("padded_width")
-    stick_bytes = ctx.get_compile_time_arg_val("stick_bytes")
-    weight_tiles = ctx.get_compile_time_arg_val("weight_tiles")
-    weight_tile_bytes = ctx.get_compile_time_arg_val("weight_tile_bytes")
-    bias_tiles = ctx.get_compile_time_arg_val("bias_tiles")
+    arg = ctx.get_compile_time_arg_val  # names as reader_pool_2d.cpp's (docs/compile-time-args.md)
+    in_cb = arg("in_cb_id")
+    weight_cb = arg("weight_cb_id")
+    bias_cb = arg("bias_cb_id")
+    scalar_cb = arg("in_scalar_cb_id_0")
+    clear_cb = arg("clear_value_cb_id")
+    indices_cb = arg("in_reader_indices_cb_id")
+    raw_in_cb = arg("in_shard_cb_id")
+    pages_per_stick = arg("in_cb_pages_per_stick")
+    in_cb_pages = arg("in_cb_num_pages")
+    tile_bytes = arg("tile_bytes")
+    kh, kw = arg("window_h"), arg("window_w")
+    dil_h, dil_w = arg("dilation_h"), arg("dilation_w")
+    padded_w = arg("in_w_padded")
+    stick_bytes = arg("shard_width_bytes")
+    weight_tiles = arg("weight_tiles")
+    weight_tile_bytes = arg("weight_tile_bytes")
+    bias_tiles = arg("bias_ntiles")
 
     weights = ctx.get_arg_val("weight_accessor")
     weight_start_tile = ctx.get_arg_val("weight_start_tile")
@@ -53,7 +54,7 @@ def reader_pool_depthwise(ctx: DataflowContext):
     ctx.cb_push_back(clear_cb, 1)
     in_base = ctx.get_write_ptr(in_cb)
     for page in range(in_cb_pages):
-        ctx.noc_async_read(ctx.my_noc_addr(clear_addr), in_base + page * tile_bytes, tile_bytes)
+        ctx.noc_async_read(ctx.get_noc_addr(clear_addr), in_base + page * tile_bytes, tile_bytes)
     ctx.noc_async_read_barrier()
 
     # weights: read once on the sender, multicast to the receivers
@@ -87,7 +88,7 @@ def reader_pool_depthwise(ctx: DataflowContext):
     row_bytes = kw * stick_bytes
     contiguous = dil_w == 1
     if contiguous:
-        ctx.noc_async_read_one_packet_set_state(ctx.my_noc_addr(raw_in), row_bytes)
+        ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(raw_in), row_bytes)
     for top_left in indices:
         yield from ctx.cb_reserve_back(in_cb, pages_per_stick)
         write_ptr = ctx.get_write_ptr(in_cb)
@@ -98,7 +99,7 @@ def reader_pool_depthwise(ctx: DataflowContext):
                 write_ptr += row_bytes
             else:
                 for c in range(kw):
-                    src = ctx.my_noc_addr(raw_in + (stick + c * dil_w) * stick_bytes)
+                    src = ctx.get_noc_addr(raw_in + (stick + c * dil_w) * stick_bytes)
                     ctx.noc_async_read(src, write_ptr, stick_bytes)
                     write_ptr += stick_bytes
         ctx.noc_async_read_barrier()

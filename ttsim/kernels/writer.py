@@ -13,7 +13,7 @@ from ttsim.kernel_api import DataflowContext
 
 
 def writer_sharded_output(ctx: DataflowContext):
-    out_cb = ctx.get_compile_time_arg_val("out_cb")
+    out_cb = ctx.get_compile_time_arg_val("out_cb_id")
     pages_per_group = ctx.get_compile_time_arg_val("pages_per_group")
     num_groups = ctx.get_arg_val("num_groups")
     for _ in range(num_groups):

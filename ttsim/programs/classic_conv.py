@@ -18,7 +18,7 @@ import numpy as np
 from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
-from ttsim.errors import UnsupportedFunctionality
+from ttsim.errors import L1OverflowError, UnsupportedFunctionality
 from ttsim.formats import TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
@@ -89,11 +89,22 @@ class ClassicProgram(BuiltConv):
     block: ClassicBlockConfig
 
 
-CB_NAMES = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER", "act_tilized_cb": "ACT_TILIZED",
-            "act_row_major_cb": "ACT_ROW_MAJOR_BFLOAT16", "weights_cb": "WEIGHTS", "bias_cb": "BIAS",
-            "matmul_partials_cb": "MATMUL_PARTIALS", "out_cb": "OUT", "reader_indices_cb": "READER_INDICES",
-            "l1_array_cb": "L1_ARRAY", "act_sharded_cb": "ACT_SHARDED"}
-"""Compile-time argument name -> CB name (tt-metal's ``get_cb_info`` names)."""
+READER_CB_NAMES = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER", "act_tilized_cb": "ACT_TILIZED",
+                   "act_row_major_cb": "ACT_ROW_MAJOR_BFLOAT16", "weights_cb": "WEIGHTS", "bias_cb": "BIAS",
+                   "reader_indices_cb": "READER_INDICES", "l1_array_cb": "L1_ARRAY",
+                   "act_sharded_cb": "ACT_SHARDED"}
+"""The readers' compile-time argument name -> CB name (tt-metal's ``get_cb_info`` names)."""
+
+
+def _check_weight_block_fits(device: Device, block: ClassicBlockConfig, tile_bytes: int) -> None:
+    """Refuse, before the dense weight matrix is built (seconds to minutes for thousands of
+    channels), a conv whose WEIGHTS CB cannot hold even one weight block on a core."""
+    need = block.weight_block_num_tiles * tile_bytes
+    usable = device.spec.l1.usable_bytes
+    if need > usable:
+        raise L1OverflowError(
+            f"classic: one weight block ({block.weight_block_num_tiles:,} tiles, {need:,} B; the dense "
+            f"grouped matmul grows with conv.channels squared) exceeds the {usable:,} B usable L1 per core")
 
 
 def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
@@ -107,6 +118,7 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
     if pc.layout == "width_sharded":
         raise UnsupportedFunctionality("conv.memory_layout: the classic program supports height_sharded and block_sharded")
     block = determine_classic_block_config(geom, pc, device.spec.arch, overrides)
+    _check_weight_block_fits(device, block, tile_size_bytes(DataFormat(spec.weights_dtype)))
     weights = write_weights(device, weight, bias, geom, pc, block, DataFormat(spec.weights_dtype))
 
     cores = pc.cores()
@@ -195,13 +207,15 @@ def circular_buffers(table: CBTableBuilder, spec: ConvSpec, pc: ParallelConfig, 
 
 
 def compile_time_args(table: CBTableBuilder, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
-                      block: ClassicBlockConfig, has_bias: bool) -> dict[str, Any]:
-    """Compile-time argument phase: CB indices and block sizes, shared by the three kernels."""
+                      block: ClassicBlockConfig, has_bias: bool) -> dict[str, dict[str, Any]]:
+    """Compile-time argument phase, per kernel: "readers" (the activation and weights readers share
+    one set, in ttsim's names; docs/compile-time-args.md) and "compute" (named as tt-metal's
+    conv_bmm_tilize.cpp names them; docs/compile-time-args.md maps each to its C++ index)."""
     block_sharded = pc.layout == "block_sharded"
     wbw = block.weight_block_w_ntiles
     cb = table.index
-    return {
-        **{key: cb.get(name, -1) for key, name in CB_NAMES.items()},
+    readers = {
+        **{key: cb.get(name, -1) for key, name in READER_CB_NAMES.items()},
         "kernel": (geom.kh, geom.kw), "dilation": (geom.dh, geom.dw), "padded_width": geom.padded_w,
         "kernel_rows_per_block": block.kernel_rows_per_block,
         "stick_bytes": pc.channels_per_core * 2,
@@ -210,14 +224,29 @@ def compile_time_args(table: CBTableBuilder, spec: ConvSpec, geom: ConvGeometry,
         "weight_block_h_ntiles": block.weight_block_h_ntiles, "weight_block_w_ntiles": wbw,
         "weight_matrix_width_ntiles": block.num_cores_c_out * wbw,
         "weight_tile_bytes": tile_size_bytes(DataFormat(spec.weights_dtype)),
-        "out_subblock_h_ntiles": block.out_subblock_h_ntiles, "out_subblock_w_ntiles": block.out_subblock_w_ntiles,
         "num_blocks_act_h": block.num_blocks_act_h, "conv_act_c_blocks": block.conv_act_c_blocks,
         "reader0_rows_ntiles": _reader0_rows(block), "split_reader": block.split_reader,
         "weights_fully_buffered": (not block_sharded and block.num_blocks_act_h > 1
                                    and table.pages("WEIGHTS") == block.kh_blocks * block.weight_block_num_tiles),
-        "has_bias": has_bias, "activation": spec.activation, "block_sharded": block_sharded,
-        "act_tilized_tile_bytes": tile_size_bytes(DataFormat(spec.dtype)),
+        "has_bias": has_bias, "act_tilized_tile_bytes": tile_size_bytes(DataFormat(spec.dtype)),
     }
+    compute = {
+        "in0_block_w": block.act_block_w_ntiles,
+        "in0_num_subblocks": block.act_block_h_ntiles // block.out_subblock_h_ntiles,
+        "reader_num_h_subblocks": block.act_block_h_ntiles, "in1_block_w": wbw,
+        "in0_num_blocks_h": block.num_blocks_act_h,
+        "in0_num_blocks_w": geom.kh // block.kernel_rows_per_block * block.conv_act_c_blocks,
+        "out_subblock_h": block.out_subblock_h_ntiles, "out_subblock_w": block.out_subblock_w_ntiles,
+        "height_sharded": not block_sharded, "bias_cb_id": cb.get("BIAS", -1),
+        "in0_cb_id": cb.get("ACT", -1), "in1_cb_id": cb.get("WEIGHTS", -1),
+        "in0_pretilize_cb_id": cb.get("ACT_ROW_MAJOR_BFLOAT16", -1),
+        "in0_cb_second_reader_id": cb.get("ACT_SECOND_READER", -1),
+        "matmul_partials_cb": cb.get("MATMUL_PARTIALS", -1), "tilized_in0_cb_id": cb.get("ACT_TILIZED", -1),
+        "out_cb_id": cb.get("OUT", -1), "in0_nblocks_w_tilize": block.conv_act_c_blocks,
+        "pack_relu": spec.activation == "relu", "fuse_bias": has_bias,
+        "split_reader": block.split_reader, "activation": spec.activation,
+    }
+    return {"readers": readers, "compute": compute}
 
 
 def create_kernels(program: Program, device: Device, spec: ConvSpec, pc: ParallelConfig,
@@ -255,10 +284,11 @@ def create_kernels(program: Program, device: Device, spec: ConvSpec, pc: Paralle
                                    "weights_receiver_semaphore": weights_receiver,
                                    **weights_multicast_role(device, pc, i, j)}
     reader = reader_conv_activations_bs if block_sharded else reader_conv_activations_hs
-    program.create_kernel("reader_conv_activations", reader, cores, Risc.NCRISC, compile_args, reader_args, noc=1)
-    program.create_kernel("conv_weights_mcast", conv_weights_mcast, weight_cores, Risc.BRISC, compile_args,
+    program.create_kernel("reader_conv_activations", reader, cores, Risc.NCRISC, compile_args["readers"],
+                          reader_args, noc=1)
+    program.create_kernel("conv_weights_mcast", conv_weights_mcast, weight_cores, Risc.BRISC, compile_args["readers"],
                           weight_args, noc=0)
-    program.create_kernel("conv_bmm_tilize", compute_conv, cores, "compute", compile_args, compute_args,
+    program.create_kernel("conv_bmm_tilize", compute_conv, cores, "compute", compile_args["compute"], compute_args,
                           math_fidelity=spec.math_fidelity)
 
 

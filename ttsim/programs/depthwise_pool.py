@@ -150,11 +150,6 @@ class PoolProgram(BuiltConv):
     plan: PoolPlan
 
 
-CB_NAMES = ("in_cb", "mul_cb", "weight_cb", "bias_cb", "out_cb", "in_scalar_cb", "clear_value_cb",
-            "in_reader_indices_cb", "pre_tilize_cb", "raw_in_cb")
-"""The branch factory's CBs; each is also the compile-time argument holding its index."""
-
-
 def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
                        halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
                        bias: np.ndarray | None, cb_pages: dict[str, int] | None = None,
@@ -171,8 +166,8 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
     program = Program(POOL_OP_CODE)
     table = CBTableBuilder(program, cores, cb_pages or {}, "pool")
     circular_buffers(table, spec, pc, plan, bias is not None, output, indices, halo_buffer, options.dst_batch)
-    compile_args = {**compile_time_args(table, spec, geom, pc, plan, bias is not None),
-                    "options": options.kernel_options()}
+    compile_args = compile_time_args(table, spec, geom, pc, plan, bias is not None)
+    compile_args["compute"]["options"] = options.kernel_options()
     create_kernels(program, device, spec, pc, halo, indices, weights, plan, compile_args)
     return PoolProgram(program=program, output=output, output_pc=pc, weights_seen=weights.weights_seen,
                        bias_seen=weights.bias_seen, plan=plan)
@@ -238,27 +233,35 @@ def circular_buffers(table: CBTableBuilder, spec: ConvSpec, pc: ParallelConfig, 
 
 
 def compile_time_args(table: CBTableBuilder, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
-                      plan: PoolPlan, has_bias: bool) -> dict[str, Any]:
-    """Compile-time argument phase: CB indices, window geometry and tile counts (reader and compute)."""
-    return {
-        **{name: table.index.get(name, -1) for name in CB_NAMES},
-        "in_cb_pages_per_stick": plan.pages_per_stick,
-        "in_cb_num_pages": table.pages("in_cb"),
-        "tile_bytes": BF16_TILE,
-        "kernel": (geom.kh, geom.kw),
-        "dilation": (geom.dh, geom.dw),
-        "padded_width": geom.padded_w,
-        "stick_bytes": pc.channels_per_core * 2,
-        "weight_tiles": plan.weight_tiles,
+                      plan: PoolPlan, has_bias: bool) -> dict[str, dict[str, Any]]:
+    """Compile-time argument phase, one set per kernel ("reader", "compute", "writer"), named as
+    tt-metal's reader_pool_2d.cpp / compute_pool_2d.cpp name them (docs/compile-time-args.md
+    maps each to its C++ index): CB indices, window geometry and tile counts."""
+    cb = table.index
+    tile_output = spec.output_layout == "tile"
+    reader = {
+        "in_cb_id": cb.get("in_cb", -1), "in_shard_cb_id": cb.get("raw_in_cb", -1),
+        "in_reader_indices_cb_id": cb.get("in_reader_indices_cb", -1), "in_scalar_cb_id_0": cb.get("in_scalar_cb", -1),
+        "clear_value_cb_id": cb.get("clear_value_cb", -1), "weight_cb_id": cb.get("weight_cb", -1),
+        "bias_cb_id": cb.get("bias_cb", -1),
+        "window_h": geom.kh, "window_w": geom.kw, "dilation_h": geom.dh, "dilation_w": geom.dw,
+        "in_w_padded": geom.padded_w, "shard_width_bytes": pc.channels_per_core * 2,
+        "bias_ntiles": plan.in_ntiles_c if has_bias else 0,
+        "in_cb_pages_per_stick": plan.pages_per_stick, "in_cb_num_pages": table.pages("in_cb"),
+        "tile_bytes": BF16_TILE, "weight_tiles": plan.weight_tiles,
         "weight_tile_bytes": tile_size_bytes(DataFormat(spec.weights_dtype)),
-        "bias_tiles": plan.in_ntiles_c if has_bias else 0,
-        "in_ntiles_c": plan.in_ntiles_c,
-        "window_rows": plan.window_rows,
-        "has_bias": has_bias,
-        "activation": spec.activation,
-        "tile_output": spec.output_layout == "tile",
-        "max_tiles_per_reduction": plan.max_tiles_per_reduction,
     }
+    compute = {
+        "in_ntiles_c": plan.in_ntiles_c, "window_size_hw": plan.window_rows,
+        "in_cb_id_0": cb.get("in_cb", -1), "in_scalar_cb_id_0": cb.get("in_scalar_cb", -1), "out_cb_id": cb.get("out_cb", -1),
+        "pre_tilize_cb_id": cb.get("pre_tilize_cb", -1), "is_output_tiled": tile_output,
+        "weight_cb_id": cb.get("weight_cb", -1), "mul_cb_id": cb.get("mul_cb", -1), "has_bias": has_bias,
+        "bias_cb_id": cb.get("bias_cb", -1), "clear_value_cb_id": cb.get("clear_value_cb", -1),
+        "in_cb_pages_per_stick": plan.pages_per_stick, "activation": spec.activation,
+        "max_tiles_per_reduction": plan.max_tiles_per_reduction, "weight_tiles": plan.weight_tiles,
+    }
+    writer = {"out_cb_id": cb["out_cb"], "pages_per_group": plan.in_ntiles_c if tile_output else 1}
+    return {"reader": reader, "compute": compute, "writer": writer}
 
 
 def create_kernels(program: Program, device: Device, spec: ConvSpec, pc: ParallelConfig,
@@ -290,14 +293,12 @@ def create_kernels(program: Program, device: Device, spec: ConvSpec, pc: Paralle
             compute_args[xy] = {"num_outputs": n_out}
             groups = -(-n_out // TILE) if tile_output else n_out
             writer_args[xy] = {"num_groups": groups}
-    program.create_kernel("reader_pool_2d", reader_pool_depthwise, cores, Risc.BRISC, compile_args,
+    program.create_kernel("reader_pool_2d", reader_pool_depthwise, cores, Risc.BRISC, compile_args["reader"],
                           reader_args, noc=0)
-    program.create_kernel("compute_pool_2d", compute_pool_depthwise, cores, "compute", compile_args,
+    program.create_kernel("compute_pool_2d", compute_pool_depthwise, cores, "compute", compile_args["compute"],
                           compute_args, math_fidelity=spec.math_fidelity)
     program.create_kernel("writer_sharded_output", writer_sharded_output, cores, Risc.NCRISC,
-                          {"out_cb": compile_args["out_cb"],
-                           "pages_per_group": plan.in_ntiles_c if tile_output else 1},
-                          writer_args, noc=1)
+                          compile_args["writer"], writer_args, noc=1)
 
 
 def report_tensors(setup: ConvSetup, built: PoolProgram) -> ProgramReport:

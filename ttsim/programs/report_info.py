@@ -58,15 +58,19 @@ def halo_info(config: OpConfig, geom: ConvGeometry, pc: ParallelConfig, halo_buf
     """Report metadata of the halo op."""
     activation, halo_out = halo_tensors(config, geom, pc, halo_buffer)
     sources = kernel_sources(program)
-    return {"attributes": f"memory_layout={config.conv.memory_layout}", "inputs": [activation],
-            "outputs": [halo_out], "data_movement_kernel_source": sources.get("data_movement", "")}
+    return {"conv": config.conv, "geometry": geom, "parallel_config": pc,
+            "halo_sticks_per_core": halo_buffer.size_per_core // (pc.channels_per_core * 2),
+            "inputs": [activation], "outputs": [halo_out],
+            "data_movement_kernel_source": sources.get("data_movement", "")}
 
 
 def conv_info(config: OpConfig, program_name: str, geom: ConvGeometry, pc: ParallelConfig,
               out_pc: ParallelConfig, halo_buffer: L1Buffer, program: Program,
-              program_inputs: list[TensorDesc]) -> dict[str, Any]:
+              program_inputs: list[TensorDesc], block_config: Any = None) -> dict[str, Any]:
     """Report metadata of the conv op: its inputs are the halo output and ``program_inputs``
-    (the program's weights and bias, from its definition's ``report`` hook)."""
+    (the program's weights and bias, from its definition's ``report`` hook); the conv, geometry,
+    shards and the program's block config (if it has one) are what the ATTRIBUTES cell is written
+    from (``ttsim/report/tt_metal_attributes.py``)."""
     conv = config.conv
     _, halo_out = halo_tensors(config, geom, pc, halo_buffer)
     out_rows = out_pc.out_shard * out_pc.num_cores_nhw
@@ -75,15 +79,13 @@ def conv_info(config: OpConfig, program_name: str, geom: ConvGeometry, pc: Paral
                         "TILE" if conv.output_layout == "tile" else "ROW_MAJOR", out_fmt.value.upper(),
                         _memory(conv.memory_layout),
                         out_rows * out_pc.channels_padded * tile_size_bytes(out_fmt) // 1024)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel, conv.stride, conv.padding, conv.dilation
-    attributes = (f"program={program_name}; kernel=({kh},{kw}); stride=({sh},{sw}); padding=({ph},{pw}); "
-                  f"dilation=({dh},{dw}); groups={conv.channels}; activation={conv.activation}; "
-                  f"bias={conv.bias}; memory_layout={conv.memory_layout}")
+    kh, kw = conv.kernel
     # the conv op's performance model counts the dense grouped matmul (Cin = C), whatever the program
     flops = geom.channels * kh * kw * 2 * geom.out_h * geom.out_w * geom.channels * geom.batch
     sources = kernel_sources(program)
     return {
-        "attributes": attributes, "math_fidelity": conv.math_fidelity, "inputs": [halo_out, *program_inputs],
+        "conv": conv, "geometry": geom, "parallel_config": pc, "block_config": block_config,
+        "program": program_name, "math_fidelity": conv.math_fidelity, "inputs": [halo_out, *program_inputs],
         "outputs": [output], "compute_kernel_source": sources.get("compute", ""),
         "data_movement_kernel_source": sources.get("data_movement", ""), "pm_flops": flops,
     }

@@ -67,13 +67,14 @@ def breakdown_table(result: OpResult) -> Table:
     table = Table(title=f"{result.config} {result.op_code} ({result.program}): where the time goes, "
                         "average per core \\[ns]", title_justify="left")
     for name in ("kernel", "RISC", "cores", "duration", "busy", "util", "blocked on (largest first)"):
-        table.add_column(name, justify="left" if name in ("kernel", "RISC", "blocked on (largest first)") else "right")
+        text = name in ("kernel", "RISC", "blocked on (largest first)")
+        table.add_column(name, justify="left" if text else "right", no_wrap=not text, overflow="fold")
     to_ns = result.profile.to_ns
     for row in breakdown(result):
         stalls = sorted(((c, r) for r, c in row.stalls.items() if c >= 0.5), reverse=True)
-        text = ", ".join(f"{r} {to_ns(c):,.0f}" for c, r in stalls[:4]) or "-"
+        text = "\n".join(f"{r} {to_ns(c):,.0f}" for c, r in stalls[:4]) or "-"  # a reason per line
         if len(stalls) > 4:
-            text += f", +{len(stalls) - 4} more"
+            text += f"\n+{len(stalls) - 4} more"
         table.add_row(row.kernel, row.risc.value, str(row.cores), f"{to_ns(row.duration):,.0f}",
                       f"{to_ns(row.busy):,.0f}", f"{row.utilisation:.0%}", text)
     return table

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from rich import box
 from rich.table import Table
 
 from ttsim.results import OpResult
@@ -73,11 +74,11 @@ def comparison_table(comparisons: list[Comparison]) -> Table:
     programs = _programs(comparisons)
     others = [p for p in programs if p != BASELINE]
     table = Table(title="DEVICE KERNEL DURATION \\[ns] per program; speedup = classic / program",
-                  title_justify="left")
-    table.add_column("config", no_wrap=True)
+                  title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    table.add_column("config", overflow="fold")
     for name in (*programs, *(f"speedup\n{p}" for p in others), "measured\nclassic", "classic\nerror",
                  *(f"PCC\n{p}" for p in programs)):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for c in comparisons:
         error = c.classic_error
         durations = [f"{c.ops[p].device_kernel_duration_ns:,.0f}" if p in c.ops else "-" for p in programs]

@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+from pathlib import Path
 
 from ttsim.device.core import Risc
 from ttsim.device.spec import DeviceSpec, load_device
+from ttsim.report.tt_metal_attributes import conv_attributes, halo_attributes, tt_metal_op_code
 from ttsim.results import OpResult, TensorDesc
 
 HEADER_BEFORE_TENSORS = [
@@ -109,6 +111,15 @@ def performance_model(result: OpResult, spec: DeviceSpec) -> dict[str, str]:
     }
 
 
+def attributes(result: OpResult) -> str:
+    """The ATTRIBUTES cell: tt-metal's spelling of the halo or conv op's attributes; empty for
+    ops that carry no conv description."""
+    info = result.info
+    if "conv" not in info:
+        return ""
+    return halo_attributes(info) if "halo_sticks_per_core" in info else conv_attributes(info)
+
+
 def op_row(result: OpResult, call_count: int) -> dict[str, str]:
     """One CSV row (by column name) for a simulated device op."""
     profile = result.profile
@@ -121,12 +132,12 @@ def op_row(result: OpResult, call_count: int) -> dict[str, str]:
     per_core = list(profile.per_core_duration_cycles().values())
     row = {name: "" for name in HEADER_BEFORE_TENSORS + HEADER_AFTER_TENSORS + ROOFLINE_COLUMNS}
     row.update({
-        "OP CODE": result.op_code,
+        "OP CODE": tt_metal_op_code(result.op_code),
         "OP TYPE": "tt_dnn_device",
         "GLOBAL CALL COUNT": str(call_count),
         "DEVICE ID": "0",
         "DEVICE ARCH": spec.arch.upper(),
-        "ATTRIBUTES": result.info.get("attributes", ""),
+        "ATTRIBUTES": attributes(result),
         "MATH FIDELITY": result.info.get("math_fidelity", ""),
         "CORE COUNT": str(profile.core_count),
         "AVAILABLE WORKER CORE COUNT": str(spec.chip.compute_grid.value[0] * spec.chip.compute_grid.value[1]),
@@ -159,7 +170,10 @@ def op_row(result: OpResult, call_count: int) -> dict[str, str]:
 
 
 def ops_perf_csv(results: list[OpResult]) -> str:
-    """The CSV text for ``results`` in run order (one row per device op)."""
+    """The CSV text for ``results`` in run order (one row per device op).
+
+    Give it one program's ops: tt-perf-report sums every row of a file as one model's run.
+    """
     n_in = max((len(r.info.get("inputs", [])) for r in results), default=0)
     n_out = max((len(r.info.get("outputs", [])) for r in results), default=0)
     header = (HEADER_BEFORE_TENSORS + _tensor_columns("INPUT", n_in) + _tensor_columns("OUTPUT", n_out)
@@ -175,3 +189,18 @@ def ops_perf_csv(results: list[OpResult]) -> str:
         cells += [row[name] for name in HEADER_AFTER_TENSORS + ROOFLINE_COLUMNS]
         writer.writerow(cells)
     return out.getvalue()
+
+
+def csv_file_paths(path: Path, programs: list[str]) -> dict[str, Path]:
+    """Where each program's CSV goes: ``path`` itself for one program, else
+    ``<stem>_<program><suffix>`` per program (alternatives are never summed as one run)."""
+    if len(programs) <= 1:
+        return {program: path for program in programs}
+    return {program: path.with_name(f"{path.stem}_{program}{path.suffix}") for program in programs}
+
+
+def ops_perf_csv_files(results: list[OpResult], path: Path) -> list[tuple[Path, str]]:
+    """One CSV per program of ``results``, in run order, at :func:`csv_file_paths`."""
+    programs = list(dict.fromkeys(r.program for r in results))
+    return [(target, ops_perf_csv([r for r in results if r.program == program]))
+            for program, target in csv_file_paths(path, programs).items()]

@@ -1,0 +1,80 @@
+"""ttsim.fpu (bit masks on float32) against the independent float64 significand model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ttsim import fpu
+
+import fpu_reference as ref
+
+FIDELITIES = ["LoFi", "HiFi2", "HiFi3", "HiFi4"]
+
+
+def _values(seed: int, n: int = 4096) -> np.ndarray:
+    """float32 values with full 24-bit significands over several binades, both signs, and 0."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * 2.0 ** rng.integers(-8, 8, n)).astype(np.float32)
+    x[:4] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("phase", range(4))
+def test_operand_parts_match_the_significand_model(phase: int) -> None:
+    x = _values(phase)
+    np.testing.assert_array_equal(fpu.srca_part(x, phase), ref.srca(x, phase))
+    np.testing.assert_array_equal(fpu.srcb_part(x, phase), ref.srcb(x, phase))
+
+
+def test_parts_cover_the_documented_bits() -> None:
+    """SrcA's two parts hold the top 10 significand bits (TF32 without its last bit), SrcB's the
+    top 11; at LoFi the multipliers see 5 and 7 bits."""
+    x = _values(7)
+    np.testing.assert_array_equal(fpu.srca_part(x, 0) + fpu.srca_part(x, 1), ref._bits(x, 0, 10))
+    np.testing.assert_array_equal(fpu.srcb_part(x, 0) + fpu.srcb_part(x, 2), ref._bits(x, 0, 11))
+    assert fpu.srca_part(np.array([1.96875], np.float32), 0)[0] == 1.9375  # 1.11111b -> 1.1111b
+    assert fpu.srcb_part(np.array([1.9921875], np.float32), 0)[0] == 1.984375  # 1.1111111b -> 1.111111b
+
+
+@pytest.mark.parametrize("fidelity", FIDELITIES)
+def test_elwmul_matches_the_reference(fidelity: str) -> None:
+    a, b = _values(11), _values(12)
+    got = fpu.elwmul(None, a, b, fpu.FIDELITY_PHASES[fidelity], True)
+    np.testing.assert_array_equal(got, ref.elwmul(a, b, fidelity))
+    exact = fpu.elwmul(None, a, b, fpu.FIDELITY_PHASES[fidelity], False)
+    np.testing.assert_allclose(exact, ref.elwmul(a, b, fidelity, dst_bf16=False), rtol=2.0 ** -23)
+
+
+def test_elwmul_error_shrinks_with_fidelity() -> None:
+    a, b = _values(13), _values(14)
+    errors = [np.median(np.abs(fpu.elwmul(None, a, b, n, False) - a.astype(np.float64) * b)
+                        / np.maximum(np.abs(a.astype(np.float64) * b), 1e-30))
+              for n in (1, 2, 3, 4)]
+    assert errors[0] > errors[1] > errors[3]
+    assert errors[0] > 2.0 ** -7  # LoFi is far coarser than bf16 rounding
+
+
+@pytest.mark.parametrize("fidelity", FIDELITIES)
+def test_mvmul_matches_the_reference(fidelity: str) -> None:
+    rng = np.random.default_rng(15)
+    a = rng.standard_normal((32, 32)).astype(np.float32)  # in0 (srcB)
+    b = rng.standard_normal((32, 64)).astype(np.float32)  # in1 (srcA)
+    got = fpu.mvmul(None, a, b, fpu.FIDELITY_PHASES[fidelity], True)
+    expected = ref.matmul(a, b, fidelity)
+    ulp = np.ldexp(1.0, np.frexp(np.abs(expected))[1] - 8)
+    assert np.all(np.abs(got - expected) <= ulp)  # the 16-product sums round in float32 here
+    assert np.mean(got == expected) > 0.99
+
+
+@pytest.mark.parametrize("fidelity", FIDELITIES)
+def test_column_sum_matches_the_reference(fidelity: str) -> None:
+    rng = np.random.default_rng(16)
+    rows = rng.standard_normal((32, 96)).astype(np.float32)
+    for scalar in (1.0, 0.3):
+        partials = fpu.column_sum_partials(rows, np.float32(scalar), fpu.FIDELITY_PHASES[fidelity])
+        got = fpu.round_dst(fpu.accumulate(np.zeros(96, np.float32), partials, True), True)
+        expected = ref.column_sum(rows, scalar, fidelity)
+        ulp = np.ldexp(1.0, np.frexp(np.abs(expected))[1] - 8)
+        assert np.all(np.abs(got - expected) <= ulp)
+        assert np.mean(got == expected) > 0.95

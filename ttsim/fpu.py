@@ -1,0 +1,139 @@
+"""Matrix Unit (FPU) arithmetic as the ISA's functional model describes it, vectorised in numpy.
+
+What: the multipliers' view of their operands at each math-fidelity phase, and the three FPU
+operations the compute kernels use (element-wise ``ELWMUL``, matrix ``MVMUL`` and the column
+reduce ``GAPOOL``), each accumulating into DST and rounding DST after every accumulation.
+
+Why: math fidelity changes the numbers, not only the cycles. The Wormhole multipliers consume
+at most 5 significant bits of SrcA (the implicit one and 4 mantissa bits) and 7 of SrcB (the
+implicit one and 6 mantissa bits) per pass; HiFi modes add passes ("fidelity phases") over the
+remaining mantissa bits. Source: tenstorrent/tt-isa-documentation
+``WormholeB0/TensixTile/TensixCoprocessor/ELWMUL.md`` (functional model, ``SrcAFidelityBits`` /
+``SrcBFidelityBits``), ``MVMUL.md`` and ``GAPOOL.md`` (Dst += SrcB @ SrcA, 16 products summed per
+instruction, then added to Dst and rounded to bfloat16 unless Dst is FP32).
+
+Phase ``p`` (0..3) multiplies the SrcA part selected by bit 0 of ``p`` with the SrcB part
+selected by bit 1: phase 0 the high parts, 1 SrcA's low part by SrcB's high part, 2 SrcA's high
+part by SrcB's low part, 3 the low parts. LoFi runs phase 0, HiFi2 phases 0-1, HiFi3 0-2, HiFi4
+0-3. For bfloat16 operands HiFi4 sees every bit (SrcA: 4 + 3 mantissa bits, SrcB: 6 + 1); for
+wider inputs SrcA keeps 9 and SrcB 10 mantissa bits (SrcA holds at most TF32).
+
+The ISA notes the floating-point model is a guide (hardware may fuse or reorder); here each
+instruction's 16 products are summed in float32 and DST is rounded (nearest even) after every
+instruction and phase, as the model writes it. Subnormals and NaN handling are not modelled.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
+"""Fidelity phases each ``MathFidelity`` runs (tt-metal ``MathFidelity``; ELWMUL.md)."""
+
+_SRCA_HIGH = 0xFFF80000
+"""Sign, exponent, and the 4 mantissa bits SrcA offers in even phases (ELWMUL.md)."""
+_SRCA_LOW_CLEAR = 0xFFF83FFF
+"""Clears the next 5 mantissa bits, which SrcA offers in odd phases."""
+_SRCB_HIGH = 0xFFFE0000
+"""Sign, exponent, and the 6 mantissa bits SrcB offers in phases 0 and 1."""
+_SRCB_LOW_CLEAR = 0xFFFE1FFF
+"""Clears the next 4 mantissa bits, which SrcB offers in phases 2 and 3."""
+_BF16 = np.dtype(ml_dtypes.bfloat16)
+_U32 = np.dtype(np.uint32)
+_F32 = np.dtype(np.float32)
+_MANTISSA = 0x7FFFFF
+REDUCE_ROWS_PER_INSTRUCTION = 16
+"""Rows of SrcA one GAPOOL / MVMUL sums into DST before DST is rounded (one face height)."""
+
+
+def srca_part(x: np.ndarray, phase: int) -> np.ndarray:
+    """The value the multipliers see of SrcA operand ``x`` (float32) in fidelity ``phase``."""
+    bits = x.view(_U32)
+    if phase & 1 == 0:
+        return (bits & _SRCA_HIGH).view(_F32)
+    return x - (bits & _SRCA_LOW_CLEAR).view(_F32)
+
+
+def srcb_part(x: np.ndarray, phase: int) -> np.ndarray:
+    """The value the multipliers see of SrcB operand ``x`` (float32) in fidelity ``phase``."""
+    bits = x.view(_U32)
+    if phase & 2 == 0:
+        return (bits & _SRCB_HIGH).view(_F32)
+    return x - (bits & _SRCB_LOW_CLEAR).view(_F32)
+
+
+def round_dst(values: np.ndarray, dst_bf16: bool) -> np.ndarray:
+    """``values`` as DST stores them: rounded to bfloat16 (nearest even) unless DST is FP32."""
+    return values.astype(_BF16).astype(np.float32) if dst_bf16 else values
+
+
+def elwmul(dst: np.ndarray | None, srca: np.ndarray, srcb: np.ndarray, phases: int,
+           dst_bf16: bool, round_last: bool = True) -> np.ndarray:
+    """``Dst += SrcA * SrcB`` element-wise over ``phases`` fidelity phases (any equal shapes;
+    ``dst`` None is a zero DST); DST is rounded after each phase (the last rounding is left to
+    the caller when ``round_last`` is false). Returns the new DST values (float32)."""
+    acc = dst
+    for phase in range(phases):
+        product = srca_part(srca, phase) * srcb_part(srcb, phase)
+        acc = product if acc is None else acc + product
+        if round_last or phase < phases - 1:
+            acc = round_dst(acc, dst_bf16)
+    return acc
+
+
+def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: int,
+          dst_bf16: bool, round_last: bool = True) -> np.ndarray:
+    """``Dst += SrcB @ SrcA`` as a sequence of MVMULs: ``srcb`` [..., M, K] (the matmul's in0),
+    ``srca`` [K, N] (in1), ``dst`` [..., M, N] (None: zero). Per phase, each 16-deep slice of K
+    is one accumulation into DST followed by its rounding (the last left to the caller when
+    ``round_last`` is false). Returns the new DST values (float32)."""
+    acc = dst
+    k = srca.shape[0]
+    step = REDUCE_ROWS_PER_INSTRUCTION
+    last = phases * (-(-k // step)) - 1
+    n = 0
+    for phase in range(phases):
+        b_part = srcb_part(srcb, phase)
+        a_part = srca_part(srca, phase)
+        for k0 in range(0, k, step):
+            product = b_part[..., k0 : k0 + step] @ a_part[k0 : k0 + step]
+            acc = product if acc is None else acc + product
+            if round_last or n < last:
+                acc = round_dst(acc, dst_bf16)
+            n += 1
+    return acc
+
+
+def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int) -> np.ndarray:
+    """GAPOOL column reduce of ``srca`` [R, C] (float32, R a multiple of 16) by ``scalar``
+    (SrcB): returns [phases * R / 16, C] float32 partial sums, one per GAPOOL in DST order
+    (phase-major, then 16-row groups top first), each the float32 sum of its 16 products.
+
+    A scalar part that is a power of two (the pool kernels' 1.0) scales every product exactly,
+    so the sum is scaled once instead of each product: the same float32 result.
+    """
+    rows, cols = srca.shape
+    groups = rows // REDUCE_ROWS_PER_INSTRUCTION
+    scalar_array = np.asarray(scalar, dtype=np.float32)
+    parts = []
+    for phase in range(phases):
+        b = srcb_part(scalar_array, phase)
+        a = srca_part(srca, phase).reshape(groups, REDUCE_ROWS_PER_INSTRUCTION, cols)
+        if int(b.view(_U32)) & _MANTISSA == 0:
+            parts.append(np.add.reduce(a, axis=1) * b)
+        else:
+            parts.append(np.add.reduce(a * b, axis=1))
+    return parts[0] if phases == 1 else np.concatenate(parts)
+
+
+def accumulate(dst: np.ndarray, partials: np.ndarray, dst_bf16: bool) -> np.ndarray:
+    """Add each of ``partials`` [n, ...] to ``dst`` [...] in order, rounding DST after each but
+    the last (the caller stores the result in DST, which rounds it)."""
+    acc = dst
+    last = len(partials) - 1
+    for i, part in enumerate(partials):
+        acc = acc + part
+        if i < last:
+            acc = round_dst(acc, dst_bf16)
+    return acc
