@@ -73,8 +73,10 @@ ALLOWED = {
 STREAMING = {
     "pool": ("in_cb", "mul_cb", "pre_tilize_cb", "out_cb"),
     "classic": ("ACT", "ACT_SECOND_READER", "ACT_TILIZED", "MATMUL_PARTIALS", "WEIGHTS", "ACT_ROW_MAJOR_BFLOAT16"),
+    "depthwise": ("win_cb0", "win_cb1", "rm_cb"),  # its out_cb is the output shard, packed in place
 }
-MUST_STREAM = {"pool": ("in_cb", "mul_cb", "out_cb"), "classic": ("ACT", "ACT_TILIZED", "MATMUL_PARTIALS")}
+MUST_STREAM = {"pool": ("in_cb", "mul_cb", "out_cb"), "classic": ("ACT", "ACT_TILIZED", "MATMUL_PARTIALS"),
+               "depthwise": ("win_cb0",)}
 
 _cache: dict[tuple, list[OpResult]] = {}
 
@@ -308,9 +310,10 @@ def test_cli_breakdown_prints_a_table_per_op(tmp_path: Path) -> None:
     out = done.stdout
     titles = re.findall(r"^hs (\w+) \((\w+)\): where the time goes", out, flags=re.M)
     assert titles == [("HaloDeviceOperation", "classic"), ("OptimizedConvNew", "classic"),
-                      ("HaloDeviceOperation", "pool"), ("Conv2dDepthwisePool", "pool")]
+                      ("HaloDeviceOperation", "pool"), ("Conv2dDepthwisePool", "pool"),
+                      ("HaloDeviceOperation", "depthwise"), ("Conv2dDepthwise", "depthwise")]
     header_lines = [line for line in out.splitlines() if "kernel" in line and "RISC" in line and "util" in line]
-    assert len(header_lines) == 4
+    assert len(header_lines) == 6
     for line in header_lines:
         cells = [c.strip() for c in re.split(r"[┃│]", line) if c.strip()]
         assert cells == ["kernel", "RISC", "cores", "duration", "busy", "util", "blocked on (largest first)"]
@@ -324,7 +327,7 @@ def test_cli_breakdown_prints_a_table_per_op(tmp_path: Path) -> None:
             assert busy <= duration + 1
             assert util == pytest.approx(100 * busy / duration, abs=1.0)
             rows += 1
-    assert rows == 2 + 5 + 2 + 5  # halo: BRISC, NCRISC; conv: two DM kernels and three TRISCs
+    assert rows == 3 * (2 + 5)  # per program, halo: BRISC, NCRISC; conv: two DM kernels and three TRISCs
     plain = subprocess.run([sys.executable, "-m", "ttsim.cli", "run", path], capture_output=True, text=True,
                            timeout=300, env=env)
     assert plain.returncode == 0 and "where the time goes" not in plain.stdout

@@ -447,12 +447,14 @@ def test_run_reports_the_built_cb_table(results) -> None:
 
 @pytest.mark.parametrize("conv", [{}, {**BS128, "stride": [2, 2], "activation": "relu6"}],
                          ids=["height_sharded", "block_sharded"])
-def test_program_all_runs_classic_then_pool_and_they_agree(conv: dict[str, Any]) -> None:
+def test_program_all_runs_classic_then_pool_then_depthwise_and_they_agree(conv: dict[str, Any]) -> None:
     results_ = ttsim.run(config(**conv), program="all")
     assert [r.op_code for r in results_] == ["HaloDeviceOperation", "OptimizedConvNew",
-                                            "HaloDeviceOperation", "Conv2dDepthwisePool"]
-    assert [r.program for r in results_] == ["classic", "classic", "pool", "pool"]
+                                            "HaloDeviceOperation", "Conv2dDepthwisePool",
+                                            "HaloDeviceOperation", "Conv2dDepthwise"]
+    assert [r.program for r in results_] == ["classic", "classic", "pool", "pool", "depthwise", "depthwise"]
     classic, pool = results_[1], results_[3]
+    assert pearson(classic.output, results_[5].output) > 0.999
     assert classic.output.shape == pool.output.shape
     assert pearson(classic.output, pool.output) > 0.999
     np.testing.assert_array_equal(classic.inputs["input"], pool.inputs["input"])

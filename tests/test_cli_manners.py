@@ -20,7 +20,7 @@ from ttsim.errors import TtsimError
 from ttsim.report.breakdown import breakdown_table
 from ttsim.report.compare import Comparison, comparison_table
 from ttsim.report.golden import compare_with_golden, golden_document
-from ttsim.report.table import check_table, l1_table, results_table, risc_table
+from ttsim.report.table import check_table, l1_table, results_roofline_table, results_table, risc_table
 from ttsim.simulate import run
 
 CONV: dict[str, Any] = {
@@ -83,8 +83,8 @@ def test_set_typo_is_one_line_with_the_closest_key(config: Path, key: str, sugge
 def test_program_is_a_fixed_choice(config: Path) -> None:
     done = ttsim_cli("run", config, "--program", "pol")
     assert done.returncode == 2
-    assert done.stderr == "ttsim: error: unknown program 'pol'; available: classic, pool, all\n"
-    assert "[classic|pool|all]" in ttsim_cli("run", "--help").stdout
+    assert done.stderr == "ttsim: error: unknown program 'pol'; available: classic, pool, depthwise, all\n"
+    assert "[classic|pool|depthwise|all]" in ttsim_cli("run", "--help").stdout
 
 
 def test_check_finds_the_checkout_from_anywhere(tmp_path: Path, monkeypatch) -> None:
@@ -110,7 +110,7 @@ def test_check_with_configs_and_golden_folders(config: Path, tmp_path: Path) -> 
     assert (goldens / f"{SMALL['name']}.json").exists()
     again = ttsim_cli("check", "--configs", configs, "--golden", goldens, cwd=elsewhere)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("Match") == 4
+    assert again.stdout.count("Match") == 6  # halo and conv of classic, pool, depthwise
     missing = ttsim_cli("check", "--configs", configs, "--golden", tmp_path / "none", cwd=elsewhere)
     assert missing.returncode == 2 and "give --golden DIR" in missing.stderr
 
@@ -126,6 +126,7 @@ def test_tables_fit_80_columns_with_nothing_cut(results) -> None:
     golden = golden_document(SMALL["name"], results)
     tables = [
         results_table(SMALL["name"], results), risc_table(results), breakdown_table(conv), l1_table(conv),
+        results_roofline_table(results),
         comparison_table([Comparison(SMALL["name"], {"classic": results[1], "pool": conv}, 171009.0)]),
         check_table(compare_with_golden(SMALL["name"], results, golden["device_kernel_duration_cycles"], 0)),
     ]
@@ -134,11 +135,11 @@ def test_tables_fit_80_columns_with_nothing_cut(results) -> None:
         assert all(len(line) <= 80 for line in text.splitlines())
         assert "…" not in text, text  # nothing truncated with an ellipsis
     # numbers are never folded: every duration prints whole on one line
-    compare_text = render(tables[4])
+    compare_text = render(tables[5])
     for r in (results[1], conv):
         assert f"{r.device_kernel_duration_ns:,.0f}" in compare_text
     assert SMALL["name"] in compare_text  # a seed-length config name fits on its line
-    check_text = render(tables[5])
+    check_text = render(tables[6])
     for r in results:
         assert f"{r.device_kernel_duration_cycles:,}" in check_text
 
@@ -146,8 +147,8 @@ def test_tables_fit_80_columns_with_nothing_cut(results) -> None:
 def test_halo_rows_show_a_dash_for_riscs_that_ran_nothing(results) -> None:
     text = render(risc_table(results), width=120)
     halo_rows = [line for line in text.splitlines() if "HaloDeviceOperation" in line]
-    conv_rows = [line for line in text.splitlines() if "Conv2dDepthwisePool" in line or "OptimizedConvNew" in line]
-    assert len(halo_rows) == 2 and len(conv_rows) == 2
+    conv_rows = [line for line in text.splitlines() if "Conv2dDepthwise" in line or "OptimizedConvNew" in line]
+    assert len(halo_rows) == 3 and len(conv_rows) == 3  # classic, pool, depthwise
     for line in halo_rows:
         cells = [c.strip() for c in line.strip("│ ").split("│")]
         assert cells[3:] == ["-", "-", "-"] and all(c[0].isdigit() for c in cells[1:3]), cells

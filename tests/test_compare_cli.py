@@ -24,7 +24,8 @@ SMALL_CONV: dict[str, Any] = {
 MEASURED_NS = 4321.0
 OP_KEYS = {"config", "device", "classic_device_kernel_duration_ns", "pool_device_kernel_duration_ns",
            "speedup_classic_over_pool", "measured_classic_device_kernel_duration_ns", "classic_error",
-           "classic_pcc", "pool_pcc"}
+           "classic_pcc", "pool_pcc", "depthwise_device_kernel_duration_ns", "speedup_classic_over_depthwise",
+           "depthwise_pcc", "roofline"}
 
 
 def write_config(folder: Path, name: str, measured: float | None = None, **conv: Any) -> Path:
@@ -101,6 +102,13 @@ def test_compare_json_document(good, in_process) -> None:
         assert op["speedup_classic_over_pool"] == pytest.approx(
             op["classic_device_kernel_duration_ns"] / op["pool_device_kernel_duration_ns"], rel=1e-12)
         assert op["classic_pcc"] >= 0.999 and op["pool_pcc"] >= 0.999
+        assert op["depthwise_device_kernel_duration_ns"] == results[5].device_kernel_duration_ns
+        assert op["speedup_classic_over_depthwise"] == pytest.approx(
+            op["classic_device_kernel_duration_ns"] / op["depthwise_device_kernel_duration_ns"], rel=1e-12)
+        for program, result in zip(("classic", "pool", "depthwise"), (results[1], results[3], results[5])):
+            roof = op["roofline"][program]
+            assert 0 < roof["bound_ns"] <= result.device_kernel_duration_ns
+            assert roof["achieved_fraction"] == pytest.approx(roof["bound_ns"] / result.device_kernel_duration_ns)
     with_measured, without = doc["ops"]
     assert with_measured["measured_classic_device_kernel_duration_ns"] == MEASURED_NS
     error = (with_measured["classic_device_kernel_duration_ns"] - MEASURED_NS) / MEASURED_NS

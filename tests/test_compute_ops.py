@@ -694,10 +694,10 @@ def test_pack_relu_config_applies_to_the_packs_that_follow() -> None:
     np.testing.assert_array_equal(got[1], a[1])
 
 
-def test_pack_relu_config_rejects_unmodelled_modes() -> None:
+def test_pack_relu_config_rejects_a_mode_that_is_no_relu_type() -> None:
     def kernel(ctx):
-        ctx.pack_relu_config(3)
+        ctx.pack_relu_config(5)
         yield from ()
 
-    with pytest.raises(ConfigurationError, match=r"pack_relu_config\(3\) \(only 0 = off and 1 = ZERO_RELU"):
+    with pytest.raises(ConfigurationError, match=r"pack_relu_config\(5\): mode 5 in bits 0-3 is not a ReluType"):
         run_compute(kernel, {}, {OUT: (BF16, 2048, 1)})

@@ -53,7 +53,7 @@ def test_same_config_twice_in_process(name: str) -> None:
         assert x["zones"] == y["zones"], x["op"]
         assert x == y, x["op"]
     conv_outputs = [s["output"] for s in a if s["output"] is not None]
-    assert len(conv_outputs) == 2 and all(len(o[2]) > 0 for o in conv_outputs)
+    assert len(conv_outputs) == 3 and all(len(o[2]) > 0 for o in conv_outputs)  # one per program
     assert json.dumps(trace_document(first)) == json.dumps(trace_document(second))
 
 
@@ -98,10 +98,11 @@ def _run_with_hash_seed(seed: str) -> list[dict[str, Any]]:
 def test_different_hash_seeds_give_identical_results() -> None:
     a = _run_with_hash_seed("0")
     b = _run_with_hash_seed("12345")
-    assert len(a) == 2 * 4
+    assert len(a) == 2 * 6
     assert [(o["config"], o["program"], o["op_code"]) for o in a] == [
         (c["name"], p, op) for c in CONFIGS.values() for p, conv in (("classic", "OptimizedConvNew"),
-                                                                   ("pool", "Conv2dDepthwisePool"))
+                                                                   ("pool", "Conv2dDepthwisePool"),
+                                                                   ("depthwise", "Conv2dDepthwise"))
         for op in ("HaloDeviceOperation", conv)]
     for x, y in zip(a, b):
         assert x["cycles"] == y["cycles"], (x["config"], x["op_code"])

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
 CONFIG_FILES = sorted((REPO / "configs").glob("*.yaml"))
 OPS = {"classic": {"HaloDeviceOperation", "OptimizedConvNew"},
-       "pool": {"HaloDeviceOperation", "Conv2dDepthwisePool"}}
+       "pool": {"HaloDeviceOperation", "Conv2dDepthwisePool"},
+       "depthwise": {"HaloDeviceOperation", "Conv2dDepthwise"}}
 
 SMALL: dict[str, Any] = {
     "name": "golden_small",
@@ -80,7 +81,7 @@ def test_check_all_configs_matches_the_goldens() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rows = check_rows(done.stdout)
     names = {yaml.safe_load(p.read_text())["name"] for p in CONFIG_FILES}
-    assert len(rows) == 4 * len(names)
+    assert len(rows) == 2 * len(OPS) * len(names)
     assert {r["config"] for r in rows} == names
     assert all(r["status"] == "Match" for r in rows), [r for r in rows if r["status"] != "Match"]
     for row in rows:  # the table's golden column is the committed file's value
@@ -125,7 +126,8 @@ def test_exact_golden_matches(small, tmp_path: Path) -> None:
     rows = check_rows(done.stdout)
     assert [(r["program"], r["op"], r["status"]) for r in rows] == [
         ("classic", "HaloDeviceOperation", "Match"), ("classic", "OptimizedConvNew", "Match"),
-        ("pool", "HaloDeviceOperation", "Match"), ("pool", "Conv2dDepthwisePool", "Match")]
+        ("pool", "HaloDeviceOperation", "Match"), ("pool", "Conv2dDepthwisePool", "Match"),
+        ("depthwise", "HaloDeviceOperation", "Match"), ("depthwise", "Conv2dDepthwise", "Match")]
     for r in rows:
         assert int(r["simulated"].replace(",", "")) == cycles[r["program"]][r["op"]]
 
@@ -140,7 +142,7 @@ def test_doctored_golden_is_a_mismatch(small, tmp_path: Path) -> None:
     simulated = cycles["pool"]["Conv2dDepthwisePool"]
     golden = round(simulated * 1.05)
     assert status[("pool", "Conv2dDepthwisePool")]["delta"] == f"{(simulated - golden) / golden:+.2%}"  # ~ -4.76%
-    assert [r["status"] for k, r in status.items() if k != ("pool", "Conv2dDepthwisePool")] == ["Match"] * 3
+    assert [r["status"] for k, r in status.items() if k != ("pool", "Conv2dDepthwisePool")] == ["Match"] * 5
     # a tolerance below the difference is still a Mismatch
     done = ttsim_cli("check", path, "--golden", folder, "--tolerance", "4")
     assert done.returncode == 1
@@ -163,7 +165,7 @@ def test_config_without_a_golden_is_a_mismatch(small, tmp_path: Path) -> None:
     done = ttsim_cli("check", path, "--golden", tmp_path / "empty")
     assert done.returncode == 1
     rows = check_rows(done.stdout)
-    assert len(rows) == 4 and {r["status"] for r in rows} == {"Mismatch"}
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"Mismatch"}
     assert {r["golden"] for r in rows} == {"-"}
 
 

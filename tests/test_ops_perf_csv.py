@@ -84,10 +84,11 @@ CONFIG_B = {"name": "csv_b", "conv": {**BASE_CONV, "batch": 2, "channels": 128, 
                                       "memory_layout": "block_sharded", "math_fidelity": "HiFi2",
                                       "activation": "silu"}}
 CONFIGS = [CONFIG_A, CONFIG_B]
-PROGRAM_ORDER = ("classic", "pool")  # --program all runs classic then pool
-CONV_OP_CODE = {"classic": "OptimizedConvNew", "pool": "Conv2dDepthwisePool"}
+PROGRAM_ORDER = ("classic", "pool", "depthwise")  # --program all runs classic, pool, depthwise
+CONV_OP_CODE = {"classic": "OptimizedConvNew", "pool": "Conv2dDepthwisePool", "depthwise": "Conv2dDepthwise"}
 # the OP CODE tt-metal's profiler writes: the branch's depthwise factory belongs to Conv2dDeviceOperation
-TT_METAL_CONV_OP_CODE = {"classic": "OptimizedConvNew", "pool": "Conv2dDeviceOperation"}
+TT_METAL_CONV_OP_CODE = {"classic": "OptimizedConvNew", "pool": "Conv2dDeviceOperation",
+                         "depthwise": "Conv2dDepthwise"}
 HALO = "HaloDeviceOperation"
 # (config index, program, halo or conv) of every CSV row, in run order
 ROW_KEYS = [(c, p, kind) for c in range(len(CONFIGS)) for p in PROGRAM_ORDER for kind in ("halo", "conv")]
@@ -222,8 +223,19 @@ def test_cli_csv_is_the_in_process_csv(cli_files, results) -> None:
 def test_header_is_tt_metal_ops_csv_header(cli_run) -> None:
     header, rows, raw = parse(cli_run[0])
     # config A has bias: the conv op reads its input, weights and bias; every op writes one tensor
-    assert header == expand_header(OPS_CSV_HEADER, 3, 1)
+    # then ttsim's roofline columns, where tt-metal's optional counter columns would follow
+    assert header == expand_header(OPS_CSV_HEADER, 3, 1) + [
+        "TTSIM ROOFLINE [ns]", "TTSIM ROOFLINE BOUND", "TTSIM % OF ROOFLINE"]
     assert len(header) == len(set(header))
+
+
+def test_roofline_columns_are_the_bound_and_its_fraction(cli_run) -> None:
+    _, rows, _ = parse(cli_run[0])
+    for row in rows:
+        bound, duration = float(row["TTSIM ROOFLINE [ns]"]), float(row["DEVICE KERNEL DURATION [ns]"])
+        assert 0 < bound <= duration
+        assert float(row["TTSIM % OF ROOFLINE"]) == pytest.approx(100 * bound / duration, abs=0.1)
+        assert row["TTSIM ROOFLINE BOUND"] in ("noc", "unpack", "fpu", "sfpu", "pack", "weights")
 
 
 def test_header_expansion_reading() -> None:
@@ -485,7 +497,7 @@ def blackhole_rows(folder: Path):
 
 
 def test_blackhole_arch_clock_and_pm(blackhole_rows) -> None:
-    assert len(blackhole_rows) == 4
+    assert len(blackhole_rows) == 2 * len(PROGRAM_ORDER)
     for row, (c, program, kind) in zip(blackhole_rows, ROW_KEYS):
         assert row["DEVICE ARCH"] == "BLACKHOLE"
         assert row["AVAILABLE WORKER CORE COUNT"] == str(BH_GRID_CORES)

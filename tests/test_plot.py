@@ -96,7 +96,7 @@ def test_program_durations_bars_and_the_roofline_hook(results, tmp_path: Path) -
     for bar in ax.patches:
         tops[bar.get_x()] = max(tops.get(bar.get_x(), 0.0), bar.get_y() + bar.get_height())
     per_program = sorted(sum(r.device_kernel_duration_ns for r in results if r.program == p) / 1000
-                         for p in ("classic", "pool"))
+                         for p in ("classic", "pool", "depthwise"))
     assert sorted(tops.values()) == pytest.approx(per_program)  # halo and conv stacked per program
     (line,) = ax.collections
     assert line.get_segments()[0][0][1] == pytest.approx(5.0)  # 5000 ns, drawn in µs
@@ -130,10 +130,10 @@ def test_model_layers_a_bar_per_layer_and_program(results, tmp_path: Path) -> No
     figure = plot.model_layers(layers)
     rendered(figure, tmp_path / "layers.png")
     ax = figure.axes[0]
-    assert len(ax.patches) == 4
+    assert len(ax.patches) == 6  # 2 layers x (classic, pool, depthwise)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["plot_small", "plot_s2"]
     expected = sorted(sum(r.device_kernel_duration_ns for r in results if r.program == p) / 1000
-                      for p in ("classic", "pool"))
+                      for p in ("classic", "pool", "depthwise"))
     small_bars = sorted(bar.get_height() for bar in ax.patches if bar.get_x() < 0.5)
     assert small_bars == pytest.approx(expected)
     # a program missing for a layer leaves a gap, not a zero bar

@@ -109,8 +109,9 @@ def test_run_all_runs_every_registered_program(dummy: ProgramDefinition) -> None
     assert [(r.program, r.op_code) for r in results] == [
         ("classic", "HaloDeviceOperation"), ("classic", "OptimizedConvNew"),
         ("pool", "HaloDeviceOperation"), ("pool", POOL_OP_CODE),
+        ("depthwise", "HaloDeviceOperation"), ("depthwise", "Conv2dDepthwise"),
         ("dummy", "HaloDeviceOperation"), ("dummy", DUMMY_OP_CODE)]
-    pool, mine = results[3], results[5]
+    pool, mine = results[3], results[7]
     assert mine.pcc is not None and mine.pcc > 0.999
     assert mine.profile.core_count == 1 < pool.profile.core_count  # its own section was applied
     assert mine.info["inputs"][1:] == pool.info["inputs"][1:]  # its report hook: the same weights, bias
@@ -138,7 +139,7 @@ def test_compare_pairs_ops_by_program_name_not_position() -> None:
     assert shuffled.speedup("pool") == pytest.approx(speedup, rel=1e-12)
     assert shuffled.speedup("classic") == pytest.approx(1.0)
     # a program with no op in the results is left out, not paired with a neighbour
-    only_pool = Comparison.from_results("small", results[2:], op_codes)
+    only_pool = Comparison.from_results("small", results[2:4], op_codes)
     assert list(only_pool.ops) == ["pool"] and only_pool.speedup("pool") is None
 
 
@@ -147,8 +148,8 @@ def test_cli_lists_runs_and_compares_a_registered_program(dummy: ProgramDefiniti
     path.write_text(yaml.safe_dump(small_config()))
     runner = CliRunner()
     help_text = runner.invoke(main, ["run", "--help"]).output
-    assert "[classic|pool|dummy|all]" in help_text
-    assert "[classic|pool|dummy]" in runner.invoke(main, ["sweep", "--help"]).output
+    assert "[classic|pool|depthwise|dummy|all]" in help_text
+    assert "[classic|pool|depthwise|dummy]" in runner.invoke(main, ["sweep", "--help"]).output
     done = runner.invoke(main, ["run", str(path), "--program", "dummy"])
     assert done.exit_code == 0, done.output
     assert DUMMY_OP_CODE in done.output

@@ -327,11 +327,11 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
                     overrides: tuple[str, ...], jobs: int, scheduler: str | None, plot_path: Path | None,
                     uncertainty: bool, constants: str | None, timing_only: bool) -> None:
     """Run every registered program on each CONFIG (op config, suite folder or suite file) and
-    compare them (speedup against classic); suites get the per-layer table and model totals."""
+    compare them (speedup against classic, % of roofline); suites get the per-layer table and model totals."""
     import ttsim.suite_cli as suite_cli
     from ttsim.config import load_config
     from ttsim.programs import registry
-    from ttsim.report.compare import Comparison, comparison_document, comparison_table
+    from ttsim.report.compare import Comparison, comparison_document, comparison_table, roofline_table
     from ttsim.simulate import run
 
     console = _console(stderr=json_path == JSON_STDOUT)
@@ -354,6 +354,7 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
                                                            config.measured.classic_device_kernel_duration_ns))
                 progress.advance(task)
         console.print(comparison_table(comparisons))
+        console.print(roofline_table(comparisons))
         document = json.dumps(comparison_document(comparisons), indent=2) + "\n"
         if json_path == JSON_STDOUT:
             sys.stdout.write(document)

@@ -24,6 +24,7 @@ from ttsim.programs.halo import build_halo_program
 from ttsim.programs.parallel import determine_parallel_config
 from ttsim.programs.registry import ConvSetup, ProgramDefinition
 from ttsim.programs.report_info import conv_info, halo_info
+from ttsim.programs.roofline import conv_roofline, halo_roofline
 from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
 from ttsim.programs.tensors import read_sharded_output, write_sharded_sticks
 from ttsim.results import OpResult
@@ -102,6 +103,8 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
     halo_op = halo_info(config, geom, pc, halo_buffer, halo_program)
     conv_op = conv_info(config, definition.name, geom, pc, out_pc, halo_buffer, built.program, report.inputs,
                         report.details.get("block_config"))
+    halo_op["roofline"] = halo_roofline(pc, halo, spec)
+    conv_op["roofline"] = conv_roofline(conv, geom, pc, halo, spec)
     return [
         OpResult(config.name, definition.name, spec.name, halo_profile, info=halo_op, timing_only=timing_only),
         OpResult(config.name, definition.name, spec.name, conv_profile, accuracy, output,

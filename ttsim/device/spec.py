@@ -165,6 +165,7 @@ class ComputeSpec(_Section):
     sfpu_tile_cycles: Param[dict[str, float]]
     init_cycles: Param[dict[str, float]]
     tile_regs_handshake_cycles: Param[float]
+    srcb_row_select_cycles_per_tile: Param[float]
 
 
 class RiscSpec(_Section):

@@ -136,8 +136,8 @@ class KernelContext:
     # itself in ``_unrun`` and returns its generator, whose first step clears the record (inline
     # in each call: this runs once per CB wait, so it stays two attribute accesses and a tuple).
     def _describe_call(self, call: str, target: int, n: int) -> str:
-        if call == "noc_semaphore_wait":
-            return f"noc_semaphore_wait(0x{target:x}, {n})"
+        if call in ("noc_semaphore_wait", "noc_semaphore_wait_min"):
+            return f"{call}(0x{target:x}, {n})"
         cb = self.core.cbs.get(target)
         return f"{call}({cb.describe() if cb is not None else target}, {n})"
 

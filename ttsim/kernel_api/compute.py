@@ -37,6 +37,7 @@ from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TI
                            tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
 from ttsim.fpu import FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, mvmul, round_dst
 from ttsim.kernel_api.base import KernelContext, KernelGen
+from ttsim.kernel_api.compute_eltwise import EltwiseOps
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
@@ -111,7 +112,7 @@ class DecodedTiles:
         return values
 
 
-class ComputeContext(KernelContext):
+class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
@@ -148,8 +149,6 @@ class ComputeContext(KernelContext):
         on a zero DST row); cleared when srcA changes."""
         self._acc_to_dest = False
         """Set by ``add_tiles_init(..., acc_to_dest=True)``: ELWADD adds to DST, not assigns."""
-        self._pack_relu = False
-        """Set by ``pack_relu_config``: the packer writes negative values as zero (ZERO_RELU)."""
         self._tilize_row_tiles = 1
         """Row width of the tilize-on-unpack source in tiles (``unpack_tilizeA_B_init``'s block)."""
         self._front_region: dict[int, tuple[int, int]] = {}
@@ -562,18 +561,6 @@ class ComputeContext(KernelContext):
         """``pack_reconfig_data_format(new_cb_id)`` (compute_kernel_api/pack.h)."""
         self._init(pack=True)
 
-    def pack_relu_config(self, config: int) -> None:
-        """``pack_relu_config(config)`` (tt_metal/include/compute_kernel_api.h; the LLK is
-        ``llk_pack_relu_config``): 0 turns the packer's ReLU off, ``ReluType::ZERO_RELU`` (1) makes
-        every following pack write negative values as zero. Other ReLU modes are not modelled.
-
-        Not charged: a packer configuration-register write, which the preset does not cost.
-        """
-        if config not in (0, 1):
-            raise ConfigurationError(
-                f"{self.where}: pack_relu_config({config}) (only 0 = off and 1 = ZERO_RELU are modelled)")
-        self._pack_relu = config == 1
-
     def mm_init(self, in0_cb_id: int, in1_cb_id: int, out_cb_id: int) -> None:
         """``mm_init(in0_cb_id, in1_cb_id, out_cb_id)`` (compute_kernel_api/matmul.h)."""
         self._init(unpack=True, math=True, pack=True)
@@ -828,7 +815,7 @@ class ComputeContext(KernelContext):
 
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
-        self._math_dst(self._sfpu_cost(name))
+        self._sfpu_on_math(self._sfpu_cost(name))
         if not self.numerics:
             self._set_dst(idst, None)
             return
@@ -869,14 +856,14 @@ class ComputeContext(KernelContext):
             self._pack_position[icb] = output_tile_index + 1
         cb = self.cb(icb)
         if self.numerics:
-            values = np.maximum(self.dst[ifrom_dst], 0.0) if self._pack_relu else self.dst[ifrom_dst]
+            values = self._relu_stage(self.dst[ifrom_dst])
             self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
         self._pack(self._pack_cost(cb.tile_bytes))
 
     def pack_tile(self, ifrom_dst: int, icb: int, output_tile_index: int | None = None) -> None:
         """``pack_tile(ifrom_dst, icb[, output_tile_index])`` (compute_kernel_api/pack.h): DST
         tile into the next tile slot at the back of ``icb`` (or slot ``output_tile_index``, as
-        ``pack_tile<true>`` does); with ``pack_relu_config(1)`` negatives are written as zero."""
+        ``pack_tile<true>`` does), through the packer's ReLU stage (``pack_relu_config``)."""
         self._pack_one(ifrom_dst, icb, output_tile_index, "pack_tile")
 
     def pack_tile_block(self, ifrom_dst: int, icb: int, ntiles: int) -> None:
@@ -907,7 +894,7 @@ class ComputeContext(KernelContext):
         ntiles, rows = block_ct_dim, face_r_dim * (2 if num_faces == 4 else 1)
         for r in range(rows if self.numerics else 0):
             address = base + (r * row_width + col_offset) * elem
-            row = self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :]  # row r of each tile
+            row = self._relu_stage(self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :])  # row r of each tile
             self._write_values(address, row, cb, encode_row_major)
         self._pack(self._c.pack_untilize_tile_cycles.value * ntiles * rows / 32)
 
@@ -923,7 +910,7 @@ class ComputeContext(KernelContext):
             width = block * 32
             address = cb.front_page_address(0)
             raw = self._l1[address : address + 32 * width * elem]
-            tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
+            tiles = self._relu_stage(tilize(decode_row_major(raw, cb.data_format).reshape(32, width)))
             packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
         for i in range(block):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)

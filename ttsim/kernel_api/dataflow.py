@@ -267,6 +267,26 @@ class DataflowContext(KernelContext):
             self._t = float(self.env.now)
         self._t += self._sem_poll
 
+    def noc_semaphore_wait_min(self, sem_addr: int, value: int) -> KernelGen:
+        """Spin until the semaphore in this core's L1 is at least ``value`` (a counter; run with
+        ``yield from``)."""
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call("noc_semaphore_wait_min", sem_addr, value))
+        self._unrun = ("noc_semaphore_wait_min", sem_addr, value)
+        return self._noc_semaphore_wait_min(sem_addr, value)
+
+    def _noc_semaphore_wait_min(self, sem_addr: int, value: int) -> KernelGen:
+        self._unrun = None
+        yield from self._sync_to(self._t)
+        if self.core.read_word(sem_addr) < value:
+            def detail() -> str:
+                return f"noc_semaphore_wait_min(0x{sem_addr:x}, {value}): value is {self.core.read_word(sem_addr)}"
+
+            yield from self._block(self.core.word_event(sem_addr, value, at_least=True), detail)
+            self._stall(self.risc, "semaphore_wait", self._t, self.env.now)
+            self._t = float(self.env.now)
+        self._t += self._sem_poll
+
     # -- plain L1 access (volatile pointers in C++) -----------------------------------------------
     def l1_store(self, address: int, payload: np.ndarray) -> None:
         """Store bytes to this core's L1 from the RISC, one 32-bit store per 4 bytes."""

@@ -10,14 +10,15 @@ arguments of the reader, compute and writer kernels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field, StrictBool
 
 from ttsim.config import ConvSpec, ProgramOptions
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
-from ttsim.formats import TILE_ELEMENTS, TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize
+from ttsim.formats import TILE_ELEMENTS, TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.compute_pool import compute_pool_depthwise
@@ -46,12 +47,16 @@ class PoolPlan:
     weight_tiles: int
     window_rows: int
     max_tiles_per_reduction: int
+    fused: bool = False
+    """Weights tilized (taps on rows) for the fused multiply + reduce, not in the window layout."""
 
     @classmethod
-    def create(cls, geom: ConvGeometry, pc: ParallelConfig) -> PoolPlan:
+    def create(cls, geom: ConvGeometry, pc: ParallelConfig, fused: bool = False) -> PoolPlan:
         in_ntiles_c = pc.channels_per_core // TILE
         window = geom.kh * geom.kw
         pages = -(-window * pc.channels_per_core // TILE_ELEMENTS)
+        if fused:
+            return cls(in_ntiles_c, pages, -(-window // TILE) * in_ntiles_c, window, 8, True)
         face_rows = window * -(-TILE * in_ntiles_c // 16)
         weight_tiles = -(-face_rows // TILE) * in_ntiles_c
         return cls(in_ntiles_c, pages, max(weight_tiles, pages), window, 8)
@@ -85,6 +90,27 @@ def depthwise_weights_from_tiles(tiles: np.ndarray, shape: tuple[int, ...], pc: 
     return per_tap[:, :channels].T.reshape(channels, 1, kh, kw)
 
 
+def tiled_weight_tiles(weight: np.ndarray, pc: ParallelConfig, plan: PoolPlan) -> np.ndarray:
+    """Per channel shard, the [kh*kw, C_core] weights tilized (taps on rows, 32 per row block):
+    tiles [row block][channel tile] in storage order, for the fused multiply + reduce."""
+    channels = weight.shape[0]
+    taps = plan.window_rows
+    rows = -(-taps // TILE) * TILE
+    per_tap = np.zeros((rows, pc.channels_padded), dtype=np.float32)
+    per_tap[:taps, :channels] = weight.reshape(channels, taps).T
+    cpc = pc.channels_per_core
+    return np.concatenate([tilize(per_tap[r : r + TILE, j * cpc : (j + 1) * cpc])
+                           for j in range(pc.num_cores_c) for r in range(0, rows, TILE)])
+
+
+def tiled_weights_seen(tiles: np.ndarray, shape: tuple[int, ...], pc: ParallelConfig, plan: PoolPlan) -> np.ndarray:
+    """Inverse of :func:`tiled_weight_tiles`."""
+    blocks = tiles.reshape(pc.num_cores_c, -1, plan.in_ntiles_c, TILE_ELEMENTS)
+    per_tap = np.concatenate([np.concatenate([untilize(block) for block in shard], axis=0) for shard in blocks],
+                             axis=1)
+    return per_tap[: plan.window_rows, : shape[0]].T.reshape(shape)
+
+
 def bias_row_tiles(bias: np.ndarray, channels_padded: int) -> np.ndarray:
     """One tile per 32 channels with the bias in row 0 and zeros elsewhere (storage order)."""
     padded = np.zeros(channels_padded, dtype=np.float32)
@@ -95,7 +121,28 @@ def bias_row_tiles(bias: np.ndarray, channels_padded: int) -> np.ndarray:
 
 
 class PoolOptions(ProgramOptions):
-    """The config's ``pool:`` section: the CB and grid overrides every program accepts."""
+    """The config's ``pool:`` section: the CB and grid overrides every program accepts, and the
+    branch's TODO fixes, each usable alone (docs/depthwise.md, the ablation)."""
+
+    sfpu_valid_row: StrictBool = Field(
+        default=False, description="Run the SFPU activation on faces 0-1 only (VectorMode::R), where the one "
+                                   "valid output row lives, instead of the whole tile.")
+    packer_relu: StrictBool = Field(
+        default=False, description="relu / relu6 in the packer's ReLU stage instead of on the SFPU.")
+    dst_batch: Annotated[int, Field(strict=True, ge=1)] = Field(
+        default=1, description="Output sticks per phase: the products of this many sticks fill DST 8 tiles "
+                               "at a time, and the multiply / reduce configuration switches once per batch.")
+    fused_mul_reduce: StrictBool = Field(
+        default=False, description="Multiply by the weights inside the reduce (custom LLK "
+                                   "mul_reduce_tile_math): no products CB round trip.")
+    minimal_reconfig: StrictBool = Field(
+        default=False, description="Drop per-stick reconfiguration that does not change anything (data "
+                                   "format reconfigs between bfloat16 CBs, per-stick uninits).")
+
+    def kernel_options(self) -> dict[str, Any]:
+        """The switches as the compute kernel's compile-time argument."""
+        return {name: getattr(self, name) for name in (
+            "sfpu_valid_row", "packer_relu", "dst_batch", "fused_mul_reduce", "minimal_reconfig")}
 
 
 @dataclass
@@ -105,10 +152,12 @@ class PoolProgram(BuiltConv):
 
 def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: ParallelConfig,
                        halo: list[HaloCoreConfig], halo_buffer: L1Buffer, weight: np.ndarray,
-                       bias: np.ndarray | None, cb_pages: dict[str, int] | None = None) -> PoolProgram:
+                       bias: np.ndarray | None, cb_pages: dict[str, int] | None = None,
+                       options: PoolOptions | None = None) -> PoolProgram:
     """Wire the reader, compute and writer kernels of the pool-based depthwise conv, in the
     factory's phases: plan, weights, output buffers, CBs, compile-time args, runtime args."""
-    plan = PoolPlan.create(geom, pc)
+    options = options or PoolOptions()
+    plan = PoolPlan.create(geom, pc, options.fused_mul_reduce)
     cores = pc.cores()
     weights = write_weights(device, weight, bias, pc, plan, DataFormat(spec.weights_dtype))
     output = device.allocate_l1_buffer("conv_output", cores, _output_bytes(spec, pc))
@@ -116,8 +165,9 @@ def build_pool_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc: P
 
     program = Program(POOL_OP_CODE)
     table = CBTableBuilder(program, cores, cb_pages or {}, "pool")
-    circular_buffers(table, spec, pc, plan, bias is not None, output, indices, halo_buffer)
+    circular_buffers(table, spec, pc, plan, bias is not None, output, indices, halo_buffer, options.dst_batch)
     compile_args = compile_time_args(table, spec, geom, pc, plan, bias is not None)
+    compile_args["compute"]["options"] = options.kernel_options()
     create_kernels(program, device, spec, pc, halo, indices, weights, plan, compile_args)
     return PoolProgram(program=program, output=output, output_pc=pc, weights_seen=weights.weights_seen,
                        bias_seen=weights.bias_seen, plan=plan)
@@ -127,8 +177,12 @@ def write_weights(device: Device, weight: np.ndarray, bias: np.ndarray | None, p
                   plan: PoolPlan, wfmt: DataFormat) -> DeviceWeights:
     """Weights phase: per-channel weights in the window layout and bias row tiles, rounded to the
     weights format and written to interleaved DRAM."""
-    weight_tiles = round_to_format(depthwise_weight_tiles(weight, pc, plan), wfmt)
-    weights_seen = depthwise_weights_from_tiles(weight_tiles, weight.shape, pc, plan)
+    if plan.fused:
+        weight_tiles = round_to_format(tiled_weight_tiles(weight, pc, plan), wfmt)
+        weights_seen = tiled_weights_seen(weight_tiles, weight.shape, pc, plan)
+    else:
+        weight_tiles = round_to_format(depthwise_weight_tiles(weight, pc, plan), wfmt)
+        weights_seen = depthwise_weights_from_tiles(weight_tiles, weight.shape, pc, plan)
     weight_buffer = write_dram_tiles(device, "depthwise_weights", weight_tiles, wfmt)
     bias_seen, bias_buffer = None, None
     if bias is not None:
@@ -146,14 +200,14 @@ def _output_bytes(spec: ConvSpec, pc: ParallelConfig) -> int:
 
 
 def circular_buffers(table: CBTableBuilder, spec: ConvSpec, pc: ParallelConfig, plan: PoolPlan, has_bias: bool,
-                     output: L1Buffer, indices: L1Buffer, halo_buffer: L1Buffer) -> None:
+                     output: L1Buffer, indices: L1Buffer, halo_buffer: L1Buffer, dst_batch: int = 1) -> None:
     """CB phase: every CB of the branch factory with its size, and the requests the kernels make."""
     cpc = pc.channels_per_core
     wfmt, ofmt = DataFormat(spec.weights_dtype), DataFormat(spec.dtype)
     tile_output = spec.output_layout == "tile"
     make = table.add
     make("in_cb", BF16_TILE, 2 * plan.pages_per_stick, DataFormat.BFLOAT16)
-    make("mul_cb", BF16_TILE, 2 * plan.pages_per_stick, DataFormat.BFLOAT16)
+    make("mul_cb", BF16_TILE, 0 if plan.fused else 2 * plan.pages_per_stick * dst_batch, DataFormat.BFLOAT16)
     make("weight_cb", tile_size_bytes(wfmt), plan.weight_tiles, wfmt)
     if tile_output:
         make("out_cb", tile_size_bytes(ofmt), _output_bytes(spec, pc) // tile_size_bytes(ofmt), ofmt, output)
@@ -172,7 +226,7 @@ def circular_buffers(table: CBTableBuilder, spec: ConvSpec, pc: ParallelConfig, 
             ("reader_pool_2d", "in_cb", plan.pages_per_stick, "cb_reserve_back"),
             ("reader_pool_2d", "weight_cb", plan.weight_tiles, "cb_reserve_back"),
             ("reader_pool_2d", "bias_cb", plan.in_ntiles_c, "cb_reserve_back"),
-            ("compute_pool_2d", "mul_cb", plan.pages_per_stick, "cb_reserve_back"),
+            ("compute_pool_2d", "mul_cb", plan.pages_per_stick * dst_batch, "cb_reserve_back"),
             ("compute_pool_2d", "pre_tilize_cb", TILE, "cb_wait_front"),
             ("compute_pool_2d", "out_cb", plan.in_ntiles_c if tile_output else 1, "cb_reserve_back")):
         table.request(kernel, name, pages, call)
@@ -204,7 +258,7 @@ def compile_time_args(table: CBTableBuilder, spec: ConvSpec, geom: ConvGeometry,
         "weight_cb_id": cb.get("weight_cb", -1), "mul_cb_id": cb.get("mul_cb", -1), "has_bias": has_bias,
         "bias_cb_id": cb.get("bias_cb", -1), "clear_value_cb_id": cb.get("clear_value_cb", -1),
         "in_cb_pages_per_stick": plan.pages_per_stick, "activation": spec.activation,
-        "max_tiles_per_reduction": plan.max_tiles_per_reduction,
+        "max_tiles_per_reduction": plan.max_tiles_per_reduction, "weight_tiles": plan.weight_tiles,
     }
     writer = {"out_cb_id": cb["out_cb"], "pages_per_group": plan.in_ntiles_c if tile_output else 1}
     return {"reader": reader, "compute": compute, "writer": writer}
@@ -264,7 +318,7 @@ def report_tensors(setup: ConvSetup, built: PoolProgram) -> ProgramReport:
 
 def _build(setup: ConvSetup, options: PoolOptions) -> PoolProgram:
     return build_pool_program(setup.device, setup.conv, setup.geom, setup.pc, setup.halo, setup.halo_buffer,
-                              setup.weight, setup.bias, options.cb_pages())
+                              setup.weight, setup.bias, options.cb_pages(), options)
 
 
 def _row0(tile: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ from ttsim.results import TensorDesc
 BUILTIN_PROGRAMS: dict[str, str] = {
     "classic": "ttsim.programs.classic_conv",
     "pool": "ttsim.programs.depthwise_pool",
+    "depthwise": "ttsim.programs.depthwise",
 }
 """Built-in program name -> the module that registers it, in run order (``--program all``)."""
 

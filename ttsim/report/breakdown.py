@@ -2,7 +2,8 @@
 
 Stall reasons (a fixed vocabulary, docs/outputs.md): ``cb_wait_front:<cb>``,
 ``cb_reserve_back:<cb>``, ``noc_read_barrier``, ``noc_write_barrier``, ``semaphore_wait``,
-``unpack_wait_math``, ``math_wait_unpack``, ``math_wait_pack``, ``pack_wait_math``.
+``unpack_wait_math``, ``math_wait_unpack``, ``math_wait_pack``, ``pack_wait_math``,
+``math_wait_sfpu``, ``pack_wait_sfpu``.
 For every (core, RISC): busy + sum of stalls = the RISC's kernel zone.
 """
 
@@ -18,7 +19,7 @@ from ttsim.results import OpResult
 
 STALL_REASON_PREFIXES = ("cb_wait_front:", "cb_reserve_back:")
 STALL_REASONS = ("noc_read_barrier", "noc_write_barrier", "semaphore_wait", "unpack_wait_math",
-                 "math_wait_unpack", "math_wait_pack", "pack_wait_math")
+                 "math_wait_unpack", "math_wait_pack", "pack_wait_math", "math_wait_sfpu", "pack_wait_sfpu")
 
 
 def is_stall_reason(name: str) -> bool:

@@ -1,5 +1,6 @@
 """Comparison of the conv ops of every program on a config: durations, speedup of each program
-against ``classic`` and the classic program's error against measurements.
+against ``classic``, the fraction of its roofline each program reaches (ttsim.programs.roofline),
+and the classic program's error against measurements.
 
 Ops are paired by (config, program name, OP CODE), never by their position in a result list.
 """
@@ -114,7 +115,36 @@ def comparison_record(comparison: Comparison, programs: list[str]) -> dict[str, 
     record["classic_error"] = c.classic_error
     for p in programs:
         record[f"{p}_pcc"] = c.ops[p].pcc if p in c.ops else None
+    record["roofline"] = {p: _roofline_record(c.ops[p]) if p in c.ops else None for p in programs}
     return record
+
+
+def _roofline_record(result: OpResult) -> dict[str, Any] | None:
+    """The op's lower bound on its program's grid and the fraction of it reached."""
+    roof = result.info.get("roofline")
+    if roof is None:
+        return None
+    record = roof.as_dict(result.profile.clock_mhz)
+    record["achieved_fraction"] = roof.achieved(result.profile.device_kernel_duration_cycles)
+    return record
+
+
+def roofline_table(comparisons: list[Comparison]) -> Table:
+    """Per config and program: the lower bound on the program's grid, its binding engine and the
+    fraction of it the simulation reaches (docs/roofline.md)."""
+    table = Table(title="roofline: lower bound \\[ns] on each program's grid, binding engine, "
+                        "% of roofline = bound / duration", title_justify="left")
+    for name in ("config", "program", "roofline \\[ns]", "bound by", "% of roofline"):
+        table.add_column(name, justify="left" if name in ("config", "program", "bound by") else "right",
+                         no_wrap=True)
+    for c in comparisons:
+        for name, result in c.ops.items():
+            roof = result.info.get("roofline")
+            if roof is None:
+                continue
+            table.add_row(c.config, name, f"{result.profile.to_ns(roof.bound_cycles):,.0f}", roof.binding,
+                          f"{roof.achieved(result.profile.device_kernel_duration_cycles):.0%}")
+    return table
 
 
 def comparison_document(comparisons: list[Comparison]) -> dict[str, Any]:

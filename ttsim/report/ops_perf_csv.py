@@ -45,6 +45,9 @@ HEADER_AFTER_TENSORS = [
     "PM REQ I BW", "PM REQ O BW", "PM FPU UTIL (%)", "NOC UTIL (%)", "MULTICAST NOC UTIL (%)",
     "DRAM BW UTIL (%)", "DRAM BW UTIL PER CTRL (%)", "ETH BW UTIL (%)", "NPE CONG IMPACT (%)",
 ]
+ROOFLINE_COLUMNS = ["TTSIM ROOFLINE [ns]", "TTSIM ROOFLINE BOUND", "TTSIM % OF ROOFLINE"]
+"""ttsim's own columns after tt-metal's (where its optional performance-counter columns go):
+the op's lower bound (ttsim.programs.roofline), its binding engine and the achieved fraction."""
 TENSOR_FIELDS = ["W_PAD[LOGICAL]", "Z_PAD[LOGICAL]", "Y_PAD[LOGICAL]", "X_PAD[LOGICAL]", "LAYOUT", "DATATYPE",
                  "MEMORY"]
 FIDELITY_MULTIPLIER = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
@@ -136,7 +139,7 @@ def op_row(result: OpResult, call_count: int) -> dict[str, str]:
     firmware = spec.chip.firmware_overhead_cycles.value
     dm = [z for z in zones if z.risc in (Risc.BRISC, Risc.NCRISC)]
     per_core = list(profile.per_core_duration_cycles().values())
-    row = {name: "" for name in HEADER_BEFORE_TENSORS + HEADER_AFTER_TENSORS}
+    row = {name: "" for name in HEADER_BEFORE_TENSORS + HEADER_AFTER_TENSORS + ROOFLINE_COLUMNS}
     row.update({
         "OP CODE": tt_metal_op_code(result.op_code),
         "OP TYPE": "tt_dnn_device",
@@ -167,6 +170,11 @@ def op_row(result: OpResult, call_count: int) -> dict[str, str]:
         row["DEVICE COMPUTE CB WAIT FRONT [ns]"] = _ns(profile, wait)
         row["DEVICE COMPUTE CB RESERVE BACK [ns]"] = _ns(profile, reserve)
     row.update(performance_model(result, spec))
+    roof = result.info.get("roofline")
+    if roof is not None:
+        row["TTSIM ROOFLINE [ns]"] = _ns(profile, roof.bound_cycles)
+        row["TTSIM ROOFLINE BOUND"] = roof.binding
+        row["TTSIM % OF ROOFLINE"] = f"{100.0 * roof.achieved(profile.device_kernel_duration_cycles):.1f}"
     return row
 
 
@@ -178,7 +186,7 @@ def ops_perf_csv(results: list[OpResult]) -> str:
     n_in = max((len(r.info.get("inputs", [])) for r in results), default=0)
     n_out = max((len(r.info.get("outputs", [])) for r in results), default=0)
     header = (HEADER_BEFORE_TENSORS + _tensor_columns("INPUT", n_in) + _tensor_columns("OUTPUT", n_out)
-              + HEADER_AFTER_TENSORS)
+              + HEADER_AFTER_TENSORS + ROOFLINE_COLUMNS)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -187,7 +195,7 @@ def ops_perf_csv(results: list[OpResult]) -> str:
         cells = [row[name] for name in HEADER_BEFORE_TENSORS]
         cells += _tensor_cells(result.info.get("inputs", []), n_in)
         cells += _tensor_cells(result.info.get("outputs", []), n_out)
-        cells += [row[name] for name in HEADER_AFTER_TENSORS]
+        cells += [row[name] for name in HEADER_AFTER_TENSORS + ROOFLINE_COLUMNS]
         writer.writerow(cells)
     return out.getvalue()
 

@@ -27,7 +27,18 @@ def op_record(result: OpResult) -> dict[str, Any]:
         "core_count": profile.core_count,
         "pcc": result.pcc,
         "timing_only": result.timing_only,
+        "roofline": _roofline_record(result),
     }
+
+
+def _roofline_record(result: OpResult) -> dict[str, Any] | None:
+    """The op's lower bound (ttsim.programs.roofline) and the fraction of it the simulation reaches."""
+    roof = result.info.get("roofline")
+    if roof is None:
+        return None
+    record = roof.as_dict(result.profile.clock_mhz)
+    record["achieved_fraction"] = roof.achieved(result.profile.device_kernel_duration_cycles)
+    return record
 
 
 def report_document(results: list[OpResult]) -> dict[str, Any]:

@@ -33,6 +33,28 @@ def results_table(config_name: str, results: list[OpResult]) -> Table:
     return table
 
 
+def results_roofline_table(results: list[OpResult]) -> Table:
+    """Per device op: its roofline (the lower bound on its grid, docs/roofline.md), the binding
+    engine and the fraction of the bound the simulation reaches; ``-`` for an op without one."""
+    table = Table(title="roofline: lower bound \\[ns], binding engine, % of roofline = bound / duration",
+                  title_justify="left")
+    table.add_column("OP CODE", no_wrap=True)
+    table.add_column("program", no_wrap=True)
+    table.add_column("roofline \\[ns]", justify="right", no_wrap=True)
+    table.add_column("bound by", no_wrap=True)
+    table.add_column("% of roofline", justify="right", no_wrap=True)
+    for result in results:
+        profile = result.profile
+        roof = result.info.get("roofline")
+        table.add_row(
+            result.op_code, result.program,
+            "-" if roof is None else f"{profile.to_ns(roof.bound_cycles):,.0f}",
+            "-" if roof is None else roof.binding,
+            "-" if roof is None else f"{roof.achieved(profile.device_kernel_duration_cycles):.0%}",
+        )
+    return table
+
+
 def risc_table(results: list[OpResult]) -> Table:
     """Per-RISC kernel durations (first start to last end over the cores), in ns; ``-`` for a RISC
     that ran no kernel in the op (the halo op has no compute kernel)."""
@@ -51,6 +73,7 @@ def risc_table(results: list[OpResult]) -> Table:
 def print_results(console: Console, config_name: str, results: list[OpResult]) -> None:
     console.print(results_table(config_name, results))
     console.print(risc_table(results))
+    console.print(results_roofline_table(results))
 
 
 def check_table(rows: list[CheckRow]) -> Table:

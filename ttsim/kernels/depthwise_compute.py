@@ -1,0 +1,130 @@
+"""Compute of the depthwise program: 32 output sticks at a time, every tap multiplied and
+accumulated in DST, bias and activation once per output tile (docs/depthwise.md).
+
+A group's input block for one tap is 32 row-major sticks of C_core channels, i.e. C_core / 32
+pages of 1024 consecutive values. The FPU's element-wise multiply does not care how the 1024
+values of a page are arranged as long as both operands agree, so each page is multiplied with
+a weight page holding the tap's per-channel weights in the same row-major arrangement (host
+prepared), with no tilize: ``mul_tiles`` (ELWMUL at the kernel's fidelity) accumulates
+``DST[i] += window page i * weight page i`` over the taps (ELWMUL is ``Dst += SrcA * SrcB``).
+Per output block the bias page (after the taps' pages in the weight CB) is added in DST
+(``binary_dest_reuse_tiles``), relu / relu6 are the packer's ReLU stage, silu / gelu run on the SFPU (from the math
+thread, or from the pack thread with ``silu_tile_pack``). DST then holds the 32 output sticks
+row-major: a row-major output is packed straight into its shard; a tiled output is packed to
+``rm_cb`` and tilized into the output shard, once per 32 sticks.
+
+DST holds at most one half (8 bf16 tiles) per acquire, so wider channel slices run in chunks
+of 8 pages over the same window block.
+"""
+
+from __future__ import annotations
+
+from ttsim.kernel_api import ComputeContext
+from ttsim.kernel_api.compute_eltwise import ReluType, relu_config
+
+PACKER_RELU = {"relu": relu_config(ReluType.ZERO_RELU),
+               "relu6": relu_config(ReluType.MAX_THRESHOLD_RELU, 6.0)}
+
+
+def compute_depthwise(ctx: ComputeContext):
+    win_cbs = ctx.get_compile_time_arg_val("win_cbs")
+    weight_cb = ctx.get_compile_time_arg_val("weight_cb")
+    out_cb = ctx.get_compile_time_arg_val("out_cb")
+    rm_cb = ctx.get_compile_time_arg_val("rm_cb")
+    taps = ctx.get_compile_time_arg_val("taps")
+    pages = ctx.get_compile_time_arg_val("block_pages")
+    dst_tiles = ctx.get_compile_time_arg_val("dst_tiles")
+    has_bias = ctx.get_compile_time_arg_val("has_bias")
+    activation = ctx.get_compile_time_arg_val("activation")
+    packer_relu = ctx.get_compile_time_arg_val("packer_relu")
+    sfpu_on_pack = ctx.get_compile_time_arg_val("sfpu_on_pack")
+    tile_output = ctx.get_compile_time_arg_val("tile_output")
+    out_is_bf16 = ctx.get_compile_time_arg_val("out_is_bf16")
+    srcb_reuse = ctx.get_compile_time_arg_val("srcb_reuse")
+    num_groups = ctx.get_arg_val("num_groups")
+
+    readers = len(win_cbs)
+    chunk = -(-pages // -(-pages // dst_tiles))  # equal DST chunks: both halves pipeline evenly
+    lag = ctx.get_compile_time_arg_val("tilize_lag")
+    per_group = ctx.get_compile_time_arg_val("reserve_per_group")  # the group's taps held at once
+    pack_cb = rm_cb if tile_output else out_cb
+    taps_in = [len(range(k, taps, readers)) for k in range(readers)]
+    in_packer = packer_relu and activation in PACKER_RELU
+    sfpu = activation if activation != "none" and not in_packer else None
+
+    ctx.compute_kernel_hw_startup(win_cbs[0], weight_cb, pack_cb)
+    if in_packer:
+        ctx.pack_relu_config(PACKER_RELU[activation])
+    if sfpu is not None:
+        if sfpu_on_pack:
+            ctx.sfpu_tile_init_pack(sfpu)
+        else:
+            ctx.sfpu_init(sfpu)
+    ctx.mul_tiles_init(win_cbs[0], weight_cb)
+
+    for group in range(num_groups):
+        for first in range(0, pages, chunk):
+            n = min(chunk, pages - first)
+            ctx.tile_regs_acquire()
+            for tap in range(taps):
+                if group == 0 and first == 0:  # weights arrive tap by tap; never popped
+                    yield from ctx.cb_wait_front(weight_cb, (tap + 1) * pages)
+                cb = win_cbs[tap % readers]
+                if per_group:  # the group's taps stay until its last chunk; pushed tap by tap
+                    base = tap // readers * pages
+                    yield from ctx.cb_wait_front(cb, base + pages)
+                else:
+                    yield from ctx.cb_wait_front(cb, pages)
+                    base = 0
+                for i in range(n):
+                    if srcb_reuse:  # custom LLK: the tap's weights stay in SrcB for the chunk
+                        ctx.mul_tiles_srcb_held(cb, weight_cb, base + first + i, tap * pages + first + i, i,
+                                                reload_srcb=i == 0)
+                    else:
+                        ctx.mul_tiles(cb, weight_cb, base + first + i, tap * pages + first + i, i)
+                if not per_group:
+                    ctx.cb_pop_front(cb, pages)
+            if has_bias:  # DST += bias page: the bias follows the taps in weight_cb
+                if group == 0 and first == 0:
+                    yield from ctx.cb_wait_front(weight_cb, (taps + 1) * pages)
+                ctx.binary_dest_reuse_tiles_init(weight_cb)
+                for i in range(n):
+                    ctx.binary_dest_reuse_tiles(weight_cb, taps * pages + first + i, i, op="add")
+                ctx.mul_tiles_init(win_cbs[0], weight_cb)
+            if sfpu is not None and not sfpu_on_pack:
+                for i in range(n):
+                    ctx.sfpu_tile(sfpu, i)
+            ctx.tile_regs_commit()
+            yield from ctx.cb_reserve_back(pack_cb, n)
+            ctx.tile_regs_wait()
+            for i in range(n):
+                if sfpu is not None and sfpu_on_pack:
+                    ctx.sfpu_tile_pack(sfpu, i)
+                ctx.pack_tile(i, pack_cb)
+            ctx.tile_regs_release()
+            ctx.cb_push_back(pack_cb, n)
+        if per_group:
+            for cb, count in zip(win_cbs, taps_in):
+                ctx.cb_pop_front(cb, count * pages)
+        # tilize group - lag now: its packing (and SFPU) overlapped the later groups' multiplies
+        if tile_output and group >= lag:
+            yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
+    if tile_output:
+        for _ in range(min(lag, num_groups)):
+            yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
+
+
+def _tilize_group(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, out_is_bf16: bool,
+                  win_cb: int, weight_cb: int):
+    """32 row-major output sticks from ``rm_cb`` -> ``pages`` tiles in the output shard, then
+    back to the multiply's configuration."""
+    yield from ctx.cb_wait_front(rm_cb, pages)
+    yield from ctx.cb_reserve_back(out_cb, pages)
+    ctx.tilize_init(rm_cb, pages, out_cb)
+    ctx.fast_tilize_block(rm_cb, pages, out_cb)
+    ctx.cb_push_back(out_cb, pages)
+    ctx.cb_pop_front(rm_cb, pages)
+    ctx.tilize_uninit(rm_cb, out_cb)
+    if not out_is_bf16:
+        ctx.pack_reconfig_data_format(rm_cb)
+    ctx.mul_tiles_init(win_cb, weight_cb)
