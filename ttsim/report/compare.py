@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from rich import box
 from rich.table import Table
 
+from ttsim.report.results import roofline_record
 from ttsim.results import OpResult
 
 SCHEMA_VERSION = 1
@@ -115,18 +116,9 @@ def comparison_record(comparison: Comparison, programs: list[str]) -> dict[str, 
     record["classic_error"] = c.classic_error
     for p in programs:
         record[f"{p}_pcc"] = c.ops[p].pcc if p in c.ops else None
-    record["roofline"] = {p: _roofline_record(c.ops[p]) if p in c.ops else None for p in programs}
+    record["roofline"] = {p: roofline_record(c.ops[p]) if p in c.ops else None for p in programs}
     return record
 
-
-def _roofline_record(result: OpResult) -> dict[str, Any] | None:
-    """The op's lower bound on its program's grid and the fraction of it reached."""
-    roof = result.info.get("roofline")
-    if roof is None:
-        return None
-    record = roof.as_dict(result.profile.clock_mhz)
-    record["achieved_fraction"] = roof.achieved(result.profile.device_kernel_duration_cycles)
-    return record
 
 
 def roofline_table(comparisons: list[Comparison]) -> Table:

@@ -27,11 +27,11 @@ def op_record(result: OpResult) -> dict[str, Any]:
         "core_count": profile.core_count,
         "pcc": result.pcc,
         "timing_only": result.timing_only,
-        "roofline": _roofline_record(result),
+        "roofline": roofline_record(result),
     }
 
 
-def _roofline_record(result: OpResult) -> dict[str, Any] | None:
+def roofline_record(result: OpResult) -> dict[str, Any] | None:
     """The op's lower bound (ttsim.programs.roofline) and the fraction of it the simulation reaches."""
     roof = result.info.get("roofline")
     if roof is None:
