@@ -21,7 +21,7 @@ import ttsim
 REPO = Path(__file__).resolve().parents[1]
 DIGESTS = REPO / "tests" / "data" / "output_sha256.json"
 CONFIG_FILES = sorted((REPO / "configs").glob("*.yaml"))
-PROGRAMS = ("classic", "pool")
+PROGRAMS = ("classic", "pool", "depthwise")
 
 
 def output_sha256(result: ttsim.OpResult) -> str:
