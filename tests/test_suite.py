@@ -19,11 +19,13 @@ import yaml
 
 from tests.conv_cases import BASE_CONV
 from ttsim.errors import ConfigurationError
+from ttsim.programs import registry
 from ttsim.simulate import run
 from ttsim.suite import LayerResult, Outcome, is_suite, load_suite, run_suite, suite_totals
 
 ROOT = Path(__file__).resolve().parents[1]
-PROGRAMS = ("classic", "pool")
+PROGRAMS = registry.names()
+"""Every registered program: what `ttsim run` and `compare` on a suite run."""
 
 # three tiny layers: name -> (count, conv overrides, program overrides)
 LAYERS = {
@@ -143,7 +145,7 @@ def _layer(name: str, count: int, classic: float | None, pool: float | None) -> 
 def test_totals_weigh_layers_by_count_and_skip_incomplete_ones() -> None:
     layers = [_layer("a", 1, 1000.0, 500.0), _layer("b", 3, 200.0, 400.0), _layer("c", 2, 300.0, 100.0),
               _layer("d", 5, 700.0, None)]
-    totals = suite_totals(layers, PROGRAMS)
+    totals = suite_totals(layers, ("classic", "pool"))
     assert (totals.layers, totals.occurrences, totals.complete_layers, totals.complete_occurrences) == (4, 11, 3, 6)
     classic, pool = totals.programs["classic"], totals.programs["pool"]
     assert classic.total_ns == 1000 + 3 * 200 + 2 * 300 == 2200
@@ -292,7 +294,7 @@ def test_roofline_column_appears_only_when_a_program_reports_one() -> None:
         layer = LayerResult("a", 1, None, {"classic": Outcome("a", "classic", "ok", 400.0, roofline_ns=roofline),
                                            "pool": Outcome("a", "pool", "ok", 200.0)})
         console = Console(width=200, record=True)
-        console.print(layer_table("s", "wormhole_b0", [layer], PROGRAMS))
+        console.print(layer_table("s", "wormhole_b0", [layer], ("classic", "pool")))
         return console.export_text()
 
     assert "roofline" not in render(None)

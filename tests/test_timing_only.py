@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 import ttsim
+from ttsim.programs import registry
 from ttsim.cb import CBConfig
 from ttsim.device.core import Risc
 from ttsim.device.device import Device
@@ -129,11 +130,11 @@ def test_run_timing_only_says_so_in_the_table_json_and_csv(small_config: Path, t
     assert "timing only: no numerics, PCC not computed" in text
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["timing_only"] is True
-    assert [op["timing_only"] for op in doc["ops"]] == [True] * 4
+    assert [op["timing_only"] for op in doc["ops"]] == [True] * (2 * len(registry.names()))
     assert all(op["pcc"] is None for op in doc["ops"])
-    rows = [row for program in ("classic", "pool")  # one CSV per program
+    rows = [row for program in registry.names()  # one CSV per program
             for row in csv.DictReader(io.StringIO((tmp_path / f"r_{program}.csv").read_text()))]
-    assert len(rows) == 4 and all("'ttsim_timing_only': 'true'}" in row["ATTRIBUTES"] for row in rows)
+    assert len(rows) == 2 * len(registry.names()) and all("'ttsim_timing_only': 'true'}" in row["ATTRIBUTES"] for row in rows)
     # the same cycles as the run with numerics, whose reports say numerics ran
     full = ttsim_cli("run", small_config, "--json", "f.json", "--csv", "f.csv", cwd=tmp_path)
     assert full.returncode == 0, full.stderr

@@ -33,12 +33,12 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-import ml_dtypes
 import numpy as np
 
 from ttsim.device.core import Risc
 from ttsim.errors import ConfigurationError, KernelAPIError
-from ttsim.formats import FACE_H, FACE_W, TILE_ELEMENTS, untilize
+from ttsim.formats import (FACE_H, FACE_W, TILE_ELEMENTS, bfloat16_bits, bfloat16_dtype, bfloat16_to_float32,
+                           untilize)
 from ttsim.fpu import accumulate, column_sum_partials, elwmul
 from ttsim.numerics import ACTIVATIONS
 
@@ -74,7 +74,7 @@ class ReluType(enum.IntEnum):
 
 def relu_config(mode: ReluType, threshold: float = 0.0) -> int:
     """The ``pack_relu_config`` word: mode in bits 0-3, the bfloat16 threshold in bits 16-31."""
-    bits = int(np.array(threshold, dtype=np.float32).astype(ml_dtypes.bfloat16).view(np.uint16))
+    bits = int(bfloat16_bits(np.array([threshold], dtype=np.float32))[0])
     return int(mode) | (bits << 16)
 
 
@@ -147,7 +147,7 @@ class EltwiseOps:
                 "tile_regs_release(): call ctx.tile_regs_wait() first (on hardware the pack thread "
                 "would run the SFPU on a DST half math is still writing)")
         values = faces.reshape(TILE_ELEMENTS)
-        self.dst[idst] = values.astype(ml_dtypes.bfloat16) if self._dst_bf16 else values
+        self.dst[idst] = values.astype(bfloat16_dtype()) if self._dst_bf16 else values
 
     def _sfpu_cycles(self: ComputeContext, name: str, vector_mode: VectorMode) -> float:
         """The tile's SFPU cost scaled by the faces done (cost flat per vector op, PR #50744)."""
@@ -205,7 +205,7 @@ class EltwiseOps:
                 f"{self.where}: pack_relu_config({config}): mode {config & 0xF} in bits 0-3 is not a "
                 f"ReluType (0 NO_RELU, 1 ZERO_RELU, 2 MIN_THRESHOLD_RELU, 3 MAX_THRESHOLD_RELU)") from None
         bits = np.array((config >> 16) & 0xFFFF, dtype=np.uint16)
-        threshold = float(bits.view(ml_dtypes.bfloat16))
+        threshold = float(bfloat16_to_float32(np.asarray([bits], dtype=np.uint16))[0])
         if mode in (ReluType.MIN_THRESHOLD_RELU, ReluType.MAX_THRESHOLD_RELU) and np.signbit(threshold):
             raise ConfigurationError(
                 f"{self.where}: pack_relu_config threshold {threshold} must be >= +0 "
@@ -253,7 +253,7 @@ class EltwiseOps:
             raise self._dst_index_error(idst)
         current = self._dst_row0[idst] if idst in self._dst_written else np.zeros((2, FACE_W), np.float32)
         row = accumulate(current, partials, self._dst_bf16)
-        self._dst_row0[idst] = row.astype(ml_dtypes.bfloat16) if self._dst_bf16 else row
+        self._dst_row0[idst] = row.astype(bfloat16_dtype()) if self._dst_bf16 else row
         self._dst_written.add(idst)
 
     # -- custom LLK: weights held in SrcB, the row chosen by the SrcB row counter (not in tt-metal) --
