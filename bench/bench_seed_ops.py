@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from child_usage import spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 HALO_OP_CODE = "HaloDeviceOperation"
@@ -30,29 +30,19 @@ def run_one(config: Path, program: str | None, device: str | None) -> dict:
     """Run one config in a subprocess; return wall s, peak MB, exit code, conv durations, stderr."""
     with tempfile.TemporaryDirectory(prefix="ttsim-bench-") as tmp:
         report = Path(tmp) / "report.json"
-        errors = Path(tmp) / "stderr.txt"
         argv = [sys.executable, "-m", "ttsim.cli", "run", str(config), "--json", str(report)]
         if program:
             argv += ["--program", program]
         if device:
             argv += ["--device", device]
-        with open(os.devnull, "wb") as devnull, open(errors, "wb") as err:
-            start = time.perf_counter()
-            pid = os.posix_spawn(argv[0], argv, dict(os.environ),
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, devnull.fileno(), 1),
-                                               (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
-            _, status, usage = os.wait4(pid, 0)
-            wall = time.perf_counter() - start
-        # ru_maxrss is KiB on Linux, bytes on macOS
-        peak_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-        code = os.waitstatus_to_exitcode(status)
+        run = spawn(argv)
+        code = run.exit_code
         conv = {}
         if code == 0 and report.exists():
             for op in json.loads(report.read_text())["ops"]:
                 if op["op_code"] != HALO_OP_CODE:
                     conv[f"{op['program']}:{op['op_code']}"] = op["device_kernel_duration_ns"]
-        return {"wall": wall, "peak_mb": peak_mb, "code": code, "conv": conv,
-                "stderr": errors.read_text(errors="replace").strip()}
+        return {"wall": run.wall_s, "peak_mb": run.peak_mb, "code": code, "conv": conv, "stderr": run.stderr}
 
 
 def main(argv: list[str] | None = None) -> int:

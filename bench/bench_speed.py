@@ -14,7 +14,7 @@ The machine may be shared: every figure is the minimum over ``--runs`` runs, and
 which waiting for a loaded CPU does not inflate, is printed next to wall.
 
 Usage:
-  python bench/bench_speed.py                      # every configs/*.yaml, both programs, both modes
+  python bench/bench_speed.py                      # every configs/*.yaml, every program, both modes
   python bench/bench_speed.py --runs 3 --json bench_speed.json
   python bench/bench_speed.py --modes numerics configs/yolov10_op79.yaml --program classic
   python bench/bench_speed.py --write-digests tests/data/output_sha256.json   # record digests
@@ -29,16 +29,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from child_usage import spawn
+
+from ttsim.programs import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
 DIGESTS = ROOT / "tests" / "data" / "output_sha256.json"
-PROGRAMS = ("classic", "pool")
 MODES = ("numerics", "timing_only")
 
 
@@ -77,21 +78,6 @@ def child(config: str, program: str, mode: str, out: str) -> None:
 
 
 # -- parent ---------------------------------------------------------------------------------------
-def _spawn(argv: list[str]) -> tuple[float, float, float, int, str]:
-    """Run ``argv``; return (wall s, CPU s, peak RSS MB, exit code, stderr)."""
-    with tempfile.TemporaryFile() as err, open(os.devnull, "wb") as devnull:
-        start = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, dict(os.environ),
-                             file_actions=[(os.POSIX_SPAWN_DUP2, devnull.fileno(), 1),
-                                           (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
-        _, status, usage = os.wait4(pid, 0)
-        wall = time.perf_counter() - start
-        err.seek(0)
-        stderr = err.read().decode(errors="replace").strip()
-    peak_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return wall, usage.ru_utime + usage.ru_stime, peak_mb, os.waitstatus_to_exitcode(status), stderr
-
-
 def measure(config: Path, program: str, mode: str, runs: int) -> dict:
     """Min wall / CPU and max RSS over ``runs`` child runs, with the last run's report."""
     walls, cpus, peaks = [], [], []
@@ -101,21 +87,21 @@ def measure(config: Path, program: str, mode: str, runs: int) -> dict:
         for _ in range(runs):
             argv = [sys.executable, str(Path(__file__).resolve()), "--child", str(config), program, mode,
                     str(out)]
-            wall, cpu, peak, code, stderr = _spawn(argv)
-            if code != 0:
-                lines = stderr.splitlines()
-                return {"error": f"exit {code}: {lines[-1] if lines else ''}"}
-            walls.append(wall)
-            cpus.append(cpu)
-            peaks.append(peak)
+            run = spawn(argv)
+            if run.exit_code != 0:
+                lines = run.stderr.splitlines()
+                return {"error": f"exit {run.exit_code}: {lines[-1] if lines else ''}"}
+            walls.append(run.wall_s)
+            cpus.append(run.cpu_s)
+            peaks.append(run.peak_mb)
             report = json.loads(out.read_text())
     return {"wall_s": min(walls), "cpu_s": min(cpus), "peak_mb": max(peaks), **report}
 
 
 def import_seconds(runs: int, statement: str) -> tuple[float, float]:
     """Min (wall, CPU) seconds of a fresh interpreter running ``statement``."""
-    samples = [_spawn([sys.executable, "-c", statement])[:2] for _ in range(runs)]
-    return min(s[0] for s in samples), min(s[1] for s in samples)
+    samples = [spawn([sys.executable, "-c", statement]) for _ in range(runs)]
+    return min(s.wall_s for s in samples), min(s.cpu_s for s in samples)
 
 
 def golden_cycles(config_name: str) -> dict[str, dict[str, int]]:
@@ -130,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("configs", nargs="*", type=Path, help="configs (default: every configs/*.yaml)")
-    parser.add_argument("--program", choices=PROGRAMS, default=None, help="one program (default: both)")
+    parser.add_argument("--program", choices=registry.names(), default=None,
+                        help="one program (default: every registered program)")
     parser.add_argument("--modes", default=",".join(MODES),
                         help="comma-separated: numerics, timing_only (default: both)")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the minimum is kept")
@@ -143,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-import", type=float, default=0.3, help="`import ttsim` wall target, s")
     args = parser.parse_args(argv)
     configs = args.configs or sorted((ROOT / "configs").glob("*.yaml"))
-    programs = (args.program,) if args.program else PROGRAMS
+    programs = (args.program,) if args.program else registry.names()
     modes = [m for m in args.modes.split(",") if m]
     if not configs or any(m not in MODES for m in modes) or args.runs < 1:
         parser.error("need configs, --modes from numerics,timing_only and --runs >= 1")

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_fuzz as fuzz  # noqa: E402  (the strategies and classifiers the suite uses)
-from ttsim.simulate import PROGRAMS  # noqa: E402
+from ttsim.programs import registry  # noqa: E402
 
 
 class Hang(Exception):
@@ -73,7 +73,7 @@ def main() -> None:
     from hypothesis import strategies as st
 
     runs = [(f"conv/{p}", fuzz.small_convs().map(lambda c, p=p: (c, p)), args.convs, fuzz.classify_conv)
-            for p in PROGRAMS]
+            for p in registry.names()]
     runs += [("text", fuzz.config_texts(), args.texts, fuzz.classify_text),
              ("set", st.tuples(fuzz.set_keys, fuzz.set_values), args.sets, fuzz.classify_set)]
     for name, strategy, count, classify in runs:
