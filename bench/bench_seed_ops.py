@@ -22,6 +22,8 @@ from pathlib import Path
 
 from child_usage import spawn
 
+from ttsim.programs import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 HALO_OP_CODE = "HaloDeviceOperation"
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("configs", nargs="*", type=Path,
                         help="configs to time (default: every configs/*.yaml)")
-    parser.add_argument("--program", default=None,
+    parser.add_argument("--program", choices=registry.names(), default=None,
                         help="passed to ttsim run --program (default: the CLI's default)")
     parser.add_argument("--device", default=None, help="passed to ttsim run --device")
     parser.add_argument("--max-wall", type=float, default=5.0, help="wall-time target, s")
