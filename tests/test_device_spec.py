@@ -5,6 +5,7 @@ clear message)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +179,27 @@ def test_a_preset_file_may_not_take_a_bundled_name(tmp_path: Path) -> None:
 
 
 def test_a_missing_preset_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="nope.yaml: file not found"):
+    with pytest.raises(ConfigurationError, match="nope.yaml: preset file not found"):
         load_device(tmp_path / "nope.yaml")
+
+
+def test_a_preset_file_is_read_with_the_config_limits(tmp_path: Path) -> None:
+    """A preset file of one's own goes through the bounded YAML reader: an alias bomb, a FIFO
+    and an oversized file are one-line errors naming the file, never a hang or a blown memory."""
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]
+    bomb.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"bomb.yaml: more than 10,000 values \(aliases expanded\)"):
+        load_device(bomb)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigurationError, match=r"fifo.yaml: not a regular file \(a FIFO\)"):
+        load_device(fifo)
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (1 << 20) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="big.yaml: preset file .* exceeds the limit"):
+        load_device(big)
 
 
 def test_load_device_returns_the_cached_spec() -> None:

@@ -21,7 +21,8 @@ from click.testing import CliRunner
 
 import ttsim
 from ttsim.cli import main
-from ttsim.config import MAX_INT, MAX_YAML_DEPTH, MAX_YAML_NODES, load_config
+from ttsim.bounded_yaml import MAX_YAML_DEPTH, MAX_YAML_NODES
+from ttsim.config import MAX_INT, load_config
 from ttsim.errors import ConfigurationError, TtsimError
 
 ROOT = Path(__file__).resolve().parents[1]

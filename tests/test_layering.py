@@ -14,7 +14,7 @@ PACKAGE = Path(ttsim.__file__).parent
 
 ALLOWED = {
     # device/ knows nothing above itself: cores, L1, NoC, DRAM, profiler, presets.
-    "device": ("ttsim.device", "ttsim.errors", "ttsim.formats"),
+    "device": ("ttsim.device", "ttsim.errors", "ttsim.formats", "ttsim.bounded_yaml"),
     # kernels know only the kernel API (and the kernels they share helpers with).
     "kernels": ("ttsim.kernel_api", "ttsim.kernels"),
 }
@@ -22,6 +22,7 @@ ALLOWED = {
 
 STACK = (
     ("ttsim.errors", "ttsim.version"),
+    ("ttsim.bounded_yaml",),
     ("ttsim.formats", "ttsim.config", "ttsim.output_paths"),
     ("ttsim.numerics", "ttsim.fpu"),
     ("ttsim.device",),

@@ -13,30 +13,21 @@ import copy
 import difflib
 import os
 import reprlib
-import stat
-from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from ttsim.bounded_yaml import (MAX_YAML_DEPTH, check_bounded, load_yaml, parse_config_text, read_config_text,
+                                short_text)
 from ttsim.errors import ConfigurationError
 
 MAX_INT = 2**32 - 1
 """Largest integer a config field takes: tt-metal's tensor shapes and runtime args are uint32_t
 (tt_metal/api/tt-metalium/shape.hpp). What a device can hold is checked once its preset is
 loaded (:mod:`ttsim.limits`); this bound keeps the arithmetic before that check small."""
-MAX_CONFIG_BYTES = 1 << 20
-"""Largest config file read (bytes); the seed configs are under 1 KiB."""
 MAX_SET_BYTES = 1 << 16
 """Largest ``--set KEY=VALUE`` text (bytes)."""
-MAX_YAML_DEPTH = 32
-"""Deepest nesting of YAML collections (and of dotted ``--set`` keys); a config nests 4 deep."""
-MAX_YAML_NODES = 10_000
-"""Most values (scalars and collections) in a config with every alias expanded."""
-MAX_INT_DIGITS = 100
-"""Longest integer literal the YAML loader converts (characters)."""
 MAX_NAME = 200
 """Longest op name or device name (characters)."""
 MAX_ERROR_LINES = 10
@@ -211,12 +202,12 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any], overrides: list
     name (or ``label``, by default ``<dict>``, for a mapping); no yaml or pydantic exception escapes.
     """
     if isinstance(source, dict):
-        label = _short_text(label, 200) if isinstance(label, str) else "<dict>"
+        label = short_text(label, 200) if isinstance(label, str) else "<dict>"
         check_bounded(source, label)
         data = copy.deepcopy(source)
     elif isinstance(source, (str, os.PathLike)) and isinstance(os.fspath(source), str):
         path = os.fspath(source)
-        label = _short_text(path, 200)
+        label = short_text(path, 200)
         data = parse_config_text(read_config_text(path, label), label)
     else:
         raise ConfigurationError(
@@ -248,11 +239,11 @@ def _apply_override(data: dict[str, Any], override: str, label: str) -> None:
     parts = key.strip().split(".")
     if not sep or not all(parts):
         raise ConfigurationError(f"{label}: --set {_short_repr(override)}: expected KEY=VALUE with a dotted KEY")
-    key = _short_text(key, 80)
+    key = short_text(key, 80)
     if len(parts) > MAX_YAML_DEPTH:
         raise ConfigurationError(f"{label}: --set {key}: more than {MAX_YAML_DEPTH} dotted parts")
     _check_key(parts, label)
-    value = _load_yaml(text, f"{label}: --set {key}") if text.strip() else None
+    value = load_yaml(text, f"{label}: --set {key}") if text.strip() else None
     node = data
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -315,123 +306,8 @@ def _unknown_key(parts: list[str]) -> str:
     return f"{message} (known keys{where}: {', '.join(fields)})"
 
 
-def read_config_text(path: str, label: str) -> str:
-    """The text of a config file: a regular file of at most MAX_CONFIG_BYTES, UTF-8.
-
-    The file is checked with ``os.stat`` before it is opened (a FIFO or a device never blocks
-    the loader) and opened with O_NONBLOCK in case it was swapped since; only MAX_CONFIG_BYTES
-    + 1 bytes are ever read.
-    """
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigurationError(f"{label}: not a regular file ({_file_kind(info.st_mode)})")
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigurationError(
-                f"{label}: config file of {info.st_size:,} B exceeds the limit of {MAX_CONFIG_BYTES:,} B")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ConfigurationError(f"{label}: not a regular file")
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigurationError(f"{label}: config file not found") from None
-    except OSError as exc:
-        raise ConfigurationError(f"{label}: cannot read config file: {exc.strerror or exc}") from None
-    except ValueError as exc:  # e.g. an embedded NUL byte in the path
-        raise ConfigurationError(f"{label}: cannot read config file: {exc}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigurationError(f"{label}: config file exceeds the limit of {MAX_CONFIG_BYTES:,} B")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"{label}: cannot read config file: not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def parse_config_text(text: str, label: str) -> Any:
-    """Parse config YAML with bounded depth, integer length and (alias-expanded) size."""
-    data = _load_yaml(text, label)
-    check_bounded(data, label)
-    return data
-
-
-def _file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    return next((name for test, name in kinds if test(mode)), "a special file")
-
-
-class _YamlLimitError(yaml.MarkedYAMLError):
-    """A YAML document beyond one of the loader's limits (not a syntax error)."""
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader with a nesting-depth limit and an integer-length limit.
-
-    The composer recurses once per nesting level, so the depth is checked there, before Python's
-    recursion limit; integers longer than MAX_INT_DIGITS are refused before ``int()`` sees them.
-    Aliases stay allowed: their expanded size is bounded by :func:`check_bounded`.
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH:
-                raise _YamlLimitError(
-                    None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        if len(node.value) > MAX_INT_DIGITS:
-            raise _YamlLimitError(
-                None, None, f"integer of {len(node.value):,} characters exceeds the limit of {MAX_INT_DIGITS}",
-                node.start_mark)
-        return super().construct_yaml_int(node)
-
-
-_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
-
-
-def _load_yaml(text: str, label: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{label}: {_describe_yaml_error(exc)}") from None
-    except (ValueError, RecursionError) as exc:  # PyYAML's own conversions (e.g. a huge float/timestamp)
-        raise ConfigurationError(f"{label}: YAML value error: {_short_text(str(exc), 120)}") from None
-
-
-def check_bounded(data: Any, label: str) -> None:
-    """Refuse raw config data nested deeper than MAX_YAML_DEPTH or with more than MAX_YAML_NODES
-    values once aliases are expanded; iterative and stops at the limit, so it is cheap on bombs."""
-    stack, nodes = [(data, 1)], 1
-    while stack:
-        value, depth = stack.pop()
-        if not isinstance(value, (dict, list, tuple)):
-            continue
-        if depth > MAX_YAML_DEPTH:
-            raise ConfigurationError(f"{label}: nested deeper than {MAX_YAML_DEPTH} levels")
-        nodes += len(value) * (1 + isinstance(value, dict))  # counted before they are listed
-        if nodes > MAX_YAML_NODES:
-            raise ConfigurationError(
-                f"{label}: more than {MAX_YAML_NODES:,} values (aliases expanded); a config needs a few dozen")
-        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-        stack.extend((item, depth + 1) for item in items)
-
-
-def _describe_yaml_error(exc: yaml.YAMLError) -> str:
-    """One line for a YAML error: 'line L, column C: YAML syntax error: problem'."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    kind = "YAML limit" if isinstance(exc, _YamlLimitError) else "YAML syntax error"
-    return f"{where}{kind}: {problem}"
 
 
 def _describe(err: Any) -> str:
@@ -462,7 +338,7 @@ def _dotted(loc: list[Any]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            part = _short_text(str(part), 60)
+            part = short_text(str(part), 60)
             out += f".{part}" if out else part
     return out or "<top level>"
 
@@ -486,10 +362,4 @@ def _short_repr(value: Any, limit: int = 60) -> str:
     """A repr() of a bad value built from a bounded representation (never the whole value) and
     cut to ``limit`` characters, so that an error stays one readable line."""
     text = _BoundedRepr(limit).repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _short_text(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, unprintable characters as '?' (labels, keys)."""
-    text = "".join(ch if ch.isprintable() else "?" for ch in text[: limit + 1])
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from ttsim.bounded_yaml import parse_config_text, read_config_text, short_text
 from ttsim.errors import ConfigurationError
 
 T = TypeVar("T")
@@ -286,10 +287,7 @@ def preset_text(name: str | os.PathLike[str]) -> str:
     results are keyed by)."""
     text_name = os.fspath(name)
     if text_name.endswith((".yaml", ".yml")):
-        try:
-            return Path(text_name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"device preset file {text_name[:200]}: cannot read it: {exc}") from None
+        return read_config_text(text_name, f"device preset {short_text(text_name, 200)}", kind="preset file")
     names = available_devices()
     if text_name not in names:
         raise ConfigurationError(f"unknown device {text_name[:60]!r}; available: {', '.join(names)} "
@@ -337,14 +335,8 @@ def register_device(spec: DeviceSpec) -> None:
 
 
 def _load_preset_file(path: Path) -> DeviceSpec:
-    label = f"device preset {path}"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigurationError(f"{label}: file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"{label}: cannot read it: {' '.join(str(exc).split())}") from None
-    spec = _validate(data, label)
+    label = f"device preset {short_text(str(path), 200)}"
+    spec = _validate(parse_config_text(read_config_text(str(path), label, kind="preset file"), label), label)
     if spec.name in available_devices():
         raise ConfigurationError(f"{label}: name {spec.name!r} is a bundled preset's; give yours its own name")
     known = _CACHE.get(spec.name)
