@@ -37,9 +37,9 @@ import numpy as np
 
 from ttsim.device.core import Risc
 from ttsim.errors import ConfigurationError, KernelAPIError
-from ttsim.formats import (FACE_H, FACE_W, TILE_ELEMENTS, bfloat16_bits, bfloat16_dtype, bfloat16_to_float32,
-                           untilize)
-from ttsim.fpu import accumulate, column_sum_partials, elwmul
+from ttsim.formats import (FACE_H, FACE_W, TILE_ELEMENTS, DataFormat, bfloat16_bits, bfloat16_dtype,
+                           bfloat16_to_float32, decode_row_major, pack_tile, tilize, untilize)
+from ttsim.fpu import accumulate, column_sum_partials, elwmul, round_dst
 from ttsim.numerics import ACTIVATIONS
 
 if TYPE_CHECKING:
@@ -93,6 +93,8 @@ class EltwiseOps:
     _relu_mode: ReluType = ReluType.NO_RELU
     _relu_threshold: float = 0.0
     _sfpu_free: float = 0.0
+    _srcb_held: np.ndarray | None = None
+    """SrcB rows ([64, 16] values) the custom LLK ``mul_tiles_srcb_held`` loaded last."""
     """Cycle at which the (single) SFPU finishes the work issued so far by math or pack."""
 
     # -- binary ops accumulating into DST --------------------------------------------------------
@@ -264,17 +266,19 @@ class EltwiseOps:
 
     # -- custom LLK: weights held in SrcB, the row chosen by the SrcB row counter (not in tt-metal) --
     def mul_tiles_srcb_held(self: ComputeContext, icb0: int, icb1: int, itile0: int, itile1: int,
-                            idst: int, reload_srcb: bool) -> None:
+                            idst: int, reload_srcb: bool, srcb_row_start: int = 0,
+                            srcb_period_rows: int = 64) -> None:
         """CUSTOM LLK (no tt-metal equivalent): DST[idst] += A * B like ``mul_tiles`` after
-        ``mul_tiles_init``, but B is unpacked into SrcB only when
+        ``mul_tiles_init``, where B is tile ``itile1`` of ``icb1`` unpacked into SrcB only when
         ``reload_srcb``; otherwise the SrcB rows already held are reused and only A is unpacked.
 
-        For the depthwise program's row-major window pages: a tap's weight page ``p`` is the
-        tap's per-channel weights repeated with a period of C_core / 16 face rows, so one SrcB
-        bank (64 rows of 16) holding the pattern from channel 0 serves every page of the tap if
-        each 8x16 ELWMUL block starts its SrcB row counter at its own phase of the period
+        For the depthwise program's row-major window pages: a tap's weights repeat with a period
+        of ``srcb_period_rows`` = C_core / 16 face rows, so one SrcB bank (64 rows of 16) holding
+        the tap's first page serves every page of the block: row r of page p is held row
+        ``(srcb_row_start + r) mod srcb_period_rows`` with ``srcb_row_start = 64 p mod period``,
+        i.e. each 8x16 ELWMUL block starts its SrcB row counter at its own phase of the period
         (ELWMUL reads SrcB rows from the RWC, ELWMUL.md): one SETRWC per block, charged as
-        ``compute.srcb_row_select_cycles_per_tile``. The host checks C_core / 16 + 8 <= 64 (C_core <= 896)."""
+        ``compute.srcb_row_select_cycles_per_tile``. The host checks period + 8 <= 64 (C_core <= 896)."""
         cb0, cb1 = self.cb(icb0), self.cb(icb1)
         if reload_srcb:
             cost = self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True)
@@ -285,4 +289,48 @@ class EltwiseOps:
         if not self.numerics:  # --timing-only: only the DST checks
             self._set_dst(idst, None)
             return
-        self._mul_into_dst(idst, self._read_tile(cb0, itile0), self._read_tile(cb1, itile1))
+        if reload_srcb:
+            self._srcb_held = self._read_tile(cb1, itile1).reshape(-1, FACE_W)
+        rows = (srcb_row_start + np.arange(TILE_ELEMENTS // FACE_W)) % srcb_period_rows
+        self._mul_into_dst(idst, self._read_tile(cb0, itile0), self._srcb_held[rows].reshape(TILE_ELEMENTS))
+
+    # -- custom composition: tilize with a tile added (standard LLKs, not one tt-metal compute call) --
+    def tilize_add_block(self: ComputeContext, icb: int, icb_b: int, block: int, itile_b: int, ocb: int) -> None:
+        """CUSTOM (standard LLKs in a combination tt-metal's compute API has no call for): tilize 32
+        row-major rows of ``block`` tiles from ``icb``'s front, add tile ``itile_b + i`` of ``icb_b``
+        to tile i and pack into ``ocb``'s back: UNPACK ``llk_unpack_tilizeA_B`` (A tilized into
+        SrcA, the B tile into SrcB; tenstorrent/tt-llk ``llk_unpack_tilize.h``), MATH ``ELWADD``
+        (DST = SrcA + SrcB, ``llk_math_eltwise_binary``) instead of the datacopy of ``tilize_block``,
+        PACK through the ReLU stage. The depthwise program adds its bias here (row-broadcast bias
+        tiles) instead of a separate DST pass.
+
+        Cost per tile: the tilize unpack (``unpack_tilize_tile_cycles``) plus the B tile as one
+        more unpacked tile (overhead and bytes at the unpacker rate: the two unpacks are not
+        assumed to overlap), ELWADD (``eltwise_add_tile_cycles``), the tilize pack."""
+        cb, cb_b, out_cb = self.cb(icb), self.cb(icb_b), self.cb(ocb)
+        c = self._c
+        if self.numerics:
+            elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+            width = block * 32
+            address = cb.front_page_address(0)
+            raw = self._l1[address : address + 32 * width * elem]
+            tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
+            bias = np.stack([self._read_tile(cb_b, itile_b + i) for i in range(block)])
+            tiles = self._relu_stage(round_dst(tiles + bias, self._dst_bf16).astype(np.float32))
+            packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)
+        for i in range(block):
+            ready = self._unpack(c.unpack_tilize_tile_cycles.value + self._unpack_cost(cb_b.tile_bytes))
+            self._math(ready, c.eltwise_add_tile_cycles.value)
+            if self._math_t > self._pack_t:
+                self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._math_t)
+                self._pack_t = self._math_t
+            self._pack(c.pack_tilize_tile_cycles.value)
+            position = self._pack_position.get(ocb, 0)
+            self._pack_position[ocb] = position + 1
+            if not self.numerics:
+                continue
+            address = out_cb.back_page_address(position)
+            if out_cb.is_bf16:
+                self._write_values(address, tiles[i], out_cb, pack_tile)
+            else:
+                self._l1[address : address + packed[i].size] = packed[i]
