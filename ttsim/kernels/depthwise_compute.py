@@ -53,7 +53,7 @@ def compute_depthwise(ctx: ComputeContext):
     readers = len(win_cbs)
     chunk = -(-pages // -(-pages // dst_tiles))  # equal DST chunks: both halves pipeline evenly
     pack_cb = rm_cb if tile_output else out_cb
-    taps_in = [len(range(k, taps, readers)) for k in range(readers)]
+    slots = -(-taps // readers)  # window CB slots per reader and group
     bias_tile = taps * tap_tiles  # the bias pages follow the taps in weight_cb
     in_packer = packer_relu and activation in PACKER_RELU
     sfpu = activation if activation != "none" and not in_packer else None
@@ -80,9 +80,11 @@ def compute_depthwise(ctx: ComputeContext):
             for tap in range(taps):
                 if group == 0 and first == 0:  # weights arrive tap by tap; never popped
                     yield from ctx.cb_wait_front(weight_cb, (tap + 1) * tap_tiles)
-                cb, k = win_cbs[tap % readers], tap // readers
+                r, k = (tap + group) % readers, tap // readers  # the readers alternate the odd tap out
+                cb = win_cbs[r]
                 if first == 0 and k % wait_taps == 0:  # the group's taps stay until its last chunk
-                    yield from ctx.cb_wait_front(cb, min(k + wait_taps, taps_in[tap % readers]) * pages)
+                    mine = len(range((r - group) % readers, taps, readers))  # (the last wait: every slot)
+                    yield from ctx.cb_wait_front(cb, (k + wait_taps if k + wait_taps < mine else slots) * pages)
                 base = k * pages
                 for i in range(n):
                     if srcb_reuse:  # custom LLK: the tap's weights stay in SrcB for the chunk
@@ -110,8 +112,8 @@ def compute_depthwise(ctx: ComputeContext):
                 ctx.pack_tile(i, pack_cb)
             ctx.tile_regs_release()
             ctx.cb_push_back(pack_cb, n)
-        for cb, count in zip(win_cbs, taps_in):
-            ctx.cb_pop_front(cb, count * pages)
+        for cb in win_cbs:
+            ctx.cb_pop_front(cb, slots * pages)
         # tilize the groups packed `lag` groups ago, `tilize_groups` at a time: their packing (and
         # SFPU) overlapped the later groups' multiplies, and one init serves them all
         if tile_output and group + 1 - lag - tilized >= tilize_groups:

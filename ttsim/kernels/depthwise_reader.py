@@ -2,7 +2,8 @@
 of input sticks per kernel tap into the window CB (docs/depthwise.md).
 
 Runs on BRISC / NoC0 and, with the split reader, a second copy on NCRISC / NoC1; each copy
-gathers every other tap into its own window CB. The host gives each group's output sticks as
+gathers every other tap into its own window CB (with an odd tap count the copies take the extra
+tap in turn, group by group, so that both NoCs move the same bytes). The host gives each group's output sticks as
 segments of consecutive window top-lefts (the sliding-window reader config of tt-metal,
 ``[start, end)`` runs stepping by one stick): a segment is one local NoC read of ``length``
 sticks, shifted by the tap's offset in the halo buffer. A reader reserves a whole group's taps
@@ -94,27 +95,34 @@ def reader_depthwise(ctx: DataflowContext):
     if weights is not None:
         yield from weights.start()
     raw_in = ctx.get_read_ptr(raw_in_cb)
+    slots = -(-len(tap_offsets) // readers)  # taps per reader and group, rounded up
     for g, segments in enumerate(groups):
-        yield from ctx.cb_reserve_back(win_cb, block_pages * len(tap_offsets))  # the group's taps
+        # the readers alternate the odd tap out group by group, so both gather as many taps
+        mine = [t for t in range(len(tap_offsets)) if (t + g) % readers == reader]
+        yield from ctx.cb_reserve_back(win_cb, block_pages * slots)  # the group's taps
         base = ctx.get_write_ptr(win_cb)
-        for k, offset in enumerate(tap_offsets):
+        for k, tap in enumerate(mine):
             if weights is not None and g == 0 and weights.is_sender:  # send each tap before gathering it
-                yield from weights.load_through(k * readers + reader)
+                yield from weights.load_through(tap)
             if one_packet and g == 0:
                 ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(raw_in), stick_bytes)
             block = base + k * block_pages * page_bytes
             for row, top_left, length in segments:
-                src = raw_in + (top_left + offset) * stick_bytes
+                src = raw_in + (top_left + tap_offsets[tap]) * stick_bytes
                 dst = block + row * stick_bytes
                 if length == 1 and one_packet:
                     ctx.noc_async_read_one_packet_with_state(src, dst)
                 else:
                     ctx.noc_async_read(ctx.get_noc_addr(src), dst, length * stick_bytes)
-            if (k + 1) % wait_taps == 0 or k + 1 == len(tap_offsets):  # the taps compute waits for at once
+            last = k + 1 == len(mine)
+            if (k + 1) % wait_taps == 0 or last:  # the taps compute waits for at once
                 ctx.noc_async_read_barrier()
-                ctx.cb_push_back(win_cb, block_pages * ((k % wait_taps) + 1))
+                # (the last push also hands over the group's unused slot, if any)
+                ctx.cb_push_back(win_cb, block_pages * ((k % wait_taps) + 1 + (slots - len(mine) if last else 0)))
             if weights is not None and g == 0:  # receivers: the weights up to this tap, after it
-                yield from weights.load_through(k * readers + reader)
+                yield from weights.load_through(tap)
+        if not mine:
+            ctx.cb_push_back(win_cb, block_pages * slots)
         if weights is not None and g == 0:  # the bias after the first group's taps
             yield from weights.load_through(weights.taps - 1)
     if weights is not None:  # the rest (the bias, or every tap on a core without outputs)

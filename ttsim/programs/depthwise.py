@@ -174,7 +174,8 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
 
     program = Program(DEPTHWISE_OP_CODE)
     table = CBTableBuilder(program, cores, cb_pages or {}, "depthwise")
-    taps_in = [len(range(k, taps, readers)) for k in range(readers)]
+    slots = -(-taps // readers)  # taps per reader and group (the readers alternate an odd one out)
+    taps_in = [slots] * readers
     win_names = [f"win_cb{k}" for k in range(readers)]
     for name, count in zip(win_names, taps_in):
         table.add(name, BF16_PAGE, 2 * pages * count, DataFormat.BFLOAT16)  # two groups of taps
@@ -212,7 +213,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         for j in range(pc.num_cores_c):
             xy = pc.core_xy(i, j)
             for k in range(readers):
-                args = {"tap_offsets": offsets[k::readers], "groups": segments, "loads_weights": k == 0,
+                args = {"tap_offsets": offsets, "groups": segments, "loads_weights": k == 0,
                         "reader_index": k, "num_readers": readers}
                 if k == 0:
                     args.update({"weight_accessor": weights, "weight_page": j,
