@@ -295,42 +295,52 @@ class EltwiseOps:
         self._mul_into_dst(idst, self._read_tile(cb0, itile0), self._srcb_held[rows].reshape(TILE_ELEMENTS))
 
     # -- custom composition: tilize with a tile added (standard LLKs, not one tt-metal compute call) --
-    def tilize_add_block(self: ComputeContext, icb: int, icb_b: int, block: int, itile_b: int, ocb: int) -> None:
-        """CUSTOM (standard LLKs in a combination tt-metal's compute API has no call for): tilize 32
-        row-major rows of ``block`` tiles from ``icb``'s front, add tile ``itile_b + i`` of ``icb_b``
-        to tile i and pack into ``ocb``'s back: UNPACK ``llk_unpack_tilizeA_B`` (A tilized into
-        SrcA, the B tile into SrcB; tenstorrent/tt-llk ``llk_unpack_tilize.h``), MATH ``ELWADD``
-        (DST = SrcA + SrcB, ``llk_math_eltwise_binary``) instead of the datacopy of ``tilize_block``,
-        PACK through the ReLU stage. The depthwise program adds its bias here (row-broadcast bias
-        tiles) instead of a separate DST pass.
+    def tilize_add_block(self: ComputeContext, icb: int, icb_b: int, block: int, itile_b: int, ocb: int,
+                         nblocks: int = 1) -> None:
+        """CUSTOM (standard LLKs in a combination tt-metal's compute API has no call for): tilize
+        ``nblocks`` consecutive blocks of 32 row-major rows of ``block`` tiles from ``icb``'s front,
+        add tile ``itile_b + t`` of ``icb_b`` to tile t of every block and pack tile t of block k
+        into slot ``k * block + t`` at ``ocb``'s back.
 
-        Cost per tile: the tilize unpack (``unpack_tilize_tile_cycles``) plus the B tile as one
-        more unpacked tile (overhead and bytes at the unpacker rate: the two unpacks are not
-        assumed to overlap), ELWADD (``eltwise_add_tile_cycles``), the tilize pack."""
+        UNPACK per tile ``llk_unpack_tilizeA_B`` (A tilized into SrcA, tile t of block k addressed
+        as tile ``32 * block * k + t`` of the rows; the B tile into SrcB with ``reload_srcB`` only
+        for the first block: tile column by tile column, every block adds the same bias tile;
+        tenstorrent/tt-metal ``tt_metal/hw/ckernels/wormhole_b0/metal/llk_api/llk_unpack_tilize_api.h``),
+        MATH ``ELWADD`` (DST = SrcA + SrcB, ``llk_math_eltwise_binary``) instead of the datacopy of
+        ``tilize_block``, PACK through the ReLU stage into the tile's slot (``pack_tile<true>``).
+        The depthwise program adds its bias here (row-broadcast bias tiles) instead of a DST pass.
+
+        Cost per tile: the tilize unpack (``unpack_tilize_tile_cycles``), plus for a reloaded B
+        tile one more unpacked tile (overhead and bytes at the unpacker rate: the two unpacks
+        are not assumed to overlap), ELWADD (``eltwise_add_tile_cycles``), the tilize pack."""
         cb, cb_b, out_cb = self.cb(icb), self.cb(icb_b), self.cb(ocb)
         c = self._c
         if self.numerics:
             elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
             width = block * 32
             address = cb.front_page_address(0)
-            raw = self._l1[address : address + 32 * width * elem]
-            tiles = tilize(decode_row_major(raw, cb.data_format).reshape(32, width))
-            bias = np.stack([self._read_tile(cb_b, itile_b + i) for i in range(block)])
-            tiles = self._relu_stage(round_dst(tiles + bias, self._dst_bf16).astype(np.float32))
+            raw = self._l1[address : address + nblocks * 32 * width * elem]
+            rows = decode_row_major(raw, cb.data_format).reshape(nblocks, 32, width)
+            bias = np.stack([self._read_tile(cb_b, itile_b + t) for t in range(block)])
+            tiles = np.stack([tilize(rows[k]) for k in range(nblocks)]) + bias  # [nblocks, block, 1024]
+            tiles = self._relu_stage(round_dst(tiles, self._dst_bf16).astype(np.float32)).reshape(-1, TILE_ELEMENTS)
             packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)
-        for i in range(block):
-            ready = self._unpack(c.unpack_tilize_tile_cycles.value + self._unpack_cost(cb_b.tile_bytes))
-            self._math(ready, c.eltwise_add_tile_cycles.value)
-            if self._math_t > self._pack_t:
-                self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._math_t)
-                self._pack_t = self._math_t
-            self._pack(c.pack_tilize_tile_cycles.value)
-            position = self._pack_position.get(ocb, 0)
-            self._pack_position[ocb] = position + 1
-            if not self.numerics:
-                continue
-            address = out_cb.back_page_address(position)
-            if out_cb.is_bf16:
-                self._write_values(address, tiles[i], out_cb, pack_tile)
-            else:
-                self._l1[address : address + packed[i].size] = packed[i]
+        base = self._pack_position.get(ocb, 0)
+        for t in range(block):
+            for k in range(nblocks):
+                cost = c.unpack_tilize_tile_cycles.value + (self._unpack_cost(cb_b.tile_bytes) if k == 0 else 0)
+                ready = self._unpack(cost)
+                self._math(ready, c.eltwise_add_tile_cycles.value)
+                if self._math_t > self._pack_t:
+                    self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._math_t)
+                    self._pack_t = self._math_t
+                self._pack(c.pack_tilize_tile_cycles.value)
+                if not self.numerics:
+                    continue
+                slot = k * block + t
+                address = out_cb.back_page_address(base + slot)
+                if out_cb.is_bf16:
+                    self._write_values(address, tiles[slot], out_cb, pack_tile)
+                else:
+                    self._l1[address : address + packed[slot].size] = packed[slot]
+        self._pack_position[ocb] = base + nblocks * block

@@ -117,35 +117,45 @@ def compute_depthwise(ctx: ComputeContext):
         # tilize the groups packed `lag` groups ago, `tilize_groups` at a time: their packing (and
         # SFPU) overlapped the later groups' multiplies, and one init serves them all
         if tile_output and group + 1 - lag - tilized >= tilize_groups:
-            yield from _tilize_groups(ctx, rm_cb, out_cb, pages, tilize_groups, out_is_bf16, win_cbs[0], weight_cb,
+            yield from _tilize_groups(ctx, rm_cb, out_cb, pages, tilize_groups, weight_cb,
                                       bias_tile if bias_in_tilize else None, relu)
+            _back_to_multiply(ctx, out_is_bf16, rm_cb, out_cb, win_cbs[0], weight_cb)
             tilized += tilize_groups
-    if tile_output and num_groups > tilized:
-        yield from _tilize_groups(ctx, rm_cb, out_cb, pages, num_groups - tilized, out_is_bf16, win_cbs[0],
-                                  weight_cb, bias_tile if bias_in_tilize else None, relu)
+    if tile_output and num_groups > tilized:  # the last batch: nothing to reconfigure back for
+        yield from _tilize_groups(ctx, rm_cb, out_cb, pages, num_groups - tilized, weight_cb,
+                                  bias_tile if bias_in_tilize else None, relu)
 
 
-def _tilize_groups(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, count: int, out_is_bf16: bool,
-                   win_cb: int, weight_cb: int, bias_tile: int | None, relu: int | None):
+def _tilize_groups(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, count: int, weight_cb: int,
+                   bias_tile: int | None, relu: int | None):
     """``count`` groups of 32 row-major output sticks from ``rm_cb`` -> ``pages`` tiles each in the
     output shard, under one tilize configuration (as tt-metal's tilize kernels loop
-    ``tilize_block`` after one ``tilize_init``), then back to the multiply's configuration.
-    With ``bias_tile`` the bias tiles (from that index of ``weight_cb``) are added on the way and
-    the packer's ReLU (``relu``) clamps the biased outputs."""
+    ``tilize_block`` after one ``tilize_init``). With ``bias_tile`` the bias tiles (tiles
+    ``bias_tile`` .. of ``weight_cb``) are added on the way and the packer's ReLU (``relu``)
+    clamps the biased outputs."""
     ctx.tilize_init(rm_cb, pages, out_cb)
-    if bias_tile is not None and relu is not None:
-        ctx.pack_relu_config(relu)
-    for _ in range(count):
-        yield from ctx.cb_wait_front(rm_cb, pages)
-        yield from ctx.cb_reserve_back(out_cb, pages)
-        if bias_tile is None:
+    if bias_tile is None:
+        for _ in range(count):
+            yield from ctx.cb_wait_front(rm_cb, pages)
+            yield from ctx.cb_reserve_back(out_cb, pages)
             ctx.fast_tilize_block(rm_cb, pages, out_cb)
-        else:
-            ctx.tilize_add_block(rm_cb, weight_cb, pages, bias_tile, out_cb)
-        ctx.cb_push_back(out_cb, pages)
-        ctx.cb_pop_front(rm_cb, pages)
+            ctx.cb_push_back(out_cb, pages)
+            ctx.cb_pop_front(rm_cb, pages)
+    else:  # tile column by tile column over the groups: one bias tile unpack serves them all
+        if relu is not None:
+            ctx.pack_relu_config(relu)
+        yield from ctx.cb_wait_front(rm_cb, count * pages)
+        yield from ctx.cb_reserve_back(out_cb, count * pages)
+        ctx.tilize_add_block(rm_cb, weight_cb, pages, bias_tile, out_cb, nblocks=count)
+        ctx.cb_push_back(out_cb, count * pages)
+        ctx.cb_pop_front(rm_cb, count * pages)
     if bias_tile is not None and relu is not None:
         ctx.pack_relu_config(int(ReluType.NO_RELU))
+
+
+def _back_to_multiply(ctx: ComputeContext, out_is_bf16: bool, rm_cb: int, out_cb: int, win_cb: int,
+                      weight_cb: int) -> None:
+    """After a tilize batch: the unpacker, packer and math back to the multiply's configuration."""
     ctx.tilize_uninit(rm_cb, out_cb)
     if not out_is_bf16:
         ctx.pack_reconfig_data_format(rm_cb)

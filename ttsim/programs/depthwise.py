@@ -38,8 +38,11 @@ GROUP = 32
 TILIZE_LAG = 2
 """Groups between packing a group's row-major sticks and tilizing them (so the tilize never
 waits for the pack thread's SFPU work of the group just multiplied)."""
-TILIZE_GROUPS = 4
-"""Groups tilized under one tilize_init / tilize_uninit (their reconfigurations amortised)."""
+TILIZE_BATCH_GROUPS = 8
+TILIZE_BATCH_BYTES = 80 * 1024
+"""Groups tilized under one tilize_init / tilize_uninit: up to 8, at most 80 KiB of row-major
+sticks (rm_cb holds two batches); the reconfigurations and, with the bias, the bias tiles'
+unpack are shared by the batch."""
 WINDOW_WAIT_TAPS = 3
 """A reader's taps the compute waits for with one cb_wait_front (fewer CB checks per group
 while still starting on a group before its last tap is gathered)."""
@@ -134,6 +137,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     wfmt, ofmt = DataFormat(spec.weights_dtype), DataFormat(spec.dtype)
     tile_output = spec.output_layout == "tile"
     wtile = tile_size_bytes(wfmt)
+    tilize_groups = max(TILIZE_LAG, min(TILIZE_BATCH_GROUPS, TILIZE_BATCH_BYTES // (pages * BF16_PAGE)))
 
     # weights: per channel shard, tap-major pages [taps (+ the bias), pages, 1024]
     channels, _, kh, kw = weight.shape
@@ -181,7 +185,8 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         table.add(name, BF16_PAGE, 2 * pages * count, DataFormat.BFLOAT16)  # two groups of taps
     table.add("weight_cb", wtile, weight_tiles, wfmt)
     if tile_output:
-        table.add("rm_cb", BF16_PAGE, (TILIZE_LAG + TILIZE_GROUPS) * pages, DataFormat.BFLOAT16)
+        # two whole tilize batches (TILIZE_LAG <= a batch): a batch never wraps around the CB
+        table.add("rm_cb", BF16_PAGE, 2 * tilize_groups * pages, DataFormat.BFLOAT16)
     table.add("out_cb", out_page, out_pages, ofmt if tile_output else DataFormat.BFLOAT16, output)
     table.add("raw_in_cb", cpc * 2, halo_buffer.size_per_core // (cpc * 2), DataFormat.BFLOAT16, halo_buffer)
     cb = table.finish()
@@ -191,7 +196,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         table.request("compute_depthwise", name, pages * count, "cb_wait_front")
     table.request("reader_depthwise_0", "weight_cb", weight_tiles, "cb_reserve_back")
     if tile_output:
-        table.request("compute_depthwise", "rm_cb", pages, "cb_wait_front")
+        table.request("compute_depthwise", "rm_cb", tilize_groups * pages, "cb_wait_front")
         table.request("compute_depthwise", "out_cb", pages, "cb_reserve_back")
 
     sender_sem = program.create_semaphore(cores)
@@ -232,7 +237,7 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output,
         "srcb_reuse": options.srcb_reuse, "tap_tiles": tap_tiles, "srcb_period_rows": cpc // 16,
         "out_is_bf16": ofmt is DataFormat.BFLOAT16, "tilize_lag": TILIZE_LAG,
-        "tilize_groups": TILIZE_GROUPS, "window_wait_taps": WINDOW_WAIT_TAPS,
+        "tilize_groups": tilize_groups, "window_wait_taps": WINDOW_WAIT_TAPS,
     }, compute_args, math_fidelity=spec.math_fidelity)
 
     return DepthwiseProgram(program=program, output=output, output_pc=pc, weights_seen=weights_seen,
