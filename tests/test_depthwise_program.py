@@ -117,11 +117,19 @@ def test_an_undersized_window_cb_is_rejected_before_running() -> None:
         ttsim.run(cfg, program="depthwise")
 
 
-def test_a_row_major_cb_too_small_for_the_tilize_lag_deadlocks_with_a_message() -> None:
-    """rm_cb must hold the groups packed before their tilize: with one group's pages, the pack
-    thread waits for a tilize the unpack thread only issues two groups later."""
+def test_a_row_major_cb_smaller_than_a_tilize_batch_is_refused_before_the_run() -> None:
+    """The compute waits for a whole tilize batch (8 groups of 2 pages here) in rm_cb at once."""
     cfg = {**config("t", channels=64, input_height=16, input_width=16),
            "depthwise": {"core_grid": [1, 1], "cb": {"rm_cb": {"pages": 2}}}}
+    with pytest.raises(CBRequestError, match="compute_depthwise.*cb_wait_front\\(CB \\d+ 'rm_cb', 16\\).*2 pages"):
+        ttsim.run(cfg, program="depthwise")
+
+
+def test_a_row_major_cb_of_one_batch_deadlocks_with_a_message() -> None:
+    """rm_cb must hold the groups packed before their tilize: with one batch (8 groups), the pack
+    thread waits for room the unpack thread only makes two groups later."""
+    cfg = {**config("t", channels=64, input_height=24, input_width=24),
+           "depthwise": {"core_grid": [1, 1], "cb": {"rm_cb": {"pages": 16}}}}
     with pytest.raises(DeadlockError, match="compute_depthwise.*cb_reserve_back\\(CB \\d+ 'rm_cb', 2\\)"):
         ttsim.run(cfg, program="depthwise")
 

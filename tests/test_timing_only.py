@@ -66,6 +66,20 @@ def test_timing_only_profiles_equal_a_run_with_numerics(config: dict, program: s
     assert all(r.timing_only for r in timing) and not any(r.timing_only for r in full)
 
 
+@pytest.mark.parametrize("config", [SMALL, BLOCK_SHARDED], ids=["height-sharded", "block-sharded"])
+@pytest.mark.parametrize("options", [{}, {"srcb_reuse": True}, {"packer_relu": False}],
+                         ids=["standard", "srcb-reuse", "sfpu-relu"])
+def test_depthwise_timing_only_profiles_equal_a_run_with_numerics(config: dict, options: dict) -> None:
+    """The depthwise program's variants (the custom LLK mul_tiles_srcb_held among them) under
+    timing_only: no tile values are read, the profile is the one a run with numerics records."""
+    config = {**config, "depthwise": options}
+    full = ttsim.run(config, program="depthwise")
+    timing = ttsim.run(config, program="depthwise", timing_only=True)
+    for a, b in zip(full, timing, strict=True):
+        assert _profile_view(b) == _profile_view(a)
+    assert full[-1].pcc is not None and full[-1].pcc > 0.99 and timing[-1].pcc is None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=[p.stem for p in CONFIG_FILES])
 def test_timing_only_seed_ops_match_the_goldens(path: Path) -> None:

@@ -37,9 +37,9 @@ import numpy as np
 
 from ttsim.device.core import Risc
 from ttsim.errors import ConfigurationError, KernelAPIError
-from ttsim.formats import (FACE_H, FACE_W, TILE_ELEMENTS, bfloat16_bits, bfloat16_dtype, bfloat16_to_float32,
-                           untilize)
-from ttsim.fpu import accumulate, column_sum_partials, elwmul
+from ttsim.formats import (FACE_H, FACE_W, TILE_ELEMENTS, DataFormat, bfloat16_bits, bfloat16_dtype,
+                           bfloat16_to_float32, decode_row_major, pack_tile, tilize, untilize)
+from ttsim.fpu import accumulate, column_sum_partials, elwmul, round_dst
 from ttsim.numerics import ACTIVATIONS
 
 if TYPE_CHECKING:
@@ -93,6 +93,8 @@ class EltwiseOps:
     _relu_mode: ReluType = ReluType.NO_RELU
     _relu_threshold: float = 0.0
     _sfpu_free: float = 0.0
+    _srcb_held: np.ndarray | None = None
+    """SrcB rows ([64, 16] values) the custom LLK ``mul_tiles_srcb_held`` loaded last."""
     """Cycle at which the (single) SFPU finishes the work issued so far by math or pack."""
 
     # -- binary ops accumulating into DST --------------------------------------------------------
@@ -111,6 +113,9 @@ class EltwiseOps:
             raise ConfigurationError(f"{self.where}: bcast_row_idx {bcast_row_idx} outside 0..31")
         a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
         self._math(ready, self._mul_cycles)
+        if not self.numerics:  # --timing-only: only the DST checks
+            self._set_dst(idst, None)
+            return
         self._mul_into_dst(idst, a, _row_broadcast(b, bcast_row_idx))
 
     def _mul_into_dst(self: ComputeContext, idst: int, a: np.ndarray, b: np.ndarray) -> None:
@@ -237,7 +242,6 @@ class EltwiseOps:
         into row 0, as ``reduce_tile_math`` does; the products never leave the core's registers
         (no pack to a CB and tilize-unpack back, the branch's mul_cb round trip)."""
         cb = self.cb(weight_cb)
-        weights = self._read_tile(cb, itile)
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         c = self._c
         math = (self._mul_cycles + self._datacopy_cycles
@@ -245,12 +249,16 @@ class EltwiseOps:
         self._math(ready, math)
         if not self._dst_math:
             raise self._dst_outside_error()
+        if not 0 <= idst < self._dst_limit:
+            raise self._dst_index_error(idst)
+        if not self.numerics:  # --timing-only: only the checks
+            self._dst_written.add(idst)
+            return
+        weights = self._read_tile(cb, itile)
         block = self._srca[:, idst * 32 : (idst + 1) * 32]
         products = elwmul(None, block, untilize(weights[None, :]), self._phases, self._dst_bf16)
         # GAPOOL on the products at the kernel's fidelity, as reduce_tile_math folds a CB tile
         partials = column_sum_partials(products, self._scalar, self._phases).reshape(-1, 2, FACE_W)
-        if not 0 <= idst < self._dst_limit:
-            raise self._dst_index_error(idst)
         current = self._dst_row0[idst] if idst in self._dst_written else np.zeros((2, FACE_W), np.float32)
         row = accumulate(current, partials, self._dst_bf16)
         self._dst_row0[idst] = row.astype(bfloat16_dtype()) if self._dst_bf16 else row
@@ -258,24 +266,81 @@ class EltwiseOps:
 
     # -- custom LLK: weights held in SrcB, the row chosen by the SrcB row counter (not in tt-metal) --
     def mul_tiles_srcb_held(self: ComputeContext, icb0: int, icb1: int, itile0: int, itile1: int,
-                            idst: int, reload_srcb: bool) -> None:
+                            idst: int, reload_srcb: bool, srcb_row_start: int = 0,
+                            srcb_period_rows: int = 64) -> None:
         """CUSTOM LLK (no tt-metal equivalent): DST[idst] += A * B like ``mul_tiles`` after
-        ``mul_tiles_init``, but B is unpacked into SrcB only when
+        ``mul_tiles_init``, where B is tile ``itile1`` of ``icb1`` unpacked into SrcB only when
         ``reload_srcb``; otherwise the SrcB rows already held are reused and only A is unpacked.
 
-        For the depthwise program's row-major window pages: a tap's weight page ``p`` is the
-        tap's per-channel weights repeated with a period of C_core / 16 face rows, so one SrcB
-        bank (64 rows of 16) holding the pattern from channel 0 serves every page of the tap if
-        each 8x16 ELWMUL block starts its SrcB row counter at its own phase of the period
+        For the depthwise program's row-major window pages: a tap's weights repeat with a period
+        of ``srcb_period_rows`` = C_core / 16 face rows, so one SrcB bank (64 rows of 16) holding
+        the tap's first page serves every page of the block: row r of page p is held row
+        ``(srcb_row_start + r) mod srcb_period_rows`` with ``srcb_row_start = 64 p mod period``,
+        i.e. each 8x16 ELWMUL block starts its SrcB row counter at its own phase of the period
         (ELWMUL reads SrcB rows from the RWC, ELWMUL.md): one SETRWC per block, charged as
-        ``compute.srcb_row_select_cycles_per_tile``. The host checks C_core / 16 + 8 <= 64 (C_core <= 896)."""
+        ``compute.srcb_row_select_cycles_per_tile``. The host checks period + 8 <= 64 (C_core <= 896)."""
         cb0, cb1 = self.cb(icb0), self.cb(icb1)
-        a = self._read_tile(cb0, itile0)
-        b = self._read_tile(cb1, itile1)
         if reload_srcb:
             cost = self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True)
         else:
             cost = self._unpack_cost(cb0.tile_bytes)
         ready = self._unpack(cost)
         self._math(ready, self._mul_cycles + self._c.srcb_row_select_cycles_per_tile.value)
-        self._mul_into_dst(idst, a, b)
+        if not self.numerics:  # --timing-only: only the DST checks
+            self._set_dst(idst, None)
+            return
+        if reload_srcb:
+            self._srcb_held = self._read_tile(cb1, itile1).reshape(-1, FACE_W)
+        rows = (srcb_row_start + np.arange(TILE_ELEMENTS // FACE_W)) % srcb_period_rows
+        self._mul_into_dst(idst, self._read_tile(cb0, itile0), self._srcb_held[rows].reshape(TILE_ELEMENTS))
+
+    # -- custom composition: tilize with a tile added (standard LLKs, not one tt-metal compute call) --
+    def tilize_add_block(self: ComputeContext, icb: int, icb_b: int, block: int, itile_b: int, ocb: int,
+                         nblocks: int = 1) -> None:
+        """CUSTOM (standard LLKs in a combination tt-metal's compute API has no call for): tilize
+        ``nblocks`` consecutive blocks of 32 row-major rows of ``block`` tiles from ``icb``'s front,
+        add tile ``itile_b + t`` of ``icb_b`` to tile t of every block and pack tile t of block k
+        into slot ``k * block + t`` at ``ocb``'s back.
+
+        UNPACK per tile ``llk_unpack_tilizeA_B`` (A tilized into SrcA, tile t of block k addressed
+        as tile ``32 * block * k + t`` of the rows; the B tile into SrcB with ``reload_srcB`` only
+        for the first block: tile column by tile column, every block adds the same bias tile;
+        tenstorrent/tt-metal ``tt_metal/hw/ckernels/wormhole_b0/metal/llk_api/llk_unpack_tilize_api.h``),
+        MATH ``ELWADD`` (DST = SrcA + SrcB, ``llk_math_eltwise_binary``) instead of the datacopy of
+        ``tilize_block``, PACK through the ReLU stage into the tile's slot (``pack_tile<true>``).
+        The depthwise program adds its bias here (row-broadcast bias tiles) instead of a DST pass.
+
+        Cost per tile: the tilize unpack (``unpack_tilize_tile_cycles``), plus for a reloaded B
+        tile one more unpacked tile (overhead and bytes at the unpacker rate: the two unpacks
+        are not assumed to overlap), ELWADD (``eltwise_add_tile_cycles``), the tilize pack."""
+        cb, cb_b, out_cb = self.cb(icb), self.cb(icb_b), self.cb(ocb)
+        c = self._c
+        if self.numerics:
+            elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+            width = block * 32
+            address = cb.front_page_address(0)
+            raw = self._l1[address : address + nblocks * 32 * width * elem]
+            rows = decode_row_major(raw, cb.data_format).reshape(nblocks, 32, width)
+            bias = np.stack([self._read_tile(cb_b, itile_b + t) for t in range(block)])
+            tiles = np.stack([tilize(rows[k]) for k in range(nblocks)]) + bias  # [nblocks, block, 1024]
+            tiles = self._relu_stage(round_dst(tiles, self._dst_bf16).astype(np.float32)).reshape(-1, TILE_ELEMENTS)
+            packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)
+        base = self._pack_position.get(ocb, 0)
+        for t in range(block):
+            for k in range(nblocks):
+                cost = c.unpack_tilize_tile_cycles.value + (self._unpack_cost(cb_b.tile_bytes) if k == 0 else 0)
+                ready = self._unpack(cost)
+                self._math(ready, c.eltwise_add_tile_cycles.value)
+                if self._math_t > self._pack_t:
+                    self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._math_t)
+                    self._pack_t = self._math_t
+                self._pack(c.pack_tilize_tile_cycles.value)
+                if not self.numerics:
+                    continue
+                slot = k * block + t
+                address = out_cb.back_page_address(base + slot)
+                if out_cb.is_bf16:
+                    self._write_values(address, tiles[slot], out_cb, pack_tile)
+                else:
+                    self._l1[address : address + packed[slot].size] = packed[slot]
+        self._pack_position[ocb] = base + nblocks * block

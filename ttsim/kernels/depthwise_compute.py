@@ -22,6 +22,8 @@ from __future__ import annotations
 from ttsim.kernel_api import ComputeContext
 from ttsim.kernel_api.compute_eltwise import ReluType, relu_config
 
+SRCB_TILE_ROWS = 64
+"""SrcB rows of 16 datums one 1024-value page fills."""
 PACKER_RELU = {"relu": relu_config(ReluType.ZERO_RELU),
                "relu6": relu_config(ReluType.MAX_THRESHOLD_RELU, 6.0)}
 
@@ -41,20 +43,28 @@ def compute_depthwise(ctx: ComputeContext):
     tile_output = ctx.get_compile_time_arg_val("tile_output")
     out_is_bf16 = ctx.get_compile_time_arg_val("out_is_bf16")
     srcb_reuse = ctx.get_compile_time_arg_val("srcb_reuse")
+    tap_tiles = ctx.get_compile_time_arg_val("tap_tiles")  # weight pages per tap (1 with srcb_reuse)
+    period = ctx.get_compile_time_arg_val("srcb_period_rows")
+    wait_taps = ctx.get_compile_time_arg_val("window_wait_taps")
+    tilize_groups = ctx.get_compile_time_arg_val("tilize_groups")
+    lag = ctx.get_compile_time_arg_val("tilize_lag")
     num_groups = ctx.get_arg_val("num_groups")
 
     readers = len(win_cbs)
     chunk = -(-pages // -(-pages // dst_tiles))  # equal DST chunks: both halves pipeline evenly
-    lag = ctx.get_compile_time_arg_val("tilize_lag")
-    per_group = ctx.get_compile_time_arg_val("reserve_per_group")  # the group's taps held at once
     pack_cb = rm_cb if tile_output else out_cb
-    taps_in = [len(range(k, taps, readers)) for k in range(readers)]
+    slots = -(-taps // readers)  # window CB slots per reader and group
+    bias_tile = taps * tap_tiles  # the bias pages follow the taps in weight_cb
     in_packer = packer_relu and activation in PACKER_RELU
     sfpu = activation if activation != "none" and not in_packer else None
+    # the bias rides in the output tilize (ELWADD instead of its datacopy) unless an SFPU
+    # activation must follow it before the tilize; the packer's ReLU then runs in the tilize pack
+    bias_in_tilize = has_bias and tile_output and sfpu is None
+    relu = PACKER_RELU[activation] if in_packer else None
 
     ctx.compute_kernel_hw_startup(win_cbs[0], weight_cb, pack_cb)
-    if in_packer:
-        ctx.pack_relu_config(PACKER_RELU[activation])
+    if relu is not None and not bias_in_tilize:
+        ctx.pack_relu_config(relu)
     if sfpu is not None:
         if sfpu_on_pack:
             ctx.sfpu_tile_init_pack(sfpu)
@@ -62,34 +72,33 @@ def compute_depthwise(ctx: ComputeContext):
             ctx.sfpu_init(sfpu)
     ctx.mul_tiles_init(win_cbs[0], weight_cb)
 
+    tilized = 0
     for group in range(num_groups):
         for first in range(0, pages, chunk):
             n = min(chunk, pages - first)
             ctx.tile_regs_acquire()
             for tap in range(taps):
                 if group == 0 and first == 0:  # weights arrive tap by tap; never popped
-                    yield from ctx.cb_wait_front(weight_cb, (tap + 1) * pages)
-                cb = win_cbs[tap % readers]
-                if per_group:  # the group's taps stay until its last chunk; pushed tap by tap
-                    base = tap // readers * pages
-                    yield from ctx.cb_wait_front(cb, base + pages)
-                else:
-                    yield from ctx.cb_wait_front(cb, pages)
-                    base = 0
+                    yield from ctx.cb_wait_front(weight_cb, (tap + 1) * tap_tiles)
+                r, k = (tap + group) % readers, tap // readers  # the readers alternate the odd tap out
+                cb = win_cbs[r]
+                if first == 0 and k % wait_taps == 0:  # the group's taps stay until its last chunk
+                    mine = len(range((r - group) % readers, taps, readers))  # (the last wait: every slot)
+                    yield from ctx.cb_wait_front(cb, (k + wait_taps if k + wait_taps < mine else slots) * pages)
+                base = k * pages
                 for i in range(n):
                     if srcb_reuse:  # custom LLK: the tap's weights stay in SrcB for the chunk
-                        ctx.mul_tiles_srcb_held(cb, weight_cb, base + first + i, tap * pages + first + i, i,
-                                                reload_srcb=i == 0)
+                        ctx.mul_tiles_srcb_held(cb, weight_cb, base + first + i, tap, i, reload_srcb=i == 0,
+                                                srcb_row_start=SRCB_TILE_ROWS * (first + i) % period,
+                                                srcb_period_rows=period)
                     else:
                         ctx.mul_tiles(cb, weight_cb, base + first + i, tap * pages + first + i, i)
-                if not per_group:
-                    ctx.cb_pop_front(cb, pages)
-            if has_bias:  # DST += bias page: the bias follows the taps in weight_cb
+            if has_bias and not bias_in_tilize:  # DST += bias page
                 if group == 0 and first == 0:
-                    yield from ctx.cb_wait_front(weight_cb, (taps + 1) * pages)
+                    yield from ctx.cb_wait_front(weight_cb, bias_tile + pages)
                 ctx.binary_dest_reuse_tiles_init(weight_cb)
                 for i in range(n):
-                    ctx.binary_dest_reuse_tiles(weight_cb, taps * pages + first + i, i, op="add")
+                    ctx.binary_dest_reuse_tiles(weight_cb, bias_tile + first + i, i, op="add")
                 ctx.mul_tiles_init(win_cbs[0], weight_cb)
             if sfpu is not None and not sfpu_on_pack:
                 for i in range(n):
@@ -103,27 +112,50 @@ def compute_depthwise(ctx: ComputeContext):
                 ctx.pack_tile(i, pack_cb)
             ctx.tile_regs_release()
             ctx.cb_push_back(pack_cb, n)
-        if per_group:
-            for cb, count in zip(win_cbs, taps_in):
-                ctx.cb_pop_front(cb, count * pages)
-        # tilize group - lag now: its packing (and SFPU) overlapped the later groups' multiplies
-        if tile_output and group >= lag:
-            yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
-    if tile_output:
-        for _ in range(min(lag, num_groups)):
-            yield from _tilize_group(ctx, rm_cb, out_cb, pages, out_is_bf16, win_cbs[0], weight_cb)
+        for cb in win_cbs:
+            ctx.cb_pop_front(cb, slots * pages)
+        # tilize the groups packed `lag` groups ago, `tilize_groups` at a time: their packing (and
+        # SFPU) overlapped the later groups' multiplies, and one init serves them all
+        if tile_output and group + 1 - lag - tilized >= tilize_groups:
+            yield from _tilize_groups(ctx, rm_cb, out_cb, pages, tilize_groups, weight_cb,
+                                      bias_tile if bias_in_tilize else None, relu)
+            _back_to_multiply(ctx, out_is_bf16, rm_cb, out_cb, win_cbs[0], weight_cb)
+            tilized += tilize_groups
+    if tile_output and num_groups > tilized:  # the last batch: nothing to reconfigure back for
+        yield from _tilize_groups(ctx, rm_cb, out_cb, pages, num_groups - tilized, weight_cb,
+                                  bias_tile if bias_in_tilize else None, relu)
 
 
-def _tilize_group(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, out_is_bf16: bool,
-                  win_cb: int, weight_cb: int):
-    """32 row-major output sticks from ``rm_cb`` -> ``pages`` tiles in the output shard, then
-    back to the multiply's configuration."""
-    yield from ctx.cb_wait_front(rm_cb, pages)
-    yield from ctx.cb_reserve_back(out_cb, pages)
+def _tilize_groups(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, count: int, weight_cb: int,
+                   bias_tile: int | None, relu: int | None):
+    """``count`` groups of 32 row-major output sticks from ``rm_cb`` -> ``pages`` tiles each in the
+    output shard, under one tilize configuration (as tt-metal's tilize kernels loop
+    ``tilize_block`` after one ``tilize_init``). With ``bias_tile`` the bias tiles (tiles
+    ``bias_tile`` .. of ``weight_cb``) are added on the way and the packer's ReLU (``relu``)
+    clamps the biased outputs."""
     ctx.tilize_init(rm_cb, pages, out_cb)
-    ctx.fast_tilize_block(rm_cb, pages, out_cb)
-    ctx.cb_push_back(out_cb, pages)
-    ctx.cb_pop_front(rm_cb, pages)
+    if bias_tile is None:
+        for _ in range(count):
+            yield from ctx.cb_wait_front(rm_cb, pages)
+            yield from ctx.cb_reserve_back(out_cb, pages)
+            ctx.fast_tilize_block(rm_cb, pages, out_cb)
+            ctx.cb_push_back(out_cb, pages)
+            ctx.cb_pop_front(rm_cb, pages)
+    else:  # tile column by tile column over the groups: one bias tile unpack serves them all
+        if relu is not None:
+            ctx.pack_relu_config(relu)
+        yield from ctx.cb_wait_front(rm_cb, count * pages)
+        yield from ctx.cb_reserve_back(out_cb, count * pages)
+        ctx.tilize_add_block(rm_cb, weight_cb, pages, bias_tile, out_cb, nblocks=count)
+        ctx.cb_push_back(out_cb, count * pages)
+        ctx.cb_pop_front(rm_cb, count * pages)
+    if bias_tile is not None and relu is not None:
+        ctx.pack_relu_config(int(ReluType.NO_RELU))
+
+
+def _back_to_multiply(ctx: ComputeContext, out_is_bf16: bool, rm_cb: int, out_cb: int, win_cb: int,
+                      weight_cb: int) -> None:
+    """After a tilize batch: the unpacker, packer and math back to the multiply's configuration."""
     ctx.tilize_uninit(rm_cb, out_cb)
     if not out_is_bf16:
         ctx.pack_reconfig_data_format(rm_cb)

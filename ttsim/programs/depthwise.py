@@ -19,7 +19,7 @@ from ttsim.config import ConvSpec, ProgramOptions
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.errors import ConfigurationError
-from ttsim.formats import DataFormat, pack_tile, round_to_format, tile_size_bytes
+from ttsim.formats import DataFormat, pack_tile, round_to_format, tile_size_bytes, tilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.depthwise_compute import compute_depthwise
@@ -38,6 +38,14 @@ GROUP = 32
 TILIZE_LAG = 2
 """Groups between packing a group's row-major sticks and tilizing them (so the tilize never
 waits for the pack thread's SFPU work of the group just multiplied)."""
+TILIZE_BATCH_GROUPS = 8
+TILIZE_BATCH_BYTES = 80 * 1024
+"""Groups tilized under one tilize_init / tilize_uninit: up to 8, at most 80 KiB of row-major
+sticks (rm_cb holds two batches); the reconfigurations and, with the bias, the bias tiles'
+unpack are shared by the batch."""
+WINDOW_WAIT_TAPS = 3
+"""A reader's taps the compute waits for with one cb_wait_front (fewer CB checks per group
+while still starting on a group before its last tap is gathered)."""
 PAGE_ELEMENTS = 1024
 BF16_PAGE = 2048
 SRCB_ROWS = 64
@@ -52,8 +60,8 @@ class DepthwisePlan:
     """Pages of 1024 values per 32-stick block (C_core / 32)."""
     taps: int
     readers: int
-    per_group: bool
-    """Whether the window CBs hold a whole group's taps (C_core / 32 > a DST half)."""
+    tap_tiles: int
+    """Weight pages per tap in DRAM and L1: C_core / 32, or 1 with the custom LLK."""
     groups_per_core: int
 
 
@@ -95,6 +103,14 @@ class DepthwiseOptions(ProgramOptions):
                                    "(C_core <= 896); false: tt-metal's mul_tiles unpacks both operands.")
 
 
+def bias_in_tilize(spec: ConvSpec, options: DepthwiseOptions) -> bool:
+    """Whether the compute adds the bias in the output tilize (tile output, no SFPU activation
+    after the bias); the bias pages are then row-broadcast tiles."""
+    sfpu = spec.activation not in ("none", "relu", "relu6") or (
+        spec.activation != "none" and not options.packer_relu)
+    return spec.bias and spec.output_layout == "tile" and not sfpu
+
+
 @dataclass
 class DepthwiseProgram(BuiltConv):
     plan: DepthwisePlan
@@ -116,11 +132,12 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     taps = geom.kh * geom.kw
     readers = 2 if options.split_reader else 1
     dst_tiles = device.spec.compute.dst_tiles_per_half.value
-    per_group = pages > dst_tiles
-    plan = DepthwisePlan(pages, taps, readers, per_group, pc.out_shard // GROUP)
+    tap_tiles = 1 if options.srcb_reuse else pages
+    plan = DepthwisePlan(pages, taps, readers, tap_tiles, pc.out_shard // GROUP)
     wfmt, ofmt = DataFormat(spec.weights_dtype), DataFormat(spec.dtype)
     tile_output = spec.output_layout == "tile"
     wtile = tile_size_bytes(wfmt)
+    tilize_groups = max(TILIZE_LAG, min(TILIZE_BATCH_GROUPS, TILIZE_BATCH_BYTES // (pages * BF16_PAGE)))
 
     # weights: per channel shard, tap-major pages [taps (+ the bias), pages, 1024]
     channels, _, kh, kw = weight.shape
@@ -130,15 +147,29 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     if bias is not None:
         per_tap[taps, :channels] = bias
     shards = per_tap.reshape(rows, pc.num_cores_c, cpc).transpose(1, 0, 2)
-    weight_pages = round_to_format(block_pattern(shards).reshape(-1, PAGE_ELEMENTS), wfmt)
+    blocks = block_pattern(shards)  # [shards, rows, pages, 1024]
+    weight_pages = round_to_format(blocks.reshape(-1, PAGE_ELEMENTS), wfmt)
     seen = weight_pages.reshape(pc.num_cores_c, rows, pages * PAGE_ELEMENTS)[:, :, :cpc]
     seen = seen.transpose(1, 0, 2).reshape(rows, -1)[:, :channels]
     weights_seen = seen[:taps].T.reshape(channels, 1, kh, kw)
     bias_seen = seen[taps].copy() if bias is not None else None
-    # one DRAM page per (channel shard, tap): a tap's pages arrive with one read
-    tap_bytes = pages * wtile
-    weight_buffer = device.dram.allocate_interleaved("depthwise_weights", tap_bytes, pc.num_cores_c * rows)
-    device.dram.write_pages(weight_buffer, pack_tile(weight_pages, wfmt).reshape(-1, tap_bytes))
+    if bias is not None and bias_in_tilize(spec, options):
+        # the bias as row-broadcast tiles (tile t: channels 32t..32t+31 on every row) for the
+        # tilize; a face row holds 16 consecutive channels as the row-major pattern does, so a
+        # bfloat8_b block shares its exponent with the same 16 values (the same bias_seen)
+        for j in range(pc.num_cores_c):
+            blocks[j, taps] = tilize(np.ascontiguousarray(np.broadcast_to(shards[j, taps], (GROUP, cpc))))
+        weight_pages = round_to_format(blocks.reshape(-1, PAGE_ELEMENTS), wfmt)
+    # one DRAM page per channel shard: every tap's pages then the bias pages, read with one NoC read
+    # (one interleaved address, not one per tap). With the custom LLK a tap is its first page only:
+    # the SrcB rows it holds serve every page of the block (mul_tiles_srcb_held)
+    stream = weight_pages.reshape(pc.num_cores_c, rows, pages, PAGE_ELEMENTS)
+    stream = np.concatenate([stream[:, :taps, :tap_tiles].reshape(pc.num_cores_c, -1, PAGE_ELEMENTS),
+                             stream[:, taps:].reshape(pc.num_cores_c, -1, PAGE_ELEMENTS)], axis=1)
+    weight_tiles = stream.shape[1]
+    shard_bytes = weight_tiles * wtile
+    weight_buffer = device.dram.allocate_interleaved("depthwise_weights", shard_bytes, pc.num_cores_c)
+    device.dram.write_pages(weight_buffer, pack_tile(stream.reshape(-1, PAGE_ELEMENTS), wfmt).reshape(-1, shard_bytes))
     banks = tuple(b.noc_xy for b in device.dram.banks)
 
     out_page = tile_size_bytes(ofmt) if tile_output else BF16_PAGE
@@ -147,23 +178,25 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
 
     program = Program(DEPTHWISE_OP_CODE)
     table = CBTableBuilder(program, cores, cb_pages or {}, "depthwise")
-    taps_in = [len(range(k, taps, readers)) for k in range(readers)]
+    slots = -(-taps // readers)  # taps per reader and group (the readers alternate an odd one out)
+    taps_in = [slots] * readers
     win_names = [f"win_cb{k}" for k in range(readers)]
     for name, count in zip(win_names, taps_in):
-        table.add(name, BF16_PAGE, 2 * pages * (count if per_group else 1), DataFormat.BFLOAT16)
-    table.add("weight_cb", wtile, rows * pages, wfmt)
+        table.add(name, BF16_PAGE, 2 * pages * count, DataFormat.BFLOAT16)  # two groups of taps
+    table.add("weight_cb", wtile, weight_tiles, wfmt)
     if tile_output:
-        table.add("rm_cb", BF16_PAGE, (TILIZE_LAG + 1) * pages, DataFormat.BFLOAT16)
+        # two whole tilize batches (TILIZE_LAG <= a batch): a batch never wraps around the CB
+        table.add("rm_cb", BF16_PAGE, 2 * tilize_groups * pages, DataFormat.BFLOAT16)
     table.add("out_cb", out_page, out_pages, ofmt if tile_output else DataFormat.BFLOAT16, output)
     table.add("raw_in_cb", cpc * 2, halo_buffer.size_per_core // (cpc * 2), DataFormat.BFLOAT16, halo_buffer)
     cb = table.finish()
     reader_names = ["reader_depthwise_0", "reader_depthwise_1"][:readers]
     for reader, name, count in zip(reader_names, win_names, taps_in):
-        table.request(reader, name, pages * (count if per_group else 1), "cb_reserve_back")
-        table.request("compute_depthwise", name, pages * (count if per_group else 1), "cb_wait_front")
-    table.request("reader_depthwise_0", "weight_cb", rows * pages, "cb_reserve_back")
+        table.request(reader, name, pages * count, "cb_reserve_back")
+        table.request("compute_depthwise", name, pages * count, "cb_wait_front")
+    table.request("reader_depthwise_0", "weight_cb", weight_tiles, "cb_reserve_back")
     if tile_output:
-        table.request("compute_depthwise", "rm_cb", pages, "cb_wait_front")
+        table.request("compute_depthwise", "rm_cb", tilize_groups * pages, "cb_wait_front")
         table.request("compute_depthwise", "out_cb", pages, "cb_reserve_back")
 
     sender_sem = program.create_semaphore(cores)
@@ -172,9 +205,8 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
     common = {
         "raw_in_cb": cb["raw_in_cb"], "weight_cb": cb["weight_cb"], "stick_bytes": stick_bytes,
         "block_pages": pages,
-        "page_bytes": BF16_PAGE, "reserve_per_group": per_group,
-        "srcb_reuse": options.srcb_reuse, "weights_bf16": wfmt is DataFormat.BFLOAT16, "weight_tiles": taps * pages,
-        "weight_tile_bytes": wtile, "taps": rows,
+        "page_bytes": BF16_PAGE, "window_wait_taps": WINDOW_WAIT_TAPS,
+        "weight_tile_bytes": wtile, "weight_row_tiles": (tap_tiles,) * taps + (pages,) * (bias is not None),
         "stick_fits_one_packet": stick_bytes <= device.spec.noc.max_burst_bytes.value,
     }
     offsets = [r * geom.dh * geom.padded_w + c * geom.dw for r in range(geom.kh) for c in range(geom.kw)]
@@ -186,10 +218,10 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         for j in range(pc.num_cores_c):
             xy = pc.core_xy(i, j)
             for k in range(readers):
-                args = {"tap_offsets": offsets[k::readers], "groups": segments, "loads_weights": k == 0,
+                args = {"tap_offsets": offsets, "groups": segments, "loads_weights": k == 0,
                         "reader_index": k, "num_readers": readers}
                 if k == 0:
-                    args.update({"weight_accessor": weights, "weight_start_page": j * rows,
+                    args.update({"weight_accessor": weights, "weight_page": j,
                                  "sender_semaphore": sender_sem, "receiver_semaphore": receiver_sem})
                     args.update(weights_multicast_role(device, pc, i, j))
                 reader_args[k][xy] = args
@@ -202,9 +234,10 @@ def build_depthwise_program(device: Device, spec: ConvSpec, geom: ConvGeometry, 
         "out_cb": cb["out_cb"],
         "rm_cb": cb.get("rm_cb", -1), "taps": taps, "block_pages": pages, "dst_tiles": dst_tiles,
         "has_bias": bias is not None, "activation": spec.activation, "packer_relu": options.packer_relu,
-        "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output, "reserve_per_group": per_group,
-        "srcb_reuse": options.srcb_reuse, "weights_bf16": wfmt is DataFormat.BFLOAT16,
+        "sfpu_on_pack": options.sfpu_on_pack, "tile_output": tile_output,
+        "srcb_reuse": options.srcb_reuse, "tap_tiles": tap_tiles, "srcb_period_rows": cpc // 16,
         "out_is_bf16": ofmt is DataFormat.BFLOAT16, "tilize_lag": TILIZE_LAG,
+        "tilize_groups": tilize_groups, "window_wait_taps": WINDOW_WAIT_TAPS,
     }, compute_args, math_fidelity=spec.math_fidelity)
 
     return DepthwiseProgram(program=program, output=output, output_pc=pc, weights_seen=weights_seen,
@@ -218,7 +251,8 @@ def report_tensors(setup: ConvSetup, built: DepthwiseProgram) -> ProgramReport:
     wfmt = DataFormat(setup.conv.weights_dtype)
     tap_bytes = pc.num_cores_c * plan.pages * tile_size_bytes(wfmt)
     tensors = [TensorDesc((1, 1, plan.taps * GROUP, pc.channels_padded), (1, 1, plan.taps, geom.channels),
-                          "ROW_MAJOR", wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", plan.taps * tap_bytes)]
+                          "ROW_MAJOR", wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED",
+                          plan.taps * tap_bytes * plan.tap_tiles // plan.pages)]
     if setup.bias is not None:
         tensors.append(TensorDesc((1, 1, GROUP, pc.channels_padded), (1, 1, 1, geom.channels), "ROW_MAJOR",
                                   wfmt.value.upper(), "DEV_0_DRAM_INTERLEAVED", tap_bytes))
