@@ -104,13 +104,14 @@ class DecodedTiles:
         self._entries: dict[tuple[int, DataFormat], tuple[bytes, np.ndarray]] = {}
 
     def values(self, address: int, raw: np.ndarray, fmt: DataFormat) -> np.ndarray:
-        """Float32 values of the tile whose bytes ``raw`` sit at ``address`` in format ``fmt``."""
-        key = (address, fmt)
+        """Float32 values of the tiles whose bytes ``raw`` (one tile, or [n, tile bytes] for n
+        consecutive tiles: [n, 1024] values) sit at ``address`` in format ``fmt``."""
+        key = (address, fmt, raw.shape)
         current = raw.tobytes()
         entry = self._entries.get(key)
         if entry is not None and entry[0] == current:
             return entry[1]
-        values = unpack_tile(raw, fmt)
+        values = unpack_tile(raw, fmt) if raw.ndim == 1 else unpack_tiles(raw, fmt)
         values.flags.writeable = False
         if len(self._entries) >= self.capacity:
             self._entries.clear()
@@ -250,14 +251,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         l1 = self._l1
         first, cb = tiles[0]
         size = cb.tile_bytes
-        if cb.is_bf16 and all(t[1] is cb for t in tiles):
-            if all(a == first + k * size for k, (a, _) in enumerate(tiles)):  # consecutive tiles
-                raw = l1[first : first + len(tiles) * size]
-            else:
-                raw = np.concatenate([l1[a : a + size] for a, _ in tiles])
-            return raw.view(self._bf16).astype(np.float32).reshape(len(tiles), TILE_ELEMENTS)
-        if len(tiles) == 1:
-            return self._read_at(first, cb)[None]
+        n = len(tiles)
+        if all(c is cb and a == first + k * size for k, (a, c) in enumerate(tiles)):  # consecutive
+            raw = l1[first : first + n * size]
+            if cb.is_bf16:
+                return raw.view(self._bf16).astype(np.float32).reshape(n, TILE_ELEMENTS)
+            return self._decoded.values(first, raw.reshape(n, size), cb.data_format)
         return np.concatenate([self._read_at(a, c)[None] for a, c in tiles])
 
     def _read_at(self, address: int, cb: CircularBuffer) -> np.ndarray:
