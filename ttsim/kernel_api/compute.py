@@ -44,6 +44,8 @@ DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
 MATMUL_OPERANDS_KEPT = 256
 """Prepared matmul operands (a subblock's in0 or in1 tiles) a compute kernel keeps for reuse."""
+MATMUL_PREFETCH_TILES = 32
+"""At most this many in0 tiles of the waited pages are prepared together (see ``_matmul_operand``)."""
 
 
 def _relu6_float32(x: np.ndarray) -> np.ndarray:
@@ -909,7 +911,8 @@ class ComputeContext(EltwiseOps, KernelContext):
             return
         if not self._dst_math:
             raise self._dst_outside_error()
-        a = self._matmul_operand(cb0, [in0_tile_index + h * kt_dim for h in range(rt_dim)], "in0")
+        a = self._matmul_operand(cb0, [in0_tile_index + h * kt_dim for h in range(rt_dim)], "in0",
+                                 self._front_region.get(in0_cb_id))
         b = self._matmul_operand(cb1, [in1_tile_index + w for w in range(ct_dim)], "in1_t" if transpose else "in1")
         # every MVMUL's 16-product sum, each output tile in DST storage order: [phases * 2, count, 1024]
         products = np.matmul(a, b).reshape(a.shape[0], count, TILE_ELEMENTS)
@@ -924,7 +927,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         dst[...] = result.astype(self._bf16) if self._dst_bf16 else result
         self._dst_written.update(range(idst, idst + count))
 
-    def _matmul_operand(self, cb: CircularBuffer, indices: list[int], role: str) -> np.ndarray:
+    def _matmul_operand(self, cb: CircularBuffer, indices: list[int], role: str,
+                        region: tuple[int, int] | None = None) -> np.ndarray:
         """MVMUL operand blocks of tiles ``indices`` at ``cb``'s front, every fidelity phase's
         operand bits (:func:`ttsim.fpu.srcb_part` for ``in0``, :func:`ttsim.fpu.srca_part` for
         ``in1``; ``in1_t``: each in1 tile transposed), as 16 x 16 blocks shaped so that
@@ -935,7 +939,9 @@ class ComputeContext(EltwiseOps, KernelContext):
 
         Shapes: in0 [phases * 2, rt, 1, 2, 1, 16, 16] (face row, rows, K); in1
         [phases * 2, 1, ct, 1, 2, 16, 16] (face column, K, columns). Kept while the tiles' L1
-        bytes are unchanged: the weights are read again for every output block."""
+        bytes are unchanged: the weights are read again for every output block. A single in0
+        tile read for the first time brings the following tiles of the waited pages ``region``
+        (the inner-K steps read them next) into the same decode."""
         tile_bytes = cb.tile_bytes
         addresses = [cb.front_page_address(i) for i in indices]
         n = len(addresses)
@@ -949,10 +955,29 @@ class ComputeContext(EltwiseOps, KernelContext):
         entry = self._operands.get(key)
         if entry is not None and entry[0] == current:
             return entry[1]
+        if len(self._operands) >= MATMUL_OPERANDS_KEPT - MATMUL_PREFETCH_TILES:
+            self._operands.clear()
+        first = addresses[0]
+        if n == 1 and region is not None and cb.page_size == tile_bytes and region[0] <= first < region[1]:
+            n = max(1, min(MATMUL_PREFETCH_TILES, (min(region[1], cb.limit) - first) // tile_bytes))
+            raw = l1[first : first + n * tile_bytes]
+        blocks = self._operand_blocks(raw, cb, n, role)
+        if n == len(addresses):
+            self._operands[key] = (current, blocks)
+            return blocks
+        for i in range(n):  # the prefetched single tiles, each under its own address
+            tile = blocks[:, i : i + 1]
+            self._operands[(role, cb.data_format, (first + i * tile_bytes,))] = (
+                raw[i * tile_bytes : (i + 1) * tile_bytes].tobytes(), tile)
+        return blocks[:, :1]
+
+    def _operand_blocks(self, raw: np.ndarray, cb: CircularBuffer, n: int, role: str) -> np.ndarray:
+        """The operand blocks of :meth:`_matmul_operand` of the ``n`` tiles whose bytes are ``raw``
+        (read-only)."""
         if cb.is_bf16:
             values = raw.view(self._bf16).astype(np.float32).reshape(n, TILE_ELEMENTS)
         else:
-            values = unpack_tiles(raw.reshape(n, tile_bytes), cb.data_format)
+            values = unpack_tiles(raw.reshape(n, cb.tile_bytes), cb.data_format)
         phases = self._phases
         part = srcb_part if role == "in0" else srca_part
         parts = (part(values, 0) if phases == 1 else np.stack([part(values, p) for p in range(phases)]))
@@ -965,9 +990,6 @@ class ComputeContext(EltwiseOps, KernelContext):
         else:  # transposed: K is the column (K slice = face column), output columns the rows
             blocks = parts.transpose(0, 3, 1, 2, 5, 4).reshape(phases * 2, 1, n, 1, 2, FACE_W, FACE_H)
         blocks.flags.writeable = False
-        if len(self._operands) >= MATMUL_OPERANDS_KEPT:
-            self._operands.clear()
-        self._operands[key] = (current, blocks)
         return blocks
 
     # -- SFPU ------------------------------------------------------------------------------------
