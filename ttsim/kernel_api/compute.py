@@ -77,21 +77,6 @@ def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int
     return reduced.reshape(reduced.shape[0], -1, 2, FACE_W)
 
 
-def _tiles_to_rows(tiles: np.ndarray, rt_dim: int | None = None, ct_dim: int = 1) -> np.ndarray:
-    """``rt_dim * ct_dim`` tiles [n, 1024] (storage order, row-major over the block) as
-    [rt_dim, 32, 32 * ct_dim] row-major rows (``rt_dim`` defaults to all tiles, one per row)."""
-    rt_dim = tiles.shape[0] // ct_dim if rt_dim is None else rt_dim
-    faces = tiles.reshape(rt_dim, ct_dim, 2, 2, FACE_H, FACE_W)
-    return faces.transpose(0, 2, 4, 1, 3, 5).reshape(rt_dim, TILE_H, ct_dim * TILE_W)
-
-
-def _rows_to_tiles(rows: np.ndarray, ct_dim: int) -> np.ndarray:
-    """Inverse of :func:`_tiles_to_rows`: [rt_dim, 32, 32 * ct_dim] -> [rt_dim * ct_dim, 1024]."""
-    rt_dim = rows.shape[0]
-    faces = rows.reshape(rt_dim, 2, FACE_H, ct_dim, 2, FACE_W)
-    return faces.transpose(0, 3, 1, 4, 2, 5).reshape(rt_dim * ct_dim, TILE_ELEMENTS)
-
-
 class DecodedTiles:
     """Decoded values of recently read tiles, reused only while their L1 bytes are unchanged.
 
