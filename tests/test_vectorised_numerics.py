@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
+from ttsim.formats import _BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _bfp8_decode
 from ttsim.fpu import FIDELITY_PHASES, elwmul, mvmul, round_dst
 from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
@@ -209,6 +210,18 @@ def test_unpack_tiles_equals_unpack_tile(fmt: DataFormat) -> None:
     raw = pack_tile(values, fmt)
     np.testing.assert_array_equal(unpack_tiles(raw, fmt).view(np.uint32), unpack_tile(raw, fmt).view(np.uint32))
     np.testing.assert_array_equal(unpack_tiles(raw[1:2], fmt)[0], unpack_tile(raw[1], fmt))
+
+
+def test_bfloat8_b_decode_of_many_tiles_equals_the_table_decode_on_every_code_and_exponent() -> None:
+    """The block decode (4 tiles and more) against the per-value table: every code byte with every
+    shared exponent, in blocks of 16."""
+    code = np.tile(np.arange(256, dtype=np.uint8), (256, 1)).reshape(-1, 16)
+    shared = np.repeat(np.arange(256, dtype=np.uint8), 16)
+    with np.errstate(over="ignore"):  # 127 * 2^122 is past float32: inf, as the table gives
+        got = _bfp8_decode(shared, code)
+        table = _BFP8_SIGNED_MANTISSA[code] * _BFP8_SCALE[shared][:, None]
+    assert code.size >= _BFP8_BIT_DECODE_MIN
+    np.testing.assert_array_equal(got.view(np.uint32), table.view(np.uint32))
 
 
 def test_a_weight_tile_rewritten_in_l1_is_read_again() -> None:

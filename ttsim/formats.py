@@ -274,8 +274,21 @@ def _bfp8_decode(shared_exp: np.ndarray, code: np.ndarray) -> np.ndarray:
     Two table lookups and one multiply: a 7-bit magnitude times a power of two is exact in
     float32 down to 2^-149, so this equals ``ldexp(magnitude, shared_exp - offset)`` with the
     sign applied, bit for bit (tested on every code and exponent).
+
+    From 4 tiles on, the magnitude is converted and scaled and the sign bit set on the float32
+    bits instead (cheaper per value than the table gather; the same bits, tested likewise).
     """
-    return _BFP8_SIGNED_MANTISSA[code] * _BFP8_SCALE[shared_exp][:, None]
+    if code.size < _BFP8_BIT_DECODE_MIN:
+        return _BFP8_SIGNED_MANTISSA[code] * _BFP8_SCALE[shared_exp][:, None]
+    values = (code & np.uint8(_BFP8_MANT_MAX)).astype(np.float32)
+    values *= np.take(_BFP8_SCALE, shared_exp)[:, None]
+    bits = values.view(np.uint32)
+    bits |= (code & np.uint8(0x80)).astype(np.uint32) << 24
+    return values
+
+
+_BFP8_BIT_DECODE_MIN = 4 * TILE_ELEMENTS
+"""Values from which :func:`_bfp8_decode` works on the float32 bits rather than a table."""
 
 
 def round_to_format(values: np.ndarray, fmt: DataFormat) -> np.ndarray:

@@ -924,11 +924,14 @@ class ComputeContext(EltwiseOps, KernelContext):
 
         Shapes: in0 [phases * 2, rt, 1, 2, 1, 16, 16] (face row, rows, K); in1
         [phases * 2, 1, ct, 1, 2, 16, 16] (face column, K, columns). Kept while the tiles' L1
-        bytes are unchanged: the weights are read again for every output block. A single in0
-        tile read for the first time brings the following tiles of the waited pages ``region``
-        (the inner-K steps read them next) into the same decode."""
+        bytes are unchanged: in1 (the weights, read again for every output block) per call, in0
+        per tile, a tile read for the first time bringing the following tiles of the waited
+        pages ``region`` (the inner-K steps read them next) into the same decode."""
         tile_bytes = cb.tile_bytes
         addresses = [cb.front_page_address(i) for i in indices]
+        if role == "in0":
+            tiles = [self._in0_tile(cb, a, region) for a in addresses]
+            return tiles[0] if len(tiles) == 1 else np.concatenate(tiles, axis=1)
         n = len(addresses)
         l1 = self._l1
         if n == 1 or addresses[-1] - addresses[0] == (n - 1) * tile_bytes == (n - 1) * cb.page_size:
@@ -940,20 +943,31 @@ class ComputeContext(EltwiseOps, KernelContext):
         entry = self._operands.get(key)
         if entry is not None and entry[0] == current:
             return entry[1]
+        if len(self._operands) >= MATMUL_OPERANDS_KEPT:
+            self._operands.clear()
+        blocks = self._operand_blocks(raw, cb, n, role)
+        self._operands[key] = (current, blocks)
+        return blocks
+
+    def _in0_tile(self, cb: CircularBuffer, address: int, region: tuple[int, int] | None) -> np.ndarray:
+        """The in0 operand blocks of the one tile at ``address`` (see :meth:`_matmul_operand`)."""
+        size = cb.tile_bytes
+        l1 = self._l1
+        current = l1[address : address + size].tobytes()
+        key = ("in0", cb.data_format, address)
+        entry = self._operands.get(key)
+        if entry is not None and entry[0] == current:
+            return entry[1]
         if len(self._operands) >= MATMUL_OPERANDS_KEPT - MATMUL_PREFETCH_TILES:
             self._operands.clear()
-        first = addresses[0]
-        if n == 1 and region is not None and cb.page_size == tile_bytes and region[0] <= first < region[1]:
-            n = max(1, min(MATMUL_PREFETCH_TILES, (min(region[1], cb.limit) - first) // tile_bytes))
-            raw = l1[first : first + n * tile_bytes]
-        blocks = self._operand_blocks(raw, cb, n, role)
-        if n == len(addresses):
-            self._operands[key] = (current, blocks)
-            return blocks
-        for i in range(n):  # the prefetched single tiles, each under its own address
-            tile = blocks[:, i : i + 1]
-            self._operands[(role, cb.data_format, (first + i * tile_bytes,))] = (
-                raw[i * tile_bytes : (i + 1) * tile_bytes].tobytes(), tile)
+        n = 1
+        if region is not None and cb.page_size == size and region[0] <= address < region[1]:
+            n = max(1, min(MATMUL_PREFETCH_TILES, (min(region[1], cb.limit) - address) // size))
+        raw = l1[address : address + n * size]
+        blocks = self._operand_blocks(raw, cb, n, "in0")
+        for i in range(n):  # each tile under its own address
+            self._operands[("in0", cb.data_format, address + i * size)] = (
+                raw[i * size : (i + 1) * size].tobytes(), blocks[:, i : i + 1])
         return blocks[:, :1]
 
     def _operand_blocks(self, raw: np.ndarray, cb: CircularBuffer, n: int, role: str) -> np.ndarray:
