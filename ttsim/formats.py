@@ -67,6 +67,7 @@ __all__ = [
     "round_to_bfloat16",
     "pack_tile",
     "unpack_tile",
+    "unpack_tiles",
     "encode_row_major",
     "decode_row_major",
 ]
@@ -273,8 +274,21 @@ def _bfp8_decode(shared_exp: np.ndarray, code: np.ndarray) -> np.ndarray:
     Two table lookups and one multiply: a 7-bit magnitude times a power of two is exact in
     float32 down to 2^-149, so this equals ``ldexp(magnitude, shared_exp - offset)`` with the
     sign applied, bit for bit (tested on every code and exponent).
+
+    From 4 tiles on, the magnitude is converted and scaled and the sign bit set on the float32
+    bits instead (cheaper per value than the table gather; the same bits, tested likewise).
     """
-    return _BFP8_SIGNED_MANTISSA[code] * _BFP8_SCALE[shared_exp][:, None]
+    if code.size < _BFP8_BIT_DECODE_MIN:
+        return _BFP8_SIGNED_MANTISSA[code] * _BFP8_SCALE[shared_exp][:, None]
+    values = (code & np.uint8(_BFP8_MANT_MAX)).astype(np.float32)
+    values *= np.take(_BFP8_SCALE, shared_exp)[:, None]
+    bits = values.view(np.uint32)
+    bits |= (code & np.uint8(0x80)).astype(np.uint32) << 24
+    return values
+
+
+_BFP8_BIT_DECODE_MIN = 4 * TILE_ELEMENTS
+"""Values from which :func:`_bfp8_decode` works on the float32 bits rather than a table."""
 
 
 def round_to_format(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
@@ -377,6 +391,16 @@ def unpack_tile(data: np.ndarray | bytes | bytearray | memoryview, fmt: DataForm
         return _bfp8_decode(shared, code).reshape(*lead, TILE_ELEMENTS)
     values = decode_row_major(raw, fmt).astype(np.float32, copy=False)
     return values.reshape(*lead, TILE_ELEMENTS)
+
+
+def unpack_tiles(tiles: np.ndarray, fmt: DataFormat) -> np.ndarray:
+    """:func:`unpack_tile` of ``[n, tile_size_bytes(fmt)]`` uint8 tile bytes (C-contiguous),
+    without its argument checks: the compute kernels' hot path. Returns float32 [n, 1024]."""
+    if fmt is DataFormat.BFLOAT8_B:
+        shared = tiles[:, :_BFP8_EXP_BYTES].reshape(-1)
+        code = tiles[:, _BFP8_EXP_BYTES:].reshape(-1, _BFP_BLOCK)
+        return _bfp8_decode(shared, code).reshape(-1, TILE_ELEMENTS)
+    return unpack_tile(tiles, fmt)
 
 
 def encode_row_major(values: np.ndarray, fmt: DataFormat) -> np.ndarray:

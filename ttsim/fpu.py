@@ -87,7 +87,10 @@ def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: in
     """``Dst += SrcB @ SrcA`` as a sequence of MVMULs: ``srcb`` [..., M, K] (the matmul's in0),
     ``srca`` [K, N] (in1), ``dst`` [..., M, N] (None: zero). Per phase, each 16-deep slice of K
     is one accumulation into DST followed by its rounding (the last left to the caller when
-    ``round_last`` is false). Returns the new DST values (float32)."""
+    ``round_last`` is false). Returns the new DST values (float32).
+
+    The per-step reference form: ``ComputeContext.matmul_block`` computes the same sums with one
+    batched product per step (tests/test_vectorised_numerics.py holds the two bit-identical)."""
     acc = dst
     k = srca.shape[0]
     step = REDUCE_ROWS_PER_INSTRUCTION

@@ -86,7 +86,9 @@ def depthwise_conv2d_reference(
     """Depthwise conv2d (groups = C) + bias + activation in float64, NHWC in and out.
 
     ``weight`` is [C, 1, kh, kw] (PyTorch layout), ``bias`` is [C] or None; ``padding`` (ph, pw)
-    is zero padding on both sides of H and W. Loops over the kh*kw taps only.
+    is zero padding on both sides of H and W. Loops over the batch images and the kh*kw taps,
+    accumulating each tap in place into one image's output (the same float64 operations in the
+    same order as a whole-batch ``out += tap``, without the batch-sized temporaries).
     """
     x = np.asarray(x_nhwc, dtype=np.float64)
     w = np.asarray(weight, dtype=np.float64)
@@ -97,13 +99,18 @@ def depthwise_conv2d_reference(
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     out_h = conv_output_size(h, kh, sh, ph, dh)
     out_w = conv_output_size(wd, kw, sw, pw, dw)
-    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    xp = np.zeros((h + 2 * ph, wd + 2 * pw, c), dtype=np.float64)
     out = np.zeros((n, out_h, out_w, c), dtype=np.float64)
-    for i in range(kh):
-        for j in range(kw):
-            rows = slice(i * dh, i * dh + (out_h - 1) * sh + 1, sh)
-            cols = slice(j * dw, j * dw + (out_w - 1) * sw + 1, sw)
-            out += xp[:, rows, cols, :] * w[:, 0, i, j]
+    product = np.empty((out_h, out_w, c), dtype=np.float64)
+    for image in range(n):
+        xp[ph : ph + h, pw : pw + wd] = x[image]
+        acc = out[image]
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + (out_h - 1) * sh + 1, sh)
+                cols = slice(j * dw, j * dw + (out_w - 1) * sw + 1, sw)
+                np.multiply(xp[rows, cols, :], w[:, 0, i, j], out=product)
+                acc += product
     if bias is not None:
         out += np.asarray(bias, dtype=np.float64)
     return ACTIVATIONS[activation](out)

@@ -34,14 +34,18 @@ from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, bfloat16_dtype, pack_tile,
-                           tilize, unpack_tile, untilize, decode_row_major, encode_row_major)
-from ttsim.fpu import FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, mvmul, round_dst
+                           tilize, unpack_tile, unpack_tiles, untilize, decode_row_major, encode_row_major)
+from ttsim.fpu import FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, round_dst, srca_part, srcb_part
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import EltwiseOps
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
+MATMUL_OPERANDS_KEPT = 256
+"""Prepared matmul operands (a subblock's in0 or in1 tiles) a compute kernel keeps for reuse."""
+MATMUL_PREFETCH_TILES = 32
+"""At most this many in0 tiles of the waited pages are prepared together (see ``_matmul_operand``)."""
 
 
 def _relu6_float32(x: np.ndarray) -> np.ndarray:
@@ -52,6 +56,10 @@ def _relu6_float32(x: np.ndarray) -> np.ndarray:
 FLOAT32_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu6": _relu6_float32}
 """Activations whose float32 result is bit-identical to the reference's; others go through
 :data:`ttsim.numerics.ACTIVATIONS` and are cast back to float32."""
+ELEMENTWISE_ACTIVATIONS = frozenset({"identity", "relu", "relu6", "silu"})
+"""SFPU activations whose value at each element does not depend on the other elements in the
+same numpy call (gelu's ``erf`` series runs until every element converged), so several tiles
+may be computed in one call (tested)."""
 
 
 def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int) -> np.ndarray:
@@ -69,21 +77,6 @@ def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int
     return reduced.reshape(reduced.shape[0], -1, 2, FACE_W)
 
 
-def _tiles_to_rows(tiles: np.ndarray, rt_dim: int | None = None, ct_dim: int = 1) -> np.ndarray:
-    """``rt_dim * ct_dim`` tiles [n, 1024] (storage order, row-major over the block) as
-    [rt_dim, 32, 32 * ct_dim] row-major rows (``rt_dim`` defaults to all tiles, one per row)."""
-    rt_dim = tiles.shape[0] // ct_dim if rt_dim is None else rt_dim
-    faces = tiles.reshape(rt_dim, ct_dim, 2, 2, FACE_H, FACE_W)
-    return faces.transpose(0, 2, 4, 1, 3, 5).reshape(rt_dim, TILE_H, ct_dim * TILE_W)
-
-
-def _rows_to_tiles(rows: np.ndarray, ct_dim: int) -> np.ndarray:
-    """Inverse of :func:`_tiles_to_rows`: [rt_dim, 32, 32 * ct_dim] -> [rt_dim * ct_dim, 1024]."""
-    rt_dim = rows.shape[0]
-    faces = rows.reshape(rt_dim, 2, FACE_H, ct_dim, 2, FACE_W)
-    return faces.transpose(0, 3, 1, 4, 2, 5).reshape(rt_dim * ct_dim, TILE_ELEMENTS)
-
-
 class DecodedTiles:
     """Decoded values of recently read tiles, reused only while their L1 bytes are unchanged.
 
@@ -98,13 +91,14 @@ class DecodedTiles:
         self._entries: dict[tuple[int, DataFormat], tuple[bytes, np.ndarray]] = {}
 
     def values(self, address: int, raw: np.ndarray, fmt: DataFormat) -> np.ndarray:
-        """Float32 values of the tile whose bytes ``raw`` sit at ``address`` in format ``fmt``."""
-        key = (address, fmt)
+        """Float32 values of the tiles whose bytes ``raw`` (one tile, or [n, tile bytes] for n
+        consecutive tiles: [n, 1024] values) sit at ``address`` in format ``fmt``."""
+        key = (address, fmt, raw.shape)
         current = raw.tobytes()
         entry = self._entries.get(key)
         if entry is not None and entry[0] == current:
             return entry[1]
-        values = unpack_tile(raw, fmt)
+        values = unpack_tile(raw, fmt) if raw.ndim == 1 else unpack_tiles(raw, fmt)
         values.flags.writeable = False
         if len(self._entries) >= self.capacity:
             self._entries.clear()
@@ -133,14 +127,17 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._dst_bf16 = not fp32_dest_acc
         """DST holds bfloat16 (every write rounds to it) unless fp32 accumulation is on."""
         self._dst_limit = c.dst_tiles_per_half.value // (2 if fp32_dest_acc else 1)
-        self.dst = np.zeros((DST_TILES, TILE_ELEMENTS), dtype=np.float32)
-        self._dst_faces = self.dst.reshape(DST_TILES, 2, 2, FACE_H, FACE_W)
-        """View of ``dst`` as [tile, face row, face column, row in face, column in face]."""
-        self._dst_row0 = self._dst_faces[:, 0, :, 0, :]
-        """View of row 0 of every DST tile, [tile, face column, column in face]."""
+        self._dst = np.zeros((DST_TILES, TILE_ELEMENTS), dtype=np.float32)
+        """DST values, without the pending element-wise ops (:attr:`dst` applies them first)."""
+        self._faces = self._dst.reshape(DST_TILES, 2, 2, FACE_H, FACE_W)
+        self._row0 = self._faces[:, 0, :, 0, :]
+        self._pending: list[tuple] = []
+        """Element-wise tile ops called but not yet computed, in call order (see :meth:`_flush`)."""
         self._dst_written: set[int] = set()
         self._l1 = core.l1.data
         self._decoded = DecodedTiles(DECODED_TILES_KEPT)
+        self._operands: dict[tuple, tuple[bytes, np.ndarray]] = {}
+        """Per (role, format, tile addresses): the tiles' bytes and their matmul operand slices."""
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
@@ -187,6 +184,105 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def riscs(self) -> tuple[Risc, ...]:
         return (Risc.TRISC0, Risc.TRISC1, Risc.TRISC2)
+
+    # -- DST values and the pending element-wise ops -----------------------------------------------
+    @property
+    def dst(self) -> np.ndarray:
+        """DST values [16, 1024] (storage order), every op called so far applied."""
+        if self._pending:
+            self._flush()
+        return self._dst
+
+    @property
+    def _dst_faces(self) -> np.ndarray:
+        """View of :attr:`dst` as [tile, face row, face column, row in face, column in face]."""
+        if self._pending:
+            self._flush()
+        return self._faces
+
+    @property
+    def _dst_row0(self) -> np.ndarray:
+        """View of row 0 of every DST tile, [tile, face column, column in face]."""
+        if self._pending:
+            self._flush()
+        return self._row0
+
+    def _defer(self, op: tuple, idst: int, *tiles: tuple[int, CircularBuffer]) -> None:
+        """Queue element-wise op ``op`` on DST[idst] with the CB tiles at ``tiles`` ((address,
+        CB) pairs, read when the op is computed) and mark DST[idst] written.
+
+        The values are computed by :meth:`_flush`, several tiles per numpy call, before anything
+        reads DST (:attr:`dst`) and before this kernel yields, pops, pushes or writes L1, so the
+        tiles' bytes are still those of the call: the same values as computing at once."""
+        self._pending.append((op, idst, tiles))
+        self._dst_written.add(idst)
+
+    def _flush(self) -> None:
+        """Compute the pending ops in call order: each run of consecutive equal ops on distinct
+        DST tiles at once (every op is element-wise, so a tile's values are those of computing it
+        alone)."""
+        pending, self._pending = self._pending, []
+        start, count = 0, len(pending)
+        while start < count:
+            op = pending[start][0]
+            seen = {pending[start][1]}
+            end = start + 1
+            while end < count and pending[end][0] == op and pending[end][1] not in seen:
+                seen.add(pending[end][1])
+                end += 1
+            self._compute(op, pending[start:end])
+            start = end
+
+    def _tile_values(self, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray:
+        """Float32 values [n, 1024] of the CB tiles at (address, CB) ``tiles``."""
+        l1 = self._l1
+        first, cb = tiles[0]
+        size = cb.tile_bytes
+        n = len(tiles)
+        if all(c is cb and a == first + k * size for k, (a, c) in enumerate(tiles)):  # consecutive
+            raw = l1[first : first + n * size]
+            if cb.is_bf16:
+                return raw.view(self._bf16).astype(np.float32).reshape(n, TILE_ELEMENTS)
+            return self._decoded.values(first, raw.reshape(n, size), cb.data_format)
+        return np.concatenate([self._read_at(a, c)[None] for a, c in tiles])
+
+    def _read_at(self, address: int, cb: CircularBuffer) -> np.ndarray:
+        """Float32 values (storage order) of the tile of ``cb`` at ``address``; read-only."""
+        raw = self._l1[address : address + cb.tile_bytes]
+        if cb.is_bf16:
+            return raw.view(self._bf16).astype(np.float32)
+        return self._decoded.values(address, raw, cb.data_format)
+
+    def _compute(self, op: tuple, entries: list[tuple]) -> None:
+        """DST[i] = ``op`` for every (op, i, tiles) of ``entries`` (distinct i), rounded to the
+        DST format."""
+        first = entries[0][1]
+        if all(e[1] == first + k for k, e in enumerate(entries)):
+            rows: slice | list[int] = slice(first, first + len(entries))
+        else:
+            rows = [e[1] for e in entries]
+        dst = self._dst
+        kind = op[0]
+        if kind == "sfpu":
+            fast = FLOAT32_ACTIVATIONS.get(op[1])
+            if fast is not None:
+                result = fast(dst[rows])
+            else:
+                func = ACTIVATIONS["none" if op[1] == "identity" else op[1]]
+                result = func(dst[rows]).astype(np.float32, copy=False)
+        else:
+            a = self._tile_values([e[2][0] for e in entries])
+            if kind == "copy":
+                result = a
+            elif kind == "add_dest":  # DST + the CB tile
+                result = dst[rows] + a
+            elif kind == "mul_dest":  # DST (srcA) * the CB tile (srcB)
+                result = elwmul(None, dst[rows], a, self._phases, self._dst_bf16, round_last=False)
+            else:  # "mul": DST (zero unless written before) += A * B
+                b = self._tile_values([e[2][1] for e in entries])
+                acc = dst[rows] if op[1] else None
+                result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False)
+        dst[rows] = result.astype(self._bf16) if self._dst_bf16 else result
 
     def _busy(self, risc: Risc, cycles: float) -> None:
         if risc is Risc.TRISC0:
@@ -289,11 +385,7 @@ class ComputeContext(EltwiseOps, KernelContext):
     # -- tile access -----------------------------------------------------------------------------
     def _read_tile(self, cb: CircularBuffer, index: int) -> np.ndarray:
         """Float32 values (storage order) of tile ``index`` at ``cb``'s front; treat as read-only."""
-        address = cb.front_page_address(index)
-        raw = self._l1[address : address + cb.tile_bytes]
-        if cb.is_bf16:
-            return raw.view(self._bf16).astype(np.float32)
-        return self._decoded.values(address, raw, cb.data_format)
+        return self._read_at(cb.front_page_address(index), cb)
 
     def _first_value(self, cb: CircularBuffer) -> float:
         """Value 0 (storage order) of the front tile of ``cb``, decoding only that value."""
@@ -309,6 +401,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         bfloat16 is cast straight into L1 (the same round-to-nearest-even cast as ``encode``);
         other formats go through ``encode`` (:func:`pack_tile` or :func:`encode_row_major`).
         """
+        if self._pending:  # L1 changes: the pending ops read the bytes of their call
+            self._flush()
         if cb.is_bf16:
             self._l1[address : address + 2 * values.size].view(self._bf16).reshape(values.shape)[...] = values
         else:
@@ -343,6 +437,8 @@ class ComputeContext(EltwiseOps, KernelContext):
 
         The pages' L1 region is recorded now: only this kernel's pops move the read pointer, so
         it is where the pages will be when the wait returns."""
+        if self._pending:  # other kernels run while this one waits
+            self._flush()
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
         self._unrun = ("cb_wait_front", cb_id, n)
@@ -352,10 +448,14 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
         """UNPACK: free ``n`` pages."""
+        if self._pending:  # the producer may overwrite them
+            self._flush()
         self._t = self._pop(cb_id, n, self._t)
 
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
         """PACK: wait for ``n`` free pages at the back of ``cb_id`` (run with ``yield from``)."""
+        if self._pending:  # other kernels run while this one waits
+            self._flush()
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call("cb_reserve_back", cb_id, n))
         self._unrun = ("cb_reserve_back", cb_id, n)
@@ -390,6 +490,8 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def cb_push_back(self, cb_id: int, n: int) -> None:
         """PACK: publish ``n`` pages."""
+        if self._pending:
+            self._flush()
         self._pack_t = self._push(cb_id, n, self._pack_t)
         self._pack_position[cb_id] = 0
 
@@ -463,7 +565,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._dst_pack = False
         self._pack(self._handshake)
         if self.numerics:
-            self.dst[: self._dst_limit] = 0.0
+            self._pending.clear()  # their results would be zeroed now
+            self._dst[: self._dst_limit] = 0.0
             self._dst_written.clear()
         self._released.append(self._pack_t)
 
@@ -593,13 +696,13 @@ class ComputeContext(EltwiseOps, KernelContext):
         A (``icb0``) in srcA and B (``icb1``) in srcB, at this kernel's math fidelity
         (:func:`ttsim.fpu.elwmul`). DST is zero after ``tile_regs_acquire`` (the packer cleared
         it), so this is A * B unless the kernel already wrote DST[idst]."""
-        a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
+        cb0, cb1 = self.cb(icb0), self.cb(icb1)
+        ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True))
         self._math(ready, self._mul_cycles)
-        result = None
-        if self.numerics:
-            dst = self._dst_tile(idst) if idst in self._dst_written else None  # None: zero
-            result = elwmul(dst, a, b, self._phases, self._dst_bf16, round_last=False)
-        self._set_dst(idst, result)
+        self._set_dst(idst, None)  # the checks
+        if self.numerics:  # DST zero unless written since the packer cleared it
+            self._defer(("mul", idst in self._dst_written), idst, (cb0.front_page_address(itile0), cb0),
+                        (cb1.front_page_address(itile1), cb1))
 
     def add_tiles(self, icb0: int, icb1: int, itile0: int, itile1: int, idst: int) -> None:
         """``add_tiles`` (compute_kernel_api/eltwise_binary.h): ELWADD, DST[idst] = A + B, or
@@ -630,29 +733,25 @@ class ComputeContext(EltwiseOps, KernelContext):
         (compute_kernel_api/eltwise_binary.h): DST[idst] moves to srcA, the CB tile is unpacked to
         srcB, and DST[idst] = srcA (op) srcB (``mul`` at this kernel's fidelity)."""
         cb = self.cb(in_cb_id)
-        tile = self._read_tile(cb, in_tile_index) if self.numerics else None
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         if not 0 <= dst_tile_index < self._dst_limit:
             raise self._dst_index_error(dst_tile_index)
         if op not in ("add", "mul"):
             raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
         cycles = self._add_cycles if op == "add" else self._mul_cycles
-        result = None
-        if self.numerics:
-            current = self.dst[dst_tile_index]
-            if op == "add":
-                result = current + tile
-            else:
-                result = elwmul(None, current, tile, self._phases, self._dst_bf16, round_last=False)
         self._math(ready, cycles + self._datacopy_cycles)
-        self._set_dst(dst_tile_index, result)
+        self._set_dst(dst_tile_index, None)  # the checks
+        if self.numerics:
+            self._defer(("add_dest",) if op == "add" else ("mul_dest",), dst_tile_index,
+                        (cb.front_page_address(in_tile_index), cb))
 
     def _copy_one(self, cb: CircularBuffer, itile: int, idst: int) -> None:
         """Unpack tile ``itile`` of ``cb`` and copy it into DST[idst] (datacopy A2D)."""
-        tile = self._read_tile(cb, itile) if self.numerics else None
         ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         self._math(ready, self._datacopy_cycles)
-        self._set_dst(idst, tile)
+        self._set_dst(idst, None)  # the checks
+        if self.numerics:
+            self._defer(("copy",), idst, (cb.front_page_address(itile), cb))
 
     def copy_tile(self, in_cb_id: int, in_tile_index: int, dst_tile_index: int) -> None:
         """``copy_tile`` (compute_kernel_api/tile_move_copy.h): DST[idst] = the CB tile."""
@@ -795,16 +894,102 @@ class ComputeContext(EltwiseOps, KernelContext):
         if not self.numerics:
             self._set_dst(idst, None, count)
             return
-        a_tiles = np.stack([self._read_tile(cb0, in0_tile_index + h * kt_dim) for h in range(rt_dim)])
-        b_tiles = np.stack([self._read_tile(cb1, in1_tile_index + w) for w in range(ct_dim)])
-        b_rows = untilize(b_tiles)  # [32, 32 * ct_dim]: the B tiles side by side
-        if transpose:  # each 32 x 32 tile transposed in place
-            b_rows = b_rows.reshape(TILE_H, ct_dim, TILE_W).transpose(2, 1, 0).reshape(TILE_H, -1)
-        a_rows = _tiles_to_rows(a_tiles)  # [rt_dim, 32, 32]
-        written = not self._dst_written.isdisjoint(range(idst, idst + count))
-        dst = _tiles_to_rows(self.dst[idst : idst + count], rt_dim, ct_dim) if written else None
-        result = mvmul(dst, a_rows, b_rows, self._phases, self._dst_bf16, round_last=False)
-        self._set_dst(idst, _rows_to_tiles(result, ct_dim), count)
+        if not self._dst_math:
+            raise self._dst_outside_error()
+        a = self._matmul_operand(cb0, [in0_tile_index + h * kt_dim for h in range(rt_dim)], "in0",
+                                 self._front_region.get(in0_cb_id))
+        b = self._matmul_operand(cb1, [in1_tile_index + w for w in range(ct_dim)], "in1_t" if transpose else "in1")
+        # every MVMUL's 16-product sum, each output tile in DST storage order: [phases * 2, count, 1024]
+        products = np.matmul(a, b).reshape(a.shape[0], count, TILE_ELEMENTS)
+        dst = self.dst[idst : idst + count]
+        if self._dst_written.isdisjoint(range(idst, idst + count)):  # DST zero: start from the first
+            first, rest = products[0], products[1:]
+            if len(rest):
+                first = round_dst(first, self._dst_bf16)
+            result = accumulate(first, rest, self._dst_bf16)
+        else:
+            result = accumulate(dst, products, self._dst_bf16)
+        dst[...] = result.astype(self._bf16) if self._dst_bf16 else result
+        self._dst_written.update(range(idst, idst + count))
+
+    def _matmul_operand(self, cb: CircularBuffer, indices: list[int], role: str,
+                        region: tuple[int, int] | None = None) -> np.ndarray:
+        """MVMUL operand blocks of tiles ``indices`` at ``cb``'s front, every fidelity phase's
+        operand bits (:func:`ttsim.fpu.srcb_part` for ``in0``, :func:`ttsim.fpu.srca_part` for
+        ``in1``; ``in1_t``: each in1 tile transposed), as 16 x 16 blocks shaped so that
+        ``np.matmul(in0, in1)`` is [phases * 2, rt, ct, 2, 2, 16, 16]: per accumulation into DST
+        (phase-major, then the two 16-deep K slices of the tile, as :func:`ttsim.fpu.mvmul`
+        orders them), every output tile's faces in DST storage order, each value the sum of 16
+        products in K order.
+
+        Shapes: in0 [phases * 2, rt, 1, 2, 1, 16, 16] (face row, rows, K); in1
+        [phases * 2, 1, ct, 1, 2, 16, 16] (face column, K, columns). Kept while the tiles' L1
+        bytes are unchanged: in1 (the weights, read again for every output block) per call, in0
+        per tile, a tile read for the first time bringing the following tiles of the waited
+        pages ``region`` (the inner-K steps read them next) into the same decode."""
+        tile_bytes = cb.tile_bytes
+        addresses = [cb.front_page_address(i) for i in indices]
+        if role == "in0":
+            tiles = [self._in0_tile(cb, a, region) for a in addresses]
+            return tiles[0] if len(tiles) == 1 else np.concatenate(tiles, axis=1)
+        n = len(addresses)
+        l1 = self._l1
+        if n == 1 or addresses[-1] - addresses[0] == (n - 1) * tile_bytes == (n - 1) * cb.page_size:
+            raw = l1[addresses[0] : addresses[0] + n * tile_bytes]
+        else:
+            raw = np.concatenate([l1[a : a + tile_bytes] for a in addresses])
+        key = (role, cb.data_format, tuple(addresses))
+        current = raw.tobytes()
+        entry = self._operands.get(key)
+        if entry is not None and entry[0] == current:
+            return entry[1]
+        if len(self._operands) >= MATMUL_OPERANDS_KEPT:
+            self._operands.clear()
+        blocks = self._operand_blocks(raw, cb, n, role)
+        self._operands[key] = (current, blocks)
+        return blocks
+
+    def _in0_tile(self, cb: CircularBuffer, address: int, region: tuple[int, int] | None) -> np.ndarray:
+        """The in0 operand blocks of the one tile at ``address`` (see :meth:`_matmul_operand`)."""
+        size = cb.tile_bytes
+        l1 = self._l1
+        current = l1[address : address + size].tobytes()
+        key = ("in0", cb.data_format, address)
+        entry = self._operands.get(key)
+        if entry is not None and entry[0] == current:
+            return entry[1]
+        if len(self._operands) >= MATMUL_OPERANDS_KEPT - MATMUL_PREFETCH_TILES:
+            self._operands.clear()
+        n = 1
+        if region is not None and cb.page_size == size and region[0] <= address < region[1]:
+            n = max(1, min(MATMUL_PREFETCH_TILES, (min(region[1], cb.limit) - address) // size))
+        raw = l1[address : address + n * size]
+        blocks = self._operand_blocks(raw, cb, n, "in0")
+        for i in range(n):  # each tile under its own address
+            self._operands[("in0", cb.data_format, address + i * size)] = (
+                raw[i * size : (i + 1) * size].tobytes(), blocks[:, i : i + 1])
+        return blocks[:, :1]
+
+    def _operand_blocks(self, raw: np.ndarray, cb: CircularBuffer, n: int, role: str) -> np.ndarray:
+        """The operand blocks of :meth:`_matmul_operand` of the ``n`` tiles whose bytes are ``raw``
+        (read-only)."""
+        if cb.is_bf16:
+            values = raw.view(self._bf16).astype(np.float32).reshape(n, TILE_ELEMENTS)
+        else:
+            values = unpack_tiles(raw.reshape(n, cb.tile_bytes), cb.data_format)
+        phases = self._phases
+        part = srcb_part if role == "in0" else srca_part
+        parts = (part(values, 0) if phases == 1 else np.stack([part(values, p) for p in range(phases)]))
+        parts = parts.reshape(phases, n, 2, 2, FACE_H, FACE_W)
+        # axes of parts: (phase, tile, face row, face column, row in face, column in face)
+        if role == "in0":  # K is the column: K slice = face column
+            blocks = parts.transpose(0, 3, 1, 2, 4, 5).reshape(phases * 2, n, 1, 2, 1, FACE_H, FACE_W)
+        elif role == "in1":  # K is the row: K slice = face row
+            blocks = parts.transpose(0, 2, 1, 3, 4, 5).reshape(phases * 2, 1, n, 1, 2, FACE_H, FACE_W)
+        else:  # transposed: K is the column (K slice = face column), output columns the rows
+            blocks = parts.transpose(0, 3, 1, 2, 5, 4).reshape(phases * 2, 1, n, 1, 2, FACE_W, FACE_H)
+        blocks.flags.writeable = False
+        return blocks
 
     # -- SFPU ------------------------------------------------------------------------------------
     def _sfpu_cost(self, name: str) -> float:
@@ -818,6 +1003,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._sfpu_on_math(self._sfpu_cost(name))
         if not self.numerics:
             self._set_dst(idst, None)
+            return
+        if name in ELEMENTWISE_ACTIVATIONS:
+            self._set_dst(idst, None)  # the checks
+            self._defer(("sfpu", name), idst)
             return
         fast = FLOAT32_ACTIVATIONS.get(name)
         if fast is not None:
@@ -846,16 +1035,18 @@ class ComputeContext(EltwiseOps, KernelContext):
         self.sfpu_tile("gelu", idst)
 
     # -- pack ------------------------------------------------------------------------------------
-    def _pack_one(self, ifrom_dst: int, icb: int, output_tile_index: int | None, call: str) -> None:
+    def _pack_one(self, ifrom_dst: int, icb: int, output_tile_index: int | None, call: str,
+                  numerics: bool = True) -> None:
         """Pack DST[ifrom_dst] into the next (or the given) tile slot at the back of ``icb``
-        (``call``: the API call the kernel made, named if DST is not the packer's)."""
+        (``call``: the API call the kernel made, named if DST is not the packer's); with
+        ``numerics`` false only the slot and the cycles (the caller wrote the bytes)."""
         if not self._dst_pack:
             raise self._pack_outside_error(call, icb)
         if output_tile_index is None:
             output_tile_index = self._pack_position.get(icb, 0)
             self._pack_position[icb] = output_tile_index + 1
         cb = self.cb(icb)
-        if self.numerics:
+        if self.numerics and numerics:
             values = self._relu_stage(self.dst[ifrom_dst])
             self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
         self._pack(self._pack_cost(cb.tile_bytes))
@@ -868,9 +1059,22 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def pack_tile_block(self, ifrom_dst: int, icb: int, ntiles: int) -> None:
         """``pack_tile_block(ifrom_dst, icb, ntiles)`` (compute_kernel_api/pack.h): DST tiles
-        ``ifrom_dst`` .. ``ifrom_dst + ntiles - 1`` into the next slots, each costing a pack_tile."""
+        ``ifrom_dst`` .. ``ifrom_dst + ntiles - 1`` into the next slots, each costing a pack_tile.
+
+        The tiles are encoded together (one call for the block: the same values as one by one)."""
+        batch = self.numerics and self._dst_pack and ntiles > 1 and 0 <= ifrom_dst <= DST_TILES - ntiles
+        if batch:
+            cb = self.cb(icb)
+            start = self._pack_position.get(icb, 0)
+            values = self._relu_stage(self.dst[ifrom_dst : ifrom_dst + ntiles])
+            packed = (values.astype(self._bf16).view(np.uint8) if cb.is_bf16
+                      else pack_tile(values, cb.data_format))
+            size = packed.shape[1]
+            for i in range(ntiles):
+                address = cb.back_page_address(start + i)
+                self._l1[address : address + size] = packed[i]
         for i in range(ntiles):
-            self._pack_one(ifrom_dst + i, icb, None, "pack_tile_block")
+            self._pack_one(ifrom_dst + i, icb, None, "pack_tile_block", numerics=not batch)
 
     def pack_untilize_dest(self, ocb: int, block_rt_dim: int = 1, block_c_index: int = 0,
                            face_r_dim: int = 16, num_faces: int = 4, *, block_ct_dim: int,
@@ -905,6 +1109,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         cb = self.cb(icb)
         out_cb = self.cb(ocb)
         c = self._c
+        if self._pending:  # L1 changes: the pending ops read the bytes of their call
+            self._flush()
         if self.numerics:
             elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
             width = block * 32

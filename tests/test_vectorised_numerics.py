@@ -1,0 +1,253 @@
+"""The compute kernels' vectorised numerics are bit-identical to computing each tile on its own.
+
+ttsim computes a ``matmul_block`` step as one batched product (operand blocks cached while their
+L1 bytes are unchanged), packs a ``pack_tile_block`` in one encode, and defers element-wise DST ops
+(``mul_tiles``, ``binary_dest_reuse_tiles``, ``copy_tile``, element-wise SFPU activations) to
+compute several tiles per numpy call. The references here are the per-tile forms those paths
+replaced: :func:`ttsim.fpu.mvmul` on the subblock's rows per inner step, :func:`ttsim.fpu.elwmul`
+and the activations on one tile at a time, :func:`ttsim.formats.pack_tile` per tile. Outputs are
+packed to float32 CBs (exact copies of DST), so every DST bit is compared.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
+from ttsim.formats import _BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _bfp8_decode
+from ttsim.fpu import FIDELITY_PHASES, elwmul, mvmul, round_dst
+from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
+from ttsim.numerics import ACTIVATIONS
+
+from test_compute_ops import A, B, BF16, OUT, CBData, random_tiles, run_compute, tiles_cb
+
+F32 = DataFormat.FLOAT32
+BF8 = DataFormat.BFLOAT8_B
+C = 3  # a third input CB (bias tiles)
+
+
+def _rows(tiles: np.ndarray, rt: int, ct: int) -> np.ndarray:
+    """``rt * ct`` tiles (row-major over the block) as [rt, 32, 32 * ct] rows."""
+    return np.stack([untilize(tiles[h * ct : (h + 1) * ct]) for h in range(rt)])
+
+
+def _dst_round(values: np.ndarray, fp32_dest_acc: bool) -> np.ndarray:
+    return round_dst(np.asarray(values, dtype=np.float32), not fp32_dest_acc)
+
+
+def _mixed_tiles(n: int, seed: int) -> np.ndarray:
+    """bfloat16 values of widely spread magnitudes, with signed zeros, so that rounding, bit masks
+    and block exponents all matter."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 1024)) * np.exp2(rng.integers(-6, 6, (n, 1024)))
+    x[rng.random((n, 1024)) < 0.05] = 0.0
+    x[rng.random((n, 1024)) < 0.05] = -0.0
+    return x.astype(np.float32)
+
+
+def _out_values(run, n: int) -> np.ndarray:
+    return unpack_tile(run.outputs[OUT].reshape(n, -1), F32)
+
+
+@pytest.mark.parametrize("rt, ct, kt, transpose", [(1, 5, 3, False), (2, 2, 2, False), (2, 3, 2, True),
+                                                   (1, 1, 4, False)])
+@pytest.mark.parametrize("fidelity", ["LoFi", "HiFi2", "HiFi4"])
+@pytest.mark.parametrize("fmt, fp32_dest_acc", [(BF16, False), (BF8, False), (BF16, True)])
+def test_matmul_block_equals_per_step_mvmul(rt: int, ct: int, kt: int, transpose: bool, fidelity: str,
+                                            fmt: DataFormat, fp32_dest_acc: bool) -> None:
+    """kt inner steps into one subblock, then again (the operand cache hit) into DST holding the
+    first pass: every DST value as mvmul on the subblock's rows, DST rounded per call."""
+    if fp32_dest_acc:  # a DST half holds 4 float32 tiles
+        ct = min(ct, 4 // rt)
+    in0 = _mixed_tiles(rt * kt, 71)
+    in1 = _mixed_tiles(kt * ct, 72)
+    count = rt * ct
+
+    def kernel(ctx):
+        ctx.mm_init(A, B, OUT)
+        yield from ctx.cb_wait_front(A, rt * kt)
+        yield from ctx.cb_wait_front(B, kt * ct)
+        ctx.tile_regs_acquire()
+        for _ in range(2):
+            for k in range(kt):
+                ctx.matmul_block(A, B, k, k * ct, 0, transpose, ct, rt, kt)
+        ctx.tile_regs_commit()
+        yield from ctx.cb_reserve_back(OUT, count)
+        ctx.tile_regs_wait()
+        ctx.pack_tile_block(0, OUT, count)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, count)
+
+    run = run_compute(kernel, {A: tiles_cb(in0, fmt), B: tiles_cb(in1, fmt)}, {OUT: (F32, 4096, count)},
+                      math_fidelity=fidelity, fp32_dest_acc=fp32_dest_acc)
+    a_seen = unpack_tile(pack_tile(in0, fmt), fmt)  # the values the unpacker reads
+    b_seen = unpack_tile(pack_tile(in1, fmt), fmt)
+    phases = FIDELITY_PHASES[fidelity]
+    dst = None
+    for _ in range(2):
+        for k in range(kt):
+            a_rows = np.stack([untilize(a_seen[h * kt + k][None]) for h in range(rt)])  # [rt, 32, 32]
+            b_tiles = b_seen[k * ct : (k + 1) * ct]
+            if transpose:
+                b_tiles = np.stack([tilize(untilize(t[None]).T)[0] for t in b_tiles])
+            result = mvmul(dst, a_rows, untilize(b_tiles), phases, not fp32_dest_acc, round_last=False)
+            dst = _dst_round(result, fp32_dest_acc)
+    got = _rows(_out_values(run, count), rt, ct)
+    np.testing.assert_array_equal(got.view(np.uint32), dst.view(np.uint32))
+
+
+@pytest.mark.parametrize("activation", ["relu6", "silu", "gelu", "relu"])
+@pytest.mark.parametrize("fidelity, fp32_dest_acc", [("LoFi", False), ("HiFi4", False), ("HiFi2", True)])
+@pytest.mark.parametrize("weights", [BF16, BF8])
+def test_deferred_elementwise_ops_equal_per_tile(activation: str, fidelity: str, fp32_dest_acc: bool,
+                                                 weights: DataFormat) -> None:
+    """A depthwise-style DST sequence: copy, multiply-accumulate taps (twice into one tile with no
+    yield between: two runs), bias add, a DST multiply, SFPU, packed in a block and tile by tile."""
+    n, taps = 3, 3  # n + 1 tiles fit a float32 DST half
+    x = _mixed_tiles(taps * n, 81)
+    w = _mixed_tiles(taps * n, 82)
+    bias = _mixed_tiles(n, 83)
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, taps * n)
+        yield from ctx.cb_wait_front(B, taps * n)
+        yield from ctx.cb_wait_front(C, n)
+        ctx.tile_regs_acquire()
+        ctx.copy_tile(C, 0, n)  # DST[n] = bias 0, then multiplied twice in a row below
+        for tap in range(taps):
+            for i in range(n):
+                ctx.mul_tiles(A, B, tap * n + i, tap * n + i, i)
+        ctx.mul_tiles(A, B, 0, 1, n)
+        ctx.mul_tiles(A, B, 2, 3, n)
+        for i in range(n):
+            ctx.binary_dest_reuse_tiles(C, i, i, op="add")
+        ctx.binary_dest_reuse_tiles(C, 1, n, op="mul")
+        for i in range(n + 1):
+            ctx.sfpu_tile(activation, i)
+        ctx.tile_regs_commit()
+        yield from ctx.cb_reserve_back(OUT, 2 * (n + 1))
+        ctx.tile_regs_wait()
+        ctx.pack_tile_block(0, OUT, n + 1)
+        for i in range(n + 1):
+            ctx.pack_tile(i, OUT)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 2 * (n + 1))
+
+    run = run_compute(kernel, {A: tiles_cb(x), B: tiles_cb(w, weights), C: tiles_cb(bias, weights)},
+                      {OUT: (F32, 4096, 2 * (n + 1))}, math_fidelity=fidelity, fp32_dest_acc=fp32_dest_acc)
+    x = unpack_tile(pack_tile(x, BF16), BF16)  # the values the unpacker reads
+    w_seen = unpack_tile(pack_tile(w, weights), weights)
+    bias_seen = unpack_tile(pack_tile(bias, weights), weights)
+    phases, dst_bf16 = FIDELITY_PHASES[fidelity], not fp32_dest_acc
+
+    def rnd(v):
+        return _dst_round(v, fp32_dest_acc)
+
+    def act(v):
+        fast = FLOAT32_ACTIVATIONS.get(activation)
+        return fast(v) if fast is not None else ACTIVATIONS[activation](v).astype(np.float32, copy=False)
+
+    expected = []
+    for i in range(n):  # one tile at a time, as the eager per-tile ops computed it
+        d = rnd(elwmul(None, x[i], w_seen[i], phases, dst_bf16, round_last=False))
+        for tap in range(1, taps):
+            d = rnd(elwmul(d, x[tap * n + i], w_seen[tap * n + i], phases, dst_bf16, round_last=False))
+        expected.append(rnd(act(rnd(d + bias_seen[i]))))
+    d = rnd(bias_seen[0])
+    d = rnd(elwmul(d, x[0], w_seen[1], phases, dst_bf16, round_last=False))
+    d = rnd(elwmul(d, x[2], w_seen[3], phases, dst_bf16, round_last=False))
+    d = rnd(elwmul(None, d, bias_seen[1], phases, dst_bf16, round_last=False))
+    expected.append(rnd(act(d)))
+    expected = np.stack(expected)
+    got = _out_values(run, 2 * (n + 1))
+    np.testing.assert_array_equal(got[: n + 1].view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(got[n + 1 :].view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("fmt", [BF8, BF16, F32])
+def test_pack_tile_block_writes_the_bytes_of_per_tile_packs(fmt: DataFormat) -> None:
+    """One encode for the block, the same bytes as pack_tile tile by tile (bfloat8_b blocks of
+    16 share an exponent, so a block encode that mixed tiles would show)."""
+    n = 5
+    x = _mixed_tiles(n, 91)
+    size = pack_tile(x[:1], fmt).shape[1]
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, n)
+        yield from ctx.cb_reserve_back(OUT, 2 * n)
+        ctx.tile_regs_acquire()
+        ctx.copy_block_matmul_partials(A, 0, 0, n)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        ctx.pack_tile_block(0, OUT, n)
+        for i in range(n):
+            ctx.pack_tile(i, OUT)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 2 * n)
+
+    run = run_compute(kernel, {A: tiles_cb(x, F32)}, {OUT: (fmt, size, 2 * n)})
+    out = run.outputs[OUT]
+    np.testing.assert_array_equal(out[:n], out[n:])
+    dst = round_dst(x, True)
+    np.testing.assert_array_equal(out[n:], np.stack([pack_tile(t, fmt) for t in dst]))
+
+
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE_ACTIVATIONS))
+def test_batched_activations_equal_per_tile(name: str) -> None:
+    """The activations deferred DST ops batch give each tile the values it gets alone."""
+    x = _mixed_tiles(8, 101) * 4
+    func = FLOAT32_ACTIVATIONS.get(name) or (lambda v: ACTIVATIONS["none" if name == "identity" else name](v)
+                                             .astype(np.float32, copy=False))
+    batched = func(x)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(batched[i].view(np.uint32), func(x[i]).view(np.uint32))
+
+
+@pytest.mark.parametrize("fmt", [BF8, BF16, F32, DataFormat.UINT16])
+def test_unpack_tiles_equals_unpack_tile(fmt: DataFormat) -> None:
+    values = np.abs(_mixed_tiles(3, 111)) if fmt is DataFormat.UINT16 else _mixed_tiles(3, 111)
+    raw = pack_tile(values, fmt)
+    np.testing.assert_array_equal(unpack_tiles(raw, fmt).view(np.uint32), unpack_tile(raw, fmt).view(np.uint32))
+    np.testing.assert_array_equal(unpack_tiles(raw[1:2], fmt)[0], unpack_tile(raw[1], fmt))
+
+
+def test_bfloat8_b_decode_of_many_tiles_equals_the_table_decode_on_every_code_and_exponent() -> None:
+    """The block decode (4 tiles and more) against the per-value table: every code byte with every
+    shared exponent, in blocks of 16."""
+    code = np.tile(np.arange(256, dtype=np.uint8), (256, 1)).reshape(-1, 16)
+    shared = np.repeat(np.arange(256, dtype=np.uint8), 16)
+    with np.errstate(over="ignore"):  # 127 * 2^122 is past float32: inf, as the table gives
+        got = _bfp8_decode(shared, code)
+        table = _BFP8_SIGNED_MANTISSA[code] * _BFP8_SCALE[shared][:, None]
+    assert code.size >= _BFP8_BIT_DECODE_MIN
+    np.testing.assert_array_equal(got.view(np.uint32), table.view(np.uint32))
+
+
+def test_a_weight_tile_rewritten_in_l1_is_read_again() -> None:
+    """The matmul operand cache compares bytes: after the in1 tile's bytes change in L1 (written
+    here by the kernel itself between two steps), the next matmul_block sees the new values."""
+    in0 = random_tiles(1, 121)
+    first, second = random_tiles(1, 122), random_tiles(1, 123)
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, 1)
+        yield from ctx.cb_wait_front(B, 1)
+        yield from ctx.cb_reserve_back(OUT, 2)
+        for step in range(2):
+            ctx.tile_regs_acquire()
+            ctx.matmul_block(A, B, 0, 0, 0, False, 1, 1, 1)
+            ctx.tile_regs_commit()
+            ctx.tile_regs_wait()
+            ctx.pack_tile(0, OUT)
+            ctx.tile_regs_release()
+            if step == 0:
+                ctx.core.l1.write(ctx.cb(B).front_page_address(0), pack_tile(second[0], BF16))
+        ctx.cb_push_back(OUT, 2)
+
+    run = run_compute(kernel, {A: tiles_cb(in0), B: tiles_cb(first)}, {OUT: (F32, 4096, 2)},
+                      math_fidelity="LoFi")
+    got = _out_values(run, 2)
+    for out, b in zip(got, (first, second)):
+        expected = round_dst(mvmul(None, untilize(in0)[None], untilize(b), 1, True, round_last=False), True)
+        np.testing.assert_array_equal(untilize(out[None]), expected[0])
