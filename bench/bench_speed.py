@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
 DIGESTS = ROOT / "tests" / "data" / "output_sha256.json"
-PROGRAMS = ("classic", "pool")
+PROGRAMS = ("classic", "pool", "depthwise")
 MODES = ("numerics", "timing_only")
 
 

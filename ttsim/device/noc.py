@@ -45,15 +45,21 @@ class Port:
         end = start + duration
         starts, ends = self._starts, self._ends
         i = bisect_right(ends, start)
+        # the merged calendar, edited in place: [start, end) joins the interval before it when
+        # that one ends at start, and the one after when that one starts by end
+        joins_next = i < len(starts) and starts[i] <= end + 1e-9
         if i > 0 and ends[i - 1] >= start - 1e-9:
-            i -= 1
-            start = starts[i]
-            del starts[i], ends[i]
-        if i < len(starts) and starts[i] <= end + 1e-9:
-            end = max(end, ends[i])
-            del starts[i], ends[i]
-        starts.insert(i, start)
-        ends.insert(i, end)
+            if joins_next:
+                ends[i - 1] = max(end, ends[i])
+                del starts[i], ends[i]
+            else:
+                ends[i - 1] = end
+        elif joins_next:
+            starts[i] = start
+            ends[i] = max(end, ends[i])
+        else:
+            starts.insert(i, start)
+            ends.insert(i, end)
         self.busy_cycles += duration
         self.bytes_moved += nbytes
 
@@ -163,17 +169,21 @@ class NocModel:
         for port in ports:
             if port.bytes_per_cycle < rate:
                 rate = port.bytes_per_cycle
+        max_burst = self.max_burst
         while remaining > 0:
-            chunk = min(remaining, self.max_burst)
+            chunk = min(remaining, max_burst)
             duration = chunk / rate
             start = end if end > t else t
             settled = False
             while not settled:  # a later gap on one port may not be free on an earlier one
                 previous = start
                 for port in ports:  # the first time >= start the port is idle for duration
-                    starts, ends = port._starts, port._ends
+                    ends = port._ends
                     i = bisect_right(ends, start)
-                    count = len(starts)
+                    count = len(ends)
+                    if i == count:  # nothing booked after start
+                        continue
+                    starts = port._starts
                     while i < count and starts[i] < start + duration:
                         if ends[i] > start:
                             start = ends[i]

@@ -224,21 +224,24 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._t = free
         if self.trace is not None:
             self._trace_busy(Risc.TRISC0, self._t, cycles)
-        self._t += cycles
-        self._check_deadline(self._t)
+        t = self._t = self._t + cycles
+        if t > self.deadline:
+            self._check_deadline(t)
         self._busy_unpack += cycles
-        return self._t
+        return t
 
     def _math(self, ready: float, cycles: float) -> None:
         """Charge math on operands unpacked at ``ready``; their source bank frees at its end."""
-        if ready > self._math_t:
-            self._stall(Risc.TRISC1, "math_wait_unpack", self._math_t, ready)
-            self._math_t = ready
+        math_t = self._math_t
+        if ready > math_t:
+            self._stall(Risc.TRISC1, "math_wait_unpack", math_t, ready)
+            math_t = ready
         if self.trace is not None:
-            self._trace_busy(Risc.TRISC1, self._math_t, cycles)
-        self._math_t += cycles
+            self._trace_busy(Risc.TRISC1, math_t, cycles)
+        math_t += cycles
+        self._math_t = math_t
         self._busy_math += cycles
-        self._src_banks.append(self._math_t)
+        self._src_banks.append(math_t)
 
     def _math_dst(self, cycles: float) -> None:
         """Charge math that only touches DST (no source operands), right after the last."""
@@ -368,7 +371,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         resume = self._pack_t + self._cb_check
         self._busy_pack += self._cb_check
-        if cb.free_pages() < n:
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:  # free_pages() inline
             yield from self._sync_to(self._t)
         if cb.free_pages() < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
