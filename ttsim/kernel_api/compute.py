@@ -173,6 +173,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._producer_risc = Risc.TRISC2
         self._consumer_risc = Risc.TRISC0
         self._init_costs = c.init_cycles.value
+        costs = self._init_costs
+        self._init_unpack, self._init_math, self._init_pack = costs["unpack"], costs["math"], costs["pack"]
+        """The reconfiguration cost of each thread (``_init``'s hot path reads them)."""
         self._handshake = c.tile_regs_handshake_cycles.value
         self._sfpu_costs = c.sfpu_tile_cycles.value
         self._mul_cycles = c.eltwise_mul_tile_cycles_per_phase.value * self._phases
@@ -259,16 +262,15 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _init(self, unpack: bool = False, math: bool = False, pack: bool = False) -> None:
         """Charge a reconfiguration to the threads it touches."""
         if self.trace is None:  # hot path (several inits per output stick): the same sums inline
-            costs = self._init_costs
             if unpack:
-                self._t += costs["unpack"]
-                self._busy_unpack += costs["unpack"]
+                self._t += self._init_unpack
+                self._busy_unpack += self._init_unpack
             if math:
-                self._math_t += costs["math"]
-                self._busy_math += costs["math"]
+                self._math_t += self._init_math
+                self._busy_math += self._init_math
             if pack:
-                self._pack_t += costs["pack"]
-                self._busy_pack += costs["pack"]
+                self._pack_t += self._init_pack
+                self._busy_pack += self._init_pack
             return
         if unpack:
             if self.trace is not None:
@@ -372,7 +374,11 @@ class ComputeContext(EltwiseOps, KernelContext):
         resume = self._pack_t + self._cb_check
         self._busy_pack += self._cb_check
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:  # free_pages() inline
-            yield from self._sync_to(self._t)
+            t = self._t  # _sync_to(self._t), inline
+            if t > self.deadline:
+                self._check_deadline(t)
+            if t > self.env._now:
+                yield self.env.timeout(t - self.env._now)
         if cb.free_pages() < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = self.env.now
@@ -380,7 +386,9 @@ class ComputeContext(EltwiseOps, KernelContext):
             def detail() -> str:
                 return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-            yield from self._block(cb.reserve_event(n), detail)
+            self.blocked_on = detail  # _block, inline
+            yield cb.reserve_event(n)
+            self.blocked_on = None
             cb.stats.producer.blocked_cycles += self.env.now - start
             reason = f"cb_reserve_back:{cb.name}"
             self._stall(Risc.TRISC0, reason, self._t, self.env.now)

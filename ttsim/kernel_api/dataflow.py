@@ -75,6 +75,7 @@ class DataflowContext(KernelContext):
         self._l1_data = core.l1.data
         """This core's L1 bytes (a fixed array: reads land in it)."""
         self._cores_by_xy = device.by_noc_xy
+        self._mcast_cache: dict[tuple[int, int, int, int, bool], list[TensixCore]] = {}
 
     # -- circular buffers ---------------------------------------------------------------------
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
@@ -190,10 +191,16 @@ class DataflowContext(KernelContext):
             offset += chunk
 
     def _mcast_dests(self, dst: McastAddr, include_self: bool) -> list[TensixCore]:
-        x0, x1 = sorted((dst.x_start, dst.x_end))
-        y0, y1 = sorted((dst.y_start, dst.y_end))
-        dests = [core for (x, y), core in sorted(self.device.by_noc_xy.items())
-                 if x0 <= x <= x1 and y0 <= y <= y1 and (include_self or core is not self.core)]
+        """The worker cores in the rectangle, in NoC coordinate order (the same list for the same
+        rectangle, so it is kept)."""
+        key = (dst.x_start, dst.y_start, dst.x_end, dst.y_end, include_self)
+        dests = self._mcast_cache.get(key)
+        if dests is None:
+            x0, x1 = sorted((dst.x_start, dst.x_end))
+            y0, y1 = sorted((dst.y_start, dst.y_end))
+            dests = [core for (x, y), core in sorted(self.device.by_noc_xy.items())
+                     if x0 <= x <= x1 and y0 <= y <= y1 and (include_self or core is not self.core)]
+            self._mcast_cache[key] = dests
         return dests
 
     def _check_dests(self, dests: list[TensixCore], num_dests: int, what: str) -> None:
