@@ -299,3 +299,60 @@ def test_get_noc_addr_one_argument_is_this_cores_l1() -> None:
     local, remote, xy = seen[0]
     assert (local.x, local.y, local.addr) == (*xy, 0x1000)
     assert (remote.x, remote.y, remote.addr) == (3, 4, 0x20)
+
+
+# -- the reservation calendar against a brute-force model ----------------------------------------
+
+def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Intervals merged where they overlap or touch (within the calendar's 1e-9 tolerance)."""
+    merged: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1] + 1e-9:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def test_port_calendar_is_the_union_of_disjoint_bookings() -> None:
+    """Bookings in any order (touching, gapped, filling a gap exactly) leave the calendar as the
+    union of the booked intervals, busy time as their sum."""
+    from ttsim.device.noc import Port
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        slots = rng.permutation(40)[: rng.integers(1, 40)]
+        lengths = rng.choice([2.0, 4.0], size=slots.size)  # slot i is [4i, 4i + length)
+        port, booked = Port("p", 32.0), []
+        for slot, length in zip(slots.tolist(), lengths.tolist()):
+            port.reserve(4.0 * slot, length, 64)
+            booked.append((4.0 * slot, 4.0 * slot + length))
+            assert list(zip(port._starts, port._ends)) == _union(booked)
+        assert port.busy_cycles == pytest.approx(sum(e - s for s, e in booked))
+        assert port.bytes_moved == 64 * len(booked)
+
+
+def test_stream_takes_the_earliest_gap_free_on_every_port() -> None:
+    """A burst starts at the earliest time >= its issue at which every port of its path is idle
+    for its duration (checked against every candidate start: the issue time and each interval
+    end)."""
+    from ttsim.device.noc import Port
+
+    model = NocModel(load_device("wormhole_b0"))
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        ports = tuple(Port(f"p{i}", 32.0) for i in range(rng.integers(1, 5)))
+        for port in ports:
+            for slot in sorted(rng.permutation(30)[: rng.integers(0, 12)].tolist()):
+                port.reserve(10.0 * slot, float(rng.integers(1, 10)), 32)
+        issue, nbytes = float(rng.integers(0, 250)), 32 * int(rng.integers(1, 8))
+        duration = nbytes / 32.0
+
+        def idle(start: float) -> bool:
+            return all(not (s < start + duration and e > start)
+                       for port in ports for s, e in zip(port._starts, port._ends))
+
+        candidates = sorted({issue, *(e for port in ports for e in port._ends if e >= issue)})
+        expected = next(c for c in candidates if idle(c))
+        end = model._stream(ports, nbytes, issue, 32.0)
+        assert end == expected + duration

@@ -365,3 +365,14 @@ def test_handshake_in_order_runs_twice() -> None:
 
     profile = run_program(_device(), _program(("feeder", feeder, Risc.BRISC), ("compute", compute, "compute")))
     assert profile.cbs[1].pages_pushed == 1
+
+
+def test_a_cb_the_core_does_not_have_is_named() -> None:
+    from ttsim.errors import CBRequestError
+
+    def reader(ctx):
+        yield from ctx.cb_reserve_back(5, 1)
+
+    with pytest.raises(CBRequestError) as info:
+        run_program(_device(), _program(("reader", reader, Risc.BRISC)), max_cycles=1_000_000)
+    assert str(info.value) == "kernel 'reader' on core (1,2) BRISC: no circular buffer 5 on this core"

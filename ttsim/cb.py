@@ -163,6 +163,10 @@ class CircularBuffer:
         if self._front_waiters:
             _wake(self._front_waiters, self.available_pages())
 
+    def on_push_event(self, event: simpy.Event) -> None:
+        """Callback of the timeout that publishes a push; its value is the page count."""
+        self.publish_push(event._value)
+
     # -- consumer side --------------------------------------------------------------------
     def available_pages(self) -> int:
         """Pages the consumer may read."""
@@ -194,6 +198,10 @@ class CircularBuffer:
             self.trace(self._visible_pushed - self._visible_popped, self.env.now)
         if self._back_waiters:
             _wake(self._back_waiters, self.free_pages())
+
+    def on_pop_event(self, event: simpy.Event) -> None:
+        """Callback of the timeout that publishes a pop; its value is the page count."""
+        self.publish_pop(event._value)
 
     def occupancy(self) -> int:
         """Pages pushed and not yet popped, as seen from outside."""

@@ -139,7 +139,8 @@ def SUITE_OPTIONS(command: Callable) -> Callable:
     """--jobs, --scheduler, --plot and --uncertainty (shared by run and compare)."""
     options = [
         click.option("--jobs", "jobs", default=2, show_default=True, type=click.IntRange(1, 64),
-                     help="local worker processes for suites and uncertainty runs"),
+                     help="local worker processes for suites and uncertainty runs; given for op configs, "
+                          "the programs run in that many processes at once (the same results)"),
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="run suite layers on this Dask distributed scheduler (e.g. tcp://host:8786)"),
         click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
@@ -215,10 +216,11 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
                             *(("--csv", target) for target in csv_paths), ("--trace", trace_path),
                             ("--plot", plot_path)], configs)
         cores = _parse_cores(trace_cores)
+        given = click.get_current_context().get_parameter_source("jobs") is click.core.ParameterSource.COMMANDLINE
         for path in configs:
             config = load_config(path, list(overrides))
             results = run(config, program=program, device=device, trace=trace_path is not None,
-                          trace_cores=cores, timing_only=timing_only)
+                          trace_cores=cores, timing_only=timing_only, jobs=jobs if given else 1)
             print_results(console, results[0].config, results)
             if show_l1:
                 for result in results:

@@ -14,7 +14,7 @@ import numpy as np
 from ttsim.config import OpConfig, ProgramOptions, load_config
 from ttsim.device.device import Device
 from ttsim.device.spec import DeviceSpec, load_device
-from ttsim.errors import ConfigurationError
+from ttsim.errors import ConfigurationError, TtsimError
 from ttsim.formats import DataFormat, round_to_format
 from ttsim.host import run_program
 from ttsim.limits import check_conv_fits, check_run_arguments
@@ -32,9 +32,14 @@ from ttsim.results import OpResult
 __all__ = ["OpResult", "run"]
 
 
+MAX_JOBS = 64
+"""Most worker processes ``run(..., jobs=N)`` starts."""
+
+
 def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all",
         device: str | None = None, trace: bool = False,
-        trace_cores: Collection[tuple[int, int]] | None = None, timing_only: bool = False) -> list[OpResult]:
+        trace_cores: Collection[tuple[int, int]] | None = None, timing_only: bool = False,
+        jobs: int = 1) -> list[OpResult]:
     """Simulate one conv config; returns [halo op, conv op] per program run.
 
     With ``timing_only`` the kernels run and every cycle is the same (no cost depends on a
@@ -45,14 +50,67 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all
     ``program`` is a registered program's name (``ttsim.programs.registry.names()``: "classic",
     OptimizedConvNew's dense matmul; "pool", the pool-based depthwise kernel; ...) or "all" (the
     default, as on the command line): every registered program, in registry order.
+
+    With ``jobs`` > 1 and several programs, the programs run in up to ``jobs`` worker processes
+    at once. Each program simulates its own device from the same inputs, so nothing couples them:
+    every cycle and output byte is what the serial run gives, the results come back in registry
+    order, and an error is the one the serial run would raise first.
     """
     check_run_arguments(program, device, trace, trace_cores)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
+        raise ConfigurationError(f"jobs: expected a number of processes from 1 to {MAX_JOBS}, got {jobs!r}"[:200])
     config = config_or_path if isinstance(config_or_path, OpConfig) else load_config(config_or_path)
     programs = registry.names() if program == "all" else (registry.get(program).name,)
     spec = load_device(device or config.device)
     check_conv_fits(config.conv, spec)
+    if jobs > 1 and len(programs) > 1:
+        return _run_programs_in_parallel(config, spec, programs, trace, trace_cores, timing_only, jobs)
     return [result for name in programs
             for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only)]
+
+
+_PARALLEL_JOB: tuple | None = None
+"""(config, spec, programs, trace, trace_cores, timing_only) of the parallel run in progress:
+forked workers inherit it, so the config and device objects need not be pickled."""
+
+
+def _run_programs_in_parallel(config: OpConfig, spec: DeviceSpec, programs: tuple[str, ...], trace: bool,
+                              trace_cores: Collection[tuple[int, int]] | None, timing_only: bool,
+                              jobs: int) -> list[OpResult]:
+    """Every program of ``programs`` in a forked worker process (``jobs`` at most at once), the
+    results in ``programs`` order. Serial where processes cannot be forked."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform: the same results, one after the other
+        return [result for name in programs
+                for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only)]
+    global _PARALLEL_JOB
+    _PARALLEL_JOB = (config, spec, programs, trace, trace_cores, timing_only)
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(programs)), mp_context=context) as pool:
+            outcomes = list(pool.map(_run_one_program, range(len(programs))))
+    finally:
+        _PARALLEL_JOB = None
+    results: list[OpResult] = []
+    for outcome in outcomes:
+        if isinstance(outcome, TtsimError):
+            raise outcome
+        results.extend(outcome)
+    return results
+
+
+def _run_one_program(index: int) -> list[OpResult] | TtsimError:
+    """Worker: program ``index`` of the parallel run; a ttsim error is returned (the parent raises
+    the first in program order, the one a serial run stops at), any other exception propagates."""
+    assert _PARALLEL_JOB is not None
+    config, spec, programs, trace, trace_cores, timing_only = _PARALLEL_JOB
+    try:
+        return _run_conv(config, spec, registry.get(programs[index]), trace, trace_cores, timing_only)
+    except TtsimError as error:
+        return error
 
 
 def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition, trace: bool,

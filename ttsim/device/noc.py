@@ -45,15 +45,21 @@ class Port:
         end = start + duration
         starts, ends = self._starts, self._ends
         i = bisect_right(ends, start)
+        # the merged calendar, edited in place: [start, end) joins the interval before it when
+        # that one ends at start, and the one after when that one starts by end
+        joins_next = i < len(starts) and starts[i] <= end + 1e-9
         if i > 0 and ends[i - 1] >= start - 1e-9:
-            i -= 1
-            start = starts[i]
-            del starts[i], ends[i]
-        if i < len(starts) and starts[i] <= end + 1e-9:
-            end = max(end, ends[i])
-            del starts[i], ends[i]
-        starts.insert(i, start)
-        ends.insert(i, end)
+            if joins_next:
+                ends[i - 1] = max(end, ends[i])
+                del starts[i], ends[i]
+            else:
+                ends[i - 1] = end
+        elif joins_next:
+            starts[i] = start
+            ends[i] = max(end, ends[i])
+        else:
+            starts.insert(i, start)
+            ends.insert(i, end)
         self.busy_cycles += duration
         self.bytes_moved += nbytes
 
@@ -89,6 +95,9 @@ class NocModel:
         self._nius: dict[tuple[int, XY, str], Port] = {}
         self._banks: dict[XY, Port] = {}
         self._routes: dict[tuple[int, XY, XY], tuple[Port, ...]] = {}
+        self._mcast_routes: dict[tuple[int, XY, tuple[XY, ...]], tuple[tuple[Port, ...], int]] = {}
+        """Per (noc, source, destinations): the union of the unicast paths and the farthest
+        destination's hops."""
         for xy in spec.dram.bank_noc_xy.value:
             self._banks[tuple(xy)] = Port(f"dram{tuple(xy)}", spec.dram.bank_bytes_per_cycle.value)
 
@@ -163,22 +172,34 @@ class NocModel:
         for port in ports:
             if port.bytes_per_cycle < rate:
                 rate = port.bytes_per_cycle
+        max_burst = self.max_burst
+        count_ports = len(ports)
         while remaining > 0:
-            chunk = min(remaining, self.max_burst)
+            chunk = min(remaining, max_burst)
             duration = chunk / rate
             start = end if end > t else t
-            settled = False
-            while not settled:  # a later gap on one port may not be free on an earlier one
-                previous = start
-                for port in ports:  # the first time >= start the port is idle for duration
-                    starts, ends = port._starts, port._ends
-                    i = bisect_right(ends, start)
-                    count = len(starts)
-                    while i < count and starts[i] < start + duration:
-                        if ends[i] > start:
-                            start = ends[i]
-                        i += 1
-                settled = start == previous
+            # the earliest start >= t at which every port is idle for duration: visit the ports in
+            # turn until all of them in a row are idle at start (a port that moves start is idle
+            # at the new one; each move is to the end of an interval that rules out every earlier
+            # start, so the visiting order does not change the result)
+            k = idle = 0
+            while idle < count_ports:
+                port = ports[k]
+                k = k + 1 if k + 1 < count_ports else 0
+                ends = port._ends
+                i = bisect_right(ends, start)
+                count = len(ends)
+                if i == count:  # nothing booked after start
+                    idle += 1
+                    continue
+                starts = port._starts
+                moved = False
+                while i < count and starts[i] < start + duration:
+                    if ends[i] > start:
+                        start = ends[i]
+                        moved = True
+                    i += 1
+                idle = 1 if moved else idle + 1
             for port in ports:
                 port.reserve(start, duration, chunk)
             end = start + duration
@@ -223,15 +244,19 @@ class NocModel:
 
     def multicast(self, noc: int, src: XY, dests: list[XY], nbytes: int, t: float, linked: bool) -> float:
         """One write delivered to every node of ``dests``; returns the last arrival cycle."""
-        ports: dict[str, Port] = {}
-        for dst in dests:
-            for port in self._path(noc, src, dst):
-                ports[port.name] = port
+        key = (noc, src, tuple(dests))
+        route = self._mcast_routes.get(key)
+        if route is None:
+            ports: dict[str, Port] = {}
+            for dst in dests:
+                for port in self._path(noc, src, dst):
+                    ports[port.name] = port
+            route = (tuple(ports.values()), max((self.hops(noc, src, d) for d in dests), default=0))
+            self._mcast_routes[key] = route
         spec = self.spec.noc
         cap = (spec.multicast_linked_bytes_per_cycle if linked else spec.multicast_bytes_per_cycle).value
-        end = self._stream(tuple(ports.values()), nbytes, t, cap)
-        farthest = max((self.hops(noc, src, d) for d in dests), default=0)
-        return end + self.write_latency(farthest)
+        end = self._stream(route[0], nbytes, t, cap)
+        return end + self.write_latency(route[1])
 
     def atomic(self, noc: int, src: XY, dst: XY, t: float) -> float:
         """A 4-byte semaphore update issued at ``t``; returns when it lands at ``dst``."""

@@ -29,6 +29,20 @@ from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, Sim
 KernelGen = Generator[simpy.Event, Any, None]
 
 
+class _CBTable(dict):
+    """The CBs one kernel sees, by index; looking up a missing index raises the API's error.
+
+    Kernels look a CB up on nearly every call, so :meth:`KernelContext.cb` is this dict's own
+    ``__getitem__`` (no Python frame per lookup) and the error comes from ``__missing__``.
+    """
+
+    where = ""
+    """The kernel, for the error (:attr:`KernelContext.where`)."""
+
+    def __missing__(self, cb_id: int) -> CircularBuffer:
+        raise CBRequestError(f"{self.where}: no circular buffer {cb_id} on this core")
+
+
 class KernelContext:
     """State and API common to data-movement and compute kernels."""
 
@@ -57,6 +71,10 @@ class KernelContext:
         self._cb_check = risc_spec.cb_check_cycles.value
         self._cb_update = risc_spec.cb_update_cycles.value
         self._cb_poll = risc_spec.cb_poll_cycles.value
+        self._cbs = _CBTable(core.cbs)
+        """The core's CBs (the launcher places them before any kernel starts)."""
+        self._cbs.where = self.where
+        self.cb = self._cbs.__getitem__  # type: ignore[method-assign]  # see _CBTable
         self._unrun: tuple[str, int, int] | None = None
         """(call, CB id or semaphore address, count) of the blocking call whose generator has
         not started yet; at most one, since the next blocking call checks it."""
@@ -98,9 +116,11 @@ class KernelContext:
                 f"({self.deadline:,.0f}); is the kernel looping forever?")
 
     def _sync_to(self, t: float) -> KernelGen:
-        self._check_deadline(t)
-        if t > self.env.now:
-            yield self.env.timeout(t - self.env.now)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
 
     def _at(self, t: float, action: Callable[[int], None], arg: int) -> None:
         """Run ``action(arg)`` at simulated time ``t`` (now if t is not in the future)."""
@@ -109,6 +129,17 @@ class KernelContext:
         else:
             event = self.env.timeout(t - self.env.now)
             event.callbacks.append(lambda _event: action(arg))
+
+    def _publish_at(self, t: float, on_event: Callable[[simpy.Event], None], n: int,
+                    now_action: Callable[[int], None]) -> None:
+        """A CB publication of ``n`` pages at time ``t``: ``now_action(n)`` at once if ``t`` is
+        not in the future, else a timeout carrying ``n`` whose callback is ``on_event`` (one SimPy
+        event, as :meth:`_at`, without a closure per call)."""
+        now = self.env._now
+        if t <= now:
+            now_action(n)
+        else:
+            self.env.timeout(t - now, n).callbacks.append(on_event)
 
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
@@ -161,10 +192,8 @@ class KernelContext:
 
     # -- circular buffers ------------------------------------------------------------------------
     def cb(self, cb_id: int) -> CircularBuffer:
-        try:
-            return self.core.cbs[cb_id]
-        except KeyError:
-            raise CBRequestError(f"{self.where}: no circular buffer {cb_id} on this core") from None
+        """The CB with index ``cb_id`` (replaced per instance by its table's lookup: _CBTable)."""
+        return self._cbs[cb_id]
 
     def get_local_cb_interface(self, cb_id: int) -> CircularBuffer:
         """The CB's local interface, whose ``fifo_rd_ptr`` / ``fifo_wr_ptr`` kernels may move by
@@ -183,15 +212,19 @@ class KernelContext:
         """The generator ``cb_reserve_back`` returns: the producer waits for ``n`` free pages
         from its local clock ``_t`` and advances ``_t`` to the resume time."""
         self._unrun = None
-        cb = self.cb(cb_id)
+        cb = self._cbs[cb_id]
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         t = self._t + self._cb_check
         self._busy(self._producer_risc, self._cb_check)
-        if cb.free_pages() >= n:  # free space only grows while the producer waits
+        # free space only grows while the producer waits (free_pages() inline: the hot path)
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
+        if t > self.deadline:  # _sync_to(t), inline (once per blocking CB call)
+            self._check_deadline(t)
+        if t > self.env._now:
+            yield self.env.timeout(t - self.env._now)
         if cb.free_pages() >= n:
             self._t = t
             return
@@ -199,7 +232,9 @@ class KernelContext:
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-        yield from self._block(cb.reserve_event(n), detail)
+        self.blocked_on = detail  # _block, inline
+        yield cb.reserve_event(n)
+        self.blocked_on = None
         cb.stats.producer.blocked_cycles += self.env.now - t
         self._stall(self._producer_risc, f"cb_reserve_back:{cb.name}", t, self.env.now)
         self._busy(self._producer_risc, self._cb_poll)
@@ -210,17 +245,21 @@ class KernelContext:
         from its local clock ``_t`` (unpack's, in a compute kernel) and advances ``_t`` to the
         resume time."""
         self._unrun = None
-        cb = self.cb(cb_id)
+        cb = self._cbs[cb_id]
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_wait_front", self.kernel_name)
         if n > cb.waited:  # cumulative: the pages granted once this returns
             cb.waited = n
         t = self._t + self._cb_check
         self._busy(self._consumer_risc, self._cb_check)
-        if cb.available_pages() >= n:  # available pages only grow while the consumer waits
+        # available pages only grow while the consumer waits (available_pages() inline)
+        if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
+        if t > self.deadline:  # _sync_to(t), inline (once per blocking CB call)
+            self._check_deadline(t)
+        if t > self.env._now:
+            yield self.env.timeout(t - self.env._now)
         if cb.available_pages() >= n:
             self._t = t
             return
@@ -229,7 +268,9 @@ class KernelContext:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
                     f"{cb.num_pages} pages available")
 
-        yield from self._block(cb.front_event(n), detail)
+        self.blocked_on = detail  # _block, inline
+        yield cb.front_event(n)
+        self.blocked_on = None
         cb.stats.consumer.blocked_cycles += self.env.now - t
         self._stall(self._consumer_risc, f"cb_wait_front:{cb.name}", t, self.env.now)
         self._busy(self._consumer_risc, self._cb_poll)
@@ -242,12 +283,12 @@ class KernelContext:
         into a CB they know is empty without reserving (``reader_pool_2d.cpp`` does so for
         ``clear_value_cb``), but a push beyond the free pages overwrites pages not yet popped.
         """
-        cb = self.cb(cb_id)
+        cb = self._cbs[cb_id]
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_push_back", self.kernel_name)
         if self._unrun is not None:
             raise self._unrun_error(f"cb_push_back({cb.describe()}, {n})")
-        if n > cb.free_pages():
+        if n > cb.num_pages - (cb._pushed_by_producer - cb._visible_popped):  # free_pages()
             raise KernelAPIError(
                 f"{self.where}: cb_push_back({cb.describe()}, {n}) pushes {n} pages but only "
                 f"{cb.free_pages()} of its {cb.num_pages} pages are free, so it would overwrite pages "
@@ -255,8 +296,9 @@ class KernelContext:
         cb.push(n)
         t += self._cb_update
         self._busy(self._producer_risc, self._cb_update)
-        self._check_deadline(t)
-        self._at(t, cb.publish_push, n)
+        if t > self.deadline:
+            self._check_deadline(t)
+        self._publish_at(t, cb.on_push_event, n, cb.publish_push)
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -265,7 +307,7 @@ class KernelContext:
         Only pages a ``cb_wait_front`` granted may be popped: without the wait the pages may not
         have arrived yet (on hardware the pop would free pages the producer is still writing).
         """
-        cb = self.cb(cb_id)
+        cb = self._cbs[cb_id]
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_pop_front", self.kernel_name)
         if self._unrun is not None:
@@ -279,8 +321,9 @@ class KernelContext:
         cb.pop(n)
         t += self._cb_update
         self._busy(self._consumer_risc, self._cb_update)
-        self._check_deadline(t)
-        self._at(t, cb.publish_pop, n)
+        if t > self.deadline:
+            self._check_deadline(t)
+        self._publish_at(t, cb.on_pop_event, n, cb.publish_pop)
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
-from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_H, TILE_W, bfloat16_dtype, pack_tile,
+from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype, pack_tile,
                            tilize, unpack_tile, unpack_tiles, untilize, decode_row_major, encode_row_major)
 from ttsim.fpu import FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, round_dst, srca_part, srcb_part
 from ttsim.kernel_api.base import KernelContext, KernelGen
@@ -170,6 +170,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._producer_risc = Risc.TRISC2
         self._consumer_risc = Risc.TRISC0
         self._init_costs = c.init_cycles.value
+        costs = self._init_costs
+        self._init_unpack, self._init_math, self._init_pack = costs["unpack"], costs["math"], costs["pack"]
+        """The reconfiguration cost of each thread (``_init``'s hot path reads them)."""
         self._handshake = c.tile_regs_handshake_cycles.value
         self._sfpu_costs = c.sfpu_tile_cycles.value
         self._mul_cycles = c.eltwise_mul_tile_cycles_per_phase.value * self._phases
@@ -320,21 +323,24 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._t = free
         if self.trace is not None:
             self._trace_busy(Risc.TRISC0, self._t, cycles)
-        self._t += cycles
-        self._check_deadline(self._t)
+        t = self._t = self._t + cycles
+        if t > self.deadline:
+            self._check_deadline(t)
         self._busy_unpack += cycles
-        return self._t
+        return t
 
     def _math(self, ready: float, cycles: float) -> None:
         """Charge math on operands unpacked at ``ready``; their source bank frees at its end."""
-        if ready > self._math_t:
-            self._stall(Risc.TRISC1, "math_wait_unpack", self._math_t, ready)
-            self._math_t = ready
+        math_t = self._math_t
+        if ready > math_t:
+            self._stall(Risc.TRISC1, "math_wait_unpack", math_t, ready)
+            math_t = ready
         if self.trace is not None:
-            self._trace_busy(Risc.TRISC1, self._math_t, cycles)
-        self._math_t += cycles
+            self._trace_busy(Risc.TRISC1, math_t, cycles)
+        math_t += cycles
+        self._math_t = math_t
         self._busy_math += cycles
-        self._src_banks.append(self._math_t)
+        self._src_banks.append(math_t)
 
     def _math_dst(self, cycles: float) -> None:
         """Charge math that only touches DST (no source operands), right after the last."""
@@ -352,16 +358,15 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _init(self, unpack: bool = False, math: bool = False, pack: bool = False) -> None:
         """Charge a reconfiguration to the threads it touches."""
         if self.trace is None:  # hot path (several inits per output stick): the same sums inline
-            costs = self._init_costs
             if unpack:
-                self._t += costs["unpack"]
-                self._busy_unpack += costs["unpack"]
+                self._t += self._init_unpack
+                self._busy_unpack += self._init_unpack
             if math:
-                self._math_t += costs["math"]
-                self._busy_math += costs["math"]
+                self._math_t += self._init_math
+                self._busy_math += self._init_math
             if pack:
-                self._pack_t += costs["pack"]
-                self._busy_pack += costs["pack"]
+                self._pack_t += self._init_pack
+                self._busy_pack += self._init_pack
             return
         if unpack:
             if self.trace is not None:
@@ -468,8 +473,12 @@ class ComputeContext(EltwiseOps, KernelContext):
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         resume = self._pack_t + self._cb_check
         self._busy_pack += self._cb_check
-        if cb.free_pages() < n:
-            yield from self._sync_to(self._t)
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:  # free_pages() inline
+            t = self._t  # _sync_to(self._t), inline
+            if t > self.deadline:
+                self._check_deadline(t)
+            if t > self.env._now:
+                yield self.env.timeout(t - self.env._now)
         if cb.free_pages() < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = self.env.now
@@ -477,7 +486,9 @@ class ComputeContext(EltwiseOps, KernelContext):
             def detail() -> str:
                 return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-            yield from self._block(cb.reserve_event(n), detail)
+            self.blocked_on = detail  # _block, inline
+            yield cb.reserve_event(n)
+            self.blocked_on = None
             cb.stats.producer.blocked_cycles += self.env.now - start
             reason = f"cb_reserve_back:{cb.name}"
             self._stall(Risc.TRISC0, reason, self._t, self.env.now)

@@ -71,6 +71,11 @@ class DataflowContext(KernelContext):
         self._writes_land = 0.0
         self._state_src: tuple[int, int] | None = None
         self._state_size = 0
+        self._noc = device.noc
+        self._l1_data = core.l1.data
+        """This core's L1 bytes (a fixed array: reads land in it)."""
+        self._cores_by_xy = device.by_noc_xy
+        self._mcast_cache: dict[tuple[int, int, int, int, bool], list[TensixCore]] = {}
 
     # -- circular buffers ---------------------------------------------------------------------
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
@@ -117,10 +122,16 @@ class DataflowContext(KernelContext):
     def _read(self, src_xy: tuple[int, int], src_addr: int, dst_l1: int, size: int) -> None:
         """Move ``size`` bytes from ``src_addr`` at node ``src_xy`` into this core's L1 now and
         book the NoC read issued at the local clock."""
-        self._check_deadline(self._t)
-        payload = self.device.memory_read(src_xy, src_addr, size)
-        self.core.l1.write(dst_l1, payload)
-        land = self.device.noc.read(self.noc_index, self.core.noc_xy, src_xy, size, self._t)
+        t = self._t
+        if t > self.deadline:
+            self._check_deadline(t)
+        source = self._cores_by_xy.get(src_xy)  # a core's L1 (Device.memory_read, inline) ...
+        if source is not None:
+            payload = source.l1.data[src_addr : src_addr + size]
+            self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
+        else:  # ... or a DRAM bank
+            self.core.l1.write(dst_l1, self.device.memory_read(src_xy, src_addr, size))
+        land = self._noc.read(self.noc_index, self.core.noc_xy, src_xy, size, t)
         if land > self._reads_land:
             self._reads_land = land
 
@@ -180,10 +191,16 @@ class DataflowContext(KernelContext):
             offset += chunk
 
     def _mcast_dests(self, dst: McastAddr, include_self: bool) -> list[TensixCore]:
-        x0, x1 = sorted((dst.x_start, dst.x_end))
-        y0, y1 = sorted((dst.y_start, dst.y_end))
-        dests = [core for (x, y), core in sorted(self.device.by_noc_xy.items())
-                 if x0 <= x <= x1 and y0 <= y <= y1 and (include_self or core is not self.core)]
+        """The worker cores in the rectangle, in NoC coordinate order (the same list for the same
+        rectangle, so it is kept)."""
+        key = (dst.x_start, dst.y_start, dst.x_end, dst.y_end, include_self)
+        dests = self._mcast_cache.get(key)
+        if dests is None:
+            x0, x1 = sorted((dst.x_start, dst.x_end))
+            y0, y1 = sorted((dst.y_start, dst.y_end))
+            dests = [core for (x, y), core in sorted(self.device.by_noc_xy.items())
+                     if x0 <= x <= x1 and y0 <= y <= y1 and (include_self or core is not self.core)]
+            self._mcast_cache[key] = dests
         return dests
 
     def _check_dests(self, dests: list[TensixCore], num_dests: int, what: str) -> None:
