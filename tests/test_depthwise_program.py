@@ -22,6 +22,7 @@ CASES: dict[str, dict[str, Any]] = {
     "k5_pad2": {"kernel": [5, 5], "padding": [2, 2]},
     "k7_no_pad": {"kernel": [7, 7], "padding": [0, 0], "input_height": 12, "input_width": 12},
     "k3x5_asym_pad": {"kernel": [3, 5], "padding": [1, 2]},
+    "k1_split_reader": {"kernel": [1, 1], "padding": [0, 0]},  # one tap: the readers take it in turn
     "stride2_pad1_0": {"stride": [2, 2], "padding": [1, 0], "input_height": 12, "input_width": 11},
     "dilation2_k5x3": {"dilation": [2, 1], "kernel": [5, 3], "padding": [0, 1], "input_height": 14},
     "block_sharded_s2_relu6": {"memory_layout": "block_sharded", "channels": 96, "input_height": 16,

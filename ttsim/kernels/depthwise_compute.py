@@ -112,7 +112,9 @@ def compute_depthwise(ctx: ComputeContext):
                 ctx.pack_tile(i, pack_cb)
             ctx.tile_regs_release()
             ctx.cb_push_back(pack_cb, n)
-        for cb in win_cbs:
+        for r, cb in enumerate(win_cbs):
+            if not range((r - group) % readers, taps, readers):  # a 1x1 window: this reader's slot
+                yield from ctx.cb_wait_front(cb, slots * pages)  # holds no tap but is pushed all the same
             ctx.cb_pop_front(cb, slots * pages)
         # tilize the groups packed `lag` groups ago, `tilize_groups` at a time: their packing (and
         # SFPU) overlapped the later groups' multiplies, and one init serves them all
