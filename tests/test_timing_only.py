@@ -115,8 +115,10 @@ def test_help_loads_no_simulator() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_timing_only_run_never_imports_ml_dtypes() -> None:
-    done = _python(f"import sys, ttsim\nr = ttsim.run({SMALL!r}, program='all', timing_only=True)\n"
+@pytest.mark.parametrize("activation", ["relu6", "silu"])  # silu: the SFPU from the pack thread too
+def test_timing_only_run_never_imports_ml_dtypes(activation: str) -> None:
+    config = {**SMALL, "conv": {**SMALL["conv"], "activation": activation}}
+    done = _python(f"import sys, ttsim\nr = ttsim.run({config!r}, program='all', timing_only=True)\n"
                    "print('ml_dtypes' in sys.modules, r[-1].device_kernel_duration_cycles > 0)")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]

@@ -139,6 +139,15 @@ class EltwiseOps:
         math, or by pack when ``pack_call`` names the pack-thread call (DST must be pack's)."""
         if not 0 <= idst < self._dst_limit:
             raise self._dst_index_error(idst)
+        if pack_call is not None and not self._dst_pack:
+            raise KernelAPIError(
+                f"{self._thread(Risc.TRISC2)}: {pack_call} on DST outside tile_regs_wait()/"
+                "tile_regs_release(): call ctx.tile_regs_wait() first (on hardware the pack thread "
+                "would run the SFPU on a DST half math is still writing)")
+        if not self.numerics:  # timing only: the checks, no tile values
+            if pack_call is None:
+                self._set_dst(idst, None)
+            return
         func = ACTIVATIONS["none" if name == "identity" else name]
         faces = self.dst[idst].reshape(4, FACE_ELEMENTS).copy()
         for face in VECTOR_MODE_FACES[VectorMode(vector_mode)]:
@@ -146,11 +155,6 @@ class EltwiseOps:
         if pack_call is None:
             self._set_dst(idst, faces.reshape(TILE_ELEMENTS))
             return
-        if not self._dst_pack:
-            raise KernelAPIError(
-                f"{self._thread(Risc.TRISC2)}: {pack_call} on DST outside tile_regs_wait()/"
-                "tile_regs_release(): call ctx.tile_regs_wait() first (on hardware the pack thread "
-                "would run the SFPU on a DST half math is still writing)")
         values = faces.reshape(TILE_ELEMENTS)
         self.dst[idst] = values.astype(bfloat16_dtype()) if self._dst_bf16 else values
 
