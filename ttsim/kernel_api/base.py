@@ -130,17 +130,6 @@ class KernelContext:
             event = self.env.timeout(t - self.env.now)
             event.callbacks.append(lambda _event: action(arg))
 
-    def _publish_at(self, t: float, on_event: Callable[[simpy.Event], None], n: int,
-                    now_action: Callable[[int], None]) -> None:
-        """A CB publication of ``n`` pages at time ``t``: ``now_action(n)`` at once if ``t`` is
-        not in the future, else a timeout carrying ``n`` whose callback is ``on_event`` (one SimPy
-        event, as :meth:`_at`, without a closure per call)."""
-        now = self.env._now
-        if t <= now:
-            now_action(n)
-        else:
-            self.env.timeout(t - now, n).callbacks.append(on_event)
-
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
         time, so it is current)."""
@@ -298,7 +287,12 @@ class KernelContext:
         self._busy(self._producer_risc, self._cb_update)
         if t > self.deadline:
             self._check_deadline(t)
-        self._publish_at(t, cb.on_push_event, n, cb.publish_push)
+        now = self.env._now  # a CB publication at t: now, or a timeout carrying n
+        # whose callback publishes (one SimPy event, no closure); inline: once per push
+        if t <= now:
+            cb.publish_push(n)
+        else:
+            self.env.timeout(t - now, n).callbacks.append(cb.on_push_event)
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -323,7 +317,11 @@ class KernelContext:
         self._busy(self._consumer_risc, self._cb_update)
         if t > self.deadline:
             self._check_deadline(t)
-        self._publish_at(t, cb.on_pop_event, n, cb.publish_pop)
+        now = self.env._now  # the pop's publication at t, as in _push
+        if t <= now:
+            cb.publish_pop(n)
+        else:
+            self.env.timeout(t - now, n).callbacks.append(cb.on_pop_event)
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------

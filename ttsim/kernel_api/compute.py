@@ -166,6 +166,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._busy_unpack = 0.0
         self._busy_math = 0.0
         self._busy_pack = 0.0
+        self._unpack_stalls = self.stalls[Risc.TRISC0]
+        self._math_stalls = self.stalls[Risc.TRISC1]
+        """The stall tables of unpack and math (``stalls``), for the per-tile waits."""
         self._last_busy: dict[Risc, list] = {}
         self._producer_risc = Risc.TRISC2
         self._consumer_risc = Risc.TRISC0
@@ -318,11 +321,14 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _unpack(self, cycles: float) -> float:
         """Charge the unpack thread; returns when the unpacked operands are ready for math."""
         free = self._src_banks[0]
-        if free > self._t:
-            self._stall(Risc.TRISC0, "unpack_wait_math", self._t, free)
-            self._t = free
         if self.trace is not None:
+            if free > self._t:
+                self._stall(Risc.TRISC0, "unpack_wait_math", self._t, free)
+                self._t = free
             self._trace_busy(Risc.TRISC0, self._t, cycles)
+        elif free > self._t:  # _stall, inline (the hot path: up to once per tile)
+            self._unpack_stalls["unpack_wait_math"] += free - self._t
+            self._t = free
         t = self._t = self._t + cycles
         if t > self.deadline:
             self._check_deadline(t)
@@ -332,11 +338,14 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _math(self, ready: float, cycles: float) -> None:
         """Charge math on operands unpacked at ``ready``; their source bank frees at its end."""
         math_t = self._math_t
-        if ready > math_t:
-            self._stall(Risc.TRISC1, "math_wait_unpack", math_t, ready)
-            math_t = ready
         if self.trace is not None:
+            if ready > math_t:
+                self._stall(Risc.TRISC1, "math_wait_unpack", math_t, ready)
+                math_t = ready
             self._trace_busy(Risc.TRISC1, math_t, cycles)
+        elif ready > math_t:  # _stall, inline (the hot path: once per tile)
+            self._math_stalls["math_wait_unpack"] += ready - math_t
+            math_t = ready
         math_t += cycles
         self._math_t = math_t
         self._busy_math += cycles
