@@ -760,7 +760,8 @@ class ComputeContext(EltwiseOps, KernelContext):
             raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
         cycles = self._add_cycles if op == "add" else self._mul_cycles
         self._math(ready, cycles + self._datacopy_cycles)
-        self._set_dst(dst_tile_index, None)  # the checks
+        if not self._dst_math:  # _set_dst's check (the index was checked above)
+            raise self._dst_outside_error()
         if self.numerics:
             self._defer(("add_dest",) if op == "add" else ("mul_dest",), dst_tile_index,
                         (cb.front_page_address(in_tile_index), cb))
