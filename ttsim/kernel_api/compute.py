@@ -109,6 +109,8 @@ class DecodedTiles:
 class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
+    _charges_busy = True
+
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any],
                  math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False, numerics: bool = True) -> None:
