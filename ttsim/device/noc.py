@@ -44,6 +44,15 @@ class Port:
         """Book [start, start + duration); merges with touching neighbours."""
         end = start + duration
         starts, ends = self._starts, self._ends
+        self.busy_cycles += duration
+        self.bytes_moved += nbytes
+        if not ends or ends[-1] <= start:  # nothing booked after start (the common case)
+            if ends and ends[-1] >= start - 1e-9:
+                ends[-1] = end
+            else:
+                starts.append(start)
+                ends.append(end)
+            return
         i = bisect_right(ends, start)
         # the merged calendar, edited in place: [start, end) joins the interval before it when
         # that one ends at start, and the one after when that one starts by end
@@ -60,8 +69,6 @@ class Port:
         else:
             starts.insert(i, start)
             ends.insert(i, end)
-        self.busy_cycles += duration
-        self.bytes_moved += nbytes
 
     def forget_before(self, t: float) -> None:
         """Drop intervals that ended before ``t`` (no request can start earlier than now)."""
@@ -187,11 +194,11 @@ class NocModel:
                 port = ports[k]
                 k = k + 1 if k + 1 < count_ports else 0
                 ends = port._ends
-                i = bisect_right(ends, start)
-                count = len(ends)
-                if i == count:  # nothing booked after start
+                if not ends or ends[-1] <= start:  # nothing booked after start
                     idle += 1
                     continue
+                i = bisect_right(ends, start)
+                count = len(ends)
                 starts = port._starts
                 moved = False
                 while i < count and starts[i] < start + duration:

@@ -46,6 +46,10 @@ class _CBTable(dict):
 class KernelContext:
     """State and API common to data-movement and compute kernels."""
 
+    _charges_busy = False
+    """Whether :meth:`_busy` keeps anything (a compute kernel's threads); the per-call CB
+    bookkeeping skips the call otherwise."""
+
     def __init__(self, device: Device, core: TensixCore, kernel_name: str, risc: Risc,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any]) -> None:
         self.device = device
@@ -130,17 +134,6 @@ class KernelContext:
             event = self.env.timeout(t - self.env.now)
             event.callbacks.append(lambda _event: action(arg))
 
-    def _publish_at(self, t: float, on_event: Callable[[simpy.Event], None], n: int,
-                    now_action: Callable[[int], None]) -> None:
-        """A CB publication of ``n`` pages at time ``t``: ``now_action(n)`` at once if ``t`` is
-        not in the future, else a timeout carrying ``n`` whose callback is ``on_event`` (one SimPy
-        event, as :meth:`_at`, without a closure per call)."""
-        now = self.env._now
-        if t <= now:
-            now_action(n)
-        else:
-            self.env.timeout(t - now, n).callbacks.append(on_event)
-
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
         time, so it is current)."""
@@ -216,7 +209,8 @@ class KernelContext:
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         t = self._t + self._cb_check
-        self._busy(self._producer_risc, self._cb_check)
+        if self._charges_busy:
+            self._busy(self._producer_risc, self._cb_check)
         # free space only grows while the producer waits (free_pages() inline: the hot path)
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
@@ -251,7 +245,8 @@ class KernelContext:
         if n > cb.waited:  # cumulative: the pages granted once this returns
             cb.waited = n
         t = self._t + self._cb_check
-        self._busy(self._consumer_risc, self._cb_check)
+        if self._charges_busy:
+            self._busy(self._consumer_risc, self._cb_check)
         # available pages only grow while the consumer waits (available_pages() inline)
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
@@ -295,10 +290,16 @@ class KernelContext:
                 f"not yet popped: reserve them first with 'yield from ctx.cb_reserve_back({cb_id}, {n})'")
         cb.push(n)
         t += self._cb_update
-        self._busy(self._producer_risc, self._cb_update)
+        if self._charges_busy:
+            self._busy(self._producer_risc, self._cb_update)
         if t > self.deadline:
             self._check_deadline(t)
-        self._publish_at(t, cb.on_push_event, n, cb.publish_push)
+        now = self.env._now  # a CB publication at t: now, or a timeout carrying n
+        # whose callback publishes (one SimPy event, no closure); inline: once per push
+        if t <= now:
+            cb.publish_push(n)
+        else:
+            self.env.timeout(t - now, n).callbacks.append(cb.on_push_event)
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -320,10 +321,15 @@ class KernelContext:
         cb.waited -= n
         cb.pop(n)
         t += self._cb_update
-        self._busy(self._consumer_risc, self._cb_update)
+        if self._charges_busy:
+            self._busy(self._consumer_risc, self._cb_update)
         if t > self.deadline:
             self._check_deadline(t)
-        self._publish_at(t, cb.on_pop_event, n, cb.publish_pop)
+        now = self.env._now  # the pop's publication at t, as in _push
+        if t <= now:
+            cb.publish_pop(n)
+        else:
+            self.env.timeout(t - now, n).callbacks.append(cb.on_pop_event)
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------

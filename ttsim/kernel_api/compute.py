@@ -109,6 +109,8 @@ class DecodedTiles:
 class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
+    _charges_busy = True
+
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any],
                  math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False, numerics: bool = True) -> None:
@@ -166,6 +168,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._busy_unpack = 0.0
         self._busy_math = 0.0
         self._busy_pack = 0.0
+        self._unpack_stalls = self.stalls[Risc.TRISC0]
+        self._math_stalls = self.stalls[Risc.TRISC1]
+        """The stall tables of unpack and math (``stalls``), for the per-tile waits."""
         self._last_busy: dict[Risc, list] = {}
         self._producer_risc = Risc.TRISC2
         self._consumer_risc = Risc.TRISC0
@@ -318,11 +323,14 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _unpack(self, cycles: float) -> float:
         """Charge the unpack thread; returns when the unpacked operands are ready for math."""
         free = self._src_banks[0]
-        if free > self._t:
-            self._stall(Risc.TRISC0, "unpack_wait_math", self._t, free)
-            self._t = free
         if self.trace is not None:
+            if free > self._t:
+                self._stall(Risc.TRISC0, "unpack_wait_math", self._t, free)
+                self._t = free
             self._trace_busy(Risc.TRISC0, self._t, cycles)
+        elif free > self._t:  # _stall, inline (the hot path: up to once per tile)
+            self._unpack_stalls["unpack_wait_math"] += free - self._t
+            self._t = free
         t = self._t = self._t + cycles
         if t > self.deadline:
             self._check_deadline(t)
@@ -332,11 +340,14 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _math(self, ready: float, cycles: float) -> None:
         """Charge math on operands unpacked at ``ready``; their source bank frees at its end."""
         math_t = self._math_t
-        if ready > math_t:
-            self._stall(Risc.TRISC1, "math_wait_unpack", math_t, ready)
-            math_t = ready
         if self.trace is not None:
+            if ready > math_t:
+                self._stall(Risc.TRISC1, "math_wait_unpack", math_t, ready)
+                math_t = ready
             self._trace_busy(Risc.TRISC1, math_t, cycles)
+        elif ready > math_t:  # _stall, inline (the hot path: once per tile)
+            self._math_stalls["math_wait_unpack"] += ready - math_t
+            math_t = ready
         math_t += cycles
         self._math_t = math_t
         self._busy_math += cycles
@@ -751,7 +762,8 @@ class ComputeContext(EltwiseOps, KernelContext):
             raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
         cycles = self._add_cycles if op == "add" else self._mul_cycles
         self._math(ready, cycles + self._datacopy_cycles)
-        self._set_dst(dst_tile_index, None)  # the checks
+        if not self._dst_math:  # _set_dst's check (the index was checked above)
+            raise self._dst_outside_error()
         if self.numerics:
             self._defer(("add_dest",) if op == "add" else ("mul_dest",), dst_tile_index,
                         (cb.front_page_address(in_tile_index), cb))
