@@ -889,6 +889,13 @@ class ComputeContext(EltwiseOps, KernelContext):
             cached = (reduced, from_zero.astype(self._bf16) if self._dst_bf16 else from_zero)
             self._srca_reductions[pool] = cached
         reduced, from_zero = cached
+        if (pool == "sum" and idst not in self._dst_written and self._dst_math and not self._pending
+                and 0 <= idst < self._dst_limit):
+            # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline
+            self._math(self._t, self._reduce_cycles_per_phase * self._phases * num_faces / 4)
+            self._row0[idst] = from_zero[idst]
+            self._dst_written.add(idst)
+            return
         self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
 
     def matmul_block(self, in0_cb_id: int, in1_cb_id: int, in0_tile_index: int, in1_tile_index: int,
