@@ -97,6 +97,56 @@ def test_matmul_block_equals_per_step_mvmul(rt: int, ct: int, kt: int, transpose
     np.testing.assert_array_equal(got.view(np.uint32), dst.view(np.uint32))
 
 
+@pytest.mark.parametrize("fidelity", ["LoFi", "HiFi4"])
+@pytest.mark.parametrize("fp32_dest_acc", [False, True])
+def test_deferred_matmul_runs_interleaved_with_other_dst_tiles(fidelity: str, fp32_dest_acc: bool) -> None:
+    """matmul_block steps are deferred and each run into the same DST tiles computed at once:
+    runs into DST[0], then DST[1], then DST[0] again, a copy_tile between, and an SFPU op on
+    DST[0] after, give every DST bit of mvmul per step (DST rounded per call) and the copy."""
+    kt = 3
+    in0, in1, extra = (round_dst(_mixed_tiles(n, seed), True) for n, seed in ((kt, 81), (kt, 82), (1, 83)))
+
+    def kernel(ctx):
+        ctx.mm_init(A, B, OUT)
+        yield from ctx.cb_wait_front(A, kt)
+        yield from ctx.cb_wait_front(B, kt)
+        yield from ctx.cb_wait_front(C, 1)
+        ctx.tile_regs_acquire()
+        for idst in (0, 1):
+            for k in range(kt):
+                ctx.matmul_block(A, B, k, k, idst, False, 1, 1, kt)
+        ctx.copy_tile_init(C)
+        ctx.copy_tile(C, 0, 2)
+        ctx.mm_init(A, B, OUT)
+        for k in range(kt):
+            ctx.matmul_block(A, B, k, k, 0, False, 1, 1, kt)
+        ctx.relu_tile(0)
+        ctx.tile_regs_commit()
+        yield from ctx.cb_reserve_back(OUT, 3)
+        ctx.tile_regs_wait()
+        ctx.pack_tile_block(0, OUT, 3)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 3)
+
+    run = run_compute(kernel, {A: tiles_cb(in0, BF16), B: tiles_cb(in1, BF16), C: tiles_cb(extra, BF16)},
+                      {OUT: (F32, 4096, 3)}, math_fidelity=fidelity, fp32_dest_acc=fp32_dest_acc)
+    phases = FIDELITY_PHASES[fidelity]
+
+    def steps(dst, passes):
+        for _ in range(passes):
+            for k in range(kt):
+                result = mvmul(dst, untilize(in0[k][None]), untilize(in1[k][None]), phases,
+                               not fp32_dest_acc, round_last=False)
+                dst = _dst_round(result, fp32_dest_acc)
+        return dst
+
+    want = [np.maximum(steps(None, 2), 0.0), steps(None, 1), untilize(extra)]
+    got = _out_values(run, 3)
+    for t in range(3):
+        np.testing.assert_array_equal(untilize(got[t][None]).view(np.uint32),
+                                      np.asarray(want[t], np.float32).view(np.uint32))
+
+
 @pytest.mark.parametrize("activation", ["relu6", "silu", "gelu", "relu"])
 @pytest.mark.parametrize("fidelity, fp32_dest_acc", [("LoFi", False), ("HiFi4", False), ("HiFi2", True)])
 @pytest.mark.parametrize("weights", [BF16, BF8])

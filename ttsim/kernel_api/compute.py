@@ -226,15 +226,21 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._dst_written.add(idst)
 
     def _flush(self) -> None:
-        """Compute the pending ops in call order: each run of consecutive equal ops on distinct
-        DST tiles at once (every op is element-wise, so a tile's values are those of computing it
-        alone)."""
+        """Compute the pending ops in call order: each run of consecutive equal element-wise ops
+        on distinct DST tiles at once (a tile's values are those of computing it alone), and each
+        run of ``matmul_block`` steps into the same DST tiles at once (:meth:`_matmul_run`)."""
         pending, self._pending = self._pending, []
         start, count = 0, len(pending)
         while start < count:
             op = pending[start][0]
-            seen = {pending[start][1]}
             end = start + 1
+            if op[0] == "matmul":  # a run of steps into the same DST tiles
+                while end < count and pending[end][0] == op:
+                    end += 1
+                self._matmul_run(op, pending[start:end])
+                start = end
+                continue
+            seen = {pending[start][1]}
             while end < count and pending[end][0] == op and pending[end][1] not in seen:
                 seen.add(pending[end][1])
                 end += 1
@@ -895,6 +901,13 @@ class ComputeContext(EltwiseOps, KernelContext):
             cached = (reduced, from_zero.astype(self._bf16) if self._dst_bf16 else from_zero)
             self._srca_reductions[pool] = cached
         reduced, from_zero = cached
+        if (pool == "sum" and idst not in self._dst_written and self._dst_math and not self._pending
+                and 0 <= idst < self._dst_limit):
+            # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline
+            self._math(self._t, self._reduce_cycles_per_phase * self._phases * num_faces / 4)
+            self._row0[idst] = from_zero[idst]
+            self._dst_written.add(idst)
+            return
         self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
 
     def matmul_block(self, in0_cb_id: int, in1_cb_id: int, in0_tile_index: int, in1_tile_index: int,
@@ -922,10 +935,29 @@ class ComputeContext(EltwiseOps, KernelContext):
         a = self._matmul_operand(cb0, [in0_tile_index + h * kt_dim for h in range(rt_dim)], "in0",
                                  self._front_region.get(in0_cb_id))
         b = self._matmul_operand(cb1, [in1_tile_index + w for w in range(ct_dim)], "in1_t" if transpose else "in1")
-        # every MVMUL's 16-product sum, each output tile in DST storage order: [phases * 2, count, 1024]
-        products = np.matmul(a, b).reshape(a.shape[0], count, TILE_ELEMENTS)
-        dst = self.dst[idst : idst + count]
-        if self._dst_written.isdisjoint(range(idst, idst + count)):  # DST zero: start from the first
+        # deferred (see _defer): the operands are this call's (prepared from the bytes now); the
+        # inner-k steps that follow into the same DST tiles join one batched product (_matmul_run)
+        fresh = self._dst_written.isdisjoint(range(idst, idst + count))  # DST zero: start from the first
+        self._pending.append((("matmul", idst, rt_dim, ct_dim, a.shape[0]), idst, (a, b, fresh)))
+        self._dst_written.update(range(idst, idst + count))
+
+    def _matmul_run(self, op: tuple, entries: list[tuple]) -> None:
+        """Compute consecutive deferred ``matmul_block`` steps ``entries`` into the same DST tiles
+        (``op``: ("matmul", idst, rt, ct, phases * 2)) in call order: every step's MVMUL sums in
+        one product, then added to DST one by one, DST rounded after each (as step by step: each
+        step's store rounds as ``round_dst`` does; tests/test_vectorised_numerics.py)."""
+        _, idst, rt_dim, ct_dim, _ = op
+        count = rt_dim * ct_dim
+        if len(entries) == 1:
+            a, b, fresh = entries[0][2]
+        else:
+            a = np.stack([e[2][0] for e in entries])
+            b = np.stack([e[2][1] for e in entries])
+            fresh = entries[0][2][2]  # the later steps find DST written by the first
+        # every MVMUL's 16-product sum, each output tile in DST storage order: [steps * phases * 2, count, 1024]
+        products = np.matmul(a, b).reshape(-1, count, TILE_ELEMENTS)
+        dst = self._dst[idst : idst + count]
+        if fresh:
             first, rest = products[0], products[1:]
             if len(rest):
                 first = round_dst(first, self._dst_bf16)
@@ -933,7 +965,6 @@ class ComputeContext(EltwiseOps, KernelContext):
         else:
             result = accumulate(dst, products, self._dst_bf16)
         dst[...] = result.astype(self._bf16) if self._dst_bf16 else result
-        self._dst_written.update(range(idst, idst + count))
 
     def _matmul_operand(self, cb: CircularBuffer, indices: list[int], role: str,
                         region: tuple[int, int] | None = None) -> np.ndarray:
