@@ -398,3 +398,16 @@ def test_bfloat8_b_decode_is_exact_on_every_code_and_exponent() -> None:
         magnitude = (codes & 0x7F).astype(np.float64) * np.exp2(exps.astype(np.float64) - 133)[:, None]
         expected = np.where(codes & 0x80, -magnitude, magnitude).astype(np.float32)
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_bfp8_encode_of_zeros_equals_the_general_path() -> None:
+    """The all-zero shortcut (timing-only runs encode zero weights) gives the bytes the general
+    encoder gives a zero block next to a non-zero one, for +0.0 and -0.0 alike."""
+    from ttsim.formats import _bfp8_encode
+
+    for zero in (0.0, -0.0):
+        zeros = np.full(32, zero, dtype=np.float32)
+        exp, code = _bfp8_encode(zeros)
+        mixed_exp, mixed_code = _bfp8_encode(np.concatenate([zeros[:16], np.ones(16, np.float32)]))
+        np.testing.assert_array_equal(exp, [mixed_exp[0]] * 2)
+        np.testing.assert_array_equal(code, [mixed_code[0]] * 2)

@@ -249,3 +249,13 @@ def test_timing_only_catches_what_a_run_with_numerics_catches(body) -> None:
     with_numerics = _compute_error(body, numerics=True)
     assert _compute_error(body, numerics=False) == with_numerics
     assert "compute" in with_numerics
+
+
+def test_a_timing_only_result_carries_no_inputs() -> None:
+    """Timing-only runs move zero inputs (nothing drawn or encoded): the result says so with
+    ``inputs`` None, like ``output`` and ``pcc``, and its cycles are the numerics run's."""
+    timed = ttsim.run(SMALL, program="classic", timing_only=True)[1]
+    full = ttsim.run(SMALL, program="classic")[1]
+    assert (timed.inputs, timed.output, timed.pcc) == (None, None, None)
+    assert full.inputs is not None and full.inputs["input"].any()
+    assert timed.device_kernel_duration_cycles == full.device_kernel_duration_cycles

@@ -246,6 +246,8 @@ def _bfp8_encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = np.asarray(values, dtype=np.float32).reshape(-1)
     if flat.size % _BFP_BLOCK:
         raise ValueError(f"bfloat8_b needs a multiple of {_BFP_BLOCK} values, got {flat.size}")
+    if not flat.any():  # every value +-0: exponent 0 and code 0 in every block (what the rest gives)
+        return np.zeros(flat.size // _BFP_BLOCK, np.uint8), np.zeros((flat.size // _BFP_BLOCK, _BFP_BLOCK), np.uint8)
     rounded = round_to_bfloat16(flat).reshape(-1, _BFP_BLOCK)
     bits = rounded.view(np.uint32)
     exp = (bits >> 23) & 0xFF

@@ -132,6 +132,16 @@ def pcc(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip((dx @ dy) / math.sqrt(sxx * syy), -1.0, 1.0))
 
 
+def zero_conv_inputs(spec: ConvSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Zero float32 inputs of the shapes :func:`generate_conv_inputs` draws: what a timing-only
+    run moves (no cost depends on a value, so the cycles are those of the drawn inputs; drawing
+    and encoding them would only cost host time)."""
+    kh, kw = spec.kernel
+    c = spec.channels
+    x = np.zeros((spec.batch, spec.input_height, spec.input_width, c), dtype=np.float32)
+    return x, np.zeros((c, 1, kh, kw), dtype=np.float32), np.zeros(c, dtype=np.float32) if spec.bias else None
+
+
 def generate_conv_inputs(
     spec: ConvSpec, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -18,7 +18,7 @@ from ttsim.errors import ConfigurationError, TtsimError
 from ttsim.formats import DataFormat, round_to_format
 from ttsim.host import run_program
 from ttsim.limits import check_conv_fits, check_run_arguments
-from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs, pcc
+from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs, pcc, zero_conv_inputs
 from ttsim.programs import registry
 from ttsim.programs.halo import build_halo_program
 from ttsim.programs.parallel import determine_parallel_config
@@ -43,8 +43,9 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all
     """Simulate one conv config; returns [halo op, conv op] per program run.
 
     With ``timing_only`` the kernels run and every cycle is the same (no cost depends on a
-    value), but the compute kernels calculate no tile values and the output, float64 reference
-    and PCC are skipped: each result has ``timing_only`` set and ``pcc`` / ``output`` None.
+    value), but the compute kernels calculate no tile values, the inputs are zeros (nothing is
+    drawn or encoded) and the output, float64 reference and PCC are skipped: each result has
+    ``timing_only`` set and ``pcc`` / ``output`` / ``inputs`` None.
     For sweeps and suites, where only durations matter.
 
     ``program`` is a registered program's name (``ttsim.programs.registry.names()``: "classic",
@@ -121,7 +122,7 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
     options = config.options(definition.name)
     pc = determine_parallel_config(geom, conv.memory_layout, *_core_grid(device, options, definition.name),
                                    channel_align=definition.channel_align)
-    x, weight, bias = generate_conv_inputs(conv, config.seed)
+    x, weight, bias = zero_conv_inputs(conv) if timing_only else generate_conv_inputs(conv, config.seed)
     x = round_to_format(x, DataFormat.BFLOAT16)
 
     stick_bytes = pc.channels_per_core * 2
@@ -155,7 +156,7 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
             None if built.bias_seen is None else built.bias_seen.astype(np.float64),
             conv.stride, conv.padding, conv.dilation, conv.activation)
         accuracy = pcc(output, reference)
-    inputs = {"input": x, "weight": built.weights_seen, "bias": built.bias_seen}
+    inputs = None if timing_only else {"input": x, "weight": built.weights_seen, "bias": built.bias_seen}
     report = definition.report(setup, built)
     details = {**report.details, "parallel_config": pc, "cb_table": built.program.cb_table()}
     halo_op = halo_info(config, geom, pc, halo_buffer, halo_program)
