@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ttsim.kernel_api import ComputeContext
 from ttsim.kernel_api.compute_eltwise import ReluType, relu_config
+from ttsim.kernels.tilize import tilize_pages
 
 SRCB_TILE_ROWS = 64
 """SrcB rows of 16 datums one 1024-value page fills."""
@@ -138,11 +139,7 @@ def _tilize_groups(ctx: ComputeContext, rm_cb: int, out_cb: int, pages: int, cou
     ctx.tilize_init(rm_cb, pages, out_cb)
     if bias_tile is None:
         for _ in range(count):
-            yield from ctx.cb_wait_front(rm_cb, pages)
-            yield from ctx.cb_reserve_back(out_cb, pages)
-            ctx.fast_tilize_block(rm_cb, pages, out_cb)
-            ctx.cb_push_back(out_cb, pages)
-            ctx.cb_pop_front(rm_cb, pages)
+            yield from tilize_pages(ctx, rm_cb, pages, out_cb, pages)
     else:  # tile column by tile column over the groups: one bias tile unpack serves them all
         if relu is not None:
             ctx.pack_relu_config(relu)

@@ -12,6 +12,7 @@ the multicast-received ACT), then for each output subblock reload the partials (
 from __future__ import annotations
 
 from ttsim.kernel_api import ComputeContext
+from ttsim.kernels.tilize import tilize_pages
 
 
 def _tilize_rows(ctx: ComputeContext, sources: list[tuple[int, int]], act_block_w: int, out_cb: int):
@@ -19,11 +20,7 @@ def _tilize_rows(ctx: ComputeContext, sources: list[tuple[int, int]], act_block_
     ctx.fast_tilize_init_with_dt(sources[0][0], act_block_w, out_cb)
     for cb, rows in sources:
         for _ in range(rows):
-            yield from ctx.cb_wait_front(cb, act_block_w)
-            yield from ctx.cb_reserve_back(out_cb, act_block_w)
-            ctx.fast_tilize_block(cb, act_block_w, out_cb)
-            ctx.cb_push_back(out_cb, act_block_w)
-            ctx.cb_pop_front(cb, act_block_w)
+            yield from tilize_pages(ctx, cb, act_block_w, out_cb, act_block_w)
     ctx.fast_tilize_uninit(sources[0][0], out_cb)
 
 
