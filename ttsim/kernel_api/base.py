@@ -215,10 +215,7 @@ class KernelContext:
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        if t > self.deadline:  # _sync_to(t), inline (once per blocking CB call)
-            self._check_deadline(t)
-        if t > self.env._now:
-            yield self.env.timeout(t - self.env._now)
+        yield from self._sync_to(t)
         if cb.free_pages() >= n:
             self._t = t
             return
@@ -226,9 +223,7 @@ class KernelContext:
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-        self.blocked_on = detail  # _block, inline
-        yield cb.reserve_event(n)
-        self.blocked_on = None
+        yield from self._block(cb.reserve_event(n), detail)
         cb.stats.producer.blocked_cycles += self.env.now - t
         self._stall(self._producer_risc, f"cb_reserve_back:{cb.name}", t, self.env.now)
         self._busy(self._producer_risc, self._cb_poll)
@@ -251,10 +246,7 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        if t > self.deadline:  # _sync_to(t), inline (once per blocking CB call)
-            self._check_deadline(t)
-        if t > self.env._now:
-            yield self.env.timeout(t - self.env._now)
+        yield from self._sync_to(t)
         if cb.available_pages() >= n:
             self._t = t
             return
@@ -263,9 +255,7 @@ class KernelContext:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
                     f"{cb.num_pages} pages available")
 
-        self.blocked_on = detail  # _block, inline
-        yield cb.front_event(n)
-        self.blocked_on = None
+        yield from self._block(cb.front_event(n), detail)
         cb.stats.consumer.blocked_cycles += self.env.now - t
         self._stall(self._consumer_risc, f"cb_wait_front:{cb.name}", t, self.env.now)
         self._busy(self._consumer_risc, self._cb_poll)

@@ -491,11 +491,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         resume = self._pack_t + self._cb_check
         self._busy_pack += self._cb_check
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:  # free_pages() inline
-            t = self._t  # _sync_to(self._t), inline
-            if t > self.deadline:
-                self._check_deadline(t)
-            if t > self.env._now:
-                yield self.env.timeout(t - self.env._now)
+            yield from self._sync_to(self._t)
         if cb.free_pages() < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = self.env.now
@@ -503,9 +499,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             def detail() -> str:
                 return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-            self.blocked_on = detail  # _block, inline
-            yield cb.reserve_event(n)
-            self.blocked_on = None
+            yield from self._block(cb.reserve_event(n), detail)
             cb.stats.producer.blocked_cycles += self.env.now - start
             reason = f"cb_reserve_back:{cb.name}"
             self._stall(Risc.TRISC0, reason, self._t, self.env.now)
