@@ -267,39 +267,30 @@ class DataflowContext(KernelContext):
 
     def noc_semaphore_wait(self, sem_addr: int, value: int) -> KernelGen:
         """Spin until the semaphore in this core's L1 equals ``value`` (run with ``yield from``)."""
-        if self._unrun is not None:  # a previous blocking call never ran
-            raise self._unrun_error(self._describe_call("noc_semaphore_wait", sem_addr, value))
-        self._unrun = ("noc_semaphore_wait", sem_addr, value)
-        return self._noc_semaphore_wait(sem_addr, value)
-
-    def _noc_semaphore_wait(self, sem_addr: int, value: int) -> KernelGen:
-        self._unrun = None
-        yield from self._sync_to(self._t)
-        if self.core.read_word(sem_addr) != value:
-            def detail() -> str:
-                return f"noc_semaphore_wait(0x{sem_addr:x}, {value}): value is {self.core.read_word(sem_addr)}"
-
-            yield from self._block(self.core.word_event(sem_addr, value), detail)
-            self._stall(self.risc, "semaphore_wait", self._t, self.env.now)
-            self._t = float(self.env.now)
-        self._t += self._sem_poll
+        return self._semaphore_call("noc_semaphore_wait", sem_addr, value, at_least=False)
 
     def noc_semaphore_wait_min(self, sem_addr: int, value: int) -> KernelGen:
         """Spin until the semaphore in this core's L1 is at least ``value`` (a counter; run with
         ``yield from``)."""
-        if self._unrun is not None:  # a previous blocking call never ran
-            raise self._unrun_error(self._describe_call("noc_semaphore_wait_min", sem_addr, value))
-        self._unrun = ("noc_semaphore_wait_min", sem_addr, value)
-        return self._noc_semaphore_wait_min(sem_addr, value)
+        return self._semaphore_call("noc_semaphore_wait_min", sem_addr, value, at_least=True)
 
-    def _noc_semaphore_wait_min(self, sem_addr: int, value: int) -> KernelGen:
+    def _semaphore_call(self, call: str, sem_addr: int, value: int, at_least: bool) -> KernelGen:
+        if self._unrun is not None:  # a previous blocking call never ran
+            raise self._unrun_error(self._describe_call(call, sem_addr, value))
+        self._unrun = (call, sem_addr, value)
+        return self._semaphore_spin(call, sem_addr, value, at_least)
+
+    def _semaphore_spin(self, call: str, sem_addr: int, value: int, at_least: bool) -> KernelGen:
+        """The spin of ``noc_semaphore_wait`` (``== value``) or ``noc_semaphore_wait_min``
+        (``>= value``): blocked until the word matches, then one poll."""
         self._unrun = None
         yield from self._sync_to(self._t)
-        if self.core.read_word(sem_addr) < value:
+        word = self.core.read_word(sem_addr)
+        if (word < value) if at_least else (word != value):
             def detail() -> str:
-                return f"noc_semaphore_wait_min(0x{sem_addr:x}, {value}): value is {self.core.read_word(sem_addr)}"
+                return f"{call}(0x{sem_addr:x}, {value}): value is {self.core.read_word(sem_addr)}"
 
-            yield from self._block(self.core.word_event(sem_addr, value, at_least=True), detail)
+            yield from self._block(self.core.word_event(sem_addr, value, at_least=at_least), detail)
             self._stall(self.risc, "semaphore_wait", self._t, self.env.now)
             self._t = float(self.env.now)
         self._t += self._sem_poll
