@@ -264,14 +264,6 @@ def test_two_local_jobs_match_direct_runs(suite_dir: Path, direct) -> None:
             assert outcome.device_kernel_duration_cycles == direct[(layer.config, program)]
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
-        yield local
-
-
 def test_dask_suite_matches_direct_runs(cluster, suite_dir: Path, direct) -> None:
     def ran() -> int:
         prefix = cluster.scheduler.task_prefixes.get("run_layer")

@@ -285,14 +285,6 @@ def test_out_in_a_missing_folder_exits_2(tmp_path: Path) -> None:
 
 # -- Dask -----------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
-        yield local
-
-
 def _points_run(cluster) -> int:
     """run_point tasks the scheduler has seen finish (the cluster is in this process)."""
     prefix = cluster.scheduler.task_prefixes.get("run_point")
