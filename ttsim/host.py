@@ -10,7 +10,6 @@ profiler's view of the op.
 from __future__ import annotations
 
 import inspect
-from heapq import heappop
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Generator, Mapping
 
@@ -239,26 +238,9 @@ def _run_kernels(device: Device, program: Program, done: simpy.Event,
     a blocking call (``yield`` written for ``yield from``)."""
     env = device.env
     done.callbacks.append(simpy.core.StopSimulation.callback)
-    queue = env._queue
     try:
-        while True:  # Environment.step (simpy 4.1), inline: one Python call less per event
-            try:
-                env._now, _, _, event = heappop(queue)
-            except IndexError:
-                raise simpy.core.EmptySchedule from None
-            callbacks, event.callbacks = event.callbacks, None
-            try:
-                for callback in callbacks:
-                    callback(event)
-            except simpy.core.StopSimulation:
-                # as step: the event's remaining callbacks run when the simulation resumes
-                event.callbacks = callbacks[callbacks.index(callback) + 1:]
-                env.schedule(event, simpy.events.EventPriority(-1))
-                raise
-            if not event._ok and not hasattr(event, "_defused"):
-                failure = type(event._value)(*event._value.args)
-                failure.__cause__ = event._value
-                raise failure
+        while True:
+            env.step()
     except simpy.core.StopSimulation:
         return
     except simpy.core.EmptySchedule:
