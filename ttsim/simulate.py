@@ -66,6 +66,12 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all
     check_conv_fits(config.conv, spec)
     if jobs > 1 and len(programs) > 1:
         return _run_programs_in_parallel(config, spec, programs, trace, trace_cores, timing_only, jobs)
+    return _run_programs(config, spec, programs, trace, trace_cores, timing_only)
+
+
+def _run_programs(config: OpConfig, spec: DeviceSpec, programs: tuple[str, ...], trace: bool,
+                  trace_cores: Collection[tuple[int, int]] | None, timing_only: bool) -> list[OpResult]:
+    """Every program of ``programs``, one after the other: [halo op, conv op] each."""
     return [result for name in programs
             for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only)]
 
@@ -86,8 +92,7 @@ def _run_programs_in_parallel(config: OpConfig, spec: DeviceSpec, programs: tupl
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: the same results, one after the other
-        return [result for name in programs
-                for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only)]
+        return _run_programs(config, spec, programs, trace, trace_cores, timing_only)
     global _PARALLEL_JOB
     _PARALLEL_JOB = (config, spec, programs, trace, trace_cores, timing_only)
     try:
