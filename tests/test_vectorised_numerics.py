@@ -20,7 +20,7 @@ from ttsim.fpu import FIDELITY_PHASES, elwmul, mvmul, round_dst
 from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
 
-from test_compute_ops import A, B, BF16, OUT, CBData, random_tiles, run_compute, tiles_cb
+from test_compute_ops import A, B, BF16, OUT, random_tiles, run_compute, tiles_cb
 
 F32 = DataFormat.FLOAT32
 BF8 = DataFormat.BFLOAT8_B
