@@ -133,7 +133,8 @@ def check_bounded(data: Any, label: str) -> None:
         nodes += len(value) * (1 + isinstance(value, dict))  # counted before they are listed
         if nodes > MAX_YAML_NODES:
             raise ConfigurationError(
-                f"{label}: more than {MAX_YAML_NODES:,} values (aliases expanded); a config needs a few dozen")
+                f"{label}: more than {MAX_YAML_NODES:,} values (aliases expanded); a config needs a few dozen, "
+                "a device preset about a thousand")
         items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
         stack.extend((item, depth + 1) for item in items)
 
