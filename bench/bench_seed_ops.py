@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from child_usage import spawn
+from child_usage import compile_package_bytecode, spawn
 
 from ttsim.programs import registry
 
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     header = f"{'config':22} {'conv DEVICE KERNEL DURATION [ns]':44} {'wall s':>7} {'peak MB':>8}  target"
+    print(compile_package_bytecode())
     print(header)
     print("-" * len(header))
     misses = 0

@@ -33,7 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from child_usage import spawn
+from child_usage import compile_package_bytecode, spawn
 
 from ttsim.programs import registry
 
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need configs, --modes from numerics,timing_only and --runs >= 1")
     stored = json.loads(args.digests.read_text()) if args.digests.exists() else {}
 
+    print(compile_package_bytecode())
     failures = 0
     rows = []
     imp_wall, imp_cpu = import_seconds(args.runs, "import ttsim")

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from child_usage import spawn
+from child_usage import compile_package_bytecode, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("timing_only", "numerics")
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     suites = args.suites or sorted(p for p in (ROOT / "configs" / "models").iterdir() if p.is_dir())
 
     rows, problems = [], 0
+    print(compile_package_bytecode())
     print(f"{'suite':18} {'mode':12} {'wall s':>7} {'CPU s':>7} {'RSS MB':>7} {'layers':>7}  totals [ns] (speedup)")
     for suite in suites:
         for mode in modes:
