@@ -29,6 +29,7 @@ STACK = (
     ("ttsim.results", "ttsim.limits"),
     ("ttsim.cb",),
     ("ttsim.kernel_api",),
+    ("ttsim.split_run",),
     ("ttsim.kernels", "ttsim.host"),
     ("ttsim.programs",),
     ("ttsim.simulate",),

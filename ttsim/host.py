@@ -23,6 +23,7 @@ from ttsim.errors import CBRequestError, ConfigurationError, DeadlockError, Kern
 from ttsim.kernel_api.base import KernelContext
 from ttsim.kernel_api.compute import ComputeContext
 from ttsim.kernel_api.dataflow import DataflowContext
+from ttsim.split_run import SplitOutcome, step_until_split, summarize
 
 XY = tuple[int, int]
 KernelFunction = Callable[[Any], Generator]
@@ -174,13 +175,16 @@ def _kernel_process(env: simpy.Environment, delay: float, make: Callable[[], Ker
 
 def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_CYCLES,
                 launch_gap_cycles: float = 0.0, trace: bool = False,
-                trace_cores: Collection[XY] | None = None, numerics: bool = True) -> OpProfile:
+                trace_cores: Collection[XY] | None = None, numerics: bool = True,
+                split: bool = False) -> OpProfile:
     """Run ``program`` to completion and return its profile.
 
     With ``trace``, the profile also holds timeline events (stalls, busy op groups, CB
     occupancy) of ``trace_cores`` (every core when None). With ``numerics`` false, compute
     kernels charge every call's cycles but compute no tile values (``timing_only`` runs; no cost
-    depends on a value, so the profile is the same).
+    depends on a value, so the profile is the same). With ``split`` (and no ``trace``), the run
+    finishes in two processes once its halves of cores stop meeting, when that is exact
+    (ttsim/split_run.py); the profile and every L1 byte are the serial run's.
 
     Raises :class:`DeadlockError` if kernels are still blocked when nothing else can happen, and
     :class:`SimulationLimitError` if the op runs past ``max_cycles``.
@@ -206,20 +210,21 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
             delay = launch_gap_cycles + launch_order[xy] * stagger
             make = (lambda k=kernel, c=xy: _make_context(device, k, c, deadline, c in traced, numerics))
             processes.append(env.process(_kernel_process(env, delay, make, kernel, live, zones)))
-    _run_kernels(device, program, env.all_of(processes), live)
+    outcome = _run_kernels(device, program, env.all_of(processes), live, processes, zones,
+                           split and not traced)
+    summaries = outcome.summaries if outcome else [summarize(context) for context in live.values()]
     profile = OpProfile(program.op_code, device.spec.clock_mhz)
-    profile.zones = sorted(zones, key=lambda z: (z.core[1], z.core[0], z.risc.value))
-    for context in live.values():
-        ends = context.zone_ends()
-        for risc, end in ends.items():
-            key = (context.core.logical, risc)
-            stalls = {reason: cycles for reason, cycles in sorted(context.stalls[risc].items())}
+    profile.zones = sorted(outcome.zones if outcome else zones, key=lambda z: (z.core[1], z.core[0], z.risc.value))
+    for summary in summaries:
+        for risc, end in summary.ends.items():
+            key = (summary.core, risc)
+            stalls = {reason: cycles for reason, cycles in sorted(summary.stalls[risc].items())}
             profile.blocked[key] = stalls
-            profile.busy[key] = context.busy_cycles[risc] if isinstance(context, ComputeContext) \
-                else end - context.start_time - sum(stalls.values())
-        if context.trace is not None:
-            profile.events.extend((context.core.logical, risc, name, start, end)
-                                  for risc, name, start, end in context.trace)
+            profile.busy[key] = summary.busy[risc] if summary.busy is not None \
+                else end - summary.start_time - sum(stalls.values())
+        if summary.trace is not None:
+            profile.events.extend((summary.core, risc, name, start, end)
+                                  for risc, name, start, end in summary.trace)
     profile.counters = counters
     profile.cbs = _cb_records(device, program)
     profile.l1_used_bytes = l1_used
@@ -229,20 +234,26 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
 
 
 def _run_kernels(device: Device, program: Program, done: simpy.Event,
-                 live: dict[simpy.Process, KernelContext]) -> None:
+                 live: dict[simpy.Process, KernelContext], processes: list[simpy.Process],
+                 zones: list[KernelZone], split: bool) -> SplitOutcome | None:
     """Step SimPy until ``done`` (every kernel process finished) is processed, exactly as
     ``env.run(until=done)`` does, but reading SimPy's own signals instead of the text of the
     error ``run`` turns them into: :class:`~simpy.core.EmptySchedule` means every unfinished
     kernel waits on an event nothing will trigger (a deadlock), and the ``RuntimeError`` SimPy
     raises for a yielded non-event is blamed on the active process if its kernel had just made
-    a blocking call (``yield`` written for ``yield from``)."""
+    a blocking call (``yield`` written for ``yield from``). With ``split``, one attempt is made
+    to finish in two processes (its merged outcome is returned); otherwise None."""
     env = device.env
     done.callbacks.append(simpy.core.StopSimulation.callback)
     try:
+        if split:
+            outcome = step_until_split(device, live, processes, zones)
+            if outcome is not None:
+                return outcome
         while True:
             env.step()
     except simpy.core.StopSimulation:
-        return
+        return None
     except simpy.core.EmptySchedule:
         raise DeadlockError(_deadlock_message(device, program, live.values())) from None
     except RuntimeError as exc:

@@ -66,14 +66,16 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all
     check_conv_fits(config.conv, spec)
     if jobs > 1 and len(programs) > 1:
         return _run_programs_in_parallel(config, spec, programs, trace, trace_cores, timing_only, jobs)
-    return _run_programs(config, spec, programs, trace, trace_cores, timing_only)
+    return _run_programs(config, spec, programs, trace, trace_cores, timing_only, split=jobs > 1)
 
 
 def _run_programs(config: OpConfig, spec: DeviceSpec, programs: tuple[str, ...], trace: bool,
-                  trace_cores: Collection[tuple[int, int]] | None, timing_only: bool) -> list[OpResult]:
-    """Every program of ``programs``, one after the other: [halo op, conv op] each."""
+                  trace_cores: Collection[tuple[int, int]] | None, timing_only: bool,
+                  split: bool = False) -> list[OpResult]:
+    """Every program of ``programs``, one after the other: [halo op, conv op] each (``split``:
+    each conv op may finish in two processes, ttsim/split_run.py)."""
     return [result for name in programs
-            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only)]
+            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only, split)]
 
 
 _PARALLEL_JOB: tuple | None = None
@@ -120,7 +122,8 @@ def _run_one_program(index: int) -> list[OpResult] | TtsimError:
 
 
 def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition, trace: bool,
-              trace_cores: Collection[tuple[int, int]] | None, timing_only: bool) -> list[OpResult]:
+              trace_cores: Collection[tuple[int, int]] | None, timing_only: bool,
+              split: bool = False) -> list[OpResult]:
     conv = config.conv
     device = Device(spec)
     geom = ConvGeometry.from_spec(conv)
@@ -149,7 +152,7 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
                                  f"definition says {definition.op_code!r}")
     out_pc = built.output_pc
     conv_profile = run_program(device, built.program, launch_gap_cycles=gap, trace=trace,
-                               trace_cores=trace_cores, numerics=not timing_only)
+                               trace_cores=trace_cores, numerics=not timing_only, split=split)
 
     accuracy, output = None, None
     if not timing_only:

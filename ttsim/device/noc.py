@@ -70,6 +70,15 @@ class Port:
             starts.insert(i, start)
             ends.insert(i, end)
 
+    def calendar(self) -> tuple[list[float], list[float]]:
+        """The booked intervals: starts and ends, sorted and disjoint (copies)."""
+        return list(self._starts), list(self._ends)
+
+    def restore(self, starts: list[float], ends: list[float], busy_cycles: float, bytes_moved: int) -> None:
+        """Set the calendar and the totals (a run finished in another process: ttsim/split_run.py)."""
+        self._starts, self._ends = list(starts), list(ends)
+        self.busy_cycles, self.bytes_moved = busy_cycles, bytes_moved
+
     def forget_before(self, t: float) -> None:
         """Drop intervals that ended before ``t`` (no request can start earlier than now)."""
         i = bisect_right(self._ends, t)
@@ -217,6 +226,32 @@ class NocModel:
         now = self._now()
         for port in (*self._links.values(), *self._nius.values(), *self._banks.values()):
             port.forget_before(now)
+
+    def keep_history(self) -> None:
+        """Stop forgetting past intervals (so a calendar shows every booking since now)."""
+        self._forget_past = lambda: None  # type: ignore[method-assign]
+
+    # -- the ports as a whole -------------------------------------------------------------------
+    def all_ports(self) -> list[tuple[tuple, Port]]:
+        """Every port created so far, by key: ("link", noc, x, y, axis), ("niu", noc, xy, side)
+        or ("bank", xy)."""
+        return [*((("link", *k), p) for k, p in self._links.items()),
+                *((("niu", *k), p) for k, p in self._nius.items()),
+                *((("bank", k), p) for k, p in self._banks.items())]
+
+    def port_at(self, key: tuple) -> Port:
+        """The port of an :meth:`all_ports` key, created if it was not yet."""
+        kind, *rest = key
+        if kind == "link":
+            return self._link(rest[0], tuple(rest[1:]))  # type: ignore[arg-type]
+        if kind == "niu":
+            return self.niu(*rest)
+        return self._banks[rest[0]]
+
+    def shared_bytes_moved(self) -> int:
+        """Bytes moved so far over router links and DRAM bank ports (not a core's own NIU)."""
+        return (sum(port.bytes_moved for port in self._links.values())
+                + sum(port.bytes_moved for port in self._banks.values()))
 
     # -- primitives -----------------------------------------------------------------------
     def read(self, noc: int, requester: XY, target: XY, nbytes: int, t: float) -> float:

@@ -1,0 +1,339 @@
+"""Finishing a program's run in two processes once its two halves of cores stop meeting.
+
+Many programs (the pool and depthwise conv programs among them) share data between cores only at
+the start (the weights multicast and its semaphores, the DRAM reads of weights and bias); after
+that every core reads and writes its own L1. Once every kernel has started and a window of
+:data:`POLL_STEPS` SimPy steps has passed without a byte on any NoC link or DRAM port, the run forks
+two children. Each keeps the kernels of one half of the cores, drops the other half's pending
+events and runs its half to the end; the parent waits. The parent takes the halves' results only
+if they provably never met after the fork:
+
+* neither child made a NoC transfer or semaphore update that touches a core of the other half or
+  writes DRAM, nor resumed a kernel of the other half (such a child stops at once), nor left
+  events pending once its own kernels had finished;
+* on every NoC link and DRAM bank port, the cycles one child booked after the fork overlap none
+  the other booked.
+
+Then every booking is the one the serial run makes: a port calendar gives a transfer the earliest
+start at which every port of its path is idle; the other half's bookings, disjoint from the chosen
+interval, leave it idle and, adding occupancy only, cannot open an earlier one; by induction over
+the serial order, every transfer of either half lands where it did alone. So every cycle, zone,
+stall, CB statistic and L1 byte is the serial run's (tests/test_split_run.py compares them on every
+program). In any other case (the check fails, a child fails, or the fork cannot happen) the parent,
+whose state is still the fork-time state, goes on serially, so errors (deadlocks, the time guard)
+are the serial run's too. The split never changes a result, only the wall time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import pickle
+import sys
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import simpy
+
+from ttsim.cb import CBStats
+from ttsim.device.core import Risc
+from ttsim.device.device import Device
+from ttsim.device.profiler import KernelZone
+from ttsim.kernel_api.base import KernelContext
+from ttsim.kernel_api.compute import ComputeContext
+
+XY = tuple[int, int]
+
+POLL_STEPS = 1024
+"""SimPy steps between two checks of whether the run may split (a scheduling policy of the
+simulator, not a cost of the device): the quiet window before the fork."""
+
+
+@dataclass(frozen=True)
+class ContextSummary:
+    """What the profile reads of one kernel context once its kernel has finished."""
+
+    core: XY
+    start_time: float
+    ends: dict[Risc, float]
+    stalls: dict[Risc, dict[str, float]]
+    busy: dict[Risc, float] | None
+    """Per-thread busy cycles of a compute kernel; None for a data-movement kernel (whose busy
+    time is its zone minus its stalls)."""
+    trace: list[tuple[Risc, str, float, float]] | None
+
+
+def summarize(context: KernelContext) -> ContextSummary:
+    return ContextSummary(context.core.logical, context.start_time, context.zone_ends(),
+                          {risc: dict(stalls) for risc, stalls in context.stalls.items()},
+                          context.busy_cycles if isinstance(context, ComputeContext) else None,
+                          context.trace)
+
+
+@dataclass
+class SplitOutcome:
+    """The two halves' results, merged: the rest of the profile in the serial run's order."""
+
+    summaries: list[ContextSummary]
+    """One per kernel context, in the order the contexts started."""
+    zones: list[KernelZone]
+
+
+class _Crossed(Exception):
+    """A child's half met the other half (the split would not be exact)."""
+
+
+@dataclass
+class _HalfResult:
+    ok: bool
+    reason: str = ""
+    now: float = 0.0
+    events: int = 0
+    zones: list[KernelZone] | None = None
+    summaries: dict[int, ContextSummary] | None = None
+    cb_stats: dict[tuple[XY, int], CBStats] | None = None
+    l1: dict[XY, bytes] | None = None
+    ports: dict[tuple, tuple[list[float], list[float], float, int]] | None = None
+
+
+def step_until_split(device: Device, live: dict[simpy.Process, KernelContext], processes: list[simpy.Process],
+                     zones: list[KernelZone]) -> SplitOutcome | None:
+    """Step the run (as ``env.step()`` does) until it has split and merged, returning the merged
+    outcome, or until one split attempt failed (None: the caller steps on serially). SimPy's own
+    signals (the end of the run, an empty schedule) and kernel errors pass through."""
+    env = device.env
+    noc = device.noc
+    moved_before = noc.shared_bytes_moved()
+    while True:
+        for _ in range(POLL_STEPS):
+            env.step()
+        moved = noc.shared_bytes_moved()
+        if moved == moved_before and len(live) == len(processes):
+            return _split(device, live, zones)
+        moved_before = moved
+
+
+def _split(device: Device, live: dict[simpy.Process, KernelContext],
+           zones: list[KernelZone]) -> SplitOutcome | None:
+    cores = sorted({context.core.logical for context in live.values()}, key=lambda c: (c[1], c[0]))
+    if len(cores) < 2 or not hasattr(os, "fork"):
+        return None
+    halves = (frozenset(cores[: len(cores) // 2]), frozenset(cores[len(cores) // 2:]))
+    children = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for half in halves:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run this half, send its result, leave without any cleanup
+            os.close(read_end)
+            try:
+                result = _run_half(device, live, zones, half)
+                payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # noqa: BLE001 - any failure only means: do not merge
+                payload = pickle.dumps(_HalfResult(False, f"{type(exc).__name__}: {exc}"))
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(payload)
+            os._exit(0)
+        os.close(write_end)
+        children.append((pid, read_end))
+    results = []
+    for pid, read_end in children:
+        with os.fdopen(read_end, "rb") as pipe:
+            payload = pipe.read()
+        os.waitpid(pid, 0)
+        try:
+            results.append(pickle.loads(payload))
+        except Exception:  # noqa: BLE001 - a child that died mid-write
+            results.append(_HalfResult(False, "no result"))
+    if not all(r.ok for r in results) or not _disjoint(device, results):
+        return None
+    return _merge(device, live, zones, results)
+
+
+def _owners(event: simpy.Event) -> set[object]:
+    """The objects whose methods ``event`` calls when processed (processes it resumes, CBs it
+    publishes to)."""
+    return {getattr(callback, "__self__", None) for callback in event.callbacks or ()}
+
+
+def _trap() -> Generator[None, object, None]:
+    """Stands in for a kernel of the other half: resuming it fails the child."""
+    yield
+    raise _Crossed("a kernel of the other half would resume")
+
+
+def _run_half(device: Device, live: dict[simpy.Process, KernelContext], zones: list[KernelZone],
+              half: frozenset[XY]) -> _HalfResult:
+    """In the child: drop the other half, run this half to its end, refusing every crossing."""
+    env = device.env
+    mine = {p for p, context in live.items() if context.core.logical in half}
+    others = set(live) - mine
+    other_cores = {context.core.logical for context in live.values()} - half
+    theirs = others | {cb for xy in other_cores for cb in device.core(xy).cbs.values()}
+    ours = mine | {cb for xy in half for cb in device.core(xy).cbs.values()}
+    queue = env._queue  # SimPy's schedule of (time, priority, id, event)
+    kept = []
+    for entry in queue:
+        owners = _owners(entry[3])
+        if owners & theirs:
+            if owners & ours:
+                raise _Crossed("a pending event serves both halves")
+        else:
+            kept.append(entry)
+    queue[:] = kept
+    heapq.heapify(queue)
+    for process in others:
+        if process.is_alive:
+            trap = _trap()
+            next(trap)
+            process._generator = trap
+    _guard(device, {device.core(xy).noc_xy for xy in half})
+    first_event = next(env._eid)
+    zones_before = len(zones)
+    ports_before = {name: port.calendar() for name, port in device.noc.all_ports()}
+    running = [sum(p.is_alive for p in mine)]
+
+    def finished(_: simpy.Event) -> None:
+        running[0] -= 1
+
+    for process in mine:
+        if process.is_alive:
+            process.callbacks.append(finished)
+    try:
+        while running[0]:
+            if not queue:
+                raise _Crossed("this half stopped with kernels unfinished")
+            env.step()
+    except simpy.core.StopSimulation:  # the other half had finished before the fork
+        pass
+    if queue:
+        raise _Crossed("events still pending after this half's kernels finished")
+    order = {context: i for i, context in enumerate(live.values())}
+    return _HalfResult(
+        True, now=env.now, events=next(env._eid) - first_event,
+        zones=[zone for zone in zones[zones_before:] if zone.core in half],
+        summaries={order[context]: summarize(context) for p, context in live.items() if p in mine},
+        cb_stats={(xy, index): cb.stats for xy in half for index, cb in device.core(xy).cbs.items()},
+        l1={xy: device.core(xy).l1.data.tobytes() for xy in half},
+        ports={name: (*port.calendar(), port.busy_cycles, port.bytes_moved)
+               for name, port in device.noc.all_ports() if port.calendar() != ports_before.get(name)})
+
+
+def _guard(device: Device, own: set[XY]) -> None:
+    """Make every NoC operation of this child that reaches the other half (or writes DRAM) stop it,
+    and keep the port calendars whole (no forgetting) for the disjointness check."""
+    noc = device.noc
+    banks = {bank.noc_xy for bank in device.dram.banks}
+    read, write, multicast, atomic = noc.read, noc.write, noc.multicast, noc.atomic
+
+    def crossed(what: str, xy: XY) -> None:
+        raise _Crossed(f"{what} reaches {xy} outside this half")
+
+    def checked_read(index: int, requester: XY, target: XY, nbytes: int, t: float) -> float:
+        if target not in own and target not in banks:
+            crossed("a read", target)
+        return read(index, requester, target, nbytes, t)
+
+    def checked_write(index: int, src: XY, dst: XY, nbytes: int, t: float) -> float:
+        if dst not in own:
+            crossed("a write", dst)
+        return write(index, src, dst, nbytes, t)
+
+    def checked_multicast(index: int, src: XY, dests: list[XY], nbytes: int, t: float, linked: bool) -> float:
+        for dst in dests:
+            if dst not in own:
+                crossed("a multicast", dst)
+        return multicast(index, src, dests, nbytes, t, linked)
+
+    def checked_atomic(index: int, src: XY, dst: XY, t: float) -> float:
+        if dst not in own:
+            crossed("a semaphore update", dst)
+        return atomic(index, src, dst, t)
+
+    noc.read, noc.write, noc.multicast, noc.atomic = checked_read, checked_write, checked_multicast, checked_atomic
+    noc.keep_history()
+
+
+Intervals = tuple[list[float], list[float]]
+
+
+def _minus(have: Intervals, base: Intervals) -> list[tuple[float, float]]:
+    """The parts of the interval set ``have`` not in ``base`` (both sorted, disjoint)."""
+    out = []
+    base_pairs = list(zip(*base))
+    j = 0
+    for start, end in zip(*have):
+        while j < len(base_pairs) and base_pairs[j][1] <= start:
+            j += 1
+        k, cursor = j, start
+        while k < len(base_pairs) and base_pairs[k][0] < end:
+            if base_pairs[k][0] > cursor:
+                out.append((cursor, base_pairs[k][0]))
+            cursor = max(cursor, base_pairs[k][1])
+            k += 1
+        if cursor < end:
+            out.append((cursor, end))
+    return out
+
+
+def _overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    """Whether two sorted, disjoint interval lists share any stretch of positive length."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if min(a[i][1], b[j][1]) > max(a[i][0], b[j][0]):
+            return True
+        if a[i][1] <= b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
+def _disjoint(device: Device, results: list[_HalfResult]) -> bool:
+    """Whether no port holds bookings of both halves made after the fork that overlap."""
+    ports = dict(device.noc.all_ports())
+    first, second = (r.ports or {} for r in results)
+    for name in first.keys() & second.keys():
+        base = ports[name].calendar() if name in ports else ([], [])
+        if _overlap(_minus(first[name][:2], base), _minus(second[name][:2], base)):
+            return False
+    return True
+
+
+def _merge(device: Device, live: dict[simpy.Process, KernelContext], zones: list[KernelZone],
+           results: list[_HalfResult]) -> SplitOutcome:
+    """Bring the parent to the state the serial run ends in and return the rest of the profile."""
+    env = device.env
+    noc = device.noc
+    summaries: dict[int, ContextSummary] = {}
+    merged_zones = list(zones)
+    ports = dict(noc.all_ports())
+    booked: dict[tuple, list[tuple[list[float], list[float], float, int]]] = {}
+    for result in results:
+        summaries.update(result.summaries or {})
+        merged_zones.extend(result.zones or [])
+        for (xy, index), stats in (result.cb_stats or {}).items():
+            device.core(xy).cbs[index].stats = stats
+        for xy, data in (result.l1 or {}).items():
+            device.core(xy).l1.data[:] = memoryview(data)
+        for name, state in (result.ports or {}).items():
+            booked.setdefault(name, []).append(state)
+    for name, states in booked.items():
+        port = ports.get(name) or noc.port_at(name)
+        base_busy, base_moved = port.busy_cycles, port.bytes_moved
+        pairs = sorted(pair for starts, ends, _, _ in states for pair in zip(starts, ends))
+        calendar: list[list[float]] = []
+        for start, end in pairs:
+            if calendar and start <= calendar[-1][1]:
+                calendar[-1][1] = max(calendar[-1][1], end)
+            else:
+                calendar.append([start, end])
+        port.restore([s for s, _ in calendar], [e for _, e in calendar],
+                     base_busy + sum(busy - base_busy for _, _, busy, _ in states),
+                     base_moved + sum(moved - base_moved for _, _, _, moved in states))
+    env._now = max(result.now for result in results)
+    env._queue.clear()
+    env._eid = itertools.count(next(env._eid) + sum(result.events for result in results))
+    return SplitOutcome([summaries[i] for i in range(len(live))], merged_zones)
