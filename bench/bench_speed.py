@@ -44,8 +44,9 @@ MODES = ("numerics", "timing_only")
 
 
 # -- child: one run in this process -------------------------------------------------------------
-def child(config: str, program: str, mode: str, out: str) -> None:
-    """Run one config and program; write cycles, digests, events and output sticks to ``out``."""
+def child(config: str, program: str, mode: str, out: str, jobs: str = "1") -> None:
+    """Run one config and program (with ``jobs`` processes); write cycles, digests, events and
+    output sticks to ``out``."""
     import simpy
 
     environments: list[simpy.Environment] = []
@@ -59,7 +60,7 @@ def child(config: str, program: str, mode: str, out: str) -> None:
     import ttsim
 
     kwargs = {"timing_only": True} if mode == "timing_only" else {}
-    results = ttsim.run(config, program=program, **kwargs)
+    results = ttsim.run(config, program=program, jobs=int(jobs), **kwargs)
     ops = []
     for result in results:
         digest = None
@@ -78,7 +79,7 @@ def child(config: str, program: str, mode: str, out: str) -> None:
 
 
 # -- parent ---------------------------------------------------------------------------------------
-def measure(config: Path, program: str, mode: str, runs: int) -> dict:
+def measure(config: Path, program: str, mode: str, runs: int, jobs: int = 1) -> dict:
     """Min wall / CPU and max RSS over ``runs`` child runs, with the last run's report."""
     walls, cpus, peaks = [], [], []
     report: dict = {}
@@ -86,7 +87,7 @@ def measure(config: Path, program: str, mode: str, runs: int) -> dict:
         out = Path(tmp) / "child.json"
         for _ in range(runs):
             argv = [sys.executable, str(Path(__file__).resolve()), "--child", str(config), program, mode,
-                    str(out)]
+                    str(out), str(jobs)]
             run = spawn(argv)
             if run.exit_code != 0:
                 lines = run.stderr.splitlines()
@@ -112,7 +113,7 @@ def golden_cycles(config_name: str) -> dict[str, dict[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
-        child(*argv[1:5])
+        child(*argv[1:6])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("configs", nargs="*", type=Path, help="configs (default: every configs/*.yaml)")
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES),
                         help="comma-separated: numerics, timing_only (default: both)")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the minimum is kept")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="ttsim.run(jobs=N): with 2, each conv op may finish its halves of cores in two "
+                             "processes (CPU then counts both)")
     parser.add_argument("--digests", type=Path, default=DIGESTS, help="stored output digests to check")
     parser.add_argument("--write-digests", type=Path, default=None,
                         help="write the output digests of the numerics runs to this path")
@@ -132,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = args.configs or sorted((ROOT / "configs").glob("*.yaml"))
     programs = (args.program,) if args.program else registry.names()
     modes = [m for m in args.modes.split(",") if m]
-    if not configs or any(m not in MODES for m in modes) or args.runs < 1:
-        parser.error("need configs, --modes from numerics,timing_only and --runs >= 1")
+    if not configs or any(m not in MODES for m in modes) or args.runs < 1 or args.jobs < 1:
+        parser.error("need configs, --modes from numerics,timing_only, --runs >= 1 and --jobs >= 1")
     stored = json.loads(args.digests.read_text()) if args.digests.exists() else {}
 
     print(compile_package_bytecode())
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for config in configs:
         for program in programs:
             for mode in modes:
-                r = measure(config, program, mode, args.runs)
+                r = measure(config, program, mode, args.runs, args.jobs)
                 row = {"config": config.stem, "program": program, "mode": mode, **r}
                 rows.append(row)
                 if "error" in r:

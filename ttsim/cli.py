@@ -140,7 +140,9 @@ def SUITE_OPTIONS(command: Callable) -> Callable:
     options = [
         click.option("--jobs", "jobs", default=2, show_default=True, type=click.IntRange(1, 64),
                      help="local worker processes for suites and uncertainty runs; given for op configs, "
-                          "the programs run in that many processes at once (the same results)"),
+                          "the programs run in that many processes at once, and one program's conv op "
+                          "finishes its two halves of cores in two processes where that is exact (the "
+                          "same results)"),
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="run suite layers on this Dask distributed scheduler (e.g. tcp://host:8786)"),
         click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),

@@ -2,8 +2,9 @@
 
 Many programs (the pool and depthwise conv programs among them) share data between cores only at
 the start (the weights multicast and its semaphores, the DRAM reads of weights and bias); after
-that every core reads and writes its own L1. Once every kernel has started and a window of
-:data:`POLL_STEPS` SimPy steps has passed without a byte on any NoC link or DRAM port, the run forks
+that every core reads and writes its own L1. Once every kernel has started, at least
+:data:`FIRST_STEPS` SimPy steps have run and a window of :data:`POLL_STEPS` steps has passed with
+no byte on any NoC link or DRAM port and no semaphore update between cores, the run forks
 two children. Each keeps the kernels of one half of the cores, drops the other half's pending
 events and runs its half to the end; the parent waits. The parent takes the halves' results only
 if they provably never met after the fork:
@@ -34,6 +35,7 @@ import sys
 from collections.abc import Generator
 from dataclasses import dataclass
 
+import numpy as np
 import simpy
 
 from ttsim.cb import CBStats
@@ -45,9 +47,17 @@ from ttsim.kernel_api.compute import ComputeContext
 
 XY = tuple[int, int]
 
+FIRST_STEPS = 8192
+"""SimPy steps before the first split attempt: a split costs a few hundredths of a second (fork,
+L1 comparison, merge), so a run that ends sooner than this is not split (a scheduling policy of
+the simulator, like the two below, not a cost of the device)."""
 POLL_STEPS = 1024
-"""SimPy steps between two checks of whether the run may split (a scheduling policy of the
-simulator, not a cost of the device): the quiet window before the fork."""
+"""SimPy steps of the quiet window before a split is tried; each failed attempt doubles it."""
+L1_BLOCK = 1024
+"""Granularity (bytes) at which a child sends back the L1 it changed."""
+MAX_ATTEMPTS = 3
+"""Split attempts per run; a program whose cores keep meeting (classic conv's weight multicast
+per block) then runs serially, having lost at most the few steps up to each first crossing."""
 
 
 @dataclass(frozen=True)
@@ -93,25 +103,37 @@ class _HalfResult:
     zones: list[KernelZone] | None = None
     summaries: dict[int, ContextSummary] | None = None
     cb_stats: dict[tuple[XY, int], CBStats] | None = None
-    l1: dict[XY, bytes] | None = None
+    l1: dict[XY, tuple[np.ndarray, bytes]] | None = None
+    """Per core: the indices of the L1 blocks of :data:`L1_BLOCK` bytes that changed after the
+    fork, and their bytes."""
     ports: dict[tuple, tuple[list[float], list[float], float, int]] | None = None
 
 
 def step_until_split(device: Device, live: dict[simpy.Process, KernelContext], processes: list[simpy.Process],
                      zones: list[KernelZone]) -> SplitOutcome | None:
     """Step the run (as ``env.step()`` does) until it has split and merged, returning the merged
-    outcome, or until one split attempt failed (None: the caller steps on serially). SimPy's own
-    signals (the end of the run, an empty schedule) and kernel errors pass through."""
+    outcome, or until :data:`MAX_ATTEMPTS` split attempts failed (None: the caller steps on
+    serially). SimPy's own signals (the end of the run, an empty schedule) and kernel errors
+    pass through."""
     env = device.env
     noc = device.noc
-    moved_before = noc.shared_bytes_moved()
-    while True:
-        for _ in range(POLL_STEPS):
-            env.step()
-        moved = noc.shared_bytes_moved()
-        if moved == moved_before and len(live) == len(processes):
-            return _split(device, live, zones)
-        moved_before = moved
+    for _ in range(FIRST_STEPS - POLL_STEPS):
+        env.step()
+    window = POLL_STEPS
+    for _ in range(MAX_ATTEMPTS):
+        traffic = noc.shared_traffic()
+        while True:
+            for _ in range(window):
+                env.step()
+            now_traffic = noc.shared_traffic()
+            if now_traffic == traffic and len(live) == len(processes):
+                break
+            traffic = now_traffic
+        outcome = _split(device, live, zones)
+        if outcome is not None:
+            return outcome
+        window *= 2
+    return None
 
 
 def _split(device: Device, live: dict[simpy.Process, KernelContext],
@@ -191,6 +213,7 @@ def _run_half(device: Device, live: dict[simpy.Process, KernelContext], zones: l
             process._generator = trap
     _guard(device, {device.core(xy).noc_xy for xy in half})
     first_event = next(env._eid)
+    l1_before = {xy: device.core(xy).l1.data.copy() for xy in half}
     zones_before = len(zones)
     ports_before = {name: port.calendar() for name, port in device.noc.all_ports()}
     running = [sum(p.is_alive for p in mine)]
@@ -216,9 +239,21 @@ def _run_half(device: Device, live: dict[simpy.Process, KernelContext], zones: l
         zones=[zone for zone in zones[zones_before:] if zone.core in half],
         summaries={order[context]: summarize(context) for p, context in live.items() if p in mine},
         cb_stats={(xy, index): cb.stats for xy in half for index, cb in device.core(xy).cbs.items()},
-        l1={xy: device.core(xy).l1.data.tobytes() for xy in half},
+        l1={xy: _changed_blocks(before, device.core(xy).l1.data) for xy, before in l1_before.items()},
         ports={name: (*port.calendar(), port.busy_cycles, port.bytes_moved)
                for name, port in device.noc.all_ports() if port.calendar() != ports_before.get(name)})
+
+
+def _blocks_of(data: np.ndarray) -> np.ndarray:
+    """An L1 array as rows of :data:`L1_BLOCK` bytes (a view). Every preset's L1 is whole blocks; in a
+    child, another size raises, and the run goes on serially."""
+    return data.reshape(-1, L1_BLOCK)
+
+
+def _changed_blocks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """The blocks of ``after`` that differ from ``before``: their indices and bytes."""
+    changed = np.flatnonzero((_blocks_of(before) != _blocks_of(after)).any(axis=1))
+    return changed, _blocks_of(after)[changed].tobytes()
 
 
 def _guard(device: Device, own: set[XY]) -> None:
@@ -316,8 +351,8 @@ def _merge(device: Device, live: dict[simpy.Process, KernelContext], zones: list
         merged_zones.extend(result.zones or [])
         for (xy, index), stats in (result.cb_stats or {}).items():
             device.core(xy).cbs[index].stats = stats
-        for xy, data in (result.l1 or {}).items():
-            device.core(xy).l1.data[:] = memoryview(data)
+        for xy, (blocks, data) in (result.l1 or {}).items():
+            _blocks_of(device.core(xy).l1.data)[blocks] = np.frombuffer(data, dtype=np.uint8).reshape(-1, L1_BLOCK)
         for name, state in (result.ports or {}).items():
             booked.setdefault(name, []).append(state)
     for name, states in booked.items():

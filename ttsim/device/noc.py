@@ -93,6 +93,7 @@ class NocModel:
         self.spec = spec
         self._now = now
         self._issued = 0
+        self._atomics = 0
         noc = spec.noc
         self.width, self.height = spec.chip.noc_grid.value
         self.link_rate = noc.link_bytes_per_cycle.value
@@ -248,10 +249,11 @@ class NocModel:
             return self.niu(*rest)
         return self._banks[rest[0]]
 
-    def shared_bytes_moved(self) -> int:
-        """Bytes moved so far over router links and DRAM bank ports (not a core's own NIU)."""
+    def shared_traffic(self) -> tuple[int, int]:
+        """(bytes moved over router links and DRAM bank ports, semaphore updates sent) so far:
+        what changes whenever a transfer leaves a core's own L1."""
         return (sum(port.bytes_moved for port in self._links.values())
-                + sum(port.bytes_moved for port in self._banks.values()))
+                + sum(port.bytes_moved for port in self._banks.values()), self._atomics)
 
     # -- primitives -----------------------------------------------------------------------
     def read(self, noc: int, requester: XY, target: XY, nbytes: int, t: float) -> float:
@@ -302,4 +304,5 @@ class NocModel:
 
     def atomic(self, noc: int, src: XY, dst: XY, t: float) -> float:
         """A 4-byte semaphore update issued at ``t``; returns when it lands at ``dst``."""
+        self._atomics += 1
         return t + self.write_latency(self.hops(noc, src, dst))
