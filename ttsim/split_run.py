@@ -31,6 +31,7 @@ import heapq
 import itertools
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -149,26 +150,35 @@ def _split(device: Device, live: dict[simpy.Process, KernelContext],
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: run this half, send its result, leave without any cleanup
-            os.close(read_end)
             try:
-                result = _run_half(device, live, zones, half)
-                payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException as exc:  # noqa: BLE001 - any failure only means: do not merge
-                payload = pickle.dumps(_HalfResult(False, f"{type(exc).__name__}: {exc}"))
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(payload)
-            os._exit(0)
+                os.close(read_end)
+                try:
+                    result = _run_half(device, live, zones, half)
+                    payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+                except BaseException as exc:  # noqa: BLE001 - any failure only means: do not merge
+                    payload = pickle.dumps(_HalfResult(False, f"{type(exc).__name__}: {exc}"))
+                with os.fdopen(write_end, "wb") as pipe:
+                    pipe.write(payload)
+            finally:  # never return into the parent's code, whatever happened (a closed pipe, ^C)
+                os._exit(0)
         os.close(write_end)
         children.append((pid, read_end))
     results = []
-    for pid, read_end in children:
-        with os.fdopen(read_end, "rb") as pipe:
-            payload = pipe.read()
-        os.waitpid(pid, 0)
-        try:
-            results.append(pickle.loads(payload))
-        except Exception:  # noqa: BLE001 - a child that died mid-write
-            results.append(_HalfResult(False, "no result"))
+    pending = [pid for pid, _ in children]
+    try:
+        for pid, read_end in children:
+            with os.fdopen(read_end, "rb") as pipe:
+                payload = pipe.read()
+            os.waitpid(pid, 0)
+            pending.remove(pid)
+            try:
+                results.append(pickle.loads(payload))
+            except Exception:  # noqa: BLE001 - a child that died mid-write
+                results.append(_HalfResult(False, "no result"))
+    finally:  # interrupted (^C): no child outlives the wait
+        for pid in pending:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
     if not all(r.ok for r in results) or not _disjoint(device, results):
         return None
     return _merge(device, live, zones, results)
