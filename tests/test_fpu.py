@@ -80,22 +80,24 @@ def test_column_sum_matches_the_reference(fidelity: str) -> None:
         assert np.mean(got == expected) > 0.95
 
 
-def test_mvmul_sums_in_k_order_from_zero_as_the_isa_model() -> None:
-    """ordered_matmul against MVMUL.md's loop written out (``float x = 0; x += b * a`` in K order,
-    float32): values spanning many binades, where the order of the additions shows, and all
-    negative-zero products, whose sum the model starts from +0."""
+def test_mvmul_sums_are_exact_sums_rounded_once_in_any_order() -> None:
+    """mvmul_sums against exact rational sums of the products rounded to float32 (via float64,
+    exact for these spans): values spanning many binades, where a float32 running sum would
+    round differently in a different order, and all negative-zero products (a +0 sum)."""
+    from fractions import Fraction
+
     rng = np.random.default_rng(3)
-    b = (rng.standard_normal((2, 3, 16)) * np.exp2(rng.integers(-30, 30, (2, 3, 16)))).astype(np.float32)
-    a = (rng.standard_normal((16, 4)) * np.exp2(rng.integers(-30, 30, (16, 4)))).astype(np.float32)
+    parts = lambda shape: fpu.srcb_part((rng.standard_normal(shape) * np.exp2(rng.integers(-12, 12, shape))).astype(np.float32), 0)
+    b, a = parts((2, 3, 16)), fpu.srca_part(parts((16, 4)), 0)
     b[0, 0] = -0.0
     a[:, 0] = 0.0
     want = np.empty((2, 3, 4), np.float32)
     for index in np.ndindex(2, 3):
         for j in range(4):
-            x = np.float32(0.0)
-            for k in range(16):
-                x = np.float32(x + np.float32(b[index][k] * a[k, j]))
-            want[index][j] = x
-    got = fpu.ordered_matmul(b, a)
+            exact = sum((Fraction(float(b[index][k])) * Fraction(float(a[k, j])) for k in range(16)), Fraction(0))
+            want[index][j] = np.float32(float(exact))
+    got = fpu.mvmul_sums(b, a)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    reversed_k = fpu.mvmul_sums(b[..., ::-1].copy(), a[::-1].copy())
+    np.testing.assert_array_equal(reversed_k.view(np.uint32), got.view(np.uint32))
     assert not np.signbit(got[0, 0, 0])

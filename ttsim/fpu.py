@@ -19,8 +19,9 @@ part by SrcB's low part, 3 the low parts. LoFi runs phase 0, HiFi2 phases 0-1, H
 wider inputs SrcA keeps 9 and SrcB 10 mantissa bits (SrcA holds at most TF32).
 
 The ISA notes the floating-point model is a guide (hardware may fuse or reorder); here each
-instruction's 16 products are summed in float32 in K order and DST is rounded (nearest even)
-after every instruction and phase, as the model writes it. Subnormals and NaN handling are not modelled.
+instruction's 16 products are summed exactly and rounded once to float32 (:func:`mvmul_sums`:
+the same on every host), and DST is rounded (nearest even) after every instruction and phase, as
+the model writes it. Subnormals and NaN handling are not modelled.
 """
 
 from __future__ import annotations
@@ -82,22 +83,25 @@ def elwmul(dst: np.ndarray | None, srca: np.ndarray, srcb: np.ndarray, phases: i
     return acc
 
 
-def ordered_matmul(srcb: np.ndarray, srca: np.ndarray) -> np.ndarray:
-    """``srcb @ srca`` (float32, any batch dimensions) with every dot product summed as MVMUL's
-    functional model sums it: ``x = 0; x += b[k] * a[k]`` for k in order, in float32
-    (tenstorrent/tt-isa-documentation ``WormholeB0/TensixTile/TensixCoprocessor/MVMUL.md``).
+def mvmul_sums(srcb: np.ndarray, srca: np.ndarray) -> np.ndarray:
+    """``srcb @ srca`` (float32 fidelity parts, any batch dimensions), each dot product the exact
+    sum of its products rounded once to float32 (nearest even; +0 for a zero sum).
 
-    ``np.matmul`` leaves the order to the BLAS kernel the host CPU selects, so the last bits of a
-    sum could differ from machine to machine; ``np.add.accumulate`` adds strictly in order, and
-    the final ``+ 0.0`` is the model's start from +0 (a sum of -0.0 products is +0.0)."""
-    return ordered_sum(srcb[..., :, :, None] * srca[..., None, :, :], axis=-2)  # over K of [..., M, K, N]
+    A fidelity part has at most 7 significant bits (SrcB) or 5 (SrcA), so every product is exact
+    in float64 and so is any float64 sum of 16 of them that spans at most 53 bits: the result does
+    not depend on the order the host's BLAS kernel adds in, which differs between CPUs (a float32
+    ``np.matmul`` gave other last bits on an AVX-512 machine). MVMUL.md's functional model sums in
+    float32 in K order; the ISA calls its floating-point model a guide, and this is the
+    order-free reading of it (the two differ only where a float32 partial sum would round)."""
+    sums = np.matmul(srcb.astype(np.float64), srca.astype(np.float64)).astype(np.float32)
+    return sums + np.float32(0.0)
 
 
-def ordered_sum(values: np.ndarray, axis: int) -> np.ndarray:
-    """The float32 sum of ``values`` along ``axis`` added in index order from +0 (``np.add.reduce``
-    may add pairwise or in SIMD lanes; ``np.add.accumulate`` adds strictly in order)."""
-    last = np.take(np.add.accumulate(values, axis=axis), -1, axis=axis)
-    return last + np.float32(0.0)
+def exact_sum(values: np.ndarray, axis: int) -> np.ndarray:
+    """The sum of float32 ``values`` (each at most 24 significant bits) along ``axis``, exact in
+    float64 within a 53-bit span and rounded once to float32, so independent of the order numpy's
+    reduction adds in."""
+    return np.add.reduce(values.astype(np.float64), axis=axis).astype(np.float32) + np.float32(0.0)
 
 
 def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: int,
@@ -118,7 +122,7 @@ def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: in
         b_part = srcb_part(srcb, phase)
         a_part = srca_part(srca, phase)
         for k0 in range(0, k, step):
-            product = ordered_matmul(b_part[..., k0 : k0 + step], a_part[k0 : k0 + step])
+            product = mvmul_sums(b_part[..., k0 : k0 + step], a_part[k0 : k0 + step])
             acc = product if acc is None else acc + product
             if round_last or n < last:
                 acc = round_dst(acc, dst_bf16)
@@ -129,8 +133,8 @@ def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: in
 def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int) -> np.ndarray:
     """GAPOOL column reduce of ``srca`` [R, C] (float32, R a multiple of 16) by ``scalar``
     (SrcB): returns [phases * R / 16, C] float32 partial sums, one per GAPOOL in DST order
-    (phase-major, then 16-row groups top first), each the float32 sum of its 16 products in
-    row order (:func:`ordered_sum`).
+    (phase-major, then 16-row groups top first), each the exact sum of its 16 products rounded
+    once to float32 (:func:`exact_sum`).
 
     A scalar part that is a power of two (the pool kernels' 1.0) scales every product exactly,
     so the sum is scaled once instead of each product: the same float32 result.
@@ -143,9 +147,9 @@ def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int) -> np
         b = srcb_part(scalar_array, phase)
         a = srca_part(srca, phase).reshape(groups, REDUCE_ROWS_PER_INSTRUCTION, cols)
         if int(b.view(_U32)) & _MANTISSA == 0:
-            parts.append(ordered_sum(a, axis=1) * b)
+            parts.append(exact_sum(a, axis=1) * b)
         else:
-            parts.append(ordered_sum(a * b, axis=1))
+            parts.append(exact_sum(a * b, axis=1))
     return parts[0] if phases == 1 else np.concatenate(parts)
 
 

@@ -35,7 +35,7 @@ from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype, pack_tile,
                            tilize, unpack_tile, unpack_tiles, untilize, decode_row_major, encode_row_major)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, ordered_matmul, round_dst,
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, mvmul_sums, round_dst,
                        srca_part, srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import EltwiseOps
@@ -950,7 +950,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             b = np.stack([e[2][1] for e in entries])
             fresh = entries[0][2][2]  # the later steps find DST written by the first
         # every MVMUL's 16-product sum, each output tile in DST storage order: [steps * phases * 2, count, 1024]
-        products = ordered_matmul(a, b).reshape(-1, count, TILE_ELEMENTS)
+        products = mvmul_sums(a, b).reshape(-1, count, TILE_ELEMENTS)
         dst = self._dst[idst : idst + count]
         if fresh:
             first, rest = products[0], products[1:]
@@ -966,7 +966,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         """MVMUL operand blocks of tiles ``indices`` at ``cb``'s front, every fidelity phase's
         operand bits (:func:`ttsim.fpu.srcb_part` for ``in0``, :func:`ttsim.fpu.srca_part` for
         ``in1``; ``in1_t``: each in1 tile transposed), as 16 x 16 blocks shaped so that
-        ``ordered_matmul(in0, in1)`` is [phases * 2, rt, ct, 2, 2, 16, 16]: per accumulation into DST
+        ``mvmul_sums(in0, in1)`` is [phases * 2, rt, ct, 2, 2, 16, 16]: per accumulation into DST
         (phase-major, then the two 16-deep K slices of the tile, as :func:`ttsim.fpu.mvmul`
         orders them), every output tile's faces in DST storage order, each value the sum of 16
         products in K order.
