@@ -249,6 +249,8 @@ class NocModel:
         max_burst = self.max_burst
         end = t
         remaining = nbytes
+        if all(not port._ends or port._ends[-1] <= t for port in ports):  # none booked after t
+            return self._book_idle_bursts(ports, nbytes, t, rate)
         while remaining > 0:
             chunk = min(remaining, max_burst)
             duration = chunk / rate
@@ -257,6 +259,35 @@ class NocModel:
                 port.reserve(start, duration, chunk)
             end = start + duration
             remaining -= chunk
+        return end
+
+    def _book_idle_bursts(self, ports: tuple[Port, ...], nbytes: int, t: float, rate: float) -> float:
+        """:meth:`_book_bursts` when no port of the path is booked after ``t``: every burst
+        starts where the previous one ended, so each port's calendar gains one interval from
+        ``t`` (or its last interval, touching ``t``, is extended). The ends and each port's busy
+        total are the same float sums, in the same order, as booking burst by burst."""
+        max_burst = self.max_burst
+        durations = []
+        end = t
+        remaining = nbytes
+        while remaining > 0:
+            chunk = min(remaining, max_burst)
+            duration = chunk / rate
+            durations.append(duration)
+            end = end + duration
+            remaining -= chunk
+        for port in ports:
+            busy = port.busy_cycles
+            for duration in durations:
+                busy += duration
+            port.busy_cycles = busy
+            port.bytes_moved += nbytes
+            ends = port._ends
+            if ends and ends[-1] >= t - 1e-9:
+                ends[-1] = end
+            else:
+                port._starts.append(t)
+                ends.append(end)
         return end
 
     def _forget_past(self) -> None:
