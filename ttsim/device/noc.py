@@ -21,6 +21,8 @@ from typing import Callable
 from ttsim.device.spec import DeviceSpec
 
 XY = tuple[int, int]
+ReadPlan = tuple[tuple["Port", ...], float, float]
+"""A read route's ports, rate in bytes per cycle and latency in cycles (NocModel.read_plan)."""
 
 
 class Port:
@@ -144,8 +146,8 @@ class NocModel:
         self._nius: dict[tuple[int, XY, str], Port] = {}
         self._banks: dict[XY, Port] = {}
         self._routes: dict[tuple[int, XY, XY], tuple[Port, ...]] = {}
-        self._read_plans: dict[tuple[int, XY, XY], tuple[tuple[Port, ...], float, float]] = {}
-        """Per (noc, target, requester): a read's path, rate and latency (:meth:`_read_plan`)."""
+        self._read_plans: dict[tuple[int, XY, XY], ReadPlan] = {}
+        """Per (noc, target, requester): a read's path, rate and latency (:meth:`read_plan`)."""
         self._mcast_routes: dict[tuple[int, XY, tuple[XY, ...]], tuple[tuple[Port, ...], int]] = {}
         """Per (noc, source, destinations): the union of the unicast paths and the farthest
         destination's hops."""
@@ -301,15 +303,22 @@ class NocModel:
 
         Returns the cycle at which the last byte has landed in the requester's L1.
         """
+        return self.read_planned(self.read_plan(noc, requester, target), nbytes, t)
+
+    def read_planned(self, plan: ReadPlan, nbytes: int, t: float) -> float:
+        """:meth:`read` along a :meth:`read_plan` (a kernel keeps the plans of its sources)."""
+        return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
+
+    def read_plan(self, noc: int, requester: XY, target: XY) -> ReadPlan:
+        """What every read from ``target`` to ``requester`` on ``noc`` shares: its path, its
+        rate (the slowest port or the read's cap) and the latency added to its streaming."""
         key = (noc, target, requester)
         plan = self._read_plans.get(key)
         if plan is None:
-            plan = self._read_plans[key] = self._read_plan(noc, requester, target)
-        return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
+            plan = self._read_plans[key] = self._make_read_plan(noc, requester, target)
+        return plan
 
-    def _read_plan(self, noc: int, requester: XY, target: XY) -> tuple[tuple[Port, ...], float, float]:
-        """What every read from ``target`` to ``requester`` on ``noc`` shares: its path, its
-        rate (the slowest port or the read's cap) and the latency added to its streaming."""
+    def _make_read_plan(self, noc: int, requester: XY, target: XY) -> ReadPlan:
         path = self._path(noc, target, requester)
         if target in self._banks:
             cap, latency = self.link_rate, self._dram_read_latency
