@@ -356,3 +356,46 @@ def test_stream_takes_the_earliest_gap_free_on_every_port() -> None:
         expected = next(c for c in candidates if idle(c))
         end = model._stream(ports, nbytes, issue, 32.0)
         assert end == expected + duration
+
+
+def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
+    """A transfer of several bursts (its path idle after the issue, or not) ends at the same
+    float, leaves the same calendars and the same busy totals, bit for bit, as booking each
+    burst in turn with Port.reserve at the earliest start found by brute force (a rate that is
+    not a power of two, so the order of the float sums matters)."""
+    from ttsim.device.noc import Port
+
+    model = NocModel(load_device("wormhole_b0"))
+    burst, rate = model.max_burst, 28.3
+    rng = np.random.default_rng(5)
+    for case in range(200):
+        mine = tuple(Port(f"p{i}", 64.0) for i in range(rng.integers(1, 5)))
+        ref = tuple(Port(f"p{i}", 64.0) for i in range(len(mine)))
+        busy_later = case % 2 == 1
+        for a, b in zip(mine, ref):
+            for slot in sorted(rng.permutation(30)[: rng.integers(0, 6)].tolist()):
+                length = float(rng.integers(1, 400))
+                a.reserve(1000.0 * slot, length, 32)
+                b.reserve(1000.0 * slot, length, 32)
+        last = max((p._ends[-1] for p in mine if p._ends), default=0.0)
+        issue = float(rng.integers(0, 30_000)) / 7 if busy_later else last + float(rng.integers(0, 3))
+        nbytes = burst * int(rng.integers(1, 6)) + int(rng.integers(0, burst))
+
+        end, remaining = issue, nbytes
+        while remaining > 0:
+            chunk = min(remaining, burst)
+            duration = chunk / rate
+            start = end
+            while not all(not (s < start + duration and e > start)
+                          for port in ref for s, e in zip(port._starts, port._ends)):
+                start = min(e for port in ref for s, e in zip(port._starts, port._ends)
+                            if s < start + duration and e > start)
+            for port in ref:
+                port.reserve(start, duration, chunk)
+            end = start + duration
+            remaining -= chunk
+
+        assert model._book(mine, nbytes, issue, rate) == end
+        for a, b in zip(mine, ref):
+            assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
+                   (b._starts, b._ends, b.busy_cycles, b.bytes_moved)

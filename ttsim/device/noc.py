@@ -21,6 +21,8 @@ from typing import Callable
 from ttsim.device.spec import DeviceSpec
 
 XY = tuple[int, int]
+ReadPlan = tuple[tuple["Port", ...], float, float]
+"""A read route's ports, rate in bytes per cycle and latency in cycles (NocModel.read_plan)."""
 
 
 class Port:
@@ -43,16 +45,22 @@ class Port:
     def reserve(self, start: float, duration: float, nbytes: int) -> None:
         """Book [start, start + duration); merges with touching neighbours."""
         end = start + duration
-        starts, ends = self._starts, self._ends
         self.busy_cycles += duration
         self.bytes_moved += nbytes
+        ends = self._ends
         if not ends or ends[-1] <= start:  # nothing booked after start (the common case)
             if ends and ends[-1] >= start - 1e-9:
                 ends[-1] = end
             else:
-                starts.append(start)
+                self._starts.append(start)
                 ends.append(end)
             return
+        self.insert(start, end)
+
+    def insert(self, start: float, end: float) -> None:
+        """Put [start, end) into the calendar where an interval is booked after ``start``
+        (:meth:`reserve` without the totals)."""
+        starts, ends = self._starts, self._ends
         i = bisect_right(ends, start)
         # the merged calendar, edited in place: [start, end) joins the interval before it when
         # that one ends at start, and the one after when that one starts by end
@@ -86,6 +94,42 @@ class Port:
             del self._starts[:i], self._ends[:i]
 
 
+def _earliest(ports: tuple[Port, ...], t: float, duration: float) -> float:
+    """The earliest start >= ``t`` at which every port of ``ports`` is idle for ``duration``.
+
+    It visits the ports in turn until all of them in a row are idle at start (a port that moves
+    start is idle at the new one; each move is to the end of an interval that rules out every
+    earlier start, so the visiting order does not change the result).
+    """
+    for port in ports:
+        ends = port._ends
+        if ends and ends[-1] > t:
+            break
+    else:  # no port is booked after t (the common case)
+        return t
+    start = t
+    count_ports = len(ports)
+    k = idle = 0
+    while idle < count_ports:
+        port = ports[k]
+        k = k + 1 if k + 1 < count_ports else 0
+        ends = port._ends
+        if not ends or ends[-1] <= start:  # nothing booked after start
+            idle += 1
+            continue
+        i = bisect_right(ends, start)
+        count = len(ends)
+        starts = port._starts
+        moved = False
+        while i < count and starts[i] < start + duration:
+            if ends[i] > start:
+                start = ends[i]
+                moved = True
+            i += 1
+        idle = 1 if moved else idle + 1
+    return start
+
+
 class NocModel:
     """Both NoCs of one device, plus the DRAM bank ports they reach."""
 
@@ -112,6 +156,8 @@ class NocModel:
         self._nius: dict[tuple[int, XY, str], Port] = {}
         self._banks: dict[XY, Port] = {}
         self._routes: dict[tuple[int, XY, XY], tuple[Port, ...]] = {}
+        self._read_plans: dict[tuple[int, XY, XY], ReadPlan] = {}
+        """Per (noc, target, requester): a read's path, rate and latency (:meth:`read_plan`)."""
         self._mcast_routes: dict[tuple[int, XY, tuple[XY, ...]], tuple[tuple[Port, ...], int]] = {}
         """Per (noc, source, destinations): the union of the unicast paths and the farthest
         destination's hops."""
@@ -180,47 +226,80 @@ class NocModel:
         Each burst takes the first interval from its issue time in which every port of the path is
         idle (cut-through: a packet streams through all ports at once).
         """
-        self._issued += 1
-        if self._issued % 4096 == 0:
-            self._forget_past()
-        end = t
-        remaining = nbytes
         rate = cap
         for port in ports:
             if port.bytes_per_cycle < rate:
                 rate = port.bytes_per_cycle
+        return self._book(ports, nbytes, t, rate)
+
+    def _book(self, ports: tuple[Port, ...], nbytes: int, t: float, rate: float) -> float:
+        """:meth:`_stream` at ``rate`` (the path's slowest port or the primitive's cap)."""
+        self._issued += 1
+        if self._issued % 4096 == 0:
+            self._forget_past()
+        if nbytes > self.max_burst:
+            return self._book_bursts(ports, nbytes, t, rate)
+        duration = nbytes / rate
+        start = _earliest(ports, t, duration)
+        end = start + duration
+        for port in ports:  # Port.reserve, its tail case inline (one burst per read: the hot path)
+            port.busy_cycles += duration
+            port.bytes_moved += nbytes
+            ends = port._ends
+            if not ends or ends[-1] < start - 1e-9:
+                port._starts.append(start)
+                ends.append(end)
+            elif ends[-1] <= start:
+                ends[-1] = end
+            else:
+                port.insert(start, end)
+        return end
+
+    def _book_bursts(self, ports: tuple[Port, ...], nbytes: int, t: float, rate: float) -> float:
+        """:meth:`_book` of a transfer larger than the maximum burst: one burst after another,
+        each from the end of the previous one."""
         max_burst = self.max_burst
-        count_ports = len(ports)
+        end = t
+        remaining = nbytes
+        if all(not port._ends or port._ends[-1] <= t for port in ports):  # none booked after t
+            return self._book_idle_bursts(ports, nbytes, t, rate)
         while remaining > 0:
             chunk = min(remaining, max_burst)
             duration = chunk / rate
-            start = end if end > t else t
-            # the earliest start >= t at which every port is idle for duration: visit the ports in
-            # turn until all of them in a row are idle at start (a port that moves start is idle
-            # at the new one; each move is to the end of an interval that rules out every earlier
-            # start, so the visiting order does not change the result)
-            k = idle = 0
-            while idle < count_ports:
-                port = ports[k]
-                k = k + 1 if k + 1 < count_ports else 0
-                ends = port._ends
-                if not ends or ends[-1] <= start:  # nothing booked after start
-                    idle += 1
-                    continue
-                i = bisect_right(ends, start)
-                count = len(ends)
-                starts = port._starts
-                moved = False
-                while i < count and starts[i] < start + duration:
-                    if ends[i] > start:
-                        start = ends[i]
-                        moved = True
-                    i += 1
-                idle = 1 if moved else idle + 1
+            start = _earliest(ports, end, duration)
             for port in ports:
                 port.reserve(start, duration, chunk)
             end = start + duration
             remaining -= chunk
+        return end
+
+    def _book_idle_bursts(self, ports: tuple[Port, ...], nbytes: int, t: float, rate: float) -> float:
+        """:meth:`_book_bursts` when no port of the path is booked after ``t``: every burst
+        starts where the previous one ended, so each port's calendar gains one interval from
+        ``t`` (or its last interval, touching ``t``, is extended). The ends and each port's busy
+        total are the same float sums, in the same order, as booking burst by burst."""
+        max_burst = self.max_burst
+        durations = []
+        end = t
+        remaining = nbytes
+        while remaining > 0:
+            chunk = min(remaining, max_burst)
+            duration = chunk / rate
+            durations.append(duration)
+            end = end + duration
+            remaining -= chunk
+        for port in ports:
+            busy = port.busy_cycles
+            for duration in durations:
+                busy += duration
+            port.busy_cycles = busy
+            port.bytes_moved += nbytes
+            ends = port._ends
+            if ends and ends[-1] >= t - 1e-9:
+                ends[-1] = end
+            else:
+                port._starts.append(t)
+                ends.append(end)
         return end
 
     def _forget_past(self) -> None:
@@ -261,14 +340,31 @@ class NocModel:
 
         Returns the cycle at which the last byte has landed in the requester's L1.
         """
-        path = self._routes.get((noc, target, requester)) or self._path(noc, target, requester)
+        return self.read_planned(self.read_plan(noc, requester, target), nbytes, t)
+
+    def read_planned(self, plan: ReadPlan, nbytes: int, t: float) -> float:
+        """:meth:`read` along a :meth:`read_plan` (a kernel keeps the plans of its sources)."""
+        return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
+
+    def read_plan(self, noc: int, requester: XY, target: XY) -> ReadPlan:
+        """What every read from ``target`` to ``requester`` on ``noc`` shares: its path, its
+        rate (the slowest port or the read's cap) and the latency added to its streaming."""
+        key = (noc, target, requester)
+        plan = self._read_plans.get(key)
+        if plan is None:
+            plan = self._read_plans[key] = self._make_read_plan(noc, requester, target)
+        return plan
+
+    def _make_read_plan(self, noc: int, requester: XY, target: XY) -> ReadPlan:
+        path = self._path(noc, target, requester)
         if target in self._banks:
-            return self._stream(path, nbytes, t, self.link_rate) + self._dram_read_latency
-        if target == requester:  # no links: the NIU out and in ports
-            return self._stream(path, nbytes, t, self._local_rate) + self._local_read_latency
-        round_trip = self.hops(noc, requester, target) + self.hops(noc, target, requester)
-        latency = self._read_base_latency + round_trip * self.hop_latency
-        return self._stream(path, nbytes, t, self.link_rate) + latency
+            cap, latency = self.link_rate, self._dram_read_latency
+        elif target == requester:  # no links: the NIU out and in ports
+            cap, latency = self._local_rate, self._local_read_latency
+        else:
+            round_trip = self.hops(noc, requester, target) + self.hops(noc, target, requester)
+            cap, latency = self.link_rate, self._read_base_latency + round_trip * self.hop_latency
+        return path, min(cap, *(port.bytes_per_cycle for port in path)), latency
 
     def write_latency(self, hops: int) -> float:
         return self._write_base_latency + hops * self._write_hop_latency

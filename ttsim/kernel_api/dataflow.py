@@ -15,6 +15,7 @@ import numpy as np
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.device.dram import InterleavedBuffer
+from ttsim.device.noc import ReadPlan
 from ttsim.errors import ConfigurationError
 from ttsim.kernel_api.base import KernelContext, KernelGen
 
@@ -75,6 +76,9 @@ class DataflowContext(KernelContext):
         self._l1_data = core.l1.data
         """This core's L1 bytes (a fixed array: reads land in it)."""
         self._cores_by_xy = device.by_noc_xy
+        self._read_plans: dict[tuple[int, int], ReadPlan] = {}
+        """The NoC plan of a read from each source node this kernel read from (its NoC and core
+        are fixed)."""
         self._mcast_cache: dict[tuple[int, int, int, int, bool], list[TensixCore]] = {}
 
     # -- circular buffers ---------------------------------------------------------------------
@@ -131,7 +135,10 @@ class DataflowContext(KernelContext):
             self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
         else:  # ... or a DRAM bank
             self.core.l1.write(dst_l1, self.device.memory_read(src_xy, src_addr, size))
-        land = self._noc.read(self.noc_index, self.core.noc_xy, src_xy, size, t)
+        plan = self._read_plans.get(src_xy)
+        if plan is None:
+            plan = self._read_plans[src_xy] = self._noc.read_plan(self.noc_index, self.core.noc_xy, src_xy)
+        land = self._noc.read_planned(plan, size, t)
         if land > self._reads_land:
             self._reads_land = land
 
