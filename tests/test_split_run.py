@@ -55,7 +55,8 @@ def _program(device: Device, late: str | None = None, blocks: int = STEPS) -> Pr
     """Per core: a reader that checks in with core (0,0) (a semaphore handshake, so the cores meet
     at the start), then copies ``blocks`` 64-byte blocks of its own L1 into a CB that a writer
     sums into an L1 word. ``late`` adds a meeting, a failure or a hang near the end:
-    "semaphore" (a semaphore update to core (0,0)), "dram_apart" (each core reads a 64-byte DRAM
+    "semaphore" (a semaphore update to core (0,0)), "remote_read" (a read of core (0,0)'s L1),
+    "dram_apart" (each core reads a 64-byte DRAM
     page: the halves' bookings miss each other), "dram_together" (every core reads the same 2 KiB
     page at the same block: the halves queue on one bank), "hang" (the writer waits for a page
     never pushed) or "runaway" (a kernel that never stops)."""
@@ -78,6 +79,8 @@ def _program(device: Device, late: str | None = None, blocks: int = STEPS) -> Pr
         for block in range(blocks):
             yield from ctx.cb_reserve_back(0, 1)
             ctx.noc_async_read(ctx.get_noc_addr(source.address(ctx.core.logical)), ctx.get_write_ptr(0), 64)
+            if late == "remote_read" and block == blocks - 8:
+                ctx.noc_async_read(ctx.get_noc_addr(*home, source.address((0, 0))), ctx.get_write_ptr(0), 64)
             if late in ("dram_apart", "dram_together") and block == blocks - 8:
                 page_id = 0 if late == "dram_together" else ctx.core.logical[0] % buffer.num_pages
                 ctx.noc_async_read_tile(page_id, accessor, scratch.address(ctx.core.logical))
@@ -123,7 +126,7 @@ def test_late_dram_reads_that_miss_each_other_still_split(merges) -> None:
     assert merges == [1]
 
 
-@pytest.mark.parametrize("late", ["semaphore", "dram_together"])
+@pytest.mark.parametrize("late", ["semaphore", "dram_together", "remote_read"])
 def test_halves_that_meet_again_run_serially_with_the_same_result(late, merges) -> None:
     serial = _run(late, split=False)
     assert _run(late, split=True) == serial

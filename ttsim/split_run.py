@@ -42,6 +42,7 @@ import simpy
 from ttsim.cb import CBStats
 from ttsim.device.core import Risc
 from ttsim.device.device import Device
+from ttsim.device.noc import ReadPlan
 from ttsim.device.profiler import KernelZone
 from ttsim.kernel_api.base import KernelContext
 from ttsim.kernel_api.compute import ComputeContext
@@ -271,15 +272,18 @@ def _guard(device: Device, own: set[XY]) -> None:
     and keep the port calendars whole (no forgetting) for the disjointness check."""
     noc = device.noc
     banks = {bank.noc_xy for bank in device.dram.banks}
-    read, write, multicast, atomic = noc.read, noc.write, noc.multicast, noc.atomic
+    write, multicast, atomic, read_planned = noc.write, noc.multicast, noc.atomic, noc.read_planned
+    # a read's plan starts at the port its bytes leave from: an own core's NIU or a DRAM bank
+    sources = {noc.niu(index, xy, "out") for index in (0, 1) for xy in own}
+    sources.update(noc.port_at(("bank", xy)) for xy in banks)
 
     def crossed(what: str, xy: XY) -> None:
         raise _Crossed(f"{what} reaches {xy} outside this half")
 
-    def checked_read(index: int, requester: XY, target: XY, nbytes: int, t: float) -> float:
-        if target not in own and target not in banks:
-            crossed("a read", target)
-        return read(index, requester, target, nbytes, t)
+    def checked_read_planned(plan: ReadPlan, nbytes: int, t: float) -> float:
+        if plan[0][0] not in sources:
+            raise _Crossed(f"a read from {plan[0][0].name} outside this half")
+        return read_planned(plan, nbytes, t)
 
     def checked_write(index: int, src: XY, dst: XY, nbytes: int, t: float) -> float:
         if dst not in own:
@@ -297,7 +301,8 @@ def _guard(device: Device, own: set[XY]) -> None:
             crossed("a semaphore update", dst)
         return atomic(index, src, dst, t)
 
-    noc.read, noc.write, noc.multicast, noc.atomic = checked_read, checked_write, checked_multicast, checked_atomic
+    noc.read_planned, noc.write, noc.multicast, noc.atomic = (checked_read_planned, checked_write,
+                                                              checked_multicast, checked_atomic)
     noc.keep_history()
 
 
