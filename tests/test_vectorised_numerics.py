@@ -16,7 +16,7 @@ import pytest
 
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
 from ttsim.formats import _BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _bfp8_decode
-from ttsim.fpu import FIDELITY_PHASES, elwmul, mvmul, round_dst
+from ttsim.fpu import FIDELITY_PHASES, accumulate, accumulate_into, elwmul, mvmul, round_dst
 from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
 
@@ -301,3 +301,23 @@ def test_a_weight_tile_rewritten_in_l1_is_read_again() -> None:
     for out, b in zip(got, (first, second)):
         expected = round_dst(mvmul(None, untilize(in0)[None], untilize(b), 1, True, round_last=False), True)
         np.testing.assert_array_equal(untilize(out[None]), expected[0])
+
+
+@pytest.mark.parametrize("dst_bf16", [True, False])
+@pytest.mark.parametrize("fresh", [True, False])
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_accumulate_into_equals_accumulate_then_the_dst_store(dst_bf16: bool, fresh: bool, n: int) -> None:
+    """The in-place accumulation of a matmul run gives every DST bit of the reference form: the
+    partials added one by one with DST rounded after each but the last (fresh DST: starting from
+    the first partial), then the store rounding to the DST format."""
+    partials = _mixed_tiles(n * 3, 131).reshape(n, 3, 1024) * np.float32(1.0 + 2.0 ** -12)
+    start = round_dst(_mixed_tiles(3, 132), dst_bf16)
+    if fresh:
+        first, rest = partials[0], partials[1:]
+        expected = accumulate(round_dst(first, dst_bf16) if len(rest) else first, rest, dst_bf16)
+    else:
+        expected = accumulate(start, partials, dst_bf16)
+    expected = round_dst(expected, dst_bf16)
+    dst = start.copy()
+    accumulate_into(dst, partials, dst_bf16, fresh)
+    np.testing.assert_array_equal(dst.view(np.uint32), expected.view(np.uint32))
