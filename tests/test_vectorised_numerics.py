@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
-from ttsim.formats import _BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _bfp8_decode
+from ttsim.formats import (_BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _BFP8_SPARSE_MIN,
+                           _bfp8_decode, _bfp8_encode, _bfp8_encode_blocks)
 from ttsim.fpu import FIDELITY_PHASES, accumulate, accumulate_into, elwmul, mvmul, round_dst
 from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
@@ -321,3 +322,20 @@ def test_accumulate_into_equals_accumulate_then_the_dst_store(dst_bf16: bool, fr
     dst = start.copy()
     accumulate_into(dst, partials, dst_bf16, fresh)
     np.testing.assert_array_equal(dst.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])
+def test_bfloat8_b_encode_of_only_the_nonzero_blocks_equals_encoding_every_block(density: float) -> None:
+    """A large array (mostly zero blocks, as a grouped conv's weights) encodes to the bytes of
+    encoding every block: zero and -0.0 blocks, NaN, infinities and subnormals included."""
+    rng = np.random.default_rng(141)
+    n = 4 * _BFP8_SPARSE_MIN
+    x = (rng.standard_normal(n) * np.exp2(rng.integers(-140, 128, n))).astype(np.float32)
+    x[rng.random(n) >= density] = 0.0
+    x[rng.random(n) < 0.01] = -0.0
+    x[:3] = [np.nan, np.inf, -np.inf]
+    with np.errstate(all="ignore"):
+        shared, code = _bfp8_encode(x)
+        every_shared, every_code = _bfp8_encode_blocks(x.reshape(-1, 16))
+    np.testing.assert_array_equal(shared, every_shared)
+    np.testing.assert_array_equal(code, every_code)
