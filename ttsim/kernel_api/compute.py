@@ -144,6 +144,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         """Per (role, format, tile addresses of a matmul run): the tiles' bytes and their operand blocks."""
         self._in1_runs: dict[tuple, tuple[bytes, np.ndarray]] = {}
         """As :attr:`_in0_runs`, for the in1 operands."""
+        self._matmul_costs: dict[tuple, tuple[float, float]] = {}
+        """Per (in0 CB, in1 CB, rt_dim, ct_dim): a matmul_block step's unpack and math cycles."""
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
@@ -918,10 +920,14 @@ class ComputeContext(EltwiseOps, KernelContext):
         step). 16 cycles per tile-matmul at LoFi, times the fidelity phases.
         """
         cb0, cb1 = self.cb(in0_cb_id), self.cb(in1_cb_id)
-        nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
-        ready = self._unpack(self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True))
-        cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
-        self._math(ready, cycles)
+        shape = (cb0, cb1, rt_dim, ct_dim)
+        costs = self._matmul_costs.get(shape)
+        if costs is None:  # hot path (every inner-k step): the costs of a step shape once
+            nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
+            costs = self._matmul_costs[shape] = (
+                self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True),
+                self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim)
+        self._math(self._unpack(costs[0]), costs[1])
         count = rt_dim * ct_dim
         if idst < 0 or idst + count > self._dst_limit:
             raise self._dst_index_error(idst if idst < 0 else idst + count - 1)
