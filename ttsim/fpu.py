@@ -90,7 +90,8 @@ def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: in
     ``round_last`` is false). Returns the new DST values (float32).
 
     The per-step reference form: ``ComputeContext.matmul_block`` computes the same sums with one
-    batched product per step (tests/test_vectorised_numerics.py holds the two bit-identical)."""
+    batched product per run of steps into the same DST tiles (tests/test_vectorised_numerics.py
+    holds the two bit-identical)."""
     acc = dst
     k = srca.shape[0]
     step = REDUCE_ROWS_PER_INSTRUCTION
