@@ -244,9 +244,9 @@ def _bfp8_encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``[n_blocks, 16]`` sign-magnitude codes (bit 7 sign, bits 0-6 magnitude).
 
     A block of +-0 values encodes as exponent 0 and code 0 (what :func:`_bfp8_encode_blocks`
-    gives it), and each block is encoded on its own, so from :data:`_BFP8_SPARSE_MIN` values on
-    only the blocks holding a nonzero value are encoded (a grouped conv's weight matrix is mostly
-    zero blocks; the same bytes, tested).
+    gives it), and each block is encoded on its own, so from :data:`_BFP8_SPARSE_MIN` values on,
+    when at most half the values are nonzero, only the blocks holding a nonzero value are encoded
+    (a grouped conv's weight matrix is mostly zero blocks; the same bytes, tested).
     """
     flat = np.asarray(values, dtype=np.float32).reshape(-1)
     if flat.size % _BFP_BLOCK:
@@ -256,14 +256,14 @@ def _bfp8_encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not flat.any():  # every value +-0
             return np.zeros(n_blocks, np.uint8), np.zeros((n_blocks, _BFP_BLOCK), np.uint8)
         return _bfp8_encode_blocks(flat.reshape(-1, _BFP_BLOCK))
+    blocks = flat.reshape(-1, _BFP_BLOCK)
+    if 2 * np.count_nonzero(flat) > flat.size:  # dense: few blocks to skip, not worth finding
+        return _bfp8_encode_blocks(blocks)
     block_of_nonzero = np.flatnonzero(flat) // _BFP_BLOCK  # ascending
     keep = np.empty(block_of_nonzero.size, dtype=bool)
     keep[:1] = True
     np.not_equal(block_of_nonzero[1:], block_of_nonzero[:-1], out=keep[1:])
     nonzero_blocks = block_of_nonzero[keep]
-    blocks = flat.reshape(-1, _BFP_BLOCK)
-    if nonzero_blocks.size == n_blocks:
-        return _bfp8_encode_blocks(blocks)
     shared = np.zeros(n_blocks, np.uint8)
     code = np.zeros((n_blocks, _BFP_BLOCK), np.uint8)
     if nonzero_blocks.size:
