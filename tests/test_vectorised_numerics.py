@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
-from ttsim.formats import _BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _bfp8_decode
-from ttsim.fpu import FIDELITY_PHASES, elwmul, mvmul, round_dst
+from ttsim.formats import (_BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _BFP8_SPARSE_MIN,
+                           _bfp8_decode, _bfp8_encode, _bfp8_encode_blocks)
+from ttsim.fpu import FIDELITY_PHASES, accumulate, accumulate_into, elwmul, mvmul, round_dst
 from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
 
@@ -301,3 +302,41 @@ def test_a_weight_tile_rewritten_in_l1_is_read_again() -> None:
     for out, b in zip(got, (first, second)):
         expected = round_dst(mvmul(None, untilize(in0)[None], untilize(b), 1, True, round_last=False), True)
         np.testing.assert_array_equal(untilize(out[None]), expected[0])
+
+
+@pytest.mark.parametrize("dst_bf16", [True, False])
+@pytest.mark.parametrize("fresh", [True, False])
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_accumulate_into_equals_accumulate_then_the_dst_store(dst_bf16: bool, fresh: bool, n: int) -> None:
+    """The in-place accumulation of a matmul run gives every DST bit of the reference form: the
+    partials added one by one with DST rounded after each but the last (fresh DST: starting from
+    the first partial), then the store rounding to the DST format."""
+    partials = _mixed_tiles(n * 3, 131).reshape(n, 3, 1024) * np.float32(1.0 + 2.0 ** -12)
+    start = round_dst(_mixed_tiles(3, 132), dst_bf16)
+    if fresh:
+        first, rest = partials[0], partials[1:]
+        expected = accumulate(round_dst(first, dst_bf16) if len(rest) else first, rest, dst_bf16)
+    else:
+        expected = accumulate(start, partials, dst_bf16)
+    expected = round_dst(expected, dst_bf16)
+    dst = start.copy()
+    accumulate_into(dst, partials, dst_bf16, fresh)
+    np.testing.assert_array_equal(dst.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])
+def test_bfloat8_b_encode_of_only_the_nonzero_blocks_equals_encoding_every_block(density: float) -> None:
+    """A large array (mostly zero blocks, as a grouped conv's weights) encodes to the bytes of
+    encoding every block: zero and -0.0 blocks, NaN, infinities and subnormals included."""
+    rng = np.random.default_rng(141)
+    n = 4 * _BFP8_SPARSE_MIN
+    with np.errstate(over="ignore"):  # magnitudes past float32 become infinities
+        x = (rng.standard_normal(n) * np.exp2(rng.integers(-140, 128, n))).astype(np.float32)
+    x[rng.random(n) >= density] = 0.0
+    x[rng.random(n) < 0.01] = -0.0
+    x[:3] = [np.nan, np.inf, -np.inf]
+    with np.errstate(all="ignore"):
+        shared, code = _bfp8_encode(x)
+        every_shared, every_code = _bfp8_encode_blocks(x.reshape(-1, 16))
+    np.testing.assert_array_equal(shared, every_shared)
+    np.testing.assert_array_equal(code, every_code)

@@ -112,7 +112,8 @@ def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: in
     ``round_last`` is false). Returns the new DST values (float32).
 
     The per-step reference form: ``ComputeContext.matmul_block`` computes the same sums with one
-    batched product per step (tests/test_vectorised_numerics.py holds the two bit-identical)."""
+    batched product per run of steps into the same DST tiles (tests/test_vectorised_numerics.py
+    holds the two bit-identical)."""
     acc = dst
     k = srca.shape[0]
     step = REDUCE_ROWS_PER_INSTRUCTION
@@ -163,3 +164,33 @@ def accumulate(dst: np.ndarray, partials: np.ndarray, dst_bf16: bool) -> np.ndar
         if i < last:
             acc = round_dst(acc, dst_bf16)
     return acc
+
+
+def accumulate_into(dst: np.ndarray, partials: np.ndarray, dst_bf16: bool, fresh: bool) -> None:
+    """Store in ``dst`` (float32 DST tiles [...], in place) DST after adding each of ``partials``
+    [n, ...] in order, DST rounded after each as :func:`accumulate` followed by the DST store
+    rounds it; ``fresh``: DST is zero, so it starts from the first partial (no addition).
+
+    With bfloat16 DST the running value is kept as bfloat16 and each sum is written into a float32
+    buffer: two numpy calls per partial and no new arrays (the float32 sum of a bfloat16 value is
+    that of its float32 value; storing to bfloat16 rounds to nearest even as ``round_dst``)."""
+    rest = partials[1:]
+    if not dst_bf16:
+        if fresh:
+            dst[...] = partials[0]
+        else:
+            np.add(dst, partials[0], out=dst)
+        for part in rest:
+            np.add(dst, part, out=dst)
+        return
+    acc = np.empty(dst.shape, bfloat16_dtype())
+    if fresh:
+        acc[...] = partials[0]
+    else:
+        total = dst + partials[0]
+        acc[...] = total
+    total = np.empty(dst.shape, np.float32)
+    for part in rest:
+        np.add(acc, part, out=total, dtype=np.float32)
+        acc[...] = total
+    dst[...] = acc

@@ -35,18 +35,20 @@ from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype, pack_tile,
                            tilize, unpack_tile, unpack_tiles, untilize, decode_row_major, encode_row_major)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_partials, elwmul, mvmul_sums, round_dst,
-                       srca_part, srcb_part)
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_into, column_sum_partials, elwmul, mvmul_sums,
+                       round_dst, srca_part, srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import EltwiseOps
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
-MATMUL_OPERANDS_KEPT = 256
-"""Prepared matmul operands (a subblock's in0 or in1 tiles) a compute kernel keeps for reuse."""
-MATMUL_PREFETCH_TILES = 32
-"""At most this many in0 tiles of the waited pages are prepared together (see ``_matmul_operand``)."""
+IN0_RUNS_KEPT = 8
+"""Prepared in0 operands of matmul runs (a subblock row's inner-k steps, used by the subblocks
+of the row one after another) a compute kernel keeps for reuse."""
+IN1_RUNS_KEPT = 64
+"""Prepared in1 operands of matmul runs (the weights of a subblock column's inner-k steps, read
+again for every output block) a compute kernel keeps for reuse."""
 
 
 def _relu6_float32(x: np.ndarray) -> np.ndarray:
@@ -139,8 +141,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._dst_written: set[int] = set()
         self._l1 = core.l1.data
         self._decoded = DecodedTiles(DECODED_TILES_KEPT)
-        self._operands: dict[tuple, tuple[bytes, np.ndarray]] = {}
-        """Per (role, format, tile addresses): the tiles' bytes and their matmul operand slices."""
+        self._in0_runs: dict[tuple, tuple[bytes, np.ndarray]] = {}
+        """Per (role, format, tile addresses of a matmul run): the tiles' bytes and their operand blocks."""
+        self._in1_runs: dict[tuple, tuple[bytes, np.ndarray]] = {}
+        """As :attr:`_in0_runs`, for the in1 operands."""
+        self._matmul_costs: dict[tuple, tuple[float, float]] = {}
+        """Per (in0 CB, in1 CB, rt_dim, ct_dim): a matmul_block step's unpack and math cycles."""
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
@@ -915,10 +921,14 @@ class ComputeContext(EltwiseOps, KernelContext):
         step). 16 cycles per tile-matmul at LoFi, times the fidelity phases.
         """
         cb0, cb1 = self.cb(in0_cb_id), self.cb(in1_cb_id)
-        nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
-        ready = self._unpack(self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True))
-        cycles = self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim
-        self._math(ready, cycles)
+        shape = (cb0, cb1, rt_dim, ct_dim)
+        costs = self._matmul_costs.get(shape)
+        if costs is None:  # hot path (every inner-k step): the costs of a step shape once
+            nbytes = rt_dim * cb0.tile_bytes + ct_dim * cb1.tile_bytes
+            costs = self._matmul_costs[shape] = (
+                self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True),
+                self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim)
+        self._math(self._unpack(costs[0]), costs[1])
         count = rt_dim * ct_dim
         if idst < 0 or idst + count > self._dst_limit:
             raise self._dst_index_error(idst if idst < 0 else idst + count - 1)
@@ -927,116 +937,89 @@ class ComputeContext(EltwiseOps, KernelContext):
             return
         if not self._dst_math:
             raise self._dst_outside_error()
-        a = self._matmul_operand(cb0, [in0_tile_index + h * kt_dim for h in range(rt_dim)], "in0",
-                                 self._front_region.get(in0_cb_id))
-        b = self._matmul_operand(cb1, [in1_tile_index + w for w in range(ct_dim)], "in1_t" if transpose else "in1")
-        # deferred (see _defer): the operands are this call's (prepared from the bytes now); the
-        # inner-k steps that follow into the same DST tiles join one batched product (_matmul_run)
+        # deferred (see _defer): the tiles' addresses now, their bytes read when the run of
+        # inner-k steps into the same DST tiles is computed at once (_matmul_run), before L1 changes
+        if rt_dim == 1:
+            in0 = [cb0.front_page_address(in0_tile_index)]
+        else:
+            in0 = [cb0.front_page_address(in0_tile_index + h * kt_dim) for h in range(rt_dim)]
+        in1 = [cb1.front_page_address(in1_tile_index + w) for w in range(ct_dim)]
         fresh = self._dst_written.isdisjoint(range(idst, idst + count))  # DST zero: start from the first
-        self._pending.append((("matmul", idst, rt_dim, ct_dim, a.shape[0]), idst, (a, b, fresh)))
+        op = ("matmul", idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, bool(transpose))
+        self._pending.append((op, idst, (in0, in1, fresh)))
         self._dst_written.update(range(idst, idst + count))
 
     def _matmul_run(self, op: tuple, entries: list[tuple]) -> None:
         """Compute consecutive deferred ``matmul_block`` steps ``entries`` into the same DST tiles
-        (``op``: ("matmul", idst, rt, ct, phases * 2)) in call order: every step's MVMUL sums in
-        one product, then added to DST one by one, DST rounded after each (as step by step: each
-        step's store rounds as ``round_dst`` does; tests/test_vectorised_numerics.py)."""
-        _, idst, rt_dim, ct_dim, _ = op
+        (``op``: ("matmul", idst, rt, ct, in0 CB, in1 CB, transpose)) in call order: every step's
+        MVMUL sums in one product, then added to DST one by one, DST rounded after each (as step
+        by step: each step's store rounds as ``round_dst`` does; tests/test_vectorised_numerics.py)."""
+        _, idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, transpose = op
         count = rt_dim * ct_dim
-        if len(entries) == 1:
-            a, b, fresh = entries[0][2]
-        else:
-            a = np.stack([e[2][0] for e in entries])
-            b = np.stack([e[2][1] for e in entries])
-            fresh = entries[0][2][2]  # the later steps find DST written by the first
+        steps = len(entries)
+        a = self._run_operand(self._in0_runs, IN0_RUNS_KEPT, self.cb(in0_cb_id),
+                              [address for e in entries for address in e[2][0]], "in0", steps)
+        b = self._run_operand(self._in1_runs, IN1_RUNS_KEPT, self.cb(in1_cb_id),
+                              [address for e in entries for address in e[2][1]], "in1_t" if transpose else "in1", steps)
         # every MVMUL's 16-product sum, each output tile in DST storage order: [steps * phases * 2, count, 1024]
         products = mvmul_sums(a, b).reshape(-1, count, TILE_ELEMENTS)
-        dst = self._dst[idst : idst + count]
-        if fresh:
-            first, rest = products[0], products[1:]
-            if len(rest):
-                first = round_dst(first, self._dst_bf16)
-            result = accumulate(first, rest, self._dst_bf16)
-        else:
-            result = accumulate(dst, products, self._dst_bf16)
-        dst[...] = result.astype(self._bf16) if self._dst_bf16 else result
+        accumulate_into(self._dst[idst : idst + count], products, self._dst_bf16, entries[0][2][2])
 
-    def _matmul_operand(self, cb: CircularBuffer, indices: list[int], role: str,
-                        region: tuple[int, int] | None = None) -> np.ndarray:
-        """MVMUL operand blocks of tiles ``indices`` at ``cb``'s front, every fidelity phase's
-        operand bits (:func:`ttsim.fpu.srcb_part` for ``in0``, :func:`ttsim.fpu.srca_part` for
-        ``in1``; ``in1_t``: each in1 tile transposed), as 16 x 16 blocks shaped so that
-        ``mvmul_sums(in0, in1)`` is [phases * 2, rt, ct, 2, 2, 16, 16]: per accumulation into DST
-        (phase-major, then the two 16-deep K slices of the tile, as :func:`ttsim.fpu.mvmul`
-        orders them), every output tile's faces in DST storage order, each value the sum of 16
-        products in K order.
+    def _run_operand(self, cache: dict[tuple, tuple[bytes, np.ndarray]], capacity: int, cb: CircularBuffer,
+                     addresses: list[int], role: str, steps: int) -> np.ndarray:
+        """MVMUL operand blocks of a run of ``steps`` matmul steps reading the tiles at
+        ``addresses`` (step-major, each step's tiles in order) of ``cb`` (see :meth:`_run_blocks`).
 
-        Shapes: in0 [phases * 2, rt, 1, 2, 1, 16, 16] (face row, rows, K); in1
-        [phases * 2, 1, ct, 1, 2, 16, 16] (face column, K, columns). Kept while the tiles' L1
-        bytes are unchanged: in1 (the weights, read again for every output block) per call, in0
-        per tile, a tile read for the first time bringing the following tiles of the waited
-        pages ``region`` (the inner-K steps read them next) into the same decode."""
-        tile_bytes = cb.tile_bytes
-        addresses = [cb.front_page_address(i) for i in indices]
-        if role == "in0":
-            tiles = [self._in0_tile(cb, a, region) for a in addresses]
-            return tiles[0] if len(tiles) == 1 else np.concatenate(tiles, axis=1)
-        n = len(addresses)
-        l1 = self._l1
-        if n == 1 or addresses[-1] - addresses[0] == (n - 1) * tile_bytes == (n - 1) * cb.page_size:
-            raw = l1[addresses[0] : addresses[0] + n * tile_bytes]
-        else:
-            raw = np.concatenate([l1[a : a + tile_bytes] for a in addresses])
-        key = (role, cb.data_format, tuple(addresses))
-        current = raw.tobytes()
-        entry = self._operands.get(key)
-        if entry is not None and entry[0] == current:
-            return entry[1]
-        if len(self._operands) >= MATMUL_OPERANDS_KEPT:
-            self._operands.clear()
-        blocks = self._operand_blocks(raw, cb, n, role)
-        self._operands[key] = (current, blocks)
-        return blocks
-
-    def _in0_tile(self, cb: CircularBuffer, address: int, region: tuple[int, int] | None) -> np.ndarray:
-        """The in0 operand blocks of the one tile at ``address`` (see :meth:`_matmul_operand`)."""
+        Kept in ``cache`` (at most ``capacity`` runs) while the tiles' L1 bytes are unchanged: a
+        subblock row's in0 run serves every subblock of the row, an in1 run (the weights) every
+        output block. All the run's tiles are read, compared and decoded in one go."""
         size = cb.tile_bytes
         l1 = self._l1
-        current = l1[address : address + size].tobytes()
-        key = ("in0", cb.data_format, address)
-        entry = self._operands.get(key)
+        first = addresses[0]
+        n = len(addresses)
+        if addresses[-1] - first == (n - 1) * size and addresses == list(range(first, first + n * size, size)):
+            raw = l1[first : first + n * size]
+        else:
+            raw = np.concatenate([l1[a : a + size] for a in addresses])
+        key = (role, cb.data_format, tuple(addresses))
+        current = raw.tobytes()
+        entry = cache.get(key)
         if entry is not None and entry[0] == current:
             return entry[1]
-        if len(self._operands) >= MATMUL_OPERANDS_KEPT - MATMUL_PREFETCH_TILES:
-            self._operands.clear()
-        n = 1
-        if region is not None and cb.page_size == size and region[0] <= address < region[1]:
-            n = max(1, min(MATMUL_PREFETCH_TILES, (min(region[1], cb.limit) - address) // size))
-        raw = l1[address : address + n * size]
-        blocks = self._operand_blocks(raw, cb, n, "in0")
-        for i in range(n):  # each tile under its own address
-            self._operands[("in0", cb.data_format, address + i * size)] = (
-                raw[i * size : (i + 1) * size].tobytes(), blocks[:, i : i + 1])
-        return blocks[:, :1]
+        if len(cache) >= capacity:
+            cache.clear()
+        blocks = self._run_blocks(raw, cb, steps, n // steps, role)
+        cache[key] = (current, blocks)
+        return blocks
 
-    def _operand_blocks(self, raw: np.ndarray, cb: CircularBuffer, n: int, role: str) -> np.ndarray:
-        """The operand blocks of :meth:`_matmul_operand` of the ``n`` tiles whose bytes are ``raw``
-        (read-only)."""
+    def _run_blocks(self, raw: np.ndarray, cb: CircularBuffer, steps: int, per_step: int, role: str) -> np.ndarray:
+        """MVMUL operand blocks of ``steps`` x ``per_step`` tiles whose bytes are ``raw``, every
+        fidelity phase's operand bits (:func:`ttsim.fpu.srcb_part` for ``in0``,
+        :func:`ttsim.fpu.srca_part` for ``in1``; ``in1_t``: each in1 tile transposed), as 16 x 16
+        blocks shaped so that ``mvmul_sums(in0, in1)`` is [steps, phases * 2, rt, ct, 2, 2, 16, 16]:
+        per step and accumulation into DST (phase-major, then the two 16-deep K slices of the
+        tile, as :func:`ttsim.fpu.mvmul` orders them), every output tile's faces in DST storage
+        order, each value the sum of 16 products in K order.
+
+        Shapes: in0 [steps, phases * 2, rt, 1, 2, 1, 16, 16] (face row, rows, K); in1
+        [steps, phases * 2, 1, ct, 1, 2, 16, 16] (face column, K, columns); read-only."""
+        n = steps * per_step
         if cb.is_bf16:
             values = raw.view(self._bf16).astype(np.float32).reshape(n, TILE_ELEMENTS)
         else:
             values = unpack_tiles(raw.reshape(n, cb.tile_bytes), cb.data_format)
         phases = self._phases
         part = srcb_part if role == "in0" else srca_part
-        parts = (part(values, 0) if phases == 1 else np.stack([part(values, p) for p in range(phases)]))
-        parts = parts.reshape(phases, n, 2, 2, FACE_H, FACE_W)
-        # axes of parts: (phase, tile, face row, face column, row in face, column in face)
+        parts = (part(values, 0)[None] if phases == 1 else np.stack([part(values, p) for p in range(phases)]))
+        parts = parts.reshape(phases, steps, per_step, 2, 2, FACE_H, FACE_W)
+        # axes of parts: (phase, step, tile, face row, face column, row in face, column in face)
+        shape = (steps, phases * 2, 1, per_step, 1, 2, FACE_H, FACE_W)
         if role == "in0":  # K is the column: K slice = face column
-            blocks = parts.transpose(0, 3, 1, 2, 4, 5).reshape(phases * 2, n, 1, 2, 1, FACE_H, FACE_W)
+            blocks = parts.transpose(1, 0, 4, 2, 3, 5, 6).reshape(steps, phases * 2, per_step, 1, 2, 1, FACE_H, FACE_W)
         elif role == "in1":  # K is the row: K slice = face row
-            blocks = parts.transpose(0, 2, 1, 3, 4, 5).reshape(phases * 2, 1, n, 1, 2, FACE_H, FACE_W)
+            blocks = parts.transpose(1, 0, 3, 2, 4, 5, 6).reshape(shape)
         else:  # transposed: K is the column (K slice = face column), output columns the rows
-            blocks = parts.transpose(0, 3, 1, 2, 5, 4).reshape(phases * 2, 1, n, 1, 2, FACE_W, FACE_H)
+            blocks = parts.transpose(1, 0, 4, 2, 3, 6, 5).reshape(shape)
         blocks.flags.writeable = False
         return blocks
 
