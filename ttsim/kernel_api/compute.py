@@ -23,6 +23,7 @@ names its header); C++ template arguments are keyword arguments.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import deque
 from typing import Any, Callable, Mapping
@@ -75,6 +76,17 @@ def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int
     else:
         reduced = rows.max(axis=0, keepdims=True) * scalar
     return reduced.reshape(reduced.shape[0], -1, 2, FACE_W)
+
+
+@functools.lru_cache(maxsize=None)
+def _row_columns(rows: int) -> np.ndarray:
+    """Storage-order positions of rows 0 .. ``rows`` - 1 of a tile, row by row, each row's 32
+    values in column order (face column 0, then 1)."""
+    columns = [(r // FACE_H) * 2 * FACE_H * FACE_W + face * FACE_H * FACE_W + (r % FACE_H) * FACE_W + c
+               for r in range(rows) for face in (0, 1) for c in range(FACE_W)]
+    array = np.array(columns, dtype=np.intp)
+    array.flags.writeable = False
+    return array
 
 
 class DecodedTiles:
@@ -226,10 +238,17 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._dst_written.add(idst)
 
     def _flush(self) -> None:
-        """Compute the pending ops in call order: each run of consecutive equal element-wise ops
-        on distinct DST tiles at once (a tile's values are those of computing it alone), and each
-        run of ``matmul_block`` steps into the same DST tiles at once (:meth:`_matmul_run`)."""
+        """Compute the pending ops into DST (see :meth:`_evaluate`)."""
         pending, self._pending = self._pending, []
+        self._evaluate(pending, self._dst, None)
+
+    def _evaluate(self, pending: list[tuple], dst: np.ndarray, columns: np.ndarray | None) -> None:
+        """Compute the ops ``pending`` in call order into ``dst``: DST itself (``columns`` None),
+        or a copy of the elements ``columns`` (storage-order positions) of every DST tile,
+        [16, len(columns)], when every op is element-wise (no matmul step). Each run of
+        consecutive equal element-wise ops on distinct DST tiles is computed at once (a tile's
+        values are those of computing it alone), each run of ``matmul_block`` steps into the same
+        DST tiles too (:meth:`_matmul_run`)."""
         start, count = 0, len(pending)
         while start < count:
             op = pending[start][0]
@@ -244,7 +263,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             while end < count and pending[end][0] == op and pending[end][1] not in seen:
                 seen.add(pending[end][1])
                 end += 1
-            self._compute(op, pending[start:end])
+            self._compute(op, pending[start:end], dst, columns)
             start = end
 
     def _tile_values(self, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray:
@@ -267,15 +286,26 @@ class ComputeContext(EltwiseOps, KernelContext):
             return raw.view(self._bf16).astype(np.float32)
         return self._decoded.values(address, raw, cb.data_format)
 
-    def _compute(self, op: tuple, entries: list[tuple]) -> None:
-        """DST[i] = ``op`` for every (op, i, tiles) of ``entries`` (distinct i), rounded to the
-        DST format."""
+    def _pending_elementwise_apart(self, start: int, end: int) -> bool:
+        """True when every pending op is element-wise and none reads a CB tile that overlaps
+        the L1 range [start, end) (so writing it leaves their operands as they were called)."""
+        for op, _, tiles in self._pending:
+            if op[0] == "matmul":
+                return False
+            for address, cb in tiles:
+                if address < end and start < address + cb.tile_bytes:
+                    return False
+        return True
+
+    def _compute(self, op: tuple, entries: list[tuple], dst: np.ndarray, columns: np.ndarray | None) -> None:
+        """dst[i] = ``op`` for every (op, i, tiles) of ``entries`` (distinct i), rounded to the
+        DST format; ``dst`` and ``columns`` as :meth:`_evaluate`'s (the CB tiles' values are
+        restricted to ``columns`` too)."""
         first = entries[0][1]
-        if all(e[1] == first + k for k, e in enumerate(entries)):
+        if len(entries) == 1 or all(e[1] == first + k for k, e in enumerate(entries)):
             rows: slice | list[int] = slice(first, first + len(entries))
         else:
             rows = [e[1] for e in entries]
-        dst = self._dst
         kind = op[0]
         if kind == "sfpu":
             fast = FLOAT32_ACTIVATIONS.get(op[1])
@@ -286,6 +316,8 @@ class ComputeContext(EltwiseOps, KernelContext):
                 result = func(dst[rows]).astype(np.float32, copy=False)
         else:
             a = self._tile_values([e[2][0] for e in entries])
+            if columns is not None:
+                a = a[:, columns]
             if kind == "copy":
                 result = a
             elif kind == "add_dest":  # DST + the CB tile
@@ -294,6 +326,8 @@ class ComputeContext(EltwiseOps, KernelContext):
                 result = elwmul(None, dst[rows], a, self._phases, self._dst_bf16, round_last=False)
             else:  # "mul": DST (zero unless written before) += A * B
                 b = self._tile_values([e[2][1] for e in entries])
+                if columns is not None:
+                    b = b[:, columns]
                 acc = dst[rows] if op[1] else None
                 result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False)
         dst[rows] = result.astype(self._bf16) if self._dst_bf16 else result
@@ -1144,10 +1178,27 @@ class ComputeContext(EltwiseOps, KernelContext):
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
         base = cb.back_page_address(0)
         ntiles, rows = block_ct_dim, face_r_dim * (2 if num_faces == 4 else 1)
-        for r in range(rows if self.numerics else 0):
-            address = base + (r * row_width + col_offset) * elem
-            row = self._relu_stage(self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :])  # row r of each tile
-            self._write_values(address, row, cb, encode_row_major)
+        if self.numerics:
+            first = base + col_offset * elem
+            last = base + ((rows - 1) * row_width + col_offset + ntiles * TILE_W) * elem
+            if self._pending and ntiles <= DST_TILES and self._pending_elementwise_apart(first, last):
+                # only these rows leave DST before the release zeroes it: the pending ops on them
+                # alone (element-wise: the same values), kept pending should DST be read again
+                columns = _row_columns(rows)
+                work = self._dst[:, columns]
+                self._evaluate(self._pending, work, columns)
+                values = work[:ntiles].reshape(ntiles, rows, TILE_W).transpose(1, 0, 2)
+            else:
+                values = self._dst_faces[:ntiles, :, :, :, :].transpose(1, 3, 0, 2, 4).reshape(
+                    -1, ntiles, TILE_W)[:rows]  # [row][tile][face column, column]
+            values = self._relu_stage(values)
+            for r in range(rows):
+                address = base + (r * row_width + col_offset) * elem
+                if cb.is_bf16:
+                    self._l1[address : address + 2 * ntiles * TILE_W].view(self._bf16)[...] = values[r].reshape(-1)
+                else:
+                    data = encode_row_major(values[r], cb.data_format)
+                    self._l1[address : address + data.size] = data
         self._pack(self._c.pack_untilize_tile_cycles.value * ntiles * rows / 32)
 
     def tilize_block(self, icb: int, block: int, ocb: int) -> None:
