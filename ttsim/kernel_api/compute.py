@@ -317,7 +317,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         else:
             a = self._tile_values([e[2][0] for e in entries])
             if columns is not None:
-                a = a[:, columns]
+                a = a.take(columns, axis=1)
             if kind == "copy":
                 result = a
             elif kind == "add_dest":  # DST + the CB tile
@@ -327,7 +327,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             else:  # "mul": DST (zero unless written before) += A * B
                 b = self._tile_values([e[2][1] for e in entries])
                 if columns is not None:
-                    b = b[:, columns]
+                    b = b.take(columns, axis=1)
                 acc = dst[rows] if op[1] else None
                 result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False)
         dst[rows] = result.astype(self._bf16) if self._dst_bf16 else result
@@ -1185,20 +1185,22 @@ class ComputeContext(EltwiseOps, KernelContext):
                 # only these rows leave DST before the release zeroes it: the pending ops on them
                 # alone (element-wise: the same values), kept pending should DST be read again
                 columns = _row_columns(rows)
-                work = self._dst[:, columns]
+                work = self._dst.take(columns, axis=1)
                 self._evaluate(self._pending, work, columns)
-                values = work[:ntiles].reshape(ntiles, rows, TILE_W).transpose(1, 0, 2)
+                tiles = work[:ntiles]  # [tile][row, face column, column]
+                values = (tiles.reshape(1, -1) if rows == 1 else
+                          tiles.reshape(ntiles, rows, TILE_W).transpose(1, 0, 2).reshape(rows, -1))
             else:
-                values = self._dst_faces[:ntiles, :, :, :, :].transpose(1, 3, 0, 2, 4).reshape(
-                    -1, ntiles, TILE_W)[:rows]  # [row][tile][face column, column]
+                values = self._dst_faces[:ntiles].transpose(1, 3, 0, 2, 4).reshape(
+                    2 * FACE_H, -1)[:rows]  # [row][tile, face column, column]
             values = self._relu_stage(values)
+            size = ntiles * TILE_W * elem
             for r in range(rows):
                 address = base + (r * row_width + col_offset) * elem
                 if cb.is_bf16:
-                    self._l1[address : address + 2 * ntiles * TILE_W].view(self._bf16)[...] = values[r].reshape(-1)
+                    self._l1[address : address + size].view(self._bf16)[...] = values[r]
                 else:
-                    data = encode_row_major(values[r], cb.data_format)
-                    self._l1[address : address + data.size] = data
+                    self._l1[address : address + size] = encode_row_major(values[r], cb.data_format)
         self._pack(self._c.pack_untilize_tile_cycles.value * ntiles * rows / 32)
 
     def tilize_block(self, icb: int, block: int, ocb: int) -> None:
