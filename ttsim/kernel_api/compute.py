@@ -201,6 +201,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._unpack_two_operand_rate = c.unpack_two_operand_bytes_per_cycle.value
         self._pack_overhead = c.pack_tile_overhead_cycles.value
         self._pack_rate = c.pack_bytes_per_cycle.value
+        self._unpack_tilize_cycles = c.unpack_tilize_tile_cycles.value
+        self._pack_untilize_cycles = c.pack_untilize_tile_cycles.value
+        self._srca_tiles = c.dst_tiles_per_half.value
+        """Tiles srcA holds side by side (``unpack_tilizeA_B_block``'s widest block)."""
 
     def riscs(self) -> tuple[Risc, ...]:
         return (Risc.TRISC0, Risc.TRISC1, Risc.TRISC2)
@@ -879,15 +883,15 @@ class ComputeContext(EltwiseOps, KernelContext):
         if not 1 <= face_r_dim <= FACE_H or num_faces not in (1, 2, 4):
             raise ConfigurationError(
                 f"{self.where}: unpack_tilizeA_B_block with num_faces {num_faces}, face_r_dim {face_r_dim}")
-        if not 0 < block <= min(self._tilize_row_tiles, self._srca.shape[1] // TILE_W):
+        if not 0 < block <= self._tilize_row_tiles or block > self._srca_tiles:
             raise ConfigurationError(
                 f"{self.where}: unpack_tilizeA_B_block of {block} tiles from rows "
                 f"{self._tilize_row_tiles} tiles wide (unpack_tilizeA_B_init's block)")
         rows = face_r_dim * (2 if num_faces == 4 else 1)
         if self.numerics:
             self._tilize_into_srca(icb0, icb1, block, tile_idx_b, rows)
-        cost = self._c.unpack_tilize_tile_cycles.value * block * rows / 32
-        self._unpack(cost + self._c.unpack_tile_overhead_cycles.value)
+        cost = self._unpack_tilize_cycles * block * rows / 32
+        self._unpack(cost + self._unpack_overhead)
 
     def _tilize_into_srca(self, icb0: int, icb1: int, block: int, tile_idx_b: int, rows: int) -> None:
         """The numerics of ``unpack_tilizeA_B_block``: srcA's ``rows`` rows of ``block`` tiles and
@@ -918,25 +922,32 @@ class ComputeContext(EltwiseOps, KernelContext):
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
         """``reduce_tile_math(idst, num_faces)`` (compute_kernel_api/reduce.h): reduce srcA tile
         ``idst`` (from ``unpack_tilizeA_B_block``) into row 0 of DST[idst]."""
+        if (pool == "sum" and self._dst_math and not self._pending and 0 <= idst < self._dst_limit
+                and idst not in self._dst_written):
+            # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline
+            self._math(self._t, self._reduce_cycles_per_phase * self._phases * num_faces / 4)
+            if self.numerics:
+                self._row0[idst] = self._srca_reduction(pool)[1][idst]
+                self._dst_written.add(idst)
+            return
         if not self.numerics:
             self._accumulate_row0(None, None, idst, pool, self._t, num_faces)
             return
+        reduced, from_zero = self._srca_reduction(pool)
+        self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
+
+    def _srca_reduction(self, pool: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every srcA tile column-reduced (:func:`_reduce_columns`, [k, tiles, 2, 16]) and the
+        sum's result on a zero DST row ([tiles, 2, 16], in the DST format), computed once per
+        unpack: a few numpy calls per unpack, not per tile."""
         cached = self._srca_reductions.get(pool)
-        if cached is None:  # all srcA tiles at once: a few numpy calls per unpack, not per tile
+        if cached is None:
             reduced = _reduce_columns(self._srca, self._scalar, pool, self._phases)
             from_zero = reduced[0] if len(reduced) == 1 else accumulate(
                 round_dst(reduced[0], self._dst_bf16), reduced[1:], self._dst_bf16)
-            cached = (reduced, from_zero.astype(self._bf16) if self._dst_bf16 else from_zero)
+            cached = (reduced, round_dst(from_zero, self._dst_bf16))
             self._srca_reductions[pool] = cached
-        reduced, from_zero = cached
-        if (pool == "sum" and idst not in self._dst_written and self._dst_math and not self._pending
-                and 0 <= idst < self._dst_limit):
-            # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline
-            self._math(self._t, self._reduce_cycles_per_phase * self._phases * num_faces / 4)
-            self._row0[idst] = from_zero[idst]
-            self._dst_written.add(idst)
-            return
-        self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
+        return cached
 
     def matmul_block(self, in0_cb_id: int, in1_cb_id: int, in0_tile_index: int, in1_tile_index: int,
                      idst: int, transpose: bool, ct_dim: int, rt_dim: int, kt_dim: int) -> None:
@@ -1201,7 +1212,7 @@ class ComputeContext(EltwiseOps, KernelContext):
                     self._l1[address : address + size].view(self._bf16)[...] = values[r]
                 else:
                     self._l1[address : address + size] = encode_row_major(values[r], cb.data_format)
-        self._pack(self._c.pack_untilize_tile_cycles.value * ntiles * rows / 32)
+        self._pack(self._pack_untilize_cycles * ntiles * rows / 32)
 
     def tilize_block(self, icb: int, block: int, ocb: int) -> None:
         """``tilize_block(icb, block, ocb)`` (compute_kernel_api/tilize.h): tilize 32 row-major
