@@ -78,3 +78,21 @@ def test_column_sum_matches_the_reference(fidelity: str) -> None:
         ulp = np.ldexp(1.0, np.frexp(np.abs(expected))[1] - 8)
         assert np.all(np.abs(got - expected) <= ulp)
         assert np.mean(got == expected) > 0.95
+
+
+@pytest.mark.parametrize("fidelity, scalar", [(f, s) for f in ("LoFi", "HiFi2") for s in (1.0, 2.0, 0.5, -1.0, 0.3)]
+                         + [(f, 0.3) for f in ("HiFi3", "HiFi4")])
+def test_column_sum_partials_equal_the_sums_of_each_product(fidelity: str, scalar: float) -> None:
+    """The scalar's parts come from a cache and a nonzero power of two scales the sum once (1.0
+    not at all): bit for bit the sums of the 16 products of each GAPOOL. (A zero part, e.g. the
+    low part of 1.0 in HiFi3/4 phases 2-3, scales the sum once too, which keeps a negative
+    sum's sign where the products' sum is +0.0.)"""
+    rng = np.random.default_rng(17)
+    rows = (rng.standard_normal((32, 96)) * np.exp2(rng.integers(-8, 8, (32, 96)))).astype(np.float32)
+    rows[rng.random((32, 96)) < 0.1] = -0.0
+    phases = fpu.FIDELITY_PHASES[fidelity]
+    b = np.asarray(scalar, dtype=np.float32)
+    expected = np.concatenate([np.add.reduce((fpu.srca_part(rows, p) * fpu.srcb_part(b, p)).reshape(2, 16, 96), axis=1)
+                               for p in range(phases)])
+    got = fpu.column_sum_partials(rows, np.float32(scalar), phases)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
