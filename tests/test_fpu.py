@@ -101,3 +101,26 @@ def test_mvmul_sums_are_exact_sums_rounded_once_in_any_order() -> None:
     reversed_k = fpu.mvmul_sums(b[..., ::-1].copy(), a[::-1].copy())
     np.testing.assert_array_equal(reversed_k.view(np.uint32), got.view(np.uint32))
     assert not np.signbit(got[0, 0, 0])
+
+
+@pytest.mark.parametrize("fidelity, scalar", [(f, s) for f in ("LoFi", "HiFi2") for s in (1.0, 2.0, 0.5, -1.0, 0.3)]
+                         + [(f, 0.3) for f in ("HiFi3", "HiFi4")])
+def test_column_sum_partials_equal_the_sums_of_each_product(fidelity: str, scalar: float) -> None:
+    """The scalar's parts come from a cache and a power of two scales the sum once (1.0 not at
+    all): bit for bit the exact sums of the 16 products of each GAPOOL rounded once to float32,
+    +0.0 for a zero sum (a zero part, e.g. the low part of 1.0 in HiFi3/4 phases 2-3, included)."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(17)
+    rows = (rng.standard_normal((32, 96)) * np.exp2(rng.integers(-8, 8, (32, 96)))).astype(np.float32)
+    rows[rng.random((32, 96)) < 0.1] = -0.0
+    phases = fpu.FIDELITY_PHASES[fidelity]
+    b = np.asarray(scalar, dtype=np.float32)
+    expected = np.empty((phases * 2, 96), np.float32)
+    for p in range(phases):
+        products = (fpu.srca_part(rows, p) * fpu.srcb_part(b, p)).reshape(2, 16, 96)
+        for g, c in np.ndindex(2, 96):
+            exact = sum((Fraction(float(v)) for v in products[g, :, c]), Fraction(0))
+            expected[p * 2 + g, c] = np.float32(float(exact))
+    got = fpu.column_sum_partials(rows, np.float32(scalar), phases)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))

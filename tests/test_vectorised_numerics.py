@@ -340,3 +340,46 @@ def test_bfloat8_b_encode_of_only_the_nonzero_blocks_equals_encoding_every_block
         every_shared, every_code = _bfp8_encode_blocks(x.reshape(-1, 16))
     np.testing.assert_array_equal(shared, every_shared)
     np.testing.assert_array_equal(code, every_code)
+
+
+@pytest.mark.parametrize("activation", ["relu6", "silu"])
+@pytest.mark.parametrize("rows", [1, 9, 32])
+def test_pack_untilize_of_pending_ops_equals_the_whole_dst(activation: str, rows: int) -> None:
+    """pack_untilize_dest computes the pending element-wise ops on the rows it packs alone; the
+    rows equal those of the whole DST, which a pack_tile after it (the ops still pending)
+    computes in full."""
+    n = 3
+    x, w, bias = _mixed_tiles(n, 121), _mixed_tiles(n, 122), _mixed_tiles(n, 123)
+    width = n * 32
+    row_bytes = width * 4
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, n)
+        yield from ctx.cb_wait_front(B, n)
+        yield from ctx.cb_wait_front(C, n)
+        yield from ctx.cb_reserve_back(OUT, n)
+        yield from ctx.cb_reserve_back(OUT + 1, 1)
+        ctx.tile_regs_acquire()
+        for i in range(n):
+            ctx.mul_tiles(A, B, i, i, i)
+        for i in range(n):
+            ctx.binary_dest_reuse_tiles(C, i, i, op="add")
+        for i in range(n):
+            ctx.sfpu_tile(activation, i)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        num_faces, face_r_dim = (4, 16) if rows == 32 else (2, rows)
+        ctx.pack_untilize_dest(OUT + 1, 1, 0, face_r_dim, num_faces, block_ct_dim=n, row_width=width)
+        for i in range(n):
+            ctx.pack_tile(i, OUT)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, n)
+        ctx.cb_push_back(OUT + 1, 1)
+
+    run = run_compute(kernel, {A: tiles_cb(x), B: tiles_cb(w, BF8), C: tiles_cb(bias, BF8)},
+                      {OUT: (F32, 4096, n), OUT + 1: (F32, 32 * row_bytes, 1)}, math_fidelity="LoFi")
+    whole = untilize(_out_values(run, n))  # [32, 32 n]
+    got = run.outputs[OUT + 1].reshape(-1).view(np.float32).reshape(32, width)
+    assert whole[:rows].any()
+    np.testing.assert_array_equal(got[:rows].view(np.uint32), whole[:rows].view(np.uint32))
+    assert not got[rows:].any()

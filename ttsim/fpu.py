@@ -26,6 +26,8 @@ the model writes it. Subnormals and NaN handling are not modelled.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ttsim.formats import bfloat16_dtype
@@ -138,20 +140,33 @@ def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int) -> np
     once to float32 (:func:`exact_sum`).
 
     A scalar part that is a power of two (the pool kernels' 1.0) scales every product exactly,
-    so the sum is scaled once instead of each product: the same float32 result.
+    so the sum is scaled once instead of each product: the same float32 result (and a part of
+    1.0 leaves the sum as it is).
     """
     rows, cols = srca.shape
     groups = rows // REDUCE_ROWS_PER_INSTRUCTION
-    scalar_array = np.asarray(scalar, dtype=np.float32)
+    parts = []
+    for phase, (b, power_of_two) in enumerate(_scalar_parts(float(scalar), phases)):
+        a = srca_part(srca, phase).reshape(groups, REDUCE_ROWS_PER_INSTRUCTION, cols)
+        if not power_of_two:
+            parts.append(exact_sum(a * b, axis=1))
+        elif b == 1.0:
+            parts.append(exact_sum(a, axis=1))
+        else:  # exact scaling; + 0: a zero part's products sum to +0
+            parts.append(exact_sum(a, axis=1) * b + np.float32(0.0))
+    return parts[0] if phases == 1 else np.concatenate(parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _scalar_parts(scalar: float, phases: int) -> tuple[tuple[np.float32, bool], ...]:
+    """Per fidelity phase, SrcB's part of the float32 ``scalar`` and whether it is a power of
+    two (mantissa bits zero; zero counts too: every product is then zero, exactly)."""
+    array = np.asarray(scalar, dtype=np.float32)
     parts = []
     for phase in range(phases):
-        b = srcb_part(scalar_array, phase)
-        a = srca_part(srca, phase).reshape(groups, REDUCE_ROWS_PER_INSTRUCTION, cols)
-        if int(b.view(_U32)) & _MANTISSA == 0:
-            parts.append(exact_sum(a, axis=1) * b)
-        else:
-            parts.append(exact_sum(a * b, axis=1))
-    return parts[0] if phases == 1 else np.concatenate(parts)
+        b = srcb_part(array, phase)
+        parts.append((np.float32(b), int(b.view(_U32)) & _MANTISSA == 0))
+    return tuple(parts)
 
 
 def accumulate(dst: np.ndarray, partials: np.ndarray, dst_bf16: bool) -> np.ndarray:

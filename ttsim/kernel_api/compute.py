@@ -23,6 +23,7 @@ names its header); C++ template arguments are keyword arguments.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import deque
 from typing import Any, Callable, Mapping
@@ -78,6 +79,17 @@ def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int
     else:
         reduced = rows.max(axis=0, keepdims=True) * scalar
     return reduced.reshape(reduced.shape[0], -1, 2, FACE_W)
+
+
+@functools.lru_cache(maxsize=None)
+def _row_columns(rows: int) -> np.ndarray:
+    """Storage-order positions of rows 0 .. ``rows`` - 1 of a tile, row by row, each row's 32
+    values in column order (face column 0, then 1)."""
+    columns = [(r // FACE_H) * 2 * FACE_H * FACE_W + face * FACE_H * FACE_W + (r % FACE_H) * FACE_W + c
+               for r in range(rows) for face in (0, 1) for c in range(FACE_W)]
+    array = np.array(columns, dtype=np.intp)
+    array.flags.writeable = False
+    return array
 
 
 class DecodedTiles:
@@ -196,6 +208,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._unpack_two_operand_rate = c.unpack_two_operand_bytes_per_cycle.value
         self._pack_overhead = c.pack_tile_overhead_cycles.value
         self._pack_rate = c.pack_bytes_per_cycle.value
+        self._unpack_tilize_cycles = c.unpack_tilize_tile_cycles.value
+        self._pack_untilize_cycles = c.pack_untilize_tile_cycles.value
+        self._srca_tiles = c.dst_tiles_per_half.value
+        """Tiles srcA holds side by side (``unpack_tilizeA_B_block``'s widest block)."""
 
     def riscs(self) -> tuple[Risc, ...]:
         return (Risc.TRISC0, Risc.TRISC1, Risc.TRISC2)
@@ -233,10 +249,17 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._dst_written.add(idst)
 
     def _flush(self) -> None:
-        """Compute the pending ops in call order: each run of consecutive equal element-wise ops
-        on distinct DST tiles at once (a tile's values are those of computing it alone), and each
-        run of ``matmul_block`` steps into the same DST tiles at once (:meth:`_matmul_run`)."""
+        """Compute the pending ops into DST (see :meth:`_evaluate`)."""
         pending, self._pending = self._pending, []
+        self._evaluate(pending, self._dst, None)
+
+    def _evaluate(self, pending: list[tuple], dst: np.ndarray, columns: np.ndarray | None) -> None:
+        """Compute the ops ``pending`` in call order into ``dst``: DST itself (``columns`` None),
+        or a copy of the elements ``columns`` (storage-order positions) of every DST tile,
+        [16, len(columns)], when every op is element-wise (no matmul step). Each run of
+        consecutive equal element-wise ops on distinct DST tiles is computed at once (a tile's
+        values are those of computing it alone), each run of ``matmul_block`` steps into the same
+        DST tiles too (:meth:`_matmul_run`)."""
         start, count = 0, len(pending)
         while start < count:
             op = pending[start][0]
@@ -251,7 +274,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             while end < count and pending[end][0] == op and pending[end][1] not in seen:
                 seen.add(pending[end][1])
                 end += 1
-            self._compute(op, pending[start:end])
+            self._compute(op, pending[start:end], dst, columns)
             start = end
 
     def _tile_values(self, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray:
@@ -274,15 +297,26 @@ class ComputeContext(EltwiseOps, KernelContext):
             return raw.view(self._bf16).astype(np.float32)
         return self._decoded.values(address, raw, cb.data_format)
 
-    def _compute(self, op: tuple, entries: list[tuple]) -> None:
-        """DST[i] = ``op`` for every (op, i, tiles) of ``entries`` (distinct i), rounded to the
-        DST format."""
+    def _pending_elementwise_apart(self, start: int, end: int) -> bool:
+        """True when every pending op is element-wise and none reads a CB tile that overlaps
+        the L1 range [start, end) (so writing it leaves their operands as they were called)."""
+        for op, _, tiles in self._pending:
+            if op[0] == "matmul":
+                return False
+            for address, cb in tiles:
+                if address < end and start < address + cb.tile_bytes:
+                    return False
+        return True
+
+    def _compute(self, op: tuple, entries: list[tuple], dst: np.ndarray, columns: np.ndarray | None) -> None:
+        """dst[i] = ``op`` for every (op, i, tiles) of ``entries`` (distinct i), rounded to the
+        DST format; ``dst`` and ``columns`` as :meth:`_evaluate`'s (the CB tiles' values are
+        restricted to ``columns`` too)."""
         first = entries[0][1]
-        if all(e[1] == first + k for k, e in enumerate(entries)):
+        if len(entries) == 1 or all(e[1] == first + k for k, e in enumerate(entries)):
             rows: slice | list[int] = slice(first, first + len(entries))
         else:
             rows = [e[1] for e in entries]
-        dst = self._dst
         kind = op[0]
         if kind == "sfpu":
             fast = FLOAT32_ACTIVATIONS.get(op[1])
@@ -293,6 +327,8 @@ class ComputeContext(EltwiseOps, KernelContext):
                 result = func(dst[rows]).astype(np.float32, copy=False)
         else:
             a = self._tile_values([e[2][0] for e in entries])
+            if columns is not None:
+                a = a.take(columns, axis=1)
             if kind == "copy":
                 result = a
             elif kind == "add_dest":  # DST + the CB tile
@@ -301,6 +337,8 @@ class ComputeContext(EltwiseOps, KernelContext):
                 result = elwmul(None, dst[rows], a, self._phases, self._dst_bf16, round_last=False)
             else:  # "mul": DST (zero unless written before) += A * B
                 b = self._tile_values([e[2][1] for e in entries])
+                if columns is not None:
+                    b = b.take(columns, axis=1)
                 acc = dst[rows] if op[1] else None
                 result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False)
         dst[rows] = result.astype(self._bf16) if self._dst_bf16 else result
@@ -852,15 +890,15 @@ class ComputeContext(EltwiseOps, KernelContext):
         if not 1 <= face_r_dim <= FACE_H or num_faces not in (1, 2, 4):
             raise ConfigurationError(
                 f"{self.where}: unpack_tilizeA_B_block with num_faces {num_faces}, face_r_dim {face_r_dim}")
-        if not 0 < block <= min(self._tilize_row_tiles, self._srca.shape[1] // TILE_W):
+        if not 0 < block <= self._tilize_row_tiles or block > self._srca_tiles:
             raise ConfigurationError(
                 f"{self.where}: unpack_tilizeA_B_block of {block} tiles from rows "
                 f"{self._tilize_row_tiles} tiles wide (unpack_tilizeA_B_init's block)")
         rows = face_r_dim * (2 if num_faces == 4 else 1)
         if self.numerics:
             self._tilize_into_srca(icb0, icb1, block, tile_idx_b, rows)
-        cost = self._c.unpack_tilize_tile_cycles.value * block * rows / 32
-        self._unpack(cost + self._c.unpack_tile_overhead_cycles.value)
+        cost = self._unpack_tilize_cycles * block * rows / 32
+        self._unpack(cost + self._unpack_overhead)
 
     def _tilize_into_srca(self, icb0: int, icb1: int, block: int, tile_idx_b: int, rows: int) -> None:
         """The numerics of ``unpack_tilizeA_B_block``: srcA's ``rows`` rows of ``block`` tiles and
@@ -891,25 +929,32 @@ class ComputeContext(EltwiseOps, KernelContext):
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
         """``reduce_tile_math(idst, num_faces)`` (compute_kernel_api/reduce.h): reduce srcA tile
         ``idst`` (from ``unpack_tilizeA_B_block``) into row 0 of DST[idst]."""
+        if (pool == "sum" and self._dst_math and not self._pending and 0 <= idst < self._dst_limit
+                and idst not in self._dst_written):
+            # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline
+            self._math(self._t, self._reduce_cycles_per_phase * self._phases * num_faces / 4)
+            if self.numerics:
+                self._row0[idst] = self._srca_reduction(pool)[1][idst]
+                self._dst_written.add(idst)
+            return
         if not self.numerics:
             self._accumulate_row0(None, None, idst, pool, self._t, num_faces)
             return
+        reduced, from_zero = self._srca_reduction(pool)
+        self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
+
+    def _srca_reduction(self, pool: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every srcA tile column-reduced (:func:`_reduce_columns`, [k, tiles, 2, 16]) and the
+        sum's result on a zero DST row ([tiles, 2, 16], in the DST format), computed once per
+        unpack: a few numpy calls per unpack, not per tile."""
         cached = self._srca_reductions.get(pool)
-        if cached is None:  # all srcA tiles at once: a few numpy calls per unpack, not per tile
+        if cached is None:
             reduced = _reduce_columns(self._srca, self._scalar, pool, self._phases)
             from_zero = reduced[0] if len(reduced) == 1 else accumulate(
                 round_dst(reduced[0], self._dst_bf16), reduced[1:], self._dst_bf16)
-            cached = (reduced, from_zero.astype(self._bf16) if self._dst_bf16 else from_zero)
+            cached = (reduced, round_dst(from_zero, self._dst_bf16))
             self._srca_reductions[pool] = cached
-        reduced, from_zero = cached
-        if (pool == "sum" and idst not in self._dst_written and self._dst_math and not self._pending
-                and 0 <= idst < self._dst_limit):
-            # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline
-            self._math(self._t, self._reduce_cycles_per_phase * self._phases * num_faces / 4)
-            self._row0[idst] = from_zero[idst]
-            self._dst_written.add(idst)
-            return
-        self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
+        return cached
 
     def matmul_block(self, in0_cb_id: int, in1_cb_id: int, in0_tile_index: int, in1_tile_index: int,
                      idst: int, transpose: bool, ct_dim: int, rt_dim: int, kt_dim: int) -> None:
@@ -1128,11 +1173,30 @@ class ComputeContext(EltwiseOps, KernelContext):
         elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
         base = cb.back_page_address(0)
         ntiles, rows = block_ct_dim, face_r_dim * (2 if num_faces == 4 else 1)
-        for r in range(rows if self.numerics else 0):
-            address = base + (r * row_width + col_offset) * elem
-            row = self._relu_stage(self._dst_faces[:ntiles, r // FACE_H, :, r % FACE_H, :])  # row r of each tile
-            self._write_values(address, row, cb, encode_row_major)
-        self._pack(self._c.pack_untilize_tile_cycles.value * ntiles * rows / 32)
+        if self.numerics:
+            first = base + col_offset * elem
+            last = base + ((rows - 1) * row_width + col_offset + ntiles * TILE_W) * elem
+            if self._pending and ntiles <= DST_TILES and self._pending_elementwise_apart(first, last):
+                # only these rows leave DST before the release zeroes it: the pending ops on them
+                # alone (element-wise: the same values), kept pending should DST be read again
+                columns = _row_columns(rows)
+                work = self._dst.take(columns, axis=1)
+                self._evaluate(self._pending, work, columns)
+                tiles = work[:ntiles]  # [tile][row, face column, column]
+                values = (tiles.reshape(1, -1) if rows == 1 else
+                          tiles.reshape(ntiles, rows, TILE_W).transpose(1, 0, 2).reshape(rows, -1))
+            else:
+                values = self._dst_faces[:ntiles].transpose(1, 3, 0, 2, 4).reshape(
+                    2 * FACE_H, -1)[:rows]  # [row][tile, face column, column]
+            values = self._relu_stage(values)
+            size = ntiles * TILE_W * elem
+            for r in range(rows):
+                address = base + (r * row_width + col_offset) * elem
+                if cb.is_bf16:
+                    self._l1[address : address + size].view(self._bf16)[...] = values[r]
+                else:
+                    self._l1[address : address + size] = encode_row_major(values[r], cb.data_format)
+        self._pack(self._pack_untilize_cycles * ntiles * rows / 32)
 
     def tilize_block(self, icb: int, block: int, ocb: int) -> None:
         """``tilize_block(icb, block, ocb)`` (compute_kernel_api/tilize.h): tilize 32 row-major
