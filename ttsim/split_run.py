@@ -269,7 +269,8 @@ def _changed_blocks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, 
 
 def _guard(device: Device, own: set[XY]) -> None:
     """Make every NoC operation of this child that reaches the other half (or writes DRAM) stop it,
-    and keep the port calendars whole (no forgetting) for the disjointness check."""
+    and keep the link and DRAM bank calendars whole (no forgetting) for the disjointness check
+    (a core's NIU ports serve its own half only: the guard sees to it)."""
     noc = device.noc
     banks = {bank.noc_xy for bank in device.dram.banks}
     write, multicast, atomic, read_planned = noc.write, noc.multicast, noc.atomic, noc.read_planned
@@ -303,7 +304,7 @@ def _guard(device: Device, own: set[XY]) -> None:
 
     noc.read_planned, noc.write, noc.multicast, noc.atomic = (checked_read_planned, checked_write,
                                                               checked_multicast, checked_atomic)
-    noc.keep_history()
+    noc.keep_shared_history()
 
 
 Intervals = tuple[list[float], list[float]]

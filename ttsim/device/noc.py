@@ -307,9 +307,15 @@ class NocModel:
         for port in (*self._links.values(), *self._nius.values(), *self._banks.values()):
             port.forget_before(now)
 
-    def keep_history(self) -> None:
-        """Stop forgetting past intervals (so a calendar shows every booking since now)."""
-        self._forget_past = lambda: None  # type: ignore[method-assign]
+    def keep_shared_history(self) -> None:
+        """From now on forget past intervals of the NIU ports only: the calendars of the router
+        links and DRAM banks keep every booking made since (ttsim/split_run.py compares them)."""
+        def forget_niu_past() -> None:
+            now = self._now()
+            for port in self._nius.values():
+                port.forget_before(now)
+
+        self._forget_past = forget_niu_past  # type: ignore[method-assign]
 
     # -- the ports as a whole -------------------------------------------------------------------
     def all_ports(self) -> list[tuple[tuple, Port]]:
