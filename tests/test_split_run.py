@@ -177,6 +177,8 @@ def test_every_program_gives_the_serial_results_with_jobs(program, timing_only, 
     assert _result_key(split) == _result_key(serial)
     if program == "pool":
         assert merges  # the pool program's cores stop meeting after its weights: it does split
+    if program == "classic":
+        assert not merges  # its definition rules splits out (split_runs=False)
 
 
 def test_intervals_minus_and_overlap_against_a_grid() -> None:

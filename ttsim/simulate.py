@@ -57,8 +57,8 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all
     every cycle and output byte is what the serial run gives, the results come back in registry
     order, and an error is the one the serial run would raise first. With ``jobs`` > 1 and one
     program, its conv op finishes in two processes once its two halves of cores stop meeting,
-    when that provably gives the serial run (ttsim/split_run.py): the same results, about 1.7x
-    sooner on the pool program, no sooner on programs whose cores keep meeting (classic).
+    when that provably gives the serial run and the program allows it (``split_runs`` of its
+    definition; ttsim/split_run.py): the same results, sooner on long pool-program runs.
     """
     check_run_arguments(program, device, trace, trace_cores)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
@@ -78,7 +78,8 @@ def _run_programs(config: OpConfig, spec: DeviceSpec, programs: tuple[str, ...],
     """Every program of ``programs``, one after the other: [halo op, conv op] each (``split``:
     each conv op may finish in two processes, ttsim/split_run.py)."""
     return [result for name in programs
-            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only, split)]
+            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only,
+                                    split and registry.get(name).split_runs)]
 
 
 _PARALLEL_JOB: tuple | None = None

@@ -336,4 +336,5 @@ def _diagonal_weights(matrix: np.ndarray, shape: tuple[int, ...], geom: ConvGeom
 register(ProgramDefinition(
     name="classic", op_code=CLASSIC_OP_CODE, options_model=ClassicOptions, channel_align=CLASSIC_CHANNEL_ALIGN,
     build=_build, report=report_tensors,
-    description="OptimizedConvNew: the depthwise conv as a grouped conv, a dense im2col matmul"))
+    description="OptimizedConvNew: the depthwise conv as a grouped conv, a dense im2col matmul",
+    split_runs=False))  # weights multicast per block: a split would come near the end (bench/README.md)

@@ -90,6 +90,10 @@ class ProgramDefinition:
     report: Callable[[ConvSetup, Any], ProgramReport]
     """``report(setup, built) -> ProgramReport``: its report tensors and details (no timing)."""
     description: str = ""
+    split_runs: bool = True
+    """Whether ``jobs`` > 1 may finish its conv op in two processes (ttsim/split_run.py; exact
+    either way). False for a program whose cores keep meeting until late in the op (classic
+    conv's per-block weight multicasts): there a split comes too late to pay for itself."""
 
 
 _REGISTRY: dict[str, ProgramDefinition] = {}
