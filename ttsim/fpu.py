@@ -96,14 +96,17 @@ def mvmul_sums(srcb: np.ndarray, srca: np.ndarray) -> np.ndarray:
     float32 in K order; the ISA calls its floating-point model a guide, and this is the
     order-free reading of it (the two differ only where a float32 partial sum would round)."""
     sums = np.matmul(srcb.astype(np.float64), srca.astype(np.float64)).astype(np.float32)
-    return sums + np.float32(0.0)
+    sums += np.float32(0.0)
+    return sums
 
 
 def exact_sum(values: np.ndarray, axis: int) -> np.ndarray:
     """The sum of float32 ``values`` (each at most 24 significant bits) along ``axis``, exact in
     float64 within a 53-bit span and rounded once to float32, so independent of the order numpy's
     reduction adds in."""
-    return np.add.reduce(values.astype(np.float64), axis=axis).astype(np.float32) + np.float32(0.0)
+    sums = np.add.reduce(values.astype(np.float64), axis=axis).astype(np.float32)
+    sums += np.float32(0.0)
+    return sums
 
 
 def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: int,

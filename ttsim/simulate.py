@@ -76,10 +76,9 @@ def _run_programs(config: OpConfig, spec: DeviceSpec, programs: tuple[str, ...],
                   trace_cores: Collection[tuple[int, int]] | None, timing_only: bool,
                   split: bool = False) -> list[OpResult]:
     """Every program of ``programs``, one after the other: [halo op, conv op] each (``split``:
-    each conv op may finish in two processes, ttsim/split_run.py)."""
+    each conv op may finish in two processes where its definition allows, ttsim/split_run.py)."""
     return [result for name in programs
-            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only,
-                                    split and registry.get(name).split_runs)]
+            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only, split)]
 
 
 _PARALLEL_JOB: tuple | None = None
@@ -156,7 +155,8 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
                                  f"definition says {definition.op_code!r}")
     out_pc = built.output_pc
     conv_profile = run_program(device, built.program, launch_gap_cycles=gap, trace=trace,
-                               trace_cores=trace_cores, numerics=not timing_only, split=split)
+                               trace_cores=trace_cores, numerics=not timing_only,
+                               split=split and definition.split_runs)
 
     accuracy, output = None, None
     if not timing_only:

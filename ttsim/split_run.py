@@ -251,8 +251,9 @@ def _run_half(device: Device, live: dict[simpy.Process, KernelContext], zones: l
         summaries={order[context]: summarize(context) for p, context in live.items() if p in mine},
         cb_stats={(xy, index): cb.stats for xy in half for index, cb in device.core(xy).cbs.items()},
         l1={xy: _changed_blocks(before, device.core(xy).l1.data) for xy, before in l1_before.items()},
-        ports={name: (*port.calendar(), port.busy_cycles, port.bytes_moved)
-               for name, port in device.noc.all_ports() if port.calendar() != ports_before.get(name)})
+        ports={name: (*calendar, port.busy_cycles, port.bytes_moved)
+               for name, port in device.noc.all_ports()
+               if (calendar := port.calendar()) != ports_before.get(name)})
 
 
 def _blocks_of(data: np.ndarray) -> np.ndarray:
@@ -344,10 +345,9 @@ def _overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool
 
 def _disjoint(device: Device, results: list[_HalfResult]) -> bool:
     """Whether no port holds bookings of both halves made after the fork that overlap."""
-    ports = dict(device.noc.all_ports())
     first, second = (r.ports or {} for r in results)
     for name in first.keys() & second.keys():
-        base = ports[name].calendar() if name in ports else ([], [])
+        base = device.noc.port_at(name).calendar()  # the fork-time calendar (empty if made after)
         if _overlap(_minus(first[name][:2], base), _minus(second[name][:2], base)):
             return False
     return True
@@ -360,7 +360,6 @@ def _merge(device: Device, live: dict[simpy.Process, KernelContext], zones: list
     noc = device.noc
     summaries: dict[int, ContextSummary] = {}
     merged_zones = list(zones)
-    ports = dict(noc.all_ports())
     booked: dict[tuple, list[tuple[list[float], list[float], float, int]]] = {}
     for result in results:
         summaries.update(result.summaries or {})
@@ -372,7 +371,7 @@ def _merge(device: Device, live: dict[simpy.Process, KernelContext], zones: list
         for name, state in (result.ports or {}).items():
             booked.setdefault(name, []).append(state)
     for name, states in booked.items():
-        port = ports.get(name) or noc.port_at(name)
+        port = noc.port_at(name)
         base_busy, base_moved = port.busy_cycles, port.bytes_moved
         pairs = sorted(pair for starts, ends, _, _ in states for pair in zip(starts, ends))
         calendar: list[list[float]] = []

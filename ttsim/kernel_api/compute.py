@@ -1044,7 +1044,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         blocks shaped so that ``mvmul_sums(in0, in1)`` is [steps, phases * 2, rt, ct, 2, 2, 16, 16]:
         per step and accumulation into DST (phase-major, then the two 16-deep K slices of the
         tile, as :func:`ttsim.fpu.mvmul` orders them), every output tile's faces in DST storage
-        order, each value the sum of 16 products in K order.
+        order, each value the sum of 16 products (:func:`ttsim.fpu.mvmul_sums`).
 
         Shapes: in0 [steps, phases * 2, rt, 1, 2, 1, 16, 16] (face row, rows, K); in1
         [steps, phases * 2, 1, ct, 1, 2, 16, 16] (face column, K, columns); read-only."""
