@@ -17,7 +17,8 @@ import pytest
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
 from ttsim.formats import (_BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _BFP8_SPARSE_MIN,
                            _bfp8_decode, _bfp8_encode, _bfp8_encode_blocks)
-from ttsim.fpu import FIDELITY_PHASES, accumulate, accumulate_into, elwmul, mvmul, round_dst
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, dense_mvmul_plan, elwmul, mvmul, mvmul_accumulate, mvmul_plan,
+                       mvmul_sums, round_dst, srca_part, srcb_part)
 from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
 
@@ -55,14 +56,22 @@ def _out_values(run, n: int) -> np.ndarray:
                                                    (1, 1, 4, False)])
 @pytest.mark.parametrize("fidelity", ["LoFi", "HiFi2", "HiFi4"])
 @pytest.mark.parametrize("fmt, fp32_dest_acc", [(BF16, False), (BF8, False), (BF16, True)])
+@pytest.mark.parametrize("weights", ["dense", "zero faces", "zero faces, inf in0"])
 def test_matmul_block_equals_per_step_mvmul(rt: int, ct: int, kt: int, transpose: bool, fidelity: str,
-                                            fmt: DataFormat, fp32_dest_acc: bool) -> None:
+                                            fmt: DataFormat, fp32_dest_acc: bool, weights: str) -> None:
     """kt inner steps into one subblock, then again (the operand cache hit) into DST holding the
-    first pass: every DST value as mvmul on the subblock's rows, DST rounded per call."""
+    first pass: every DST value as mvmul on the subblock's rows, DST rounded per call; also with
+    half the in1 faces zero (products skipped) and with an inf in in0 (nothing skipped)."""
     if fp32_dest_acc:  # a DST half holds 4 float32 tiles
         ct = min(ct, 4 // rt)
     in0 = _mixed_tiles(rt * kt, 71)
     in1 = _mixed_tiles(kt * ct, 72)
+    if weights != "dense":
+        faces = in1.reshape(-1, 256)
+        faces[np.random.default_rng(73).random(len(faces)) < 0.5] = 0.0
+        faces[::5] = 0.0
+    if weights.endswith("inf in0"):
+        in0[0, 17] = np.inf
     count = rt * ct
 
     def kernel(ctx):
@@ -304,24 +313,64 @@ def test_a_weight_tile_rewritten_in_l1_is_read_again() -> None:
         np.testing.assert_array_equal(untilize(out[None]), expected[0])
 
 
+def _mvmul_operands(accumulations: int, faces: int, rows: int, zero_faces: float, seed: int):
+    """Fidelity parts for :func:`mvmul_accumulate`: srcb [S, rows, 16], srca [S, faces, 16, 16]
+    with a share ``zero_faces`` of its blocks zero (some -0), both float64."""
+    rng = np.random.default_rng(seed)
+    srcb = srcb_part(_mixed_tiles(accumulations, seed)[:, : rows * 16].reshape(accumulations, rows, 16), 0)
+    srca = srca_part(_mixed_tiles(accumulations * faces // 4 + 1, seed + 1).reshape(-1)[
+        : accumulations * faces * 256].reshape(accumulations, faces, 16, 16), 0)
+    zero = rng.random((accumulations, faces)) < zero_faces
+    srca[zero] = 0.0
+    srca[zero & (rng.random((accumulations, faces)) < 0.3)] = -0.0
+    return srcb.astype(np.float64), srca.astype(np.float64)
+
+
 @pytest.mark.parametrize("dst_bf16", [True, False])
 @pytest.mark.parametrize("fresh", [True, False])
-@pytest.mark.parametrize("n", [1, 2, 7])
-def test_accumulate_into_equals_accumulate_then_the_dst_store(dst_bf16: bool, fresh: bool, n: int) -> None:
-    """The in-place accumulation of a matmul run gives every DST bit of the reference form: the
-    partials added one by one with DST rounded after each but the last (fresh DST: starting from
-    the first partial), then the store rounding to the DST format."""
-    partials = _mixed_tiles(n * 3, 131).reshape(n, 3, 1024) * np.float32(1.0 + 2.0 ** -12)
-    start = round_dst(_mixed_tiles(3, 132), dst_bf16)
-    if fresh:
-        first, rest = partials[0], partials[1:]
-        expected = accumulate(round_dst(first, dst_bf16) if len(rest) else first, rest, dst_bf16)
-    else:
-        expected = accumulate(start, partials, dst_bf16)
-    expected = round_dst(expected, dst_bf16)
-    dst = start.copy()
-    accumulate_into(dst, partials, dst_bf16, fresh)
-    np.testing.assert_array_equal(dst.view(np.uint32), expected.view(np.uint32))
+@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("srcb_finite", [True, False])
+def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: bool, fresh: bool, zero_faces: float,
+                                                                   srcb_finite: bool) -> None:
+    """A matmul run accumulated with the zero SrcA blocks skipped gives every DST bit of adding
+    every accumulation's :func:`mvmul_sums` in order with DST rounded after each (then the DST
+    store): zero, -0 and NaN DST values, all-zero weight faces, and SrcB holding inf or NaN (where
+    nothing may be skipped) included."""
+    accumulations, faces, rows = 12, 6, 64
+    srcb, srca = _mvmul_operands(accumulations, faces, rows, zero_faces, 151)
+    if not srcb_finite:
+        srcb[3, 5, 2], srcb[7, 0, 0] = np.inf, np.nan
+    plan = mvmul_plan(srca) if srcb_finite else dense_mvmul_plan(accumulations, faces)
+    assert plan.dense == (zero_faces == 0.0 or not srcb_finite)
+    start = np.zeros((faces, rows, 16), np.float32)
+    if not fresh:
+        start = round_dst(_mixed_tiles(faces * rows // 64, 152).reshape(faces, rows, 16), dst_bf16)
+        start[0, :4] = -0.0
+        start[1, 0] = np.nan
+    dense_srca = srca.transpose(0, 2, 1, 3).reshape(accumulations, 16, faces * 16)
+    with np.errstate(invalid="ignore"):
+        partials = np.stack([mvmul_sums(srcb[s], dense_srca[s]).reshape(rows, faces, 16).transpose(1, 0, 2)
+                             for s in range(accumulations)])
+        expected = round_dst(accumulate(start, partials, dst_bf16), dst_bf16)
+        acc = start.copy()
+        mvmul_accumulate(acc, srcb, srca, plan, dst_bf16, fresh)
+    np.testing.assert_array_equal(acc.view(np.uint32), expected.view(np.uint32))
+
+
+def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
+    """Rank r of a plan holds the r-th accumulation with a nonzero block of every face that has
+    one (a NaN block counts as nonzero); a slice when the rank has every face."""
+    srca = np.zeros((4, 3, 16, 16))
+    srca[0, 0, 1, 1] = 1.0
+    srca[2, 0, 0, 0] = np.nan
+    srca[1, 1, 3, 4] = -2.0
+    srca[3, 2, 5, 5] = 0.5
+    srca[0, 2, 0, 0] = -0.0
+    plan = mvmul_plan(srca)
+    assert not plan.dense
+    pairs = [list(zip(plan.steps[a:b].tolist(), plan.faces[a:b].tolist())) for a, b, _ in plan.ranks]
+    assert pairs == [[(0, 0), (1, 1), (3, 2)], [(2, 0)]]
+    assert isinstance(plan.ranks[0][2], slice) and plan.ranks[1][2].tolist() == [0]
 
 
 @pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])

@@ -27,6 +27,7 @@ the model writes it. Subnormals and NaN handling are not modelled.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -184,31 +185,81 @@ def accumulate(dst: np.ndarray, partials: np.ndarray, dst_bf16: bool) -> np.ndar
     return acc
 
 
-def accumulate_into(dst: np.ndarray, partials: np.ndarray, dst_bf16: bool, fresh: bool) -> None:
-    """Store in ``dst`` (float32 DST tiles [...], in place) DST after adding each of ``partials``
-    [n, ...] in order, DST rounded after each as :func:`accumulate` followed by the DST store
-    rounds it; ``fresh``: DST is zero, so it starts from the first partial (no addition).
+@dataclass(frozen=True)
+class MvmulPlan:
+    """Which products of a run of MVMUL accumulations to compute: for operand blocks
+    ``srca`` [S, F, 16, 16] (S accumulations into DST in order, F 16-column faces of the output
+    rows), the (accumulation, face) pairs whose SrcA block is not all zero, grouped in ranks: rank
+    ``r`` holds the ``r``-th such accumulation of every face that has one.
 
-    With bfloat16 DST the running value is kept as bfloat16 and each sum is written into a float32
-    buffer: two numpy calls per partial and no new arrays (the float32 sum of a bfloat16 value is
-    that of its float32 value; storing to bfloat16 rounds to nearest even as ``round_dst``)."""
-    rest = partials[1:]
-    if not dst_bf16:
-        if fresh:
-            dst[...] = partials[0]
-        else:
-            np.add(dst, partials[0], out=dst)
-        for part in rest:
-            np.add(dst, part, out=dst)
-        return
-    acc = np.empty(dst.shape, bfloat16_dtype())
-    if fresh:
-        acc[...] = partials[0]
+    Skipping a zero block is exact: its 16-term sums are +0 (:func:`mvmul_sums`) when SrcB is
+    finite (the caller checks; inf * 0 would be NaN), and adding +0 to a DST value already
+    rounded to the DST format leaves it unchanged, but for -0, which becomes +0 (the caller
+    normalises the faces no rank touched). A grouped convolution's block-diagonal weights have
+    one nonzero face per 16-deep slice of K, so most products are skipped."""
+
+    steps: np.ndarray
+    """[pairs] the accumulation of each product computed, rank by rank."""
+    faces: np.ndarray
+    """[pairs] its output face."""
+    ranks: tuple[tuple[int, int, "slice | np.ndarray"], ...]
+    """Per rank: the range of its pairs, and its faces (a slice when it is every face in order)."""
+    dense: bool
+    """Every pair is computed, rank ``r`` being accumulation ``r`` (``steps``/``faces`` unused)."""
+
+
+def mvmul_plan(srca: np.ndarray) -> MvmulPlan:
+    """The :class:`MvmulPlan` of SrcA operand blocks ``srca`` [S, F, 16, 16] (NaN counts as
+    nonzero)."""
+    nonzero = (srca != 0).any(axis=(2, 3))
+    accumulations, faces = nonzero.shape
+    if nonzero.all():
+        return dense_mvmul_plan(accumulations, faces)
+    per_face = [np.flatnonzero(nonzero[:, f]) for f in range(faces)]
+    steps: list[int] = []
+    pair_faces: list[int] = []
+    ranks = []
+    for r in range(max(len(s) for s in per_face)):
+        members = [f for f in range(faces) if len(per_face[f]) > r]
+        start = len(steps)
+        steps.extend(int(per_face[f][r]) for f in members)
+        pair_faces.extend(members)
+        which = slice(None) if len(members) == faces else np.array(members)
+        ranks.append((start, len(steps), which))
+    return MvmulPlan(np.array(steps, dtype=np.intp), np.array(pair_faces, dtype=np.intp), tuple(ranks), False)
+
+
+@functools.lru_cache(maxsize=64)
+def dense_mvmul_plan(accumulations: int, faces: int) -> MvmulPlan:
+    """The plan computing every product (SrcB not finite, or no SrcA block zero)."""
+    none = np.zeros(0, dtype=np.intp)
+    ranks = tuple((s * faces, (s + 1) * faces, slice(None)) for s in range(accumulations))
+    return MvmulPlan(none, none, ranks, True)
+
+
+def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: MvmulPlan,
+                     dst_bf16: bool, fresh: bool) -> None:
+    """DST ``acc`` [F, R, 16] (float32 by output face, in place) after the run of MVMUL
+    accumulations ``Dst += SrcB[s] @ SrcA[s]`` for s in order, DST rounded after each.
+
+    ``srcb`` [S, R, 16] and ``srca`` [S, F, 16, 16] are float64 fidelity parts (R output rows,
+    16 deep; F faces of 16 output columns), ``plan`` the products to compute
+    (:func:`mvmul_plan`); each product is :func:`mvmul_sums`'s exact sum. ``fresh``: DST was
+    zero (``acc`` is +0). The same values as adding every accumulation's [R, F * 16] sums in
+    order (:func:`accumulate`), with one numpy product for the run."""
+    rows = srcb.shape[1]
+    if plan.dense:
+        sums = np.matmul(srcb[:, None], srca)
     else:
-        total = dst + partials[0]
-        acc[...] = total
-    total = np.empty(dst.shape, np.float32)
-    for part in rest:
-        np.add(acc, part, out=total, dtype=np.float32)
-        acc[...] = total
-    dst[...] = acc
+        sums = np.matmul(srcb[plan.steps], srca[plan.steps, plan.faces])
+    sums32 = sums.astype(np.float32).reshape(-1, rows, REDUCE_ROWS_PER_INSTRUCTION)
+    sums32 += np.float32(0.0)  # a zero sum is +0
+    for start, stop, faces in plan.ranks:
+        if isinstance(faces, slice):
+            acc += sums32[start:stop]
+            if dst_bf16:
+                acc[...] = acc.astype(bfloat16_dtype())
+        else:
+            acc[faces] = round_dst(acc[faces] + sums32[start:stop], dst_bf16)
+    if not (fresh or plan.dense):
+        acc += np.float32(0.0)  # -0 + 0: faces no accumulation reached

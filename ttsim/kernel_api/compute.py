@@ -36,8 +36,8 @@ from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype, pack_tile,
                            tilize, unpack_tile, unpack_tiles, untilize, decode_row_major, encode_row_major)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_into, column_sum_partials, elwmul, mvmul_sums,
-                       round_dst, srca_part, srcb_part)
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_partials, dense_mvmul_plan, elwmul,
+                       mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import EltwiseOps
 from ttsim.numerics import ACTIVATIONS
@@ -988,30 +988,46 @@ class ComputeContext(EltwiseOps, KernelContext):
             in0 = [cb0.front_page_address(in0_tile_index)]
         else:
             in0 = [cb0.front_page_address(in0_tile_index + h * kt_dim) for h in range(rt_dim)]
-        in1 = [cb1.front_page_address(in1_tile_index + w) for w in range(ct_dim)]
-        fresh = self._dst_written.isdisjoint(range(idst, idst + count))  # DST zero: start from the first
+        size = cb1.page_size
+        first = cb1.fifo_rd_ptr + in1_tile_index * size
+        if cb1.address <= first and first + ct_dim * size <= cb1.limit:  # the common case: no wrap
+            in1 = list(range(first, first + ct_dim * size, size))
+        else:
+            in1 = [cb1.front_page_address(in1_tile_index + w) for w in range(ct_dim)]
+        tiles = range(idst, idst + count)
+        fresh = self._dst_written.isdisjoint(tiles)  # DST zero: start from the first
         op = ("matmul", idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, bool(transpose))
         self._pending.append((op, idst, (in0, in1, fresh)))
-        self._dst_written.update(range(idst, idst + count))
+        self._dst_written.update(tiles)
 
     def _matmul_run(self, op: tuple, entries: list[tuple]) -> None:
         """Compute consecutive deferred ``matmul_block`` steps ``entries`` into the same DST tiles
         (``op``: ("matmul", idst, rt, ct, in0 CB, in1 CB, transpose)) in call order: every step's
-        MVMUL sums in one product, then added to DST one by one, DST rounded after each (as step
-        by step: each step's store rounds as ``round_dst`` does; tests/test_vectorised_numerics.py)."""
+        MVMUL sums in one product, added to DST one accumulation after another, DST rounded after
+        each (as step by step; tests/test_vectorised_numerics.py), products of all-zero in1 faces
+        skipped where that is exact (:class:`ttsim.fpu.MvmulPlan`)."""
         _, idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, transpose = op
         count = rt_dim * ct_dim
         steps = len(entries)
-        a = self._run_operand(self._in0_runs, IN0_RUNS_KEPT, self.cb(in0_cb_id),
-                              [address for e in entries for address in e[2][0]], "in0", steps)
-        b = self._run_operand(self._in1_runs, IN1_RUNS_KEPT, self.cb(in1_cb_id),
-                              [address for e in entries for address in e[2][1]], "in1_t" if transpose else "in1", steps)
-        # every MVMUL's 16-product sum, each output tile in DST storage order: [steps * phases * 2, count, 1024]
-        products = mvmul_sums(a, b).reshape(-1, count, TILE_ELEMENTS)
-        accumulate_into(self._dst[idst : idst + count], products, self._dst_bf16, entries[0][2][2])
+        a, finite = self._run_operand(self._in0_runs, IN0_RUNS_KEPT, self.cb(in0_cb_id),
+                                      [address for e in entries for address in e[2][0]], "in0", steps)
+        b, plan = self._run_operand(self._in1_runs, IN1_RUNS_KEPT, self.cb(in1_cb_id),
+                                    [address for e in entries for address in e[2][1]],
+                                    "in1_t" if transpose else "in1", steps)
+        if not finite:  # inf * 0 is NaN: no product may be skipped
+            plan = dense_mvmul_plan(*b.shape[:2])
+        fresh = entries[0][2][2]
+        tiles = self._faces[idst : idst + count].reshape(rt_dim, ct_dim, 2, 2, FACE_H, FACE_W)
+        # DST by output face (w, face column) x rows (h, face row, row) x 16 columns
+        if fresh:
+            acc = np.zeros((ct_dim * 2, rt_dim * TILE_W, FACE_W), dtype=np.float32)
+        else:
+            acc = np.ascontiguousarray(tiles.transpose(1, 3, 0, 2, 4, 5)).reshape(ct_dim * 2, -1, FACE_W)
+        mvmul_accumulate(acc, a, b, plan, self._dst_bf16, fresh)
+        tiles[...] = acc.reshape(ct_dim, 2, rt_dim, 2, FACE_H, FACE_W).transpose(2, 0, 3, 1, 4, 5)
 
-    def _run_operand(self, cache: dict[tuple, tuple[bytes, np.ndarray]], capacity: int, cb: CircularBuffer,
-                     addresses: list[int], role: str, steps: int) -> np.ndarray:
+    def _run_operand(self, cache: dict[tuple, tuple[bytes, tuple]], capacity: int, cb: CircularBuffer,
+                     addresses: list[int], role: str, steps: int) -> tuple:
         """MVMUL operand blocks of a run of ``steps`` matmul steps reading the tiles at
         ``addresses`` (step-major, each step's tiles in order) of ``cb`` (see :meth:`_run_blocks`).
 
@@ -1033,21 +1049,20 @@ class ComputeContext(EltwiseOps, KernelContext):
             return entry[1]
         if len(cache) >= capacity:
             cache.clear()
-        blocks = self._run_blocks(raw, cb, steps, n // steps, role)
-        cache[key] = (current, blocks)
-        return blocks
+        prepared = self._run_blocks(raw, cb, steps, n // steps, role)
+        cache[key] = (current, prepared)
+        return prepared
 
-    def _run_blocks(self, raw: np.ndarray, cb: CircularBuffer, steps: int, per_step: int, role: str) -> np.ndarray:
-        """MVMUL operand blocks of ``steps`` x ``per_step`` tiles whose bytes are ``raw``, every
-        fidelity phase's operand bits (:func:`ttsim.fpu.srcb_part` for ``in0``,
-        :func:`ttsim.fpu.srca_part` for ``in1``; ``in1_t``: each in1 tile transposed), as 16 x 16
-        blocks shaped so that ``mvmul_sums(in0, in1)`` is [steps, phases * 2, rt, ct, 2, 2, 16, 16]:
-        per step and accumulation into DST (phase-major, then the two 16-deep K slices of the
-        tile, as :func:`ttsim.fpu.mvmul` orders them), every output tile's faces in DST storage
-        order, each value the sum of 16 products (:func:`ttsim.fpu.mvmul_sums`).
+    def _run_blocks(self, raw: np.ndarray, cb: CircularBuffer, steps: int, per_step: int, role: str) -> tuple:
+        """MVMUL operands of ``steps`` x ``per_step`` tiles whose bytes are ``raw``: every fidelity
+        phase's operand bits (:func:`ttsim.fpu.srcb_part` for ``in0``, :func:`ttsim.fpu.srca_part`
+        for ``in1``; ``in1_t``: each in1 tile transposed) in float64, one block per accumulation
+        into DST (step, then phase, then the tile's two 16-deep K slices, as :func:`ttsim.fpu.mvmul`
+        orders them), for :func:`ttsim.fpu.mvmul_accumulate`.
 
-        Shapes: in0 [steps, phases * 2, rt, 1, 2, 1, 16, 16] (face row, rows, K); in1
-        [steps, phases * 2, 1, ct, 1, 2, 16, 16] (face column, K, columns); read-only."""
+        Returns ``(blocks [S, rt * 32, 16], finite)`` for in0 (rows: tile, face row, row; K; and
+        whether every value is finite) and ``(blocks [S, ct * 2, 16, 16], plan)`` for in1 (output
+        faces: tile, face column; K; columns; and its :func:`ttsim.fpu.mvmul_plan`); read-only."""
         n = steps * per_step
         if cb.is_bf16:
             values = raw.view(self._bf16).astype(np.float32).reshape(n, TILE_ELEMENTS)
@@ -1058,15 +1073,19 @@ class ComputeContext(EltwiseOps, KernelContext):
         parts = (part(values, 0)[None] if phases == 1 else np.stack([part(values, p) for p in range(phases)]))
         parts = parts.reshape(phases, steps, per_step, 2, 2, FACE_H, FACE_W)
         # axes of parts: (phase, step, tile, face row, face column, row in face, column in face)
-        shape = (steps, phases * 2, 1, per_step, 1, 2, FACE_H, FACE_W)
+        accumulations = steps * phases * 2
         if role == "in0":  # K is the column: K slice = face column
-            blocks = parts.transpose(1, 0, 4, 2, 3, 5, 6).reshape(steps, phases * 2, per_step, 1, 2, 1, FACE_H, FACE_W)
+            order = (1, 0, 4, 2, 3, 5, 6)
         elif role == "in1":  # K is the row: K slice = face row
-            blocks = parts.transpose(1, 0, 3, 2, 4, 5, 6).reshape(shape)
+            order = (1, 0, 3, 2, 4, 5, 6)
         else:  # transposed: K is the column (K slice = face column), output columns the rows
-            blocks = parts.transpose(1, 0, 4, 2, 3, 6, 5).reshape(shape)
+            order = (1, 0, 4, 2, 3, 6, 5)
+        blocks = np.ascontiguousarray(parts.transpose(order), dtype=np.float64)
         blocks.flags.writeable = False
-        return blocks
+        if role == "in0":  # a fidelity part is finite where the value is
+            return blocks.reshape(accumulations, per_step * TILE_W, FACE_W), bool(np.isfinite(values).all())
+        blocks = blocks.reshape(accumulations, per_step * 2, FACE_H, FACE_W)
+        return blocks, mvmul_plan(blocks)
 
     # -- SFPU ------------------------------------------------------------------------------------
     def _sfpu_cost(self, name: str) -> float:
