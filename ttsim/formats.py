@@ -289,16 +289,17 @@ def _bfp8_encode_blocks(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flushed subnormal or an inf/NaN would look up the entry of a finite normal value.
     """
     half = blocks.astype(bfloat16_dtype()).view(np.uint16)
-    # Per-block maximum of the bit patterns without the sign (shifted out), i.e. of the biased
-    # exponents: reducing the 16 values of a block is cheaper over the rows of a transposed
-    # copy than along each short row. The high byte of the shifted maximum is the exponent.
+    # The per-block maximum of the bit patterns with the sign shifted out has the block's
+    # largest biased exponent in its high byte. Reducing the 16 values of a block is cheaper over
+    # the rows of a transposed copy than along each short row (about 2.5x, measured).
     magnitude_t = np.left_shift(half.T, 1, order="C")
-    shared = np.maximum.reduce(magnitude_t, axis=0).view(np.uint8)[1::2]
+    shared = (np.maximum.reduce(magnitude_t, axis=0) >> 8).astype(np.uint8)
     subtrahend = np.take(_BFP8_SUBTRAHEND, shared)
+    # A per-value subtrahend makes the subtraction one contiguous loop (a [n, 1] broadcast runs
+    # one short loop per block, slower than the repeat); the result overwrites magnitude_t.
     index = np.subtract(half, np.repeat(subtrahend, _BFP_BLOCK).reshape(half.shape),
                         out=magnitude_t.reshape(half.shape))
     code = np.take(_BFP8_CODE, index, mode="clip")  # every uint16 index is in range
-    shared = np.ascontiguousarray(shared)
     if np.bitwise_or.reduce(subtrahend) & 1:
         general = (subtrahend & 1).astype(bool)
         shared[general], code[general] = _bfp8_encode_blocks_general(blocks[general])
