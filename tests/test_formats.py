@@ -518,3 +518,17 @@ def test_bfp8_encoder_matches_reference_on_random_values_and_edge_blocks() -> No
     sparse = np.zeros((1 << 13, 16), np.float32)  # 2^17 values, mostly zero: the sparse path
     sparse[rng.integers(0, sparse.shape[0], 500)] = mixed[:500]
     assert_bfp8_encode_matches_reference(sparse)
+
+
+def test_bfp8_encode_zero_check_edges() -> None:
+    """The all-zero shortcut looks at the first value before scanning: empty input, a zero first
+    block before nonzero values, -0, NaN and a nonzero first value all give the reference bytes."""
+    from ttsim.formats import _bfp8_encode
+
+    exp, code = _bfp8_encode(np.zeros(0, np.float32))
+    assert exp.shape == (0,) and code.shape == (0, 16)
+    for first in (0.0, -0.0, np.nan, 1.0):
+        blocks = np.zeros((3, 16), np.float32)
+        blocks[0, 0], blocks[2, 5] = first, -3.0
+        assert_bfp8_encode_matches_reference(blocks)
+        assert_bfp8_encode_matches_reference(np.where(blocks == -3.0, np.float32(0.0), blocks))

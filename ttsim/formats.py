@@ -37,7 +37,8 @@ Numeric choices (where tt-metal leaves freedom or the simulator simplifies):
   they pass through; float32 to bfloat16 rounds to nearest even on the bit pattern and turns
   every NaN into the quiet NaN of its sign (0x7FC0 / 0xFFC0), bit-exact with ml_dtypes (tested)
   without importing it (that import alone costs about 0.6 s); :func:`bfloat16_dtype` imports it
-  on first use for the compute kernels' per-tile casts, where its single cast is cheaper.
+  on first use for the compute kernels' per-tile casts and the bfloat8_b encoder, where its
+  single cast is cheaper.
 * uint16/uint32 values arrive as floats: they are rounded to the nearest integer (ties to even)
   and saturated to the type's range. uint32 values above 2**24 are not all representable when
   read back as float32 (unpack_tile/round_to_format return float32).
@@ -181,7 +182,8 @@ def bfloat16_dtype() -> np.dtype:
 
     Casting float32 to it rounds to nearest even in one numpy call, several times cheaper per
     1024-value tile than :func:`round_to_bfloat16`'s bit arithmetic, so the tile numerics of
-    the compute kernels use it. It is imported on first use all the same (``timing_only`` runs and
+    the compute kernels and the bfloat8_b encoder (:func:`_bfp8_encode_blocks`; all-zero
+    weights skip it) use it. It is imported on first use all the same (``timing_only`` runs and
     ``import ttsim`` never import it); pyproject keeps it below 0.7, whose import costs ~0.9 s
     CPU against under 0.02 s for 0.4-0.6.
     """
@@ -253,7 +255,8 @@ def _bfp8_encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"bfloat8_b needs a multiple of {_BFP_BLOCK} values, got {flat.size}")
     n_blocks = flat.size // _BFP_BLOCK
     if flat.size < _BFP8_SPARSE_MIN:
-        if not flat.any():  # every value +-0
+        # Every value +-0? Most tiles start with a nonzero value, whose test spares the scan.
+        if not (flat.size and flat[0]) and not flat.any():
             return np.zeros(n_blocks, np.uint8), np.zeros((n_blocks, _BFP_BLOCK), np.uint8)
         return _bfp8_encode_blocks(flat.reshape(-1, _BFP_BLOCK))
     blocks = flat.reshape(-1, _BFP_BLOCK)
