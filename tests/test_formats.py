@@ -411,3 +411,124 @@ def test_bfp8_encode_of_zeros_equals_the_general_path() -> None:
         mixed_exp, mixed_code = _bfp8_encode(np.concatenate([zeros[:16], np.ones(16, np.float32)]))
         np.testing.assert_array_equal(exp, [mixed_exp[0]] * 2)
         np.testing.assert_array_equal(code, [mixed_code[0]] * 2)
+
+
+# --- bfloat8_b encoder fast path against the formula it replaced ---------------------------
+
+
+def reference_bfp8_encode_blocks(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ttsim's bfloat8_b block encoder before the code-table lookup (commit b6cf45b), kept
+    verbatim but for the bfloat16 rounding inlined, as the bit-for-bit reference: shared
+    exponent and code bytes of float32 ``[n_blocks, 16]`` values, inf/NaN blocks included."""
+    f32 = np.array(blocks, dtype=np.float32, order="C")
+    bits = f32.view(np.uint32)
+    nan = np.isnan(f32)
+    signs = bits[nan] & np.uint32(0x80000000)
+    bits += ((bits >> 16) & np.uint32(1)) + np.uint32(0x7FFF)
+    bits &= np.uint32(0xFFFF0000)
+    bits[nan] = signs | np.uint32(0x7FC00000)
+    exp = (bits >> 23) & 0xFF
+    shared = exp.max(axis=1)
+    magnitude = np.where(exp == 0, np.float32(0.0), np.abs(f32))
+    shift = (133 - shared.astype(np.int32))[:, None]
+    with np.errstate(invalid="ignore"):  # NaN to uint8 (it gives 0)
+        mant = np.minimum(np.rint(np.ldexp(magnitude, shift)), 127).astype(np.uint8)
+    sign = ((bits >> 24) & 0x80).astype(np.uint8)
+    code = mant | np.where(mant > 0, sign, np.uint8(0))
+    return shared.astype(np.uint8), code
+
+
+def bfp8_blocks_per_shared_exponent(rng: np.random.Generator) -> np.ndarray:
+    """float32 blocks of bfloat16 values, for every shared exponent 0-255: each block holds one
+    value of exponent exactly ``s`` and 15 drawn from every sign, fraction and exponent from
+    ``s - 9`` to ``s`` (so every entry of the code table and the zero/subnormal flush near the
+    bottom are reached; at ``s = 255`` inf and NaNs of every payload)."""
+    blocks = []
+    fractions = np.arange(128, dtype=np.uint32)
+    for s in range(256):
+        exps = np.arange(max(0, s - 9), s + 1, dtype=np.uint32)
+        pool = ((exps[:, None] << 7) | fractions).reshape(-1)
+        pool = np.concatenate([pool, pool | 0x8000])
+        pool = rng.permutation(np.resize(pool, -(-pool.size // 15) * 15)).reshape(-1, 15)
+        anchor = (s << 7) | rng.integers(0, 128, (pool.shape[0], 1), dtype=np.uint32)
+        anchor |= rng.integers(0, 2, anchor.shape, dtype=np.uint32) << 15
+        blocks.append(np.concatenate([anchor, pool], axis=1))
+    return (np.concatenate(blocks) << 16).view(np.float32)
+
+
+def assert_bfp8_encode_matches_reference(blocks: np.ndarray) -> None:
+    """The encoder (blocks, :func:`_bfp8_encode` and :func:`pack_tile` paths) gives the
+    reference's bytes, and contiguous uint8 arrays of the reference's shapes."""
+    from ttsim.formats import _bfp8_encode, _bfp8_encode_blocks
+
+    blocks = np.ascontiguousarray(blocks, dtype=np.float32)
+    exp_ref, code_ref = reference_bfp8_encode_blocks(blocks)
+    with np.errstate(invalid="ignore"):
+        exp, code = _bfp8_encode_blocks(blocks)
+        exp_flat, code_flat = _bfp8_encode(blocks.reshape(-1))
+    for e, c in ((exp, code), (exp_flat, code_flat)):
+        assert e.dtype == c.dtype == np.uint8 and e.flags.c_contiguous and c.flags.c_contiguous
+        np.testing.assert_array_equal(e, exp_ref)
+        np.testing.assert_array_equal(c, code_ref)
+    whole = blocks.shape[0] // 64 * 64
+    if whole:
+        with np.errstate(invalid="ignore"):
+            packed = pack_tile(blocks[:whole].reshape(-1, 1024), DataFormat.BFLOAT8_B)
+        np.testing.assert_array_equal(packed[:, :64].reshape(-1), exp_ref[:whole])
+        np.testing.assert_array_equal(packed[:, 64:].reshape(-1, 16), code_ref[:whole])
+
+
+def test_bfp8_encoder_matches_reference_on_every_shared_exponent() -> None:
+    """Blocks of exact bfloat16 values for every shared exponent, then the same with low float32
+    bits that make bfloat16 ties (0x8000), near-ties and carries into the next binade."""
+    rng = np.random.default_rng(11)
+    blocks = bfp8_blocks_per_shared_exponent(rng)
+    assert_bfp8_encode_matches_reference(blocks)
+    low = rng.choice(np.array([0x0001, 0x7FFF, 0x8000, 0x8001, 0xFFFF], np.uint32), blocks.shape)
+    low = np.where(rng.random(blocks.shape) < 0.5, low, rng.integers(0, 1 << 16, blocks.shape, dtype=np.uint32))
+    assert_bfp8_encode_matches_reference((blocks.view(np.uint32) | low).view(np.float32))
+
+
+def test_bfp8_encoder_matches_reference_on_random_values_and_edge_blocks() -> None:
+    """Random values over every binade (a scale per block), random bit patterns (NaN, inf,
+    subnormals included), zero and -0 blocks, subnormal blocks, values that round to inf in
+    bfloat16, bfloat8_b ties and saturation, tile-sized and large arrays (the sparse path)."""
+    rng = np.random.default_rng(12)
+    n = 4096
+    scale = np.exp2(rng.integers(-150, 128, (n, 1))).astype(np.float32)
+    with np.errstate(over="ignore"):
+        wide = (rng.standard_normal((n, 16)) * scale).astype(np.float32)
+    spread = (rng.standard_normal((n, 16)) * np.exp2(rng.integers(-12, 1, (n, 16)))).astype(np.float32)
+    patterns = rng.integers(0, 1 << 32, (n, 16), dtype=np.uint64).astype(np.uint32).view(np.float32)
+    tiny = (rng.integers(0, 1 << 24, (n, 16), dtype=np.uint32) | (rng.integers(0, 2, (n, 16), dtype=np.uint32) << 31))
+    tiny = tiny.view(np.float32)  # subnormals and the lowest normal binades, either sign
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 3.4e38, -3.4e38, 2.0**-126, 2.0**-133,
+                        2.0**-149, -(2.0**-149), 1.0, 1.9921875, 1.0 + 2**-7, 0.5], np.float32)
+    edge = np.stack([
+        np.zeros(16, np.float32), np.full(16, -0.0, np.float32), special, special[::-1],
+        np.full(16, 3.4e38, np.float32), np.full(16, np.nan, np.float32),
+        np.r_[np.float32(1.0), (np.arange(15, dtype=np.float32) + 0.5) * 2**-6],  # ties at the block's step
+        np.r_[np.float32(-1.9921875), np.full(15, 1.0 + 2**-7, np.float32)],  # saturation, signs
+        np.r_[np.float32(2.0**-120), np.full(15, 2.0**-130, np.float32)],  # subnormals under shared 7
+    ]).astype(np.float32)
+    mixed = np.concatenate([wide, spread, patterns, tiny, np.tile(edge, (8, 1))])
+    mixed = mixed[rng.permutation(mixed.shape[0])]
+    for blocks in (wide, spread, patterns, tiny, edge, mixed, mixed[:64 * 14], mixed[:1]):
+        assert_bfp8_encode_matches_reference(blocks)
+    sparse = np.zeros((1 << 13, 16), np.float32)  # 2^17 values, mostly zero: the sparse path
+    sparse[rng.integers(0, sparse.shape[0], 500)] = mixed[:500]
+    assert_bfp8_encode_matches_reference(sparse)
+
+
+def test_bfp8_encode_zero_check_edges() -> None:
+    """The all-zero shortcut looks at the first value before scanning: empty input, a zero first
+    block before nonzero values, -0, NaN and a nonzero first value all give the reference bytes."""
+    from ttsim.formats import _bfp8_encode
+
+    exp, code = _bfp8_encode(np.zeros(0, np.float32))
+    assert exp.shape == (0,) and code.shape == (0, 16)
+    for first in (0.0, -0.0, np.nan, 1.0):
+        blocks = np.zeros((3, 16), np.float32)
+        blocks[0, 0], blocks[2, 5] = first, -3.0
+        assert_bfp8_encode_matches_reference(blocks)
+        assert_bfp8_encode_matches_reference(np.where(blocks == -3.0, np.float32(0.0), blocks))
