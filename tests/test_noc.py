@@ -399,3 +399,47 @@ def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
         for a, b in zip(mine, ref):
             assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
                    (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
+
+
+def test_read_planned_many_books_exactly_as_one_read_at_a_time() -> None:
+    """A batch of reads (local, core to core, from DRAM; the path idle, busy later or with gaps
+    before other bookings; issues queued behind each other, gapped by more or less than the
+    1e-9 merge tolerance, at one cycle, across the 4096-issue forgetting) lands at the same
+    float and leaves the same calendars, totals and issue count, bit for bit, as one
+    read_planned call per read."""
+    spec = load_device("wormhole_b0")
+    rng = np.random.default_rng(13)
+    dram = tuple(spec.dram.bank_noc_xy.value[0])
+    for case in range(300):
+        now = [0.0]
+        mine, ref = NocModel(spec, lambda: now[0]), NocModel(spec, lambda: now[0])
+        requester = (1, 1)
+        target = [requester, (3, 4), dram][case % 3]
+        noc = int(rng.integers(0, 2))
+        plans = [model.read_plan(noc, requester, target) for model in (mine, ref)]
+        shared = case % 4 == 0  # every port of the path booked alike: its last ends all equal
+        slots = sorted(rng.permutation(60)[: rng.integers(0, 8)].tolist())
+        for a, b in zip(plans[0][0], plans[1][0]):  # the same bookings of other transfers
+            if not shared:
+                slots = sorted(rng.permutation(60)[: rng.integers(0, 8)].tolist())
+            for slot in slots:
+                length = float(slot % 7 + 1) if shared else float(rng.integers(1, 90)) / 3
+                a.reserve(50.0 * slot, length, 32)
+                b.reserve(50.0 * slot, length, 32)
+        issued = int(rng.integers(0, 4096 * 2))
+        mine._issued = ref._issued = issued
+        now[0] = float(rng.integers(0, 200))
+        t = now[0] + float(rng.integers(0, 100))
+        nbytes = int(rng.choice([32, 288, 864, 2048, 8192, 9000]))
+        duration = nbytes / plans[0][1]  # a step of it (+ a little) lands the next issue at an end
+        times = []
+        for _ in range(int(rng.integers(1, 5000 if case % 10 == 0 else 300))):
+            t += rng.choice([10.0, 10.0, 10.0, 0.0, 1e-10, 7.3, 300.0 / 7, 95.0,
+                             duration, duration + 5e-10, duration + 2e-9])
+            times.append(t)
+        expected = max(ref.read_planned(plans[1], nbytes, t) for t in times)
+        assert mine.read_planned_many(plans[0], nbytes, times) == expected
+        assert mine._issued == ref._issued
+        for a, b in zip(plans[0][0], plans[1][0]):
+            assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
+                   (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
