@@ -159,6 +159,10 @@ class DataflowContext(KernelContext):
         """Start a read of ``size`` bytes from ``src`` into this core's L1 at ``dst_l1``."""
         if size <= 0:
             raise ConfigurationError(f"{self.where}: noc_async_read of {size} bytes")
+        if size <= self._max_burst:  # one burst (the common case): the loop's one step
+            self._t += self._read_issue
+            self._read((src.x, src.y), src.addr, dst_l1, size)
+            return
         offset = 0
         while offset < size:
             chunk = min(self._max_burst, size - offset)
@@ -212,7 +216,8 @@ class DataflowContext(KernelContext):
             src_xy = self._state_src
             plan = self._read_plans.get(src_xy)
             if plan is None:
-                plan = self._read_plans[src_xy] = self._noc.read_plan(self.noc_index, self.core.noc_xy, src_xy)
+                plan = self._noc.read_plan(self.noc_index, self.core.noc_xy, src_xy)
+                self._read_plans[src_xy] = plan
             self._state_plan = plan
         reads = self._state_reads
         land = self._noc.read_planned_many(plan, self._state_size, reads)
