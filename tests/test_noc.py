@@ -359,10 +359,11 @@ def test_stream_takes_the_earliest_gap_free_on_every_port() -> None:
 
 
 def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
-    """A transfer of several bursts (its path idle after the issue, or not) ends at the same
-    float, leaves the same calendars and the same busy totals, bit for bit, as booking each
-    burst in turn with Port.reserve at the earliest start found by brute force (a rate that is
-    not a power of two, so the order of the float sums matters)."""
+    """A transfer of several bursts (its path idle after the issue, or not, or idle once its
+    first burst waited behind the last booking) ends at the same float, leaves the same
+    calendars and the same busy totals, bit for bit, as booking each burst in turn with
+    Port.reserve at the earliest start found by brute force (a rate that is not a power of two,
+    so the order of the float sums matters)."""
     from ttsim.device.noc import Port
 
     model = NocModel(load_device("wormhole_b0"))
@@ -371,7 +372,8 @@ def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
     for case in range(200):
         mine = tuple(Port(f"p{i}", 64.0) for i in range(rng.integers(1, 5)))
         ref = tuple(Port(f"p{i}", 64.0) for i in range(len(mine)))
-        busy_later = case % 2 == 1
+        busy_later = case % 3 == 1
+        behind_last = case % 3 == 2  # the first burst waits for the last booking, the rest are idle
         for a, b in zip(mine, ref):
             for slot in sorted(rng.permutation(30)[: rng.integers(0, 6)].tolist()):
                 length = float(rng.integers(1, 400))
@@ -379,6 +381,8 @@ def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
                 b.reserve(1000.0 * slot, length, 32)
         last = max((p._ends[-1] for p in mine if p._ends), default=0.0)
         issue = float(rng.integers(0, 30_000)) / 7 if busy_later else last + float(rng.integers(0, 3))
+        if behind_last:
+            issue = last - float(rng.integers(0, 300))
         nbytes = burst * int(rng.integers(1, 6)) + int(rng.integers(0, burst))
 
         end, remaining = issue, nbytes

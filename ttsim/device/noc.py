@@ -271,6 +271,10 @@ class NocModel:
                 port.reserve(start, duration, chunk)
             end = start + duration
             remaining -= chunk
+            # every port's last interval ends at this burst's end (a later one would end later):
+            # nothing is booked after it, so the rest are the idle case from there
+            if remaining > 0 and all(port._ends[-1] == end for port in ports):
+                return self._book_idle_bursts(ports, remaining, end, rate)
         return end
 
     def _book_idle_bursts(self, ports: tuple[Port, ...], nbytes: int, t: float, rate: float) -> float:
