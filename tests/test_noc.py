@@ -359,10 +359,11 @@ def test_stream_takes_the_earliest_gap_free_on_every_port() -> None:
 
 
 def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
-    """A transfer of several bursts (its path idle after the issue, or not) ends at the same
-    float, leaves the same calendars and the same busy totals, bit for bit, as booking each
-    burst in turn with Port.reserve at the earliest start found by brute force (a rate that is
-    not a power of two, so the order of the float sums matters)."""
+    """A transfer of several bursts (its path idle after the issue, or not, or idle once its
+    first burst waited behind the last booking) ends at the same float, leaves the same
+    calendars and the same busy totals, bit for bit, as booking each burst in turn with
+    Port.reserve at the earliest start found by brute force (a rate that is not a power of two,
+    so the order of the float sums matters)."""
     from ttsim.device.noc import Port
 
     model = NocModel(load_device("wormhole_b0"))
@@ -371,7 +372,8 @@ def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
     for case in range(200):
         mine = tuple(Port(f"p{i}", 64.0) for i in range(rng.integers(1, 5)))
         ref = tuple(Port(f"p{i}", 64.0) for i in range(len(mine)))
-        busy_later = case % 2 == 1
+        busy_later = case % 3 == 1
+        behind_last = case % 3 == 2  # the first burst waits for the last booking, the rest are idle
         for a, b in zip(mine, ref):
             for slot in sorted(rng.permutation(30)[: rng.integers(0, 6)].tolist()):
                 length = float(rng.integers(1, 400))
@@ -379,6 +381,8 @@ def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
                 b.reserve(1000.0 * slot, length, 32)
         last = max((p._ends[-1] for p in mine if p._ends), default=0.0)
         issue = float(rng.integers(0, 30_000)) / 7 if busy_later else last + float(rng.integers(0, 3))
+        if behind_last:
+            issue = last - float(rng.integers(0, 300))
         nbytes = burst * int(rng.integers(1, 6)) + int(rng.integers(0, burst))
 
         end, remaining = issue, nbytes
@@ -397,5 +401,49 @@ def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
 
         assert model._book(mine, nbytes, issue, rate) == end
         for a, b in zip(mine, ref):
+            assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
+                   (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
+
+
+def test_read_planned_many_books_exactly_as_one_read_at_a_time() -> None:
+    """A batch of reads (local, core to core, from DRAM; the path idle, busy later or with gaps
+    before other bookings; issues queued behind each other, gapped by more or less than the
+    1e-9 merge tolerance, at one cycle, across the 4096-issue forgetting) lands at the same
+    float and leaves the same calendars, totals and issue count, bit for bit, as one
+    read_planned call per read."""
+    spec = load_device("wormhole_b0")
+    rng = np.random.default_rng(13)
+    dram = tuple(spec.dram.bank_noc_xy.value[0])
+    for case in range(300):
+        now = [0.0]
+        mine, ref = NocModel(spec, lambda: now[0]), NocModel(spec, lambda: now[0])
+        requester = (1, 1)
+        target = [requester, (3, 4), dram][case % 3]
+        noc = int(rng.integers(0, 2))
+        plans = [model.read_plan(noc, requester, target) for model in (mine, ref)]
+        shared = case % 4 == 0  # every port of the path booked alike: its last ends all equal
+        slots = sorted(rng.permutation(60)[: rng.integers(0, 8)].tolist())
+        for a, b in zip(plans[0][0], plans[1][0]):  # the same bookings of other transfers
+            if not shared:
+                slots = sorted(rng.permutation(60)[: rng.integers(0, 8)].tolist())
+            for slot in slots:
+                length = float(slot % 7 + 1) if shared else float(rng.integers(1, 90)) / 3
+                a.reserve(50.0 * slot, length, 32)
+                b.reserve(50.0 * slot, length, 32)
+        issued = int(rng.integers(0, 4096 * 2))
+        mine._issued = ref._issued = issued
+        now[0] = float(rng.integers(0, 200))
+        t = now[0] + float(rng.integers(0, 100))
+        nbytes = int(rng.choice([32, 288, 864, 2048, 8192, 9000]))
+        duration = nbytes / plans[0][1]  # a step of it (+ a little) lands the next issue at an end
+        times = []
+        for _ in range(int(rng.integers(1, 5000 if case % 10 == 0 else 300))):
+            t += rng.choice([10.0, 10.0, 10.0, 0.0, 1e-10, 7.3, 300.0 / 7, 95.0,
+                             duration, duration + 5e-10, duration + 2e-9])
+            times.append(t)
+        expected = max(ref.read_planned(plans[1], nbytes, t) for t in times)
+        assert mine.read_planned_many(plans[0], nbytes, times) == expected
+        assert mine._issued == ref._issued
+        for a, b in zip(plans[0][0], plans[1][0]):
             assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
                    (b._starts, b._ends, b.busy_cycles, b.bytes_moved)

@@ -271,6 +271,10 @@ class NocModel:
                 port.reserve(start, duration, chunk)
             end = start + duration
             remaining -= chunk
+            # every port's last interval ends at this burst's end (a later one would end later):
+            # nothing is booked after it, so the rest are the idle case from there
+            if remaining > 0 and all(port._ends[-1] == end for port in ports):
+                return self._book_idle_bursts(ports, remaining, end, rate)
         return end
 
     def _book_idle_bursts(self, ports: tuple[Port, ...], nbytes: int, t: float, rate: float) -> float:
@@ -351,6 +355,84 @@ class NocModel:
     def read_planned(self, plan: ReadPlan, nbytes: int, t: float) -> float:
         """:meth:`read` along a :meth:`read_plan` (a kernel keeps the plans of its sources)."""
         return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
+
+    def read_planned_many(self, plan: ReadPlan, nbytes: int, times: list[float]) -> float:
+        """:meth:`read_planned` of ``nbytes`` issued at each of ``times`` (non-decreasing), in
+        order; returns the last landing (the largest). The calendars, totals and landings are
+        those of one :meth:`read_planned` call per read.
+
+        A read is booked by :meth:`read_planned` itself (so a split run's guard, which wraps it,
+        sees the plan every read of the batch shares) unless the previous read of the batch
+        ended last on every port of the path at ``e``: then the read starts at ``max(t, e)``.
+        That is exactly what :func:`_earliest` returns. With ``t >= e`` no port is booked after
+        ``t``. With ``t < e`` no start in [t, e) is free: a free gap there would be free in the
+        calendar the previous read was booked in (the same but for that read's own interval,
+        which such a gap does not touch) at a start >= its issue time and earlier than its own,
+        which _earliest would have found (it never moves a start past a free one). The
+        interval then joins the last one or is appended as in :meth:`_book`, the ends are the
+        same ``start + duration`` sums, and each port's busy total gains the same durations in
+        the same order. A read whose issue count is a multiple of 4096 (when :meth:`_book`
+        forgets the past) goes through :meth:`read_planned`.
+        """
+        ports, rate, latency = plan
+        if nbytes > self.max_burst:  # several bursts per read: one call each
+            return max(self.read_planned(plan, nbytes, t) for t in times)
+        duration = nbytes / rate
+        last_land = float("-inf")
+        count = len(times)
+        i = 0
+        while i < count:
+            t = times[i]
+            before = [port._ends[-1] if port._ends else float("-inf") for port in ports]
+            land = self.read_planned(plan, nbytes, t)
+            i += 1
+            if land > last_land:
+                last_land = land
+            # the read ended last on every port when every last end moved, all to the same e
+            # (a port's last end only moves to the end of the interval just booked)
+            e = ports[0]._ends[-1]
+            if any(port._ends[-1] != e or port._ends[-1] <= old for port, old in zip(ports, before)):
+                continue
+            stop = min(count, i + 4095 - self._issued % 4096)
+            if stop <= i:
+                continue
+            # the fast reads of times[i:stop]: every port's calendar gains the same intervals
+            first_end = e  # the end of the current last interval, once a gap closes it
+            new_starts: list[float] = []
+            new_ends: list[float] = []
+            for j in range(i, stop):
+                t = times[j]
+                if t > e:
+                    if e < t - 1e-9:  # a gap: a new interval (Port.reserve's rule)
+                        if new_starts:
+                            new_ends.append(e)
+                        else:
+                            first_end = e
+                        new_starts.append(t)
+                    e = t + duration
+                else:
+                    e = e + duration
+            fast = stop - i
+            for port in ports:
+                busy = port.busy_cycles
+                for _ in range(fast):
+                    busy += duration
+                port.busy_cycles = busy
+                port.bytes_moved += fast * nbytes
+                ends = port._ends
+                if new_starts:
+                    ends[-1] = first_end
+                    port._starts.extend(new_starts)
+                    ends.extend(new_ends)
+                    ends.append(e)
+                else:
+                    ends[-1] = e
+            self._issued += fast
+            land = e + latency
+            if land > last_land:
+                last_land = land
+            i = stop
+        return last_land
 
     def read_plan(self, noc: int, requester: XY, target: XY) -> ReadPlan:
         """What every read from ``target`` to ``requester`` on ``noc`` shares: its path, its

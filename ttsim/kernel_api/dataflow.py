@@ -72,6 +72,13 @@ class DataflowContext(KernelContext):
         self._writes_land = 0.0
         self._state_src: tuple[int, int] | None = None
         self._state_size = 0
+        self._state_l1: np.ndarray | None = None
+        """The L1 bytes of the preloaded source node (None for a DRAM bank)."""
+        self._state_plan: ReadPlan | None = None
+        self._state_reads: list[float] | None = None
+        """Issue times of the ``*_with_state`` reads not booked on the NoC yet (None before
+        ``*_set_state``): :meth:`_book_state_reads` books them before this kernel books anything
+        else, reads its landings or lets another kernel run."""
         self._noc = device.noc
         self._l1_data = core.l1.data
         """This core's L1 bytes (a fixed array: reads land in it)."""
@@ -87,6 +94,8 @@ class DataflowContext(KernelContext):
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call("cb_reserve_back", cb_id, n))
         self._unrun = ("cb_reserve_back", cb_id, n)
+        if self._state_reads:
+            self._book_state_reads()
         return self._reserve(cb_id, n)
 
     def cb_push_back(self, cb_id: int, n: int) -> None:
@@ -97,6 +106,8 @@ class DataflowContext(KernelContext):
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
         self._unrun = ("cb_wait_front", cb_id, n)
+        if self._state_reads:
+            self._book_state_reads()
         return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
@@ -126,6 +137,8 @@ class DataflowContext(KernelContext):
     def _read(self, src_xy: tuple[int, int], src_addr: int, dst_l1: int, size: int) -> None:
         """Move ``size`` bytes from ``src_addr`` at node ``src_xy`` into this core's L1 now and
         book the NoC read issued at the local clock."""
+        if self._state_reads:
+            self._book_state_reads()
         t = self._t
         if t > self.deadline:
             self._check_deadline(t)
@@ -146,6 +159,10 @@ class DataflowContext(KernelContext):
         """Start a read of ``size`` bytes from ``src`` into this core's L1 at ``dst_l1``."""
         if size <= 0:
             raise ConfigurationError(f"{self.where}: noc_async_read of {size} bytes")
+        if size <= self._max_burst:  # one burst (the common case): the loop's one step
+            self._t += self._read_issue
+            self._read((src.x, src.y), src.addr, dst_l1, size)
+            return
         offset = 0
         while offset < size:
             chunk = min(self._max_burst, size - offset)
@@ -158,16 +175,55 @@ class DataflowContext(KernelContext):
         if not 0 < size <= self._max_burst:
             raise ConfigurationError(
                 f"{self.where}: one-packet read of {size} B exceeds NOC_MAX_BURST_SIZE {self._max_burst}")
+        if self._state_reads:
+            self._book_state_reads()
         self._t += self._read_issue
         self._state_src = (src.x, src.y)
         self._state_size = size
+        source = self._cores_by_xy.get(self._state_src)
+        self._state_l1 = source.l1.data if source is not None else None
+        self._state_plan = None
+        self._state_reads = []
 
     def noc_async_read_one_packet_with_state(self, src_local_addr: int, dst_l1: int) -> None:
-        """A read that reuses the preloaded node and size; only addresses are written."""
-        if self._state_src is None:
+        """A read that reuses the preloaded node and size; only addresses are written.
+
+        The bytes move now (:meth:`_read`); the NoC booking waits in :attr:`_state_reads` until
+        the kernel's next NoC call, barrier, blocking call or end, so a run of reads is booked
+        at once (:meth:`NocModel.read_planned_many`), in the same order: no other kernel runs
+        and this one books nothing else in between.
+        """
+        reads = self._state_reads
+        if reads is None:
             raise ConfigurationError(f"{self.where}: *_with_state read before *_set_state")
-        self._t += self._read_state_issue
-        self._read(self._state_src, src_local_addr, dst_l1, self._state_size)
+        t = self._t + self._read_state_issue
+        self._t = t
+        if t > self.deadline:
+            self._check_deadline(t)
+        source = self._state_l1
+        if source is not None:  # a core's L1, as in _read
+            payload = source[src_local_addr : src_local_addr + self._state_size]
+            self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
+        else:  # a DRAM bank
+            self.core.l1.write(dst_l1, self.device.memory_read(self._state_src, src_local_addr,
+                                                               self._state_size))
+        reads.append(t)
+
+    def _book_state_reads(self) -> None:
+        """Book the ``*_with_state`` reads issued since the last booking (:attr:`_state_reads`)."""
+        plan = self._state_plan
+        if plan is None:  # the plan is made where the first read's booking made it
+            src_xy = self._state_src
+            plan = self._read_plans.get(src_xy)
+            if plan is None:
+                plan = self._noc.read_plan(self.noc_index, self.core.noc_xy, src_xy)
+                self._read_plans[src_xy] = plan
+            self._state_plan = plan
+        reads = self._state_reads
+        land = self._noc.read_planned_many(plan, self._state_size, reads)
+        reads.clear()
+        if land > self._reads_land:
+            self._reads_land = land
 
     def noc_async_read_tile(self, page_id: int, accessor: TensorAccessor, dst_l1: int) -> None:
         """Read one page of an interleaved buffer (bank and address generation, then the read)."""
@@ -178,6 +234,8 @@ class DataflowContext(KernelContext):
         """Wait until every read this RISC issued has landed."""
         if self._unrun is not None:
             raise self._unrun_error("noc_async_read_barrier()")
+        if self._state_reads:
+            self._book_state_reads()
         self._t += self._barrier_poll
         if self._reads_land > self._t:
             self._stall(self.risc, "noc_read_barrier", self._t, self._reads_land)
@@ -186,6 +244,8 @@ class DataflowContext(KernelContext):
     # -- writes ---------------------------------------------------------------------------------
     def noc_async_write(self, src_l1: int, dst: NocAddr, size: int) -> None:
         """Start a write of ``size`` bytes from this core's L1 to ``dst``."""
+        if self._state_reads:
+            self._book_state_reads()
         offset = 0
         while offset < size:
             chunk = min(self._max_burst, size - offset)
@@ -219,6 +279,8 @@ class DataflowContext(KernelContext):
     def noc_async_write_multicast(self, src_l1: int, dst: McastAddr, size: int, num_dests: int,
                                   linked: bool = False, loopback_src: bool = False) -> None:
         """One write to every worker core in a rectangle (excluding the sender unless loopback)."""
+        if self._state_reads:
+            self._book_state_reads()
         dests = self._mcast_dests(dst, loopback_src)
         self._check_dests(dests, num_dests, "noc_async_write_multicast")
         self._t += self._write_issue
@@ -254,6 +316,8 @@ class DataflowContext(KernelContext):
         """Atomically add to a semaphore on another core."""
         if self._unrun is not None:
             raise self._unrun_error(f"noc_semaphore_inc({dst}, {increment})")
+        if self._state_reads:
+            self._book_state_reads()
         self._t += self._atomic_issue
         target = self.device.by_noc_xy[(dst.x, dst.y)]
         land = self.device.noc.atomic(self.noc_index, self.core.noc_xy, target.noc_xy, self._t)
@@ -264,6 +328,8 @@ class DataflowContext(KernelContext):
         """Multicast the word at ``src_l1`` into a semaphore on every core of the rectangle."""
         if self._unrun is not None:
             raise self._unrun_error(f"noc_semaphore_set_multicast(0x{src_l1:x}, {dst}, {num_dests})")
+        if self._state_reads:
+            self._book_state_reads()
         dests = self._mcast_dests(dst, loopback_src)
         self._check_dests(dests, num_dests, "noc_semaphore_set_multicast")
         self._t += self._write_issue
@@ -285,6 +351,8 @@ class DataflowContext(KernelContext):
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call(call, sem_addr, value))
         self._unrun = (call, sem_addr, value)
+        if self._state_reads:
+            self._book_state_reads()
         return self._semaphore_spin(call, sem_addr, value, at_least)
 
     def _semaphore_spin(self, call: str, sem_addr: int, value: int, at_least: bool) -> KernelGen:
@@ -301,6 +369,13 @@ class DataflowContext(KernelContext):
             self._stall(self.risc, "semaphore_wait", self._t, self.env.now)
             self._t = float(self.env.now)
         self._t += self._sem_poll
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def finish(self) -> KernelGen:
+        """:meth:`KernelContext.finish`, after booking the reads not booked yet."""
+        if self._state_reads:
+            self._book_state_reads()
+        return super().finish()
 
     # -- plain L1 access (volatile pointers in C++) -----------------------------------------------
     def l1_store(self, address: int, payload: np.ndarray) -> None:

@@ -33,7 +33,9 @@ def setup_im2col_reader(ctx: DataflowContext) -> tuple[dict, int, list[int]]:
     geometry = conv_geometry(ctx)
     halo_base = ctx.get_read_ptr(ctx.get_compile_time_arg_val("act_sharded_cb"))
     indices_cb = ctx.get_compile_time_arg_val("reader_indices_cb")
-    indices = list(ctx.l1_load(ctx.get_read_ptr(indices_cb), ctx.get_arg_val("num_outputs"), dtype=np.uint32))
+    num_outputs = ctx.get_arg_val("num_outputs")
+    # Python ints, not numpy scalars: every im2col row's address is computed from one
+    indices = ctx.l1_load(ctx.get_read_ptr(indices_cb), num_outputs, dtype=np.uint32).tolist()
     if geometry["dil_w"] == 1:
         ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(halo_base),
                                                 geometry["kw"] * geometry["stick_bytes"])
@@ -52,7 +54,7 @@ def read_im2col_rows(ctx: DataflowContext, halo_base: int, top_lefts: Sequence[i
     skip = geometry["extra_align_bytes"]
     for top_left in top_lefts:
         for offset in offsets:
-            stick = int(top_left) + offset
+            stick = top_left + offset
             if dil_w == 1:
                 ctx.noc_async_read_one_packet_with_state(halo_base + stick * stick_bytes, write_ptr)
                 write_ptr += row_bytes
