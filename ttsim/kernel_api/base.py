@@ -211,7 +211,13 @@ class KernelContext:
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
+        # _sync_to(t), and _block below, inline: no generator of theirs per wait that finds too
+        # few pages (the same events yielded)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
         if cb.free_pages() >= n:
             self._t = t
             return
@@ -219,7 +225,9 @@ class KernelContext:
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-        yield from self._block(cb.reserve_event(n), detail)
+        self.blocked_on = detail
+        yield cb.reserve_event(n)
+        self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.producer.blocked_cycles += now - t
         self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
@@ -242,7 +250,13 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
+        # _sync_to(t), and _block below, inline: no generator of theirs per wait that finds too
+        # few pages (the same events yielded)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
         if cb.available_pages() >= n:
             self._t = t
             return
@@ -251,7 +265,9 @@ class KernelContext:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
                     f"{cb.num_pages} pages available")
 
-        yield from self._block(cb.front_event(n), detail)
+        self.blocked_on = detail
+        yield cb.front_event(n)
+        self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.consumer.blocked_cycles += now - t
         self._stall(self._consumer_risc, cb.wait_front_stall, t, now)

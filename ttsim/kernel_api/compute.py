@@ -52,9 +52,17 @@ IN1_RUNS_KEPT = 64
 again for every output block) a compute kernel keeps for reuse."""
 
 
+try:  # the clip ufunc that np.clip and ndarray.clip end in (numpy 2: numpy._core; 1.26: numpy.core)
+    from numpy._core.umath import clip as _clip_ufunc
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy.core.umath import clip as _clip_ufunc
+
+
 def _relu6_float32(x: np.ndarray) -> np.ndarray:
-    """``ACTIVATIONS["relu6"]`` without the ``np.clip`` dispatch: the same clip ufunc call."""
-    return x.clip(0.0, 6.0)
+    """``ACTIVATIONS["relu6"]`` without the ``np.clip`` dispatch and ``ndarray.clip``'s Python
+    wrapper (numpy's ``_methods._clip``, several microseconds a call): the clip ufunc they call,
+    with the same arguments (tests/test_vectorised_numerics.py)."""
+    return _clip_ufunc(x, 0.0, 6.0)
 
 
 FLOAT32_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu6": _relu6_float32}
@@ -157,12 +165,16 @@ class ComputeContext(EltwiseOps, KernelContext):
         """As :attr:`_in0_runs`, for the in1 operands."""
         self._matmul_costs: dict[tuple, tuple[float, float]] = {}
         """Per (in0 CB, in1 CB, rt_dim, ct_dim): a matmul_block step's unpack and math cycles."""
-        self._tile_costs: dict[tuple, tuple[float, float]] = {}
+        self._tile_costs: dict[tuple, tuple[float, ...]] = {}
         """Per (call, CBs, variant) of a per-tile call (``mul_tiles``, ``binary_dest_reuse_tiles``,
-        ``reduce_tile_math``): its unpack and math cycles, computed once by the same formula."""
+        ``reduce_tile_math``, ``pack_tile``): the cycles it charges its threads, in thread order
+        (unpack, math, pack; those it charges), computed once by the call's formula."""
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
+        self._srca_zero = (0, self._srca.shape[1])
+        """(r, w): srcA rows r.. of columns ..w are zero (the last tilize's rows past its valid
+        ones; at first all of srcA), so a tilize that needs no more zero rows skips zeroing them."""
         self._srca_reductions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         """Per pool type, every srcA tile column-reduced: (the accumulations into DST, their result
         on a zero DST row); cleared when srcA changes."""
@@ -533,7 +545,14 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._busy_producer += self._cb_check
         # free space only grows while the producer waits (free_pages() inline: the hot path)
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
-            yield from self._sync_to(self._t)
+            # _sync_to(t), and _block below, inline: no generator of theirs per reserve that
+            # finds too few pages (the same events yielded)
+            t = self._t
+            if t > self.deadline:
+                self._check_deadline(t)
+            now = self.env._now
+            if t > now:
+                yield self.env.timeout(t - now)
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = self.env._now  # env.now without the property call (once per blocked reserve)
@@ -541,7 +560,9 @@ class ComputeContext(EltwiseOps, KernelContext):
             def detail() -> str:
                 return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-            yield from self._block(cb.reserve_event(n), detail)
+            self.blocked_on = detail
+            yield cb.reserve_event(n)
+            self.blocked_on = None
             now = self.env._now
             cb.stats.producer.blocked_cycles += now - start
             reason = cb.reserve_back_stall
@@ -921,7 +942,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         row_bytes = row_width * elem
         # rows whose `width` elements all lie before the end of the waited pages
         valid = max(0, min(rows, (end - address - width * elem) // row_bytes + 1))
-        self._srca[valid:, :width] = 0.0
+        zero_from, zero_width = self._srca_zero
+        if valid < zero_from or width > zero_width:  # else rows valid.. of these columns are zero already
+            self._srca[valid:, :width] = 0.0
+        self._srca_zero = (valid, width)  # only this call writes srcA: its rows ..valid, columns ..width
         if valid:
             nbytes = min(valid * row_bytes, end - address)  # the last row may end at `end`
             raw = self._l1[address : address + nbytes]
@@ -944,10 +968,11 @@ class ComputeContext(EltwiseOps, KernelContext):
             key = ("reduce_tile_math", num_faces)
             costs = self._tile_costs.get(key)
             if costs is None:
-                costs = self._tile_costs[key] = (0.0, self._reduce_cycles_per_phase * self._phases * num_faces / 4)
-            self._math(self._t, costs[1])
+                costs = self._tile_costs[key] = (self._reduce_cycles_per_phase * self._phases * num_faces / 4,)
+            self._math(self._t, costs[0])
             if self.numerics:
-                self._row0[idst] = self._srca_reduction(pool)[1][idst]
+                cached = self._srca_reductions.get(pool)  # _srca_reduction's cache, looked up inline
+                self._row0[idst] = (self._srca_reduction(pool) if cached is None else cached)[1][idst]
                 self._dst_written.add(idst)
             return
         if not self.numerics:
@@ -1141,7 +1166,11 @@ class ComputeContext(EltwiseOps, KernelContext):
         if self.numerics and numerics:
             values = self._relu_stage(self.dst[ifrom_dst])
             self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
-        self._pack(self._pack_cost(cb.tile_bytes))
+        key = ("pack_tile", cb)
+        costs = self._tile_costs.get(key)
+        if costs is None:  # hot path (every packed tile): the cost once per CB
+            costs = self._tile_costs[key] = (self._pack_cost(cb.tile_bytes),)
+        self._pack(costs[0])
 
     def pack_tile(self, ifrom_dst: int, icb: int, output_tile_index: int | None = None) -> None:
         """``pack_tile(ifrom_dst, icb[, output_tile_index])`` (compute_kernel_api/pack.h): DST
