@@ -432,3 +432,16 @@ def test_pack_untilize_of_pending_ops_equals_the_whole_dst(activation: str, rows
     assert whole[:rows].any()
     np.testing.assert_array_equal(got[:rows].view(np.uint32), whole[:rows].view(np.uint32))
     assert not got[rows:].any()
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32_ACTIVATIONS))
+def test_float32_activations_equal_the_reference(name: str) -> None:
+    """Each float32 fast path gives the reference activation's float32 bits, edge values too
+    (signed zeros, NaN, infinities, subnormals, the clamp bounds)."""
+    edges = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 6.0, -6.0, 6.0000005, 5.9999995, 1e-45, -1e-45,
+                      np.finfo(np.float32).max, -np.finfo(np.float32).max], dtype=np.float32)
+    for x in (_mixed_tiles(4, 131) * 8, edges):
+        expected = ACTIVATIONS[name](x).astype(np.float32, copy=False)
+        got = FLOAT32_ACTIVATIONS[name](x)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))

@@ -73,6 +73,11 @@ class CircularBuffer:
     def __init__(self, env: simpy.Environment, config: CBConfig, address: int, core_name: str) -> None:
         self.env = env
         self.config = config
+        self.name = config.name
+        self.wait_front_stall = f"cb_wait_front:{config.name}"
+        self.reserve_back_stall = f"cb_reserve_back:{config.name}"
+        """The stall reasons of a blocked ``cb_wait_front`` / ``cb_reserve_back`` on this CB
+        (docs/outputs.md), built once: a kernel may block on a CB once per page."""
         self.core_name = core_name
         self.address = address
         # per-CB constants, read on every tile access by the kernel APIs
@@ -102,10 +107,6 @@ class CircularBuffer:
         """When tracing: called with (occupancy in pages, cycle) whenever it changes."""
 
     # -- identity -------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.config.name
-
     def describe(self) -> str:
         return f"CB {self.config.index} '{self.config.name}'"
 

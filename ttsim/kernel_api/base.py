@@ -46,10 +46,6 @@ class _CBTable(dict):
 class KernelContext:
     """State and API common to data-movement and compute kernels."""
 
-    _charges_busy = False
-    """Whether :meth:`_busy` keeps anything (a compute kernel's threads); the per-call CB
-    bookkeeping skips the call otherwise."""
-
     def __init__(self, device: Device, core: TensixCore, kernel_name: str, risc: Risc,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any]) -> None:
         self.device = device
@@ -71,6 +67,14 @@ class KernelContext:
         """When tracing: (risc, name, start, end) of every stall and busy op group."""
         self._producer_risc = risc
         self._consumer_risc = risc
+        self._busy_producer = 0.0
+        """Busy cycles of the producer side's thread: the CB calls on it (cb_reserve_back,
+        cb_push_back) add their overhead here, a compute kernel its other pack work too (its pack
+        thread's total). A data-movement kernel's busy time is its zone minus its stalls, so
+        its totals go unread: a plain addition per call, cheaper than asking whether to keep it."""
+        self._busy_consumer = 0.0
+        """As :attr:`_busy_producer`, for the consumer side (cb_wait_front, cb_pop_front; a compute
+        kernel's unpack thread)."""
         risc_spec = self.spec.risc
         self._cb_check = risc_spec.cb_check_cycles.value
         self._cb_update = risc_spec.cb_update_cycles.value
@@ -148,13 +152,6 @@ class KernelContext:
             if self.trace is not None:
                 self.trace.append((risc, reason, start, end))
 
-    def _busy(self, risc: Risc, cycles: float) -> None:
-        """Account API-call overhead as busy time of ``risc``.
-
-        A data-movement kernel's busy time is its zone minus its stalls, so nothing is kept
-        here; the compute context overrides this to charge the thread's own total.
-        """
-
     # -- blocking calls ------------------------------------------------------------------------
     # A blocking call is a plain method that checks no earlier call is still unrun, records
     # itself in ``_unrun`` and returns its generator, whose first step clears the record (inline
@@ -209,13 +206,18 @@ class KernelContext:
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         t = self._t + self._cb_check
-        if self._charges_busy:
-            self._busy(self._producer_risc, self._cb_check)
+        self._busy_producer += self._cb_check
         # free space only grows while the producer waits (free_pages() inline: the hot path)
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
+        # _sync_to(t), and _block below, inline: no generator of theirs per wait that finds too
+        # few pages (the same events yielded)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
         if cb.free_pages() >= n:
             self._t = t
             return
@@ -223,11 +225,14 @@ class KernelContext:
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-        yield from self._block(cb.reserve_event(n), detail)
-        cb.stats.producer.blocked_cycles += self.env.now - t
-        self._stall(self._producer_risc, f"cb_reserve_back:{cb.name}", t, self.env.now)
-        self._busy(self._producer_risc, self._cb_poll)
-        self._t = self.env.now + self._cb_poll
+        self.blocked_on = detail
+        yield cb.reserve_event(n)
+        self.blocked_on = None
+        now = self.env._now  # env.now without the property call (up to once per CB wait)
+        cb.stats.producer.blocked_cycles += now - t
+        self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
+        self._busy_producer += self._cb_poll
+        self._t = now + self._cb_poll
 
     def _wait_front(self, cb_id: int, n: int) -> KernelGen:
         """The generator ``cb_wait_front`` returns: the consumer waits for ``n`` available pages
@@ -240,13 +245,18 @@ class KernelContext:
         if n > cb.waited:  # cumulative: the pages granted once this returns
             cb.waited = n
         t = self._t + self._cb_check
-        if self._charges_busy:
-            self._busy(self._consumer_risc, self._cb_check)
+        self._busy_consumer += self._cb_check
         # available pages only grow while the consumer waits (available_pages() inline)
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
+        # _sync_to(t), and _block below, inline: no generator of theirs per wait that finds too
+        # few pages (the same events yielded)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
         if cb.available_pages() >= n:
             self._t = t
             return
@@ -255,11 +265,14 @@ class KernelContext:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
                     f"{cb.num_pages} pages available")
 
-        yield from self._block(cb.front_event(n), detail)
-        cb.stats.consumer.blocked_cycles += self.env.now - t
-        self._stall(self._consumer_risc, f"cb_wait_front:{cb.name}", t, self.env.now)
-        self._busy(self._consumer_risc, self._cb_poll)
-        self._t = self.env.now + self._cb_poll
+        self.blocked_on = detail
+        yield cb.front_event(n)
+        self.blocked_on = None
+        now = self.env._now  # env.now without the property call (up to once per CB wait)
+        cb.stats.consumer.blocked_cycles += now - t
+        self._stall(self._consumer_risc, cb.wait_front_stall, t, now)
+        self._busy_consumer += self._cb_poll
+        self._t = now + self._cb_poll
 
     def _push(self, cb_id: int, n: int, t: float) -> float:
         """Producer side of ``cb_push_back`` at local time ``t``; returns the time after it.
@@ -280,8 +293,7 @@ class KernelContext:
                 f"not yet popped: reserve them first with 'yield from ctx.cb_reserve_back({cb_id}, {n})'")
         cb.push(n)
         t += self._cb_update
-        if self._charges_busy:
-            self._busy(self._producer_risc, self._cb_update)
+        self._busy_producer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
         now = self.env._now  # a CB publication at t: now, or a timeout carrying n
@@ -311,8 +323,7 @@ class KernelContext:
         cb.waited -= n
         cb.pop(n)
         t += self._cb_update
-        if self._charges_busy:
-            self._busy(self._consumer_risc, self._cb_update)
+        self._busy_consumer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
         now = self.env._now  # the pop's publication at t, as in _push

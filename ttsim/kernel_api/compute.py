@@ -52,9 +52,17 @@ IN1_RUNS_KEPT = 64
 again for every output block) a compute kernel keeps for reuse."""
 
 
+try:  # the clip ufunc that np.clip and ndarray.clip end in (numpy 2: numpy._core; 1.26: numpy.core)
+    from numpy._core.umath import clip as _clip_ufunc
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy.core.umath import clip as _clip_ufunc
+
+
 def _relu6_float32(x: np.ndarray) -> np.ndarray:
-    """``ACTIVATIONS["relu6"]`` without the ``np.clip`` dispatch: the same clip ufunc call."""
-    return x.clip(0.0, 6.0)
+    """``ACTIVATIONS["relu6"]`` without the ``np.clip`` dispatch and ``ndarray.clip``'s Python
+    wrapper (numpy's ``_methods._clip``, several microseconds a call): the clip ufunc they call,
+    with the same arguments (tests/test_vectorised_numerics.py)."""
+    return _clip_ufunc(x, 0.0, 6.0)
 
 
 FLOAT32_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu6": _relu6_float32}
@@ -124,8 +132,6 @@ class DecodedTiles:
 class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
-    _charges_busy = True
-
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any],
                  math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False, numerics: bool = True) -> None:
@@ -159,9 +165,16 @@ class ComputeContext(EltwiseOps, KernelContext):
         """As :attr:`_in0_runs`, for the in1 operands."""
         self._matmul_costs: dict[tuple, tuple[float, float]] = {}
         """Per (in0 CB, in1 CB, rt_dim, ct_dim): a matmul_block step's unpack and math cycles."""
+        self._tile_costs: dict[tuple, tuple[float, ...]] = {}
+        """Per (call, CBs, variant) of a per-tile call (``mul_tiles``, ``binary_dest_reuse_tiles``,
+        ``reduce_tile_math``, ``pack_tile``): the cycles it charges its threads, in thread order
+        (unpack, math, pack; those it charges), computed once by the call's formula."""
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
+        self._srca_zero = (0, self._srca.shape[1])
+        """(r, w): srcA rows r.. of columns ..w are zero (the last tilize's rows past its valid
+        ones; at first all of srcA), so a tilize that needs no more zero rows skips zeroing them."""
         self._srca_reductions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         """Per pool type, every srcA tile column-reduced: (the accumulations into DST, their result
         on a zero DST row); cleared when srcA changes."""
@@ -184,9 +197,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         """True between tile_regs_wait and tile_regs_release: pack owns a DST half."""
         self._src_banks = deque([start, start], maxlen=2)
         self._pack_position: dict[int, int] = {}
-        self._busy_unpack = 0.0
         self._busy_math = 0.0
-        self._busy_pack = 0.0
+        """Busy cycles of math; unpack's and pack's are :attr:`_busy_consumer` and
+        :attr:`_busy_producer` (unpack consumes the CBs and pack produces them, see
+        :class:`KernelContext`), to which the CB calls add their overhead."""
         self._unpack_stalls = self.stalls[Risc.TRISC0]
         self._math_stalls = self.stalls[Risc.TRISC1]
         """The stall tables of unpack and math (``stalls``), for the per-tile waits."""
@@ -343,17 +357,11 @@ class ComputeContext(EltwiseOps, KernelContext):
                 result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False)
         dst[rows] = result.astype(self._bf16) if self._dst_bf16 else result
 
-    def _busy(self, risc: Risc, cycles: float) -> None:
-        if risc is Risc.TRISC0:
-            self._busy_unpack += cycles
-        else:
-            self._busy_pack += cycles
-
     @property
     def busy_cycles(self) -> dict[Risc, float]:
         """Cycles each compute thread spent working (not waiting)."""
-        return {Risc.TRISC0: self._busy_unpack, Risc.TRISC1: self._busy_math,
-                Risc.TRISC2: self._busy_pack}
+        return {Risc.TRISC0: self._busy_consumer, Risc.TRISC1: self._busy_math,
+                Risc.TRISC2: self._busy_producer}
 
     # -- thread clocks ---------------------------------------------------------------------------
     def _trace_busy(self, risc: Risc, start: float, cycles: float) -> None:
@@ -385,7 +393,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         t = self._t = self._t + cycles
         if t > self.deadline:
             self._check_deadline(t)
-        self._busy_unpack += cycles
+        self._busy_consumer += cycles
         return t
 
     def _math(self, ready: float, cycles: float) -> None:
@@ -415,26 +423,26 @@ class ComputeContext(EltwiseOps, KernelContext):
         if self.trace is not None:
             self._trace_busy(Risc.TRISC2, self._pack_t, cycles)
         self._pack_t += cycles
-        self._busy_pack += cycles
+        self._busy_producer += cycles
 
     def _init(self, unpack: bool = False, math: bool = False, pack: bool = False) -> None:
         """Charge a reconfiguration to the threads it touches."""
         if self.trace is None:  # hot path (several inits per output stick): the same sums inline
             if unpack:
                 self._t += self._init_unpack
-                self._busy_unpack += self._init_unpack
+                self._busy_consumer += self._init_unpack
             if math:
                 self._math_t += self._init_math
                 self._busy_math += self._init_math
             if pack:
                 self._pack_t += self._init_pack
-                self._busy_pack += self._init_pack
+                self._busy_producer += self._init_pack
             return
         if unpack:
             if self.trace is not None:
                 self._trace_busy(Risc.TRISC0, self._t, self._init_costs["unpack"])
             self._t += self._init_costs["unpack"]
-            self._busy_unpack += self._init_costs["unpack"]
+            self._busy_consumer += self._init_costs["unpack"]
         if math:
             self._math_dst(self._init_costs["math"])
         if pack:
@@ -534,25 +542,36 @@ class ComputeContext(EltwiseOps, KernelContext):
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         resume = self._pack_t + self._cb_check
-        self._busy_pack += self._cb_check
-        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:  # free_pages() inline
-            yield from self._sync_to(self._t)
-        if cb.free_pages() < n:
+        self._busy_producer += self._cb_check
+        # free space only grows while the producer waits (free_pages() inline: the hot path)
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
+            # _sync_to(t), and _block below, inline: no generator of theirs per reserve that
+            # finds too few pages (the same events yielded)
+            t = self._t
+            if t > self.deadline:
+                self._check_deadline(t)
+            now = self.env._now
+            if t > now:
+                yield self.env.timeout(t - now)
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
-            start = self.env.now
+            start = self.env._now  # env.now without the property call (once per blocked reserve)
 
             def detail() -> str:
                 return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-            yield from self._block(cb.reserve_event(n), detail)
-            cb.stats.producer.blocked_cycles += self.env.now - start
-            reason = f"cb_reserve_back:{cb.name}"
-            self._stall(Risc.TRISC0, reason, self._t, self.env.now)
-            self._t = max(self._t, float(self.env.now))
-            if self.env.now > resume:
-                self._stall(Risc.TRISC2, reason, resume, self.env.now)
-                resume = self.env.now + self._cb_poll
-                self._busy_pack += self._cb_poll
+            self.blocked_on = detail
+            yield cb.reserve_event(n)
+            self.blocked_on = None
+            now = self.env._now
+            cb.stats.producer.blocked_cycles += now - start
+            reason = cb.reserve_back_stall
+            self._stall(Risc.TRISC0, reason, self._t, now)
+            self._t = max(self._t, float(now))
+            if now > resume:
+                self._stall(Risc.TRISC2, reason, resume, now)
+                resume = now + self._cb_poll
+                self._busy_producer += self._cb_poll
         self._pack_t = resume
 
     def cb_push_back(self, cb_id: int, n: int) -> None:
@@ -764,9 +783,16 @@ class ComputeContext(EltwiseOps, KernelContext):
         (:func:`ttsim.fpu.elwmul`). DST is zero after ``tile_regs_acquire`` (the packer cleared
         it), so this is A * B unless the kernel already wrote DST[idst]."""
         cb0, cb1 = self.cb(icb0), self.cb(icb1)
-        ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True))
-        self._math(ready, self._mul_cycles)
-        self._set_dst(idst, None)  # the checks
+        key = ("mul_tiles", cb0, cb1)
+        costs = self._tile_costs.get(key)
+        if costs is None:  # hot path (every window page of a pool stick): the costs once per CB pair
+            costs = self._tile_costs[key] = (
+                self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True), self._mul_cycles)
+        self._math(self._unpack(costs[0]), costs[1])
+        if not self._dst_math:  # _set_dst's checks, inline
+            raise self._dst_outside_error()
+        if not 0 <= idst < self._dst_limit:
+            raise self._dst_index_error(idst)
         if self.numerics:  # DST zero unless written since the packer cleared it
             self._defer(("mul", idst in self._dst_written), idst, (cb0.front_page_address(itile0), cb0),
                         (cb1.front_page_address(itile1), cb1))
@@ -800,13 +826,16 @@ class ComputeContext(EltwiseOps, KernelContext):
         (compute_kernel_api/eltwise_binary.h): DST[idst] moves to srcA, the CB tile is unpacked to
         srcB, and DST[idst] = srcA (op) srcB (``mul`` at this kernel's fidelity)."""
         cb = self.cb(in_cb_id)
-        ready = self._unpack(self._unpack_cost(cb.tile_bytes))
         if not 0 <= dst_tile_index < self._dst_limit:
             raise self._dst_index_error(dst_tile_index)
-        if op not in ("add", "mul"):
-            raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
-        cycles = self._add_cycles if op == "add" else self._mul_cycles
-        self._math(ready, cycles + self._datacopy_cycles)
+        key = ("binary_dest_reuse_tiles", cb, op)
+        costs = self._tile_costs.get(key)
+        if costs is None:  # hot path (every tile of a pool stick with bias): the costs once per CB and op
+            if op not in ("add", "mul"):
+                raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
+            cycles = self._add_cycles if op == "add" else self._mul_cycles
+            costs = self._tile_costs[key] = (self._unpack_cost(cb.tile_bytes), cycles + self._datacopy_cycles)
+        self._math(self._unpack(costs[0]), costs[1])
         if not self._dst_math:  # _set_dst's check (the index was checked above)
             raise self._dst_outside_error()
         if self.numerics:
@@ -913,7 +942,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         row_bytes = row_width * elem
         # rows whose `width` elements all lie before the end of the waited pages
         valid = max(0, min(rows, (end - address - width * elem) // row_bytes + 1))
-        self._srca[valid:, :width] = 0.0
+        zero_from, zero_width = self._srca_zero
+        if valid < zero_from or width > zero_width:  # else rows valid.. of these columns are zero already
+            self._srca[valid:, :width] = 0.0
+        self._srca_zero = (valid, width)  # only this call writes srcA: its rows ..valid, columns ..width
         if valid:
             nbytes = min(valid * row_bytes, end - address)  # the last row may end at `end`
             raw = self._l1[address : address + nbytes]
@@ -931,10 +963,16 @@ class ComputeContext(EltwiseOps, KernelContext):
         ``idst`` (from ``unpack_tilizeA_B_block``) into row 0 of DST[idst]."""
         if (pool == "sum" and self._dst_math and not self._pending and 0 <= idst < self._dst_limit
                 and idst not in self._dst_written):
-            # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline
-            self._math(self._t, self._reduce_cycles_per_phase * self._phases * num_faces / 4)
+            # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline,
+            # its cycles by _accumulate_row0's formula once per num_faces
+            key = ("reduce_tile_math", num_faces)
+            costs = self._tile_costs.get(key)
+            if costs is None:
+                costs = self._tile_costs[key] = (self._reduce_cycles_per_phase * self._phases * num_faces / 4,)
+            self._math(self._t, costs[0])
             if self.numerics:
-                self._row0[idst] = self._srca_reduction(pool)[1][idst]
+                cached = self._srca_reductions.get(pool)  # _srca_reduction's cache, looked up inline
+                self._row0[idst] = (self._srca_reduction(pool) if cached is None else cached)[1][idst]
                 self._dst_written.add(idst)
             return
         if not self.numerics:
@@ -1096,13 +1134,15 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
-        self._sfpu_on_math(self._sfpu_cost(name))
-        if not self.numerics:
-            self._set_dst(idst, None)
-            return
-        if name in ELEMENTWISE_ACTIVATIONS:
-            self._set_dst(idst, None)  # the checks
-            self._defer(("sfpu", name), idst)
+        cost = self._sfpu_costs.get(name)
+        self._sfpu_on_math(self._sfpu_cost(name) if cost is None else cost)
+        if not self.numerics or name in ELEMENTWISE_ACTIVATIONS:
+            if not self._dst_math:  # _set_dst's checks, inline (the hot path: every tile of a pool stick)
+                raise self._dst_outside_error()
+            if not 0 <= idst < self._dst_limit:
+                raise self._dst_index_error(idst)
+            if self.numerics:
+                self._defer(("sfpu", name), idst)
             return
         fast = FLOAT32_ACTIVATIONS.get(name)
         if fast is not None:
@@ -1145,7 +1185,11 @@ class ComputeContext(EltwiseOps, KernelContext):
         if self.numerics and numerics:
             values = self._relu_stage(self.dst[ifrom_dst])
             self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
-        self._pack(self._pack_cost(cb.tile_bytes))
+        key = ("pack_tile", cb)
+        costs = self._tile_costs.get(key)
+        if costs is None:  # hot path (every packed tile): the cost once per CB
+            costs = self._tile_costs[key] = (self._pack_cost(cb.tile_bytes),)
+        self._pack(costs[0])
 
     def pack_tile(self, ifrom_dst: int, icb: int, output_tile_index: int | None = None) -> None:
         """``pack_tile(ifrom_dst, icb[, output_tile_index])`` (compute_kernel_api/pack.h): DST

@@ -130,7 +130,11 @@ class EltwiseOps:
         if self._sfpu_free > self._math_t:
             self._stall(Risc.TRISC1, "math_wait_sfpu", self._math_t, self._sfpu_free)
             self._math_t = self._sfpu_free
-        self._math_dst(cycles)
+        if self.trace is None:  # _math_dst, inline (the hot path: every SFPU tile)
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._math_dst(cycles)
         self._sfpu_free = self._math_t
 
     def _sfpu_values(self: ComputeContext, name: str, idst: int, vector_mode: VectorMode,
