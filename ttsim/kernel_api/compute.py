@@ -479,7 +479,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         if self._pending:  # L1 changes: the pending ops read the bytes of their call
             self._flush()
         if cb.is_bf16:
-            self._l1[address : address + 2 * values.size].view(self._bf16).reshape(values.shape)[...] = values
+            target = self._l1[address : address + 2 * values.size].view(self._bf16)
+            if values.ndim != 1:  # one tile's values (pack_tile, the hot path) need no reshape
+                target = target.reshape(values.shape)
+            target[...] = values
         else:
             data = encode(values, cb.data_format)
             self._l1[address : address + data.size] = data
