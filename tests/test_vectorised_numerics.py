@@ -359,7 +359,7 @@ def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: boo
 
 def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
     """Rank r of a plan holds the r-th accumulation with a nonzero block of every face that has
-    one (a NaN block counts as nonzero); a slice when the rank has every face."""
+    one (a NaN block counts as nonzero); a slice when its faces are consecutive."""
     srca = np.zeros((4, 3, 16, 16))
     srca[0, 0, 1, 1] = 1.0
     srca[2, 0, 0, 0] = np.nan
@@ -370,7 +370,10 @@ def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
     assert not plan.dense
     pairs = [list(zip(plan.steps[a:b].tolist(), plan.faces[a:b].tolist())) for a, b, _ in plan.ranks]
     assert pairs == [[(0, 0), (1, 1), (3, 2)], [(2, 0)]]
-    assert isinstance(plan.ranks[0][2], slice) and plan.ranks[1][2].tolist() == [0]
+    assert plan.ranks[0][2] == slice(0, 3) and plan.ranks[1][2] == slice(0, 1)
+    srca[1] = 0.0  # faces 0 and 2 only: not consecutive
+    assert mvmul_plan(srca).ranks[0][2].tolist() == [0, 2]
+    assert mvmul_plan(np.zeros((2, 3, 16, 16))).ranks == ()
 
 
 @pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])

@@ -203,7 +203,7 @@ class MvmulPlan:
     faces: np.ndarray
     """[pairs] its output face."""
     ranks: tuple[tuple[int, int, "slice | np.ndarray"], ...]
-    """Per rank: the range of its pairs, and its faces (a slice when it is every face in order)."""
+    """Per rank: the range of its pairs, and its faces (a slice when they are consecutive)."""
     dense: bool
     """Every pair is computed, rank ``r`` being accumulation ``r`` (``steps``/``faces`` unused)."""
 
@@ -224,7 +224,8 @@ def mvmul_plan(srca: np.ndarray) -> MvmulPlan:
         start = len(steps)
         steps.extend(int(per_face[f][r]) for f in members)
         pair_faces.extend(members)
-        which = slice(None) if len(members) == faces else np.array(members)
+        consecutive = members[-1] - members[0] == len(members) - 1
+        which = slice(members[0], members[-1] + 1) if consecutive else np.array(members)
         ranks.append((start, len(steps), which))
     return MvmulPlan(np.array(steps, dtype=np.intp), np.array(pair_faces, dtype=np.intp), tuple(ranks), False)
 
@@ -247,6 +248,10 @@ def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: 
     (:func:`mvmul_plan`); each product is :func:`mvmul_sums`'s exact sum. ``fresh``: DST was
     zero (``acc`` is +0). The same values as adding every accumulation's [R, F * 16] sums in
     order (:func:`accumulate`), with one numpy product for the run."""
+    if not plan.ranks:  # every SrcA block zero: DST unchanged but for -0
+        if not fresh:
+            acc += np.float32(0.0)
+        return
     rows = srcb.shape[1]
     if plan.dense:
         sums = np.matmul(srcb[:, None], srca)
@@ -256,9 +261,10 @@ def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: 
     sums32 += np.float32(0.0)  # a zero sum is +0
     for start, stop, faces in plan.ranks:
         if isinstance(faces, slice):
-            acc += sums32[start:stop]
+            part = acc[faces]
+            part += sums32[start:stop]
             if dst_bf16:
-                acc[...] = acc.astype(bfloat16_dtype())
+                part[...] = part.astype(bfloat16_dtype())
         else:
             acc[faces] = round_dst(acc[faces] + sums32[start:stop], dst_bf16)
     if not (fresh or plan.dense):
