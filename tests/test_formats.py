@@ -532,3 +532,20 @@ def test_bfp8_encode_zero_check_edges() -> None:
         blocks[0, 0], blocks[2, 5] = first, -3.0
         assert_bfp8_encode_matches_reference(blocks)
         assert_bfp8_encode_matches_reference(np.where(blocks == -3.0, np.float32(0.0), blocks))
+
+
+def test_bfp8_unpack_of_one_tile_equals_the_general_path() -> None:
+    """A single [1088]-byte tile (the fast path) decodes as the same tile in an [n, 1088] batch,
+    bit for bit, over every exponent and code byte; a strided view decodes alike."""
+    exps = np.repeat(np.arange(256, dtype=np.uint8), 16)
+    codes = np.tile(np.arange(256, dtype=np.uint8), 16 * 16).reshape(-1, 16)[: exps.size]
+    tiles = np.concatenate([exps.reshape(-1, 64), codes.reshape(-1, 1024)], axis=1)
+    with np.errstate(over="ignore"):
+        batch = unpack_tile(tiles, DataFormat.BFLOAT8_B)
+        for i, tile in enumerate(tiles):
+            one = unpack_tile(tile, DataFormat.BFLOAT8_B)
+            assert one.shape == (1024,) and one.dtype == np.float32
+            np.testing.assert_array_equal(one.view(np.uint32), batch[i].view(np.uint32))
+        strided = np.repeat(tiles[5], 2)[::2]
+        np.testing.assert_array_equal(unpack_tile(strided, DataFormat.BFLOAT8_B).view(np.uint32),
+                                      batch[5].view(np.uint32))

@@ -476,6 +476,10 @@ def unpack_tile(data: np.ndarray | bytes | bytearray | memoryview, fmt: DataForm
     if (fmt is DataFormat.BFLOAT16 and isinstance(data, np.ndarray) and data.dtype == np.uint8
             and data.shape == (2 * TILE_ELEMENTS,)):
         return _bf16_decode_fast(data)
+    if (fmt is DataFormat.BFLOAT8_B and isinstance(data, np.ndarray) and data.dtype == np.uint8
+            and data.shape == (_BFP8_EXP_BYTES + TILE_ELEMENTS,)):  # hot path: one tile from L1
+        code = data[_BFP8_EXP_BYTES:].reshape(_BFP8_EXP_BYTES, _BFP_BLOCK)
+        return _bfp8_decode(data[:_BFP8_EXP_BYTES], code).reshape(TILE_ELEMENTS)
     fmt = DataFormat(fmt)
     size = _TILE_SIZE_BYTES[fmt]
     raw = _as_uint8(data)
