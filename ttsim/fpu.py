@@ -194,8 +194,8 @@ class MvmulPlan:
 
     Skipping a zero block is exact: its 16-term sums are +0 (:func:`mvmul_sums`) when SrcB is
     finite (the caller checks; inf * 0 would be NaN), and adding +0 to a DST value already
-    rounded to the DST format leaves it unchanged, but for -0, which becomes +0 (the caller
-    normalises the faces no rank touched). A grouped convolution's block-diagonal weights have
+    rounded to the DST format leaves it unchanged, but for -0, which becomes +0
+    (:func:`mvmul_accumulate` normalises the faces no rank touched). A grouped convolution's block-diagonal weights have
     one nonzero face per 16-deep slice of K, so most products are skipped."""
 
     steps: np.ndarray
