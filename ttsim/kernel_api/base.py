@@ -211,13 +211,7 @@ class KernelContext:
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        # _sync_to(t), and _block below, inline: no generator of theirs per wait that finds too
-        # few pages (the same events yielded)
-        if t > self.deadline:
-            self._check_deadline(t)
-        now = self.env._now
-        if t > now:
-            yield self.env.timeout(t - now)
+        yield from self._sync_to(t)
         if cb.free_pages() >= n:
             self._t = t
             return
@@ -225,9 +219,7 @@ class KernelContext:
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-        self.blocked_on = detail
-        yield cb.reserve_event(n)
-        self.blocked_on = None
+        yield from self._block(cb.reserve_event(n), detail)
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.producer.blocked_cycles += now - t
         self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
@@ -250,13 +242,7 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        # _sync_to(t), and _block below, inline: no generator of theirs per wait that finds too
-        # few pages (the same events yielded)
-        if t > self.deadline:
-            self._check_deadline(t)
-        now = self.env._now
-        if t > now:
-            yield self.env.timeout(t - now)
+        yield from self._sync_to(t)
         if cb.available_pages() >= n:
             self._t = t
             return
@@ -265,9 +251,7 @@ class KernelContext:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
                     f"{cb.num_pages} pages available")
 
-        self.blocked_on = detail
-        yield cb.front_event(n)
-        self.blocked_on = None
+        yield from self._block(cb.front_event(n), detail)
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.consumer.blocked_cycles += now - t
         self._stall(self._consumer_risc, cb.wait_front_stall, t, now)

@@ -548,14 +548,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._busy_producer += self._cb_check
         # free space only grows while the producer waits (free_pages() inline: the hot path)
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
-            # _sync_to(t), and _block below, inline: no generator of theirs per reserve that
-            # finds too few pages (the same events yielded)
-            t = self._t
-            if t > self.deadline:
-                self._check_deadline(t)
-            now = self.env._now
-            if t > now:
-                yield self.env.timeout(t - now)
+            yield from self._sync_to(self._t)
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = self.env._now  # env.now without the property call (once per blocked reserve)
@@ -563,9 +556,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             def detail() -> str:
                 return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-            self.blocked_on = detail
-            yield cb.reserve_event(n)
-            self.blocked_on = None
+            yield from self._block(cb.reserve_event(n), detail)
             now = self.env._now
             cb.stats.producer.blocked_cycles += now - start
             reason = cb.reserve_back_stall
@@ -974,8 +965,7 @@ class ComputeContext(EltwiseOps, KernelContext):
                 costs = self._tile_costs[key] = (self._reduce_cycles_per_phase * self._phases * num_faces / 4,)
             self._math(self._t, costs[0])
             if self.numerics:
-                cached = self._srca_reductions.get(pool)  # _srca_reduction's cache, looked up inline
-                self._row0[idst] = (self._srca_reduction(pool) if cached is None else cached)[1][idst]
+                self._row0[idst] = self._srca_reduction(pool)[1][idst]
                 self._dst_written.add(idst)
             return
         if not self.numerics:
