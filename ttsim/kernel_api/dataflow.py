@@ -74,7 +74,6 @@ class DataflowContext(KernelContext):
         self._state_size = 0
         self._state_l1: np.ndarray | None = None
         """The L1 bytes of the preloaded source node (None for a DRAM bank)."""
-        self._state_plan: ReadPlan | None = None
         self._state_reads: list[float] | None = None
         """Issue times of the ``*_with_state`` reads not booked on the NoC yet (None before
         ``*_set_state``): :meth:`_book_state_reads` books them before this kernel books anything
@@ -148,12 +147,16 @@ class DataflowContext(KernelContext):
             self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
         else:  # ... or a DRAM bank
             self.core.l1.write(dst_l1, self.device.memory_read(src_xy, src_addr, size))
+        land = self._noc.read_planned(self._plan_from(src_xy), size, t)
+        if land > self._reads_land:
+            self._reads_land = land
+
+    def _plan_from(self, src_xy: tuple[int, int]) -> ReadPlan:
+        """The NoC read plan from node ``src_xy`` to this core (made once per source)."""
         plan = self._read_plans.get(src_xy)
         if plan is None:
             plan = self._read_plans[src_xy] = self._noc.read_plan(self.noc_index, self.core.noc_xy, src_xy)
-        land = self._noc.read_planned(plan, size, t)
-        if land > self._reads_land:
-            self._reads_land = land
+        return plan
 
     def noc_async_read(self, src: NocAddr, dst_l1: int, size: int) -> None:
         """Start a read of ``size`` bytes from ``src`` into this core's L1 at ``dst_l1``."""
@@ -182,7 +185,6 @@ class DataflowContext(KernelContext):
         self._state_size = size
         source = self._cores_by_xy.get(self._state_src)
         self._state_l1 = source.l1.data if source is not None else None
-        self._state_plan = None
         self._state_reads = []
 
     def noc_async_read_one_packet_with_state(self, src_local_addr: int, dst_l1: int) -> None:
@@ -211,16 +213,8 @@ class DataflowContext(KernelContext):
 
     def _book_state_reads(self) -> None:
         """Book the ``*_with_state`` reads issued since the last booking (:attr:`_state_reads`)."""
-        plan = self._state_plan
-        if plan is None:  # the plan is made where the first read's booking made it
-            src_xy = self._state_src
-            plan = self._read_plans.get(src_xy)
-            if plan is None:
-                plan = self._noc.read_plan(self.noc_index, self.core.noc_xy, src_xy)
-                self._read_plans[src_xy] = plan
-            self._state_plan = plan
         reads = self._state_reads
-        land = self._noc.read_planned_many(plan, self._state_size, reads)
+        land = self._noc.read_planned_many(self._plan_from(self._state_src), self._state_size, reads)
         reads.clear()
         if land > self._reads_land:
             self._reads_land = land
