@@ -7,10 +7,9 @@ YAML fail loudly; YAML lists become tuples. :func:`load_config` turns every prob
 of a :class:`~ttsim.errors.ConfigurationError` that names the file, the dotted key and the value.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: pydantic would then compile and evaluate every
+# field's annotation string when each model class is built, a share of every run's start-up.
 import copy
-import difflib
 import os
 import reprlib
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -81,7 +80,7 @@ class ConvSpec(BaseModel):
     output_layout: OutputLayout = Field(default="tile", description="Layout of the output tensor.")
 
     @model_validator(mode="after")
-    def _check_shape(self) -> ConvSpec:
+    def _check_shape(self) -> "ConvSpec":
         """Reject convs with an empty output and block-float outputs that are not tiled."""
         dims = (("height", self.input_height, 0), ("width", self.input_width, 1))
         for dim, size, i in dims:
@@ -294,6 +293,8 @@ def _section_at(parts: list[str]) -> type[BaseModel] | None:
 def _unknown_key(parts: list[str]) -> str:
     """'unknown key 'a.b'' and the closest known key of that section (difflib), or its keys when
     none is close."""
+    import difflib  # only a mistyped key needs it: not imported on every run
+
     message = f"unknown key {'.'.join(parts)!r}"
     section = _section_at(parts[:-1])
     if section is None:

@@ -7,8 +7,8 @@ by ttsim to measured data, see docs/calibration.md). Nothing outside this module
 presets may hold a cycle constant (docs/calibration.md).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: pydantic would then compile and evaluate every
+# field's annotation string when each model class is built, a share of every run's start-up.
 import hashlib
 import os
 from importlib import resources
@@ -193,7 +193,7 @@ class DeviceSpec(_Section):
     risc: RiscSpec
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> DeviceSpec:
+    def _check_consistency(self) -> "DeviceSpec":
         """Reject a description whose sections contradict each other (see :func:`consistency_problems`)."""
         problems = list(consistency_problems(self))
         if problems:
