@@ -31,7 +31,6 @@ import heapq
 import itertools
 import os
 import pickle
-import signal
 import sys
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -143,6 +142,8 @@ def _split(device: Device, live: dict[simpy.Process, KernelContext],
     cores = sorted({context.core.logical for context in live.values()}, key=lambda c: (c[1], c[0]))
     if len(cores) < 2 or not hasattr(os, "fork"):
         return None
+    import signal  # only a split needs it (to kill its children if interrupted): not every run
+
     halves = (frozenset(cores[: len(cores) // 2]), frozenset(cores[len(cores) // 2:]))
     children = []
     sys.stdout.flush()
