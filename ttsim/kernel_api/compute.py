@@ -50,6 +50,15 @@ of the row one after another) a compute kernel keeps for reuse."""
 IN1_RUNS_KEPT = 64
 """Prepared in1 operands of matmul runs (the weights of a subblock column's inner-k steps, read
 again for every output block) a compute kernel keeps for reuse."""
+SHARED_IN1_RUNS_KEPT = 32
+"""Prepared in1 operands kept by their bytes for every core of the process (see
+:data:`_SHARED_IN1_RUNS`)."""
+_SHARED_IN1_RUNS: dict[tuple, tuple] = {}
+"""Prepared in1 operands of matmul runs by (role, format, tile bytes, steps, fidelity phases, the
+run's bytes), shared by every compute kernel of the process: a height-sharded conv sends every
+core the same weights, so each core's first run over a weight block would prepare what another
+core already did. Keyed by everything :meth:`ComputeContext._run_blocks` reads, so a hit is the
+operand it would return; its values are read-only."""
 
 
 try:  # the clip ufunc that np.clip and ndarray.clip end in (numpy 2: numpy._core; 1.26: numpy.core)
@@ -1064,7 +1073,8 @@ class ComputeContext(EltwiseOps, KernelContext):
 
         Kept in ``cache`` (at most ``capacity`` runs) while the tiles' L1 bytes are unchanged: a
         subblock row's in0 run serves every subblock of the row, an in1 run (the weights) every
-        output block. All the run's tiles are read, compared and decoded in one go."""
+        output block; an in1 run another core prepared from the same bytes is taken from
+        :data:`_SHARED_IN1_RUNS`. All the run's tiles are read, compared and decoded in one go."""
         size = cb.tile_bytes
         l1 = self._l1
         first = addresses[0]
@@ -1080,7 +1090,16 @@ class ComputeContext(EltwiseOps, KernelContext):
             return entry[1]
         if len(cache) >= capacity:
             cache.clear()
-        prepared = self._run_blocks(raw, cb, steps, n // steps, role)
+        if role == "in0":  # activations: each core's own, no other core prepares them
+            prepared = self._run_blocks(raw, cb, steps, n // steps, role)
+        else:
+            shared_key = (role, cb.data_format, size, steps, self._phases, current)
+            prepared = _SHARED_IN1_RUNS.get(shared_key)
+            if prepared is None:
+                prepared = self._run_blocks(raw, cb, steps, n // steps, role)
+                if len(_SHARED_IN1_RUNS) >= SHARED_IN1_RUNS_KEPT:
+                    _SHARED_IN1_RUNS.clear()
+                _SHARED_IN1_RUNS[shared_key] = prepared
         cache[key] = (current, prepared)
         return prepared
 
