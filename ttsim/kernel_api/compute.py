@@ -34,12 +34,13 @@ from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
-from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype, pack_tile,
-                           tilize, unpack_tile, unpack_tiles, untilize, decode_row_major, encode_row_major)
+from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype,
+                           pack_bfloat16_tiles, pack_tile, tilize, unpack_tile, unpack_tiles, untilize,
+                           decode_row_major, encode_row_major)
 from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_partials, dense_mvmul_plan, elwmul,
                        mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
-from ttsim.kernel_api.compute_eltwise import EltwiseOps
+from ttsim.kernel_api.compute_eltwise import EltwiseOps, ReluType
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
@@ -1282,13 +1283,25 @@ class ComputeContext(EltwiseOps, KernelContext):
         c = self._c
         if self._pending:  # L1 changes: the pending ops read the bytes of their call
             self._flush()
+        packed = None
         if self.numerics:
             elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
             width = block * 32
             address = cb.front_page_address(0)
             raw = self._l1[address : address + 32 * width * elem]
-            tiles = self._relu_stage(tilize(decode_row_major(raw, cb.data_format).reshape(32, width)))
-            packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
+            if cb.is_bf16 and self._relu_mode is ReluType.NO_RELU:
+                # bfloat16 rows: tilize their bit patterns and encode those (the same bytes)
+                packed = pack_bfloat16_tiles(tilize(raw.view(np.uint16).reshape(32, width)), out_cb.data_format)
+            else:
+                tiles = self._relu_stage(tilize(decode_row_major(raw, cb.data_format).reshape(32, width)))
+                if not out_cb.is_bf16:
+                    packed = pack_tile(tiles, out_cb.data_format)  # one encode per block
+        written = False
+        if packed is not None and packed.shape[1] == out_cb.page_size:
+            first = out_cb.back_page_address(self._pack_position.get(ocb, 0))
+            if first + packed.size <= out_cb.limit:  # the block's pages follow each other: one write
+                self._l1[first : first + packed.size] = packed.reshape(-1)
+                written = True
         for i in range(block):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)
             self._math(ready, c.datacopy_tile_cycles.value)
@@ -1298,13 +1311,13 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._pack(c.pack_tilize_tile_cycles.value)
             position = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = position + 1
-            if not self.numerics:
+            if not self.numerics or written:
                 continue
             address = out_cb.back_page_address(position)
-            if out_cb.is_bf16:
-                self._write_values(address, tiles[i], out_cb, pack_tile)
-            else:
+            if packed is not None:
                 self._l1[address : address + packed[i].size] = packed[i]
+            elif out_cb.is_bf16:
+                self._write_values(address, tiles[i], out_cb, pack_tile)
 
     fast_tilize_block = tilize_block
     """``fast_tilize_block(icb, block, ocb)`` (compute_kernel_api/tilize.h), costed as
