@@ -1083,7 +1083,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         if addresses[-1] - first == (n - 1) * size and addresses == list(range(first, first + n * size, size)):
             raw = l1[first : first + n * size]
         else:
-            raw = np.concatenate([l1[a : a + size] for a in addresses])
+            raw = self._gather_tiles(addresses, steps, size)
         key = (role, cb.data_format, tuple(addresses))
         current = raw.tobytes()
         entry = cache.get(key)
@@ -1103,6 +1103,24 @@ class ComputeContext(EltwiseOps, KernelContext):
                 _SHARED_IN1_RUNS[shared_key] = prepared
         cache[key] = (current, prepared)
         return prepared
+
+    def _gather_tiles(self, addresses: list[int], steps: int, size: int) -> np.ndarray:
+        """The bytes of the ``size``-byte tiles at ``addresses`` (``steps`` equal groups), in order,
+        as one new uint8 array: one strided view of L1 copied once when each group is consecutive
+        tiles and the groups are equally spaced (a subblock column's weights, ``in1_block_w``
+        tiles apart from one inner-k step to the next), else one slice per tile."""
+        l1 = self._l1
+        first = addresses[0]
+        per_step = len(addresses) // steps
+        if steps > 1 and per_step * steps == len(addresses):
+            stride = addresses[per_step] - first
+            if stride > 0 and addresses == [first + s * stride + w * size for s in range(steps)
+                                            for w in range(per_step)]:
+                span = (steps - 1) * stride + per_step * size
+                rows = np.lib.stride_tricks.as_strided(l1[first : first + span], (steps, per_step * size),
+                                                       (stride, 1), writeable=False)
+                return np.ascontiguousarray(rows).reshape(-1)
+        return np.concatenate([l1[a : a + size] for a in addresses])
 
     def _run_blocks(self, raw: np.ndarray, cb: CircularBuffer, steps: int, per_step: int, role: str) -> tuple:
         """MVMUL operands of ``steps`` x ``per_step`` tiles whose bytes are ``raw``: every fidelity
