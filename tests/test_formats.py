@@ -549,3 +549,33 @@ def test_bfp8_unpack_of_one_tile_equals_the_general_path() -> None:
         strided = np.repeat(tiles[5], 2)[::2]
         np.testing.assert_array_equal(unpack_tile(strided, DataFormat.BFLOAT8_B).view(np.uint32),
                                       batch[5].view(np.uint32))
+
+
+def test_pack_bfloat16_tiles_equals_pack_tile_of_the_values() -> None:
+    """``pack_bfloat16_tiles`` (tilize_block's bfloat16 rows) gives the bytes ``pack_tile`` gives
+    the float32 values of the same bits, for bfloat8_b (every shared exponent, random patterns
+    with NaN, inf, subnormals and -0, zero and sparse tiles), bfloat16 (with and without NaNs of
+    any payload) and float32."""
+    from ttsim.formats import bfloat16_to_float32, pack_bfloat16_tiles
+
+    rng = np.random.default_rng(13)
+    exponents = bfp8_blocks_per_shared_exponent(rng).view(np.uint32) >> 16
+    exponents = exponents[: exponents.shape[0] // 64 * 64].reshape(-1, TILE_ELEMENTS)
+    patterns = rng.integers(0, 1 << 16, (8, TILE_ELEMENTS), dtype=np.uint32)
+    finite = patterns[(patterns & 0x7F80) != 0x7F80].reshape(-1)[: 4 * TILE_ELEMENTS].reshape(4, -1)
+    zeros = np.zeros((3, TILE_ELEMENTS), np.uint32)
+    zeros[1, ::7] = 0x8000  # -0
+    sparse = np.zeros((80, TILE_ELEMENTS), np.uint32)  # from 2^16 values _bfp8_encode skips zero blocks
+    sparse.reshape(-1)[rng.integers(0, sparse.size, 300)] = patterns.reshape(-1)[:300]
+    cases = [exponents, patterns, finite, zeros, sparse, patterns[:1], finite[:1]]
+    for bits in cases:
+        bits = bits.astype(np.uint16)
+        values = bfloat16_to_float32(bits)
+        for fmt in (DataFormat.BFLOAT8_B, DataFormat.BFLOAT16, DataFormat.FLOAT32):
+            with np.errstate(invalid="ignore"):
+                expected = pack_tile(values, fmt)
+                packed = pack_bfloat16_tiles(bits, fmt)
+            assert packed.dtype == np.uint8 and packed.shape == expected.shape, fmt
+            np.testing.assert_array_equal(packed, expected, err_msg=str(fmt))
+    with pytest.raises(ValueError):
+        pack_bfloat16_tiles(np.zeros(TILE_ELEMENTS, np.uint16), DataFormat.BFLOAT8_B)

@@ -449,3 +449,28 @@ def test_float32_activations_equal_the_reference(name: str) -> None:
         got = FLOAT32_ACTIVATIONS[name](x)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_matmul_run_tiles_gathered_as_one_slice_per_tile() -> None:
+    """``ComputeContext._gather_tiles`` (a run's in1 tiles: equal groups of consecutive tiles,
+    equally spaced) returns the bytes of one slice per tile in order, for that pattern, groups of
+    one tile, irregular addresses (the per-tile fallback) and tiles ending at the end of L1."""
+    from types import SimpleNamespace
+
+    from ttsim.kernel_api.compute import ComputeContext
+
+    l1 = np.random.default_rng(14).integers(0, 256, 20000, dtype=np.uint8)
+    ctx = SimpleNamespace(_l1=l1)
+    size = 40
+    cases = [
+        ([100 + s * 500 + w * size for s in range(7) for w in range(3)], 7),  # 7 steps x 3 tiles
+        ([300 + s * 120 for s in range(5)], 5),  # one tile per step
+        ([10, 50, 90, 900, 940, 1000], 2),  # second group not consecutive
+        ([5, 900, 45], 3),  # irregular spacing
+        ([l1.size - 3 * size, l1.size - 2 * size, l1.size - size], 3),  # the last tiles of L1
+    ]
+    for addresses, steps in cases:
+        gathered = ComputeContext._gather_tiles(ctx, addresses, steps, size)
+        expected = np.concatenate([l1[a : a + size] for a in addresses])
+        assert gathered.dtype == np.uint8 and gathered.flags.c_contiguous
+        np.testing.assert_array_equal(gathered, expected)

@@ -67,6 +67,7 @@ __all__ = [
     "bfloat16_to_float32",
     "round_to_bfloat16",
     "pack_tile",
+    "pack_bfloat16_tiles",
     "unpack_tile",
     "unpack_tiles",
     "encode_row_major",
@@ -291,7 +292,13 @@ def _bfp8_encode_blocks(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (:data:`_BFP8_SUBTRAHEND`'s odd entries) are encoded again by the general formula: there a
     flushed subnormal or an inf/NaN would look up the entry of a finite normal value.
     """
-    half = blocks.astype(bfloat16_dtype()).view(np.uint16)
+    return _bfp8_encode_half(blocks.astype(bfloat16_dtype()).view(np.uint16), blocks)
+
+
+def _bfp8_encode_half(half: np.ndarray, blocks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_bfp8_encode_blocks` of the values whose bfloat16 bit patterns are uint16
+    ``[n_blocks, 16]`` ``half``: ``blocks`` their float32 values, which the general formula
+    encodes (None: values that are bfloat16 already, whose float32 form is ``half`` shifted up)."""
     # The per-block maximum of the bit patterns with the sign shifted out has the block's
     # largest biased exponent in its high byte. Reducing the 16 values of a block is cheaper over
     # the rows of a transposed copy than along each short row (about 2.5x, measured).
@@ -305,7 +312,8 @@ def _bfp8_encode_blocks(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     code = np.take(_BFP8_CODE, index, mode="clip")  # every uint16 index is in range
     if np.bitwise_or.reduce(subtrahend) & 1:
         general = (subtrahend & 1).astype(bool)
-        shared[general], code[general] = _bfp8_encode_blocks_general(blocks[general])
+        chosen = bfloat16_to_float32(half[general]) if blocks is None else blocks[general]
+        shared[general], code[general] = _bfp8_encode_blocks_general(chosen)
     return shared, code
 
 
@@ -459,6 +467,28 @@ def pack_tile(values: np.ndarray, fmt: DataFormat) -> np.ndarray:
         )
         return packed.reshape(*lead, _TILE_SIZE_BYTES[fmt])
     return encode_row_major(values, fmt).reshape(*lead, _TILE_SIZE_BYTES[fmt])
+
+
+def pack_bfloat16_tiles(bits: np.ndarray, fmt: DataFormat) -> np.ndarray:
+    """:func:`pack_tile` of the values whose bfloat16 bit patterns are uint16 ``[n, 1024]``
+    ``bits`` (storage order), without forming their float32 values: tilizing bfloat16 rows
+    (``tilize_block``) moves bit patterns, and the float32 values would only be cast back to them.
+
+    The same bytes as ``pack_tile(bfloat16_to_float32(bits), fmt)`` (tested): bfloat8_b encodes
+    from the bfloat16 bits :func:`_bfp8_encode_blocks` would cast back (exactly these: a bfloat16
+    value rounds to itself; a NaN only sends its block to the general formula, which gets the
+    float32 values), and every block is encoded as on its own, as for any size (the zero and sparse
+    shortcuts of :func:`_bfp8_encode` give the same bytes). bfloat16 bytes are the bits themselves
+    but where a NaN is (the cast makes it the quiet NaN of its sign); other formats take the values.
+    """
+    if bits.ndim != 2 or bits.shape[1] != TILE_ELEMENTS:
+        raise ValueError(f"pack_bfloat16_tiles expects [n, 1024] bits, got {list(bits.shape)}")
+    if fmt is DataFormat.BFLOAT8_B:
+        shared, code = _bfp8_encode_half(bits.reshape(-1, _BFP_BLOCK), None)
+        return np.concatenate((shared.reshape(-1, _BFP8_EXP_BYTES), code.reshape(-1, TILE_ELEMENTS)), axis=1)
+    if fmt is DataFormat.BFLOAT16 and not (np.bitwise_and(bits, 0x7FFF) > 0x7F80).any():
+        return np.ascontiguousarray(bits).view(np.uint8)
+    return pack_tile(bfloat16_to_float32(bits), fmt)
 
 
 def unpack_tile(data: np.ndarray | bytes | bytearray | memoryview, fmt: DataFormat) -> np.ndarray:

@@ -34,12 +34,13 @@ from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
-from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype, pack_tile,
-                           tilize, unpack_tile, unpack_tiles, untilize, decode_row_major, encode_row_major)
+from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype,
+                           pack_bfloat16_tiles, pack_tile, tilize, unpack_tile, unpack_tiles, untilize,
+                           decode_row_major, encode_row_major)
 from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_partials, dense_mvmul_plan, elwmul,
                        mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
-from ttsim.kernel_api.compute_eltwise import EltwiseOps
+from ttsim.kernel_api.compute_eltwise import EltwiseOps, ReluType
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
@@ -50,6 +51,15 @@ of the row one after another) a compute kernel keeps for reuse."""
 IN1_RUNS_KEPT = 64
 """Prepared in1 operands of matmul runs (the weights of a subblock column's inner-k steps, read
 again for every output block) a compute kernel keeps for reuse."""
+SHARED_IN1_RUNS_KEPT = 32
+"""Prepared in1 operands kept by their bytes for every core of the process (see
+:data:`_SHARED_IN1_RUNS`)."""
+_SHARED_IN1_RUNS: dict[tuple, tuple] = {}
+"""Prepared in1 operands of matmul runs by (role, format, tile bytes, steps, fidelity phases, the
+run's bytes), shared by every compute kernel of the process: a height-sharded conv sends every
+core the same weights, so each core's first run over a weight block would prepare what another
+core already did. Keyed by everything :meth:`ComputeContext._run_blocks` reads, so a hit is the
+operand it would return; its values are read-only."""
 
 
 try:  # the clip ufunc that np.clip and ndarray.clip end in (numpy 2: numpy._core; 1.26: numpy.core)
@@ -1064,7 +1074,8 @@ class ComputeContext(EltwiseOps, KernelContext):
 
         Kept in ``cache`` (at most ``capacity`` runs) while the tiles' L1 bytes are unchanged: a
         subblock row's in0 run serves every subblock of the row, an in1 run (the weights) every
-        output block. All the run's tiles are read, compared and decoded in one go."""
+        output block; an in1 run another core prepared from the same bytes is taken from
+        :data:`_SHARED_IN1_RUNS`. All the run's tiles are read, compared and decoded in one go."""
         size = cb.tile_bytes
         l1 = self._l1
         first = addresses[0]
@@ -1072,7 +1083,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         if addresses[-1] - first == (n - 1) * size and addresses == list(range(first, first + n * size, size)):
             raw = l1[first : first + n * size]
         else:
-            raw = np.concatenate([l1[a : a + size] for a in addresses])
+            raw = self._gather_tiles(addresses, steps, size)
         key = (role, cb.data_format, tuple(addresses))
         current = raw.tobytes()
         entry = cache.get(key)
@@ -1080,9 +1091,36 @@ class ComputeContext(EltwiseOps, KernelContext):
             return entry[1]
         if len(cache) >= capacity:
             cache.clear()
-        prepared = self._run_blocks(raw, cb, steps, n // steps, role)
+        if role == "in0":  # activations: each core's own, no other core prepares them
+            prepared = self._run_blocks(raw, cb, steps, n // steps, role)
+        else:
+            shared_key = (role, cb.data_format, size, steps, self._phases, current)
+            prepared = _SHARED_IN1_RUNS.get(shared_key)
+            if prepared is None:
+                prepared = self._run_blocks(raw, cb, steps, n // steps, role)
+                if len(_SHARED_IN1_RUNS) >= SHARED_IN1_RUNS_KEPT:
+                    _SHARED_IN1_RUNS.clear()
+                _SHARED_IN1_RUNS[shared_key] = prepared
         cache[key] = (current, prepared)
         return prepared
+
+    def _gather_tiles(self, addresses: list[int], steps: int, size: int) -> np.ndarray:
+        """The bytes of the ``size``-byte tiles at ``addresses`` (``steps`` equal groups), in order,
+        as one new uint8 array: one strided view of L1 copied once when each group is consecutive
+        tiles and the groups are equally spaced (a subblock column's weights, ``in1_block_w``
+        tiles apart from one inner-k step to the next), else one slice per tile."""
+        l1 = self._l1
+        first = addresses[0]
+        per_step = len(addresses) // steps
+        if steps > 1 and per_step * steps == len(addresses):
+            stride = addresses[per_step] - first
+            if stride > 0 and addresses == [first + s * stride + w * size for s in range(steps)
+                                            for w in range(per_step)]:
+                span = (steps - 1) * stride + per_step * size
+                rows = np.lib.stride_tricks.as_strided(l1[first : first + span], (steps, per_step * size),
+                                                       (stride, 1), writeable=False)
+                return np.ascontiguousarray(rows).reshape(-1)
+        return np.concatenate([l1[a : a + size] for a in addresses])
 
     def _run_blocks(self, raw: np.ndarray, cb: CircularBuffer, steps: int, per_step: int, role: str) -> tuple:
         """MVMUL operands of ``steps`` x ``per_step`` tiles whose bytes are ``raw``: every fidelity
@@ -1263,13 +1301,25 @@ class ComputeContext(EltwiseOps, KernelContext):
         c = self._c
         if self._pending:  # L1 changes: the pending ops read the bytes of their call
             self._flush()
+        packed = None
         if self.numerics:
             elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
             width = block * 32
             address = cb.front_page_address(0)
             raw = self._l1[address : address + 32 * width * elem]
-            tiles = self._relu_stage(tilize(decode_row_major(raw, cb.data_format).reshape(32, width)))
-            packed = tiles if out_cb.is_bf16 else pack_tile(tiles, out_cb.data_format)  # one encode per block
+            if cb.is_bf16 and self._relu_mode is ReluType.NO_RELU:
+                # bfloat16 rows: tilize their bit patterns and encode those (the same bytes)
+                packed = pack_bfloat16_tiles(tilize(raw.view(np.uint16).reshape(32, width)), out_cb.data_format)
+            else:
+                tiles = self._relu_stage(tilize(decode_row_major(raw, cb.data_format).reshape(32, width)))
+                if not out_cb.is_bf16:
+                    packed = pack_tile(tiles, out_cb.data_format)  # one encode per block
+        written = False
+        if packed is not None and packed.shape[1] == out_cb.page_size:
+            first = out_cb.back_page_address(self._pack_position.get(ocb, 0))
+            if first + packed.size <= out_cb.limit:  # the block's pages follow each other: one write
+                self._l1[first : first + packed.size] = packed.reshape(-1)
+                written = True
         for i in range(block):
             ready = self._unpack(c.unpack_tilize_tile_cycles.value)
             self._math(ready, c.datacopy_tile_cycles.value)
@@ -1279,13 +1329,13 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._pack(c.pack_tilize_tile_cycles.value)
             position = self._pack_position.get(ocb, 0)
             self._pack_position[ocb] = position + 1
-            if not self.numerics:
+            if not self.numerics or written:
                 continue
             address = out_cb.back_page_address(position)
-            if out_cb.is_bf16:
-                self._write_values(address, tiles[i], out_cb, pack_tile)
-            else:
+            if packed is not None:
                 self._l1[address : address + packed[i].size] = packed[i]
+            elif out_cb.is_bf16:
+                self._write_values(address, tiles[i], out_cb, pack_tile)
 
     fast_tilize_block = tilize_block
     """``fast_tilize_block(icb, block, ocb)`` (compute_kernel_api/tilize.h), costed as
