@@ -11,18 +11,20 @@ packed to float32 CBs (exact copies of DST), so every DST bit is compared.
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
 from ttsim.formats import (_BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _BFP8_SPARSE_MIN,
                            _bfp8_decode, _bfp8_encode, _bfp8_encode_blocks)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, dense_mvmul_plan, elwmul, mvmul, mvmul_accumulate, mvmul_plan,
-                       mvmul_sums, round_dst, srca_part, srcb_part)
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column_sum_partials, dense_mvmul_plan,
+                       elwmul, mvmul, mvmul_accumulate, mvmul_plan, mvmul_sums, round_dst, srca_part, srcb_part,
+                       zero_groups)
 from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
 
-from test_compute_ops import A, B, BF16, OUT, random_tiles, run_compute, tiles_cb
+from test_compute_ops import A, B, BF16, OUT, CBData, random_tiles, run_compute, tiles_cb
 
 F32 = DataFormat.FLOAT32
 BF8 = DataFormat.BFLOAT8_B
@@ -474,3 +476,130 @@ def test_matmul_run_tiles_gathered_as_one_slice_per_tile() -> None:
         expected = np.concatenate([l1[a : a + size] for a in addresses])
         assert gathered.dtype == np.uint8 and gathered.flags.c_contiguous
         np.testing.assert_array_equal(gathered, expected)
+
+
+def _edge_rows(rows: int, cols: int, seed: int) -> np.ndarray:
+    """bfloat16-exact rows of spread magnitudes with the edge values a column sum meets: signed
+    zeros, infinities of both signs, NaN, subnormals, the largest finite values."""
+    x = _mixed_tiles(1 + rows * cols // 1024, seed).reshape(-1)[: rows * cols].reshape(rows, cols)
+    rng = np.random.default_rng(seed)
+    edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40, 9.2e-41, -3.4e38, 3.4e38],
+                     dtype=np.float32)
+    pick = rng.random((rows, cols)) < 0.08
+    x[pick] = rng.choice(edges, int(pick.sum()))
+    x[:, : cols // 4] = -0.0  # columns of negative zeros only (their sums are +0)
+    return round_dst(x, True)
+
+
+@pytest.mark.parametrize("fidelity", ["LoFi", "HiFi2", "HiFi3", "HiFi4"])
+@pytest.mark.parametrize("scalar", [1.0, 2.0, 0.3, -1.0, 0.0, -0.0, 1e-40, np.inf, np.nan])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf, inf * 0 and the NaN casts
+def test_column_sums_of_the_nonzero_rows_equal_the_sums_of_all_rows(fidelity: str, scalar: float) -> None:
+    """column_sum_partials with rows zero_from.. known zero, and accumulate_from_zero adding the
+    +0 partials zero_groups names as + 0: the bits of summing every row and the DST chain
+    R(R(p0) + p1)... (accumulate, then round_dst), for window heights 0..32."""
+    phases = FIDELITY_PHASES[fidelity]
+    b = np.float32(scalar)
+    for zero_from in (0, 1, 9, 15, 16, 17, 25, 31, 32):
+        rows = _edge_rows(32, 96, 140 + zero_from)
+        rows[zero_from:] = 0.0
+        rows[zero_from:, ::3] = -0.0
+        full = column_sum_partials(rows, b, phases)
+        fast = column_sum_partials(rows, b, phases, zero_from)
+        np.testing.assert_array_equal(fast.view(np.uint32), full.view(np.uint32))
+        for dst_bf16 in (True, False):
+            chain = round_dst(accumulate(round_dst(full[0], dst_bf16), full[1:], dst_bf16), dst_bf16)
+            got = accumulate_from_zero(fast, dst_bf16, zero_groups(32, phases, float(b), zero_from))
+            np.testing.assert_array_equal(got.view(np.uint32), chain.view(np.uint32))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN patterns cast to bfloat16
+def test_dst_rounding_leaves_its_own_results_and_their_sum_with_zero() -> None:
+    """accumulate_from_zero's premise on every bfloat16 bit pattern w (every float32 round_dst
+    returns is one): R(R(w)) = R(w) and R(R(w) + 0) = R(w) + 0."""
+    w = (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32)
+    r = round_dst(w, True)
+    np.testing.assert_array_equal(round_dst(r, True).view(np.uint32), r.view(np.uint32))
+    v = r + np.float32(0.0)
+    np.testing.assert_array_equal(round_dst(v, True).view(np.uint32), v.view(np.uint32))
+
+
+@pytest.mark.parametrize("rows, ntiles, fidelity", [(9, 5, "LoFi"), (9, 3, "HiFi4"), (25, 2, "HiFi2"),
+                                                    (1, 8, "LoFi"), (16, 4, "HiFi3")])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf and the NaN casts
+def test_reduce_tile_math_of_a_short_window_equals_reducing_all_of_srca(rows: int, ntiles: int,
+                                                                         fidelity: str) -> None:
+    """A window of ``rows`` rows tilized into srcA after a wider, taller one (stale srcA columns
+    past the block), reduced by reduce_tile_math into a zero DST row and into a written one,
+    then one tile past the block: every DST bit as column_sum_partials over all 32 rows of the
+    tile, added to DST by the chain of rounded accumulations."""
+    phases = FIDELITY_PHASES[fidelity]
+    width = ntiles * 32
+    data = _edge_rows(rows, width, 150 + rows)
+    wide = _edge_rows(32, 8 * 32, 151)
+    page = 32 * 8 * 32 * 2
+    raw = np.zeros(2 * page, dtype=np.uint8)
+    raw[: wide.size * 2] = wide.astype(ml_dtypes.bfloat16).view(np.uint8).reshape(-1)
+    raw[page : page + data.size * 2] = data.astype(ml_dtypes.bfloat16).view(np.uint8).reshape(-1)
+    scalar = np.full((1, 1024), 0.5, dtype=np.float32)
+    num_faces, face_r_dim = (2, rows) if rows <= 16 else (4, 16)
+    stale = ntiles  # past the block: srcA still holds the wide tilize's columns there
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(B, 1)
+        yield from ctx.cb_reserve_back(OUT, 8)
+        ctx.unpack_tilizeA_B_init(A, B, 8)
+        yield from ctx.cb_wait_front(A, 1)
+        ctx.tile_regs_acquire()
+        ctx.unpack_tilizeA_B_block(A, B, 8, 0, 4, 16)
+        for t in range(8):
+            ctx.reduce_tile_math(t)  # DST rows 0 written: the second reduce accumulates
+        ctx.cb_pop_front(A, 1)
+        ctx.unpack_tilizeA_B_init(A, B, ntiles)
+        yield from ctx.cb_wait_front(A, 1)
+        ctx.unpack_tilizeA_B_block(A, B, ntiles, 0, num_faces, face_r_dim)
+        for t in range(ntiles // 2):
+            ctx.reduce_tile_math(t)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        for t in range(8):
+            ctx.pack_tile(t, OUT)
+        ctx.tile_regs_release()
+        ctx.tile_regs_acquire()
+        for t in range(ntiles):
+            ctx.reduce_tile_math(t)
+        if stale < 8:
+            ctx.reduce_tile_math(stale)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        for t in range(8):
+            ctx.pack_tile(t, OUT + 1)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 8)
+
+    run = run_compute(kernel, {A: CBData(BF16, raw.reshape(2, page)), B: tiles_cb(scalar)},
+                      {OUT: (F32, 4096, 8), OUT + 1: (F32, 4096, 8)}, math_fidelity=fidelity)
+    first = np.array([untilize(t[None])[0] for t in _out_values(run, 8)])  # [tile, 32]: row 0
+    second = np.array([untilize(t[None])[0] for t in unpack_tile(run.outputs[OUT + 1].reshape(8, -1), F32)])
+    b = np.float32(0.5)
+
+    def tile_partials(block: np.ndarray, t: int) -> np.ndarray:
+        return column_sum_partials(block[:, t * 32 : (t + 1) * 32], b, phases)
+
+    srca = np.zeros((32, 8 * 32), dtype=np.float32)
+    srca[:] = wide
+    srca[:, :width] = 0.0
+    srca[:rows, :width] = data
+    for t in range(8):
+        wide_row = round_dst(accumulate(round_dst(tile_partials(wide, t)[0], True), tile_partials(wide, t)[1:], True), True)
+        if t < ntiles // 2:  # into the row the wide reduce wrote
+            want = round_dst(accumulate(wide_row, tile_partials(srca, t), True), True)
+        else:
+            want = wide_row
+        np.testing.assert_array_equal(first[t].view(np.uint32), want.view(np.uint32))
+        if t < ntiles or t == stale:
+            p = tile_partials(srca, t)
+            want = round_dst(accumulate(round_dst(p[0], True), p[1:], True), True)
+        else:
+            want = np.zeros(32, np.float32)
+        np.testing.assert_array_equal(second[t].view(np.uint32), want.view(np.uint32))

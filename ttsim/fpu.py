@@ -137,7 +137,8 @@ def mvmul(dst: np.ndarray | None, srcb: np.ndarray, srca: np.ndarray, phases: in
     return acc
 
 
-def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int) -> np.ndarray:
+def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int,
+                        zero_from: int | None = None) -> np.ndarray:
     """GAPOOL column reduce of ``srca`` [R, C] (float32, R a multiple of 16) by ``scalar``
     (SrcB): returns [phases * R / 16, C] float32 partial sums, one per GAPOOL in DST order
     (phase-major, then 16-row groups top first), each the exact sum of its 16 products rounded
@@ -146,19 +147,58 @@ def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int) -> np
     A scalar part that is a power of two (the pool kernels' 1.0) scales every product exactly,
     so the sum is scaled once instead of each product: the same float32 result (and a part of
     1.0 leaves the sum as it is).
+
+    ``zero_from``: the caller knows rows ``zero_from``.. are zero (a 3x3 pool window fills 9 of
+    srcA's 32 rows). Where every scalar part is finite they are not summed, with the same
+    result: a zero row's products are +-0 (0 * finite), and adding +-0 to a partial sum s
+    leaves s (a NaN too) except for the sign of a zero s, which the final + 0 of
+    :func:`exact_sum` makes +0 either way; a group of zero rows is +0 without a sum
+    (:func:`zero_groups` says which). An infinite or NaN part makes 0 * part NaN: every row is
+    summed then.
     """
     rows, cols = srca.shape
     groups = rows // REDUCE_ROWS_PER_INSTRUCTION
+    scalar_parts = _scalar_parts(float(scalar), phases)
+    live = rows if zero_from is None or not _finite_parts(float(scalar), phases) else min(rows, zero_from)
+    if live < rows:
+        partials = np.zeros((phases * groups, cols), dtype=np.float32)
+        step = REDUCE_ROWS_PER_INSTRUCTION
+        for phase, (b, power_of_two) in enumerate(scalar_parts):
+            for g in range(-(-live // step)):
+                a = srca_part(srca[g * step : min(live, (g + 1) * step)], phase)
+                partials[phase * groups + g] = _scaled_sum(a, b, power_of_two, 0)
+        return partials
     parts = []
-    for phase, (b, power_of_two) in enumerate(_scalar_parts(float(scalar), phases)):
+    for phase, (b, power_of_two) in enumerate(scalar_parts):
         a = srca_part(srca, phase).reshape(groups, REDUCE_ROWS_PER_INSTRUCTION, cols)
-        if not power_of_two:
-            parts.append(exact_sum(a * b, axis=1))
-        elif b == 1.0:
-            parts.append(exact_sum(a, axis=1))
-        else:  # exact scaling; + 0: a zero part's products sum to +0
-            parts.append(exact_sum(a, axis=1) * b + np.float32(0.0))
+        parts.append(_scaled_sum(a, b, power_of_two, 1))
     return parts[0] if phases == 1 else np.concatenate(parts)
+
+
+@functools.lru_cache(maxsize=256)
+def zero_groups(rows: int, phases: int, scalar: float, zero_from: int | None) -> tuple[bool, ...]:
+    """Per partial of :func:`column_sum_partials` on ``rows`` rows with rows ``zero_from``.. known
+    zero: whether it is +0 without a sum (its 16 rows all zero and every scalar part finite)."""
+    groups = rows // REDUCE_ROWS_PER_INSTRUCTION
+    if zero_from is None or not _finite_parts(scalar, phases):
+        return (False,) * (phases * groups)
+    live = -(-zero_from // REDUCE_ROWS_PER_INSTRUCTION)
+    return tuple(g >= live for _ in range(phases) for g in range(groups))
+
+
+def _scaled_sum(a: np.ndarray, b: np.float32, power_of_two: bool, axis: int) -> np.ndarray:
+    """The exact sums along ``axis`` of the SrcA part ``a`` times the SrcB part ``b``."""
+    if not power_of_two:
+        return exact_sum(a * b, axis=axis)
+    if b == 1.0:
+        return exact_sum(a, axis=axis)
+    return exact_sum(a, axis=axis) * b + np.float32(0.0)  # exact scaling; + 0: a zero part's products sum to +0
+
+
+@functools.lru_cache(maxsize=64)
+def _finite_parts(scalar: float, phases: int) -> bool:
+    """Every SrcB part of the float32 ``scalar`` in ``phases`` phases is finite."""
+    return all(bool(np.isfinite(b)) for b, _ in _scalar_parts(scalar, phases))
 
 
 @functools.lru_cache(maxsize=64)
@@ -182,6 +222,23 @@ def accumulate(dst: np.ndarray, partials: np.ndarray, dst_bf16: bool) -> np.ndar
         acc = acc + part
         if i < last:
             acc = round_dst(acc, dst_bf16)
+    return acc
+
+
+def accumulate_from_zero(partials: np.ndarray, dst_bf16: bool, zero: tuple[bool, ...] = ()) -> np.ndarray:
+    """A zero DST row after adding each of ``partials`` [k, ...] in order, DST rounded after
+    each: R(...R(R(p0) + p1)... + p[k-1]) with R = :func:`round_dst`.
+
+    ``zero[i]``: partial i is known to be +0 (:func:`zero_groups`); it is added as ``+ 0``
+    without the rounding, the same values: R returns bfloat16 values and one quiet NaN per
+    sign, v + 0 of such a v is one too, and R leaves them as they are (R(v + 0) = v + 0;
+    tests/test_fpu.py checks it on all 65536 bfloat16 bit patterns)."""
+    acc = round_dst(partials[0], dst_bf16)
+    for i in range(1, len(partials)):
+        if i < len(zero) and zero[i]:
+            acc = acc + np.float32(0.0)
+        else:
+            acc = round_dst(acc + partials[i], dst_bf16)
     return acc
 
 

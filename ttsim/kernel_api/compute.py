@@ -37,8 +37,8 @@ from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype,
                            pack_bfloat16_tiles, pack_tile, tilize, unpack_tile, unpack_tiles, untilize,
                            decode_row_major, encode_row_major)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_partials, dense_mvmul_plan, elwmul,
-                       mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_part)
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column_sum_partials, dense_mvmul_plan,
+                       elwmul, mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_part, zero_groups)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import EltwiseOps, ReluType
 from ttsim.numerics import ACTIVATIONS
@@ -84,16 +84,17 @@ same numpy call (gelu's ``erf`` series runs until every element converged), so s
 may be computed in one call (tested)."""
 
 
-def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int) -> np.ndarray:
+def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int,
+                    zero_from: int | None = None) -> np.ndarray:
     """Column reduce of ``rows`` [32, 32 * n] (n tiles side by side) by ``scalar``, per
     accumulation into DST: returns [k, n, 2, 16] (each tile's reduced row split in face order).
 
-    ``sum`` is GAPOOL (:func:`ttsim.fpu.column_sum_partials`): k = 2 * ``phases`` partial sums of
-    16 rows, added to DST in order. ``max`` is GMPOOL (no multiplier, k = 1): the column maxima
-    times ``scalar``.
+    ``sum`` is GAPOOL (:func:`ttsim.fpu.column_sum_partials`, rows ``zero_from``.. known zero):
+    k = 2 * ``phases`` partial sums of 16 rows, added to DST in order. ``max`` is GMPOOL (no
+    multiplier, k = 1): the column maxima times ``scalar``.
     """
     if pool == "sum":
-        reduced = column_sum_partials(rows, scalar, phases)
+        reduced = column_sum_partials(rows, scalar, phases, zero_from)
     else:
         reduced = rows.max(axis=0, keepdims=True) * scalar
     return reduced.reshape(reduced.shape[0], -1, 2, FACE_W)
@@ -975,26 +976,35 @@ class ComputeContext(EltwiseOps, KernelContext):
                 costs = self._tile_costs[key] = (self._reduce_cycles_per_phase * self._phases * num_faces / 4,)
             self._math(self._t, costs[0])
             if self.numerics:
-                self._row0[idst] = self._srca_reduction(pool)[1][idst]
+                self._row0[idst] = self._srca_reduction(pool, idst)[1][idst]
                 self._dst_written.add(idst)
             return
         if not self.numerics:
             self._accumulate_row0(None, None, idst, pool, self._t, num_faces)
             return
-        reduced, from_zero = self._srca_reduction(pool)
+        reduced, from_zero = self._srca_reduction(pool, idst)
         self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
 
-    def _srca_reduction(self, pool: str) -> tuple[np.ndarray, np.ndarray]:
-        """Every srcA tile column-reduced (:func:`_reduce_columns`, [k, tiles, 2, 16]) and the
-        sum's result on a zero DST row ([tiles, 2, 16], in the DST format), computed once per
-        unpack: a few numpy calls per unpack, not per tile."""
+    def _srca_reduction(self, pool: str, idst: int) -> tuple[np.ndarray, np.ndarray]:
+        """srcA tiles column-reduced (:func:`_reduce_columns`, [k, tiles, 2, 16]) and the sum's
+        result on a zero DST row ([tiles, 2, 16], in the DST format), computed once per unpack
+        for tile ``idst`` and its neighbours: a few numpy calls per unpack, not per tile.
+
+        A sum reduces the tiles the last tilize wrote (those before ``idst`` too), their rows
+        past its valid ones known zero (:attr:`_srca_zero`; a 3x3 window sums 9 rows of 32,
+        exact as :func:`ttsim.fpu.column_sum_partials` and
+        :func:`ttsim.fpu.accumulate_from_zero` say); a tile past them, and a max, reduce all of
+        srcA."""
         cached = self._srca_reductions.get(pool)
-        if cached is None:
-            reduced = _reduce_columns(self._srca, self._scalar, pool, self._phases)
-            from_zero = reduced[0] if len(reduced) == 1 else accumulate(
-                round_dst(reduced[0], self._dst_bf16), reduced[1:], self._dst_bf16)
-            cached = (reduced, round_dst(from_zero, self._dst_bf16))
-            self._srca_reductions[pool] = cached
+        if cached is not None and idst < len(cached[1]):
+            return cached
+        zero_from, width = self._srca_zero
+        if pool != "sum" or idst >= width // TILE_W:
+            zero_from, width = None, self._srca.shape[1]
+        zero = zero_groups(len(self._srca), self._phases, float(self._scalar), zero_from) if pool == "sum" else ()
+        reduced = _reduce_columns(self._srca[:, :width], self._scalar, pool, self._phases, zero_from)
+        cached = (reduced, accumulate_from_zero(reduced, self._dst_bf16, zero))
+        self._srca_reductions[pool] = cached
         return cached
 
     def matmul_block(self, in0_cb_id: int, in1_cb_id: int, in0_tile_index: int, in1_tile_index: int,
