@@ -149,30 +149,22 @@ def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int,
     1.0 leaves the sum as it is).
 
     ``zero_from``: the caller knows rows ``zero_from``.. are zero (a 3x3 pool window fills 9 of
-    srcA's 32 rows). Where every scalar part is finite they are not summed, with the same
-    result: a zero row's products are +-0 (0 * finite), and adding +-0 to a partial sum s
-    leaves s (a NaN too) except for the sign of a zero s, which the final + 0 of
-    :func:`exact_sum` makes +0 either way; a group of zero rows is +0 without a sum
-    (:func:`zero_groups` says which). An infinite or NaN part makes 0 * part NaN: every row is
-    summed then.
+    srcA's 32 rows). Where every scalar part is finite, the 16-row groups of zero rows are not
+    summed (:func:`zero_groups` says which): a zero row's products are +-0 (0 * finite), so such
+    a group's sum is the +0 :func:`exact_sum` makes of them. An infinite or NaN part makes
+    0 * part NaN: every group is summed then.
     """
     rows, cols = srca.shape
-    groups = rows // REDUCE_ROWS_PER_INSTRUCTION
-    scalar_parts = _scalar_parts(float(scalar), phases)
-    live = rows if zero_from is None or not _finite_parts(float(scalar), phases) else min(rows, zero_from)
-    if live < rows:
-        partials = np.zeros((phases * groups, cols), dtype=np.float32)
-        step = REDUCE_ROWS_PER_INSTRUCTION
-        for phase, (b, power_of_two) in enumerate(scalar_parts):
-            for g in range(-(-live // step)):
-                a = srca_part(srca[g * step : min(live, (g + 1) * step)], phase)
-                partials[phase * groups + g] = _scaled_sum(a, b, power_of_two, 0)
-        return partials
-    parts = []
-    for phase, (b, power_of_two) in enumerate(scalar_parts):
-        a = srca_part(srca, phase).reshape(groups, REDUCE_ROWS_PER_INSTRUCTION, cols)
-        parts.append(_scaled_sum(a, b, power_of_two, 1))
-    return parts[0] if phases == 1 else np.concatenate(parts)
+    step = REDUCE_ROWS_PER_INSTRUCTION
+    groups = rows // step
+    zero = zero_groups(rows, phases, float(scalar), zero_from)
+    summed = groups - sum(zero[:groups])  # per phase, the first groups are summed and the rest +0
+    partials = np.zeros((phases * groups, cols), dtype=np.float32)
+    if summed:
+        for phase, (b, power_of_two) in enumerate(_scalar_parts(float(scalar), phases)):
+            a = srca_part(srca[: summed * step], phase).reshape(summed, step, cols)
+            partials[phase * groups : phase * groups + summed] = _scaled_sum(a, b, power_of_two)
+    return partials
 
 
 @functools.lru_cache(maxsize=256)
@@ -186,13 +178,14 @@ def zero_groups(rows: int, phases: int, scalar: float, zero_from: int | None) ->
     return tuple(g >= live for _ in range(phases) for g in range(groups))
 
 
-def _scaled_sum(a: np.ndarray, b: np.float32, power_of_two: bool, axis: int) -> np.ndarray:
-    """The exact sums along ``axis`` of the SrcA part ``a`` times the SrcB part ``b``."""
+def _scaled_sum(a: np.ndarray, b: np.float32, power_of_two: bool) -> np.ndarray:
+    """The exact sums of each 16-row group of the SrcA part ``a`` [groups, 16, C] times the SrcB
+    part ``b``."""
     if not power_of_two:
-        return exact_sum(a * b, axis=axis)
+        return exact_sum(a * b, axis=1)
     if b == 1.0:
-        return exact_sum(a, axis=axis)
-    return exact_sum(a, axis=axis) * b + np.float32(0.0)  # exact scaling; + 0: a zero part's products sum to +0
+        return exact_sum(a, axis=1)
+    return exact_sum(a, axis=1) * b + np.float32(0.0)  # exact scaling; + 0: a zero part's products sum to +0
 
 
 @functools.lru_cache(maxsize=64)
