@@ -991,7 +991,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         for tile ``idst`` and its neighbours: a few numpy calls per unpack, not per tile.
 
         A sum reduces the tiles the last tilize wrote (those before ``idst`` too), their rows
-        past its valid ones known zero (:attr:`_srca_zero`; a 3x3 window sums 9 rows of 32,
+        past its valid ones known zero (:attr:`_srca_zero`; a 3x3 window sums one 16-row group of two,
         exact as :func:`ttsim.fpu.column_sum_partials` and
         :func:`ttsim.fpu.accumulate_from_zero` say); a tile past them, and a max, reduce all of
         srcA."""
