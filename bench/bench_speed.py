@@ -99,10 +99,16 @@ def measure(config: Path, program: str, mode: str, runs: int, jobs: int = 1) -> 
     return {"wall_s": min(walls), "cpu_s": min(cpus), "peak_mb": max(peaks), **report}
 
 
-def import_seconds(runs: int, statement: str) -> tuple[float, float]:
+def interpreter_seconds(runs: int, statement: str) -> tuple[float, float]:
     """Min (wall, CPU) seconds of a fresh interpreter running ``statement``."""
     samples = [spawn([sys.executable, "-c", statement]) for _ in range(runs)]
     return min(s.wall_s for s in samples), min(s.cpu_s for s in samples)
+
+
+REFERENCE_LOOP = "s = 0\nfor i in range(5_000_000):\n    s += i * i % 7"
+"""A fixed pure-Python workload (about the interpreter work of the kernel API's hot paths). Its CPU
+time says how fast this machine runs Python: the project's machines have differed by 2.5x between
+sessions, so compare tables (and read the targets) only next to this figure."""
 
 
 def golden_cycles(config_name: str) -> dict[str, dict[str, int]]:
@@ -143,9 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     print(compile_package_bytecode())
     failures = 0
     rows = []
-    imp_wall, imp_cpu = import_seconds(args.runs, "import ttsim")
-    help_wall, help_cpu = import_seconds(args.runs, "import sys; from ttsim.cli import main; "
+    imp_wall, imp_cpu = interpreter_seconds(args.runs, "import ttsim")
+    help_wall, help_cpu = interpreter_seconds(args.runs, "import sys; from ttsim.cli import main; "
                                                     "sys.argv = ['ttsim', '--help']; main()")
+    ref_wall, ref_cpu = interpreter_seconds(args.runs, REFERENCE_LOOP)
+    print(f"machine: the reference loop (5M iterations of pure Python) takes {ref_cpu:.2f} s CPU")
     header = (f"{'config':18} {'program':8} {'mode':11} {'wall s':>7} {'CPU s':>6} {'RSS MB':>7} "
               f"{'events':>9} {'events/s':>9} {'CPU us/stick':>12}  check")
     print(header)
@@ -197,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
              **{k: digests[k] for k in sorted(digests)}}, indent=2) + "\n")
         print(f"digests written to {args.write_digests}")
     if args.json is not None:
-        args.json.write_text(json.dumps({"runs": args.runs, "import_ttsim_s": [imp_wall, imp_cpu],
+        args.json.write_text(json.dumps({"runs": args.runs, "reference_loop_s": [ref_wall, ref_cpu],
+                                         "import_ttsim_s": [imp_wall, imp_cpu],
                                          "ttsim_help_s": [help_wall, help_cpu], "rows": rows}, indent=2))
     print(f"{failures} problem(s)")
     return 1 if failures else 0
