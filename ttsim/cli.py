@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -139,10 +140,10 @@ def SUITE_OPTIONS(command: Callable) -> Callable:
     """--jobs, --scheduler, --plot and --uncertainty (shared by run and compare)."""
     options = [
         click.option("--jobs", "jobs", default=2, show_default=True, type=click.IntRange(1, 64),
-                     help="local worker processes for suites and uncertainty runs; given for op configs, "
-                          "the programs run in that many processes at once, and one program's conv op "
-                          "finishes its two halves of cores in two processes where that is exact (the "
-                          "same results)"),
+                     help="local worker processes for suites and uncertainty runs; for op configs the "
+                          "programs run in that many processes at once (by default as many as this "
+                          "machine's CPUs allow), and one program's conv op finishes its two halves of "
+                          "cores in two processes where that is exact (the same results)"),
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="run suite layers on this Dask distributed scheduler (e.g. tcp://host:8786)"),
         click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
@@ -218,11 +219,11 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
                             *(("--csv", target) for target in csv_paths), ("--trace", trace_path),
                             ("--plot", plot_path)], configs)
         cores = _parse_cores(trace_cores)
-        given = click.get_current_context().get_parameter_source("jobs") is click.core.ParameterSource.COMMANDLINE
+        processes = _op_config_jobs(jobs)
         for path in configs:
             config = load_config(path, list(overrides))
             results = run(config, program=program, device=device, trace=trace_path is not None,
-                          trace_cores=cores, timing_only=timing_only, jobs=jobs if given else 1)
+                          trace_cores=cores, timing_only=timing_only, jobs=processes)
             print_results(console, results[0].config, results)
             if show_l1:
                 for result in results:
@@ -249,6 +250,16 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
         _fail(str(exc))
 
 
+def _op_config_jobs(jobs: int) -> int:
+    """Processes for the programs of an op config: ``--jobs`` when given, else its default capped
+    at the CPUs this process may use (1 on a one-CPU machine). Every count gives the serial
+    results (ttsim.run's ``jobs``), so the default takes what the machine offers."""
+    if click.get_current_context().get_parameter_source("jobs") is click.core.ParameterSource.COMMANDLINE:
+        return jobs
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(jobs, usable))
+
+
 def _project_folders(configs_dir: Path | None, golden_dir: Path | None,
                      need_configs: bool = True) -> tuple[Path, Path]:
     """The configs and goldens ``check`` uses: those given, else ``configs/`` and ``tests/golden/``
@@ -272,9 +283,12 @@ def _project_folders(configs_dir: Path | None, golden_dir: Path | None,
 @click.option("--tolerance", "tolerance_pct", default=0.0, show_default=True, type=float,
               help="percent difference still reported as ApproxMatch (and passing)")
 @click.option("--update", is_flag=True, help="rewrite the goldens with the simulated cycles")
+@click.option("--jobs", "jobs", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="processes for the programs of each config at once (by default as many as this "
+                   "machine's CPUs allow; every count gives the same results)")
 @TIMING_ONLY_OPTION
 def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_dir: Path | None,
-                  tolerance_pct: float, update: bool, timing_only: bool) -> None:
+                  tolerance_pct: float, update: bool, jobs: int, timing_only: bool) -> None:
     """Run CONFIGs (default: configs/*.yaml) with every program against golden cycle counts.
 
     Prints Match / ApproxMatch / Mismatch per op; exits 1 on any Mismatch.
@@ -303,7 +317,7 @@ def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_di
             for path in paths:
                 progress.update(task, description=f"checking {path.stem}")
                 config = load_config(path)
-                results = run(config, program="all", timing_only=timing_only)
+                results = run(config, program="all", timing_only=timing_only, jobs=_op_config_jobs(jobs))
                 target = golden_path(golden_dir, config.name)
                 if update:
                     write_atomically("--update", target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
@@ -353,7 +367,8 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
             for path in configs:
                 progress.update(task, description=f"comparing {path.stem}")
                 config = load_config(path, list(overrides))
-                results = run(config, program="all", device=device, timing_only=timing_only)
+                results = run(config, program="all", device=device, timing_only=timing_only,
+                              jobs=_op_config_jobs(jobs))
                 comparisons.append(Comparison.from_results(config.name, results, op_codes,
                                                            config.measured.classic_device_kernel_duration_ns))
                 progress.advance(task)
