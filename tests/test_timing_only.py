@@ -115,6 +115,20 @@ def test_help_loads_no_simulator() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_run_of_an_op_config_loads_no_suite_machinery() -> None:
+    """``ttsim run CONFIG`` asks whether CONFIG is a suite without loading suites, sweeps (their
+    process pools and Dask) or uncertainty runs: start-up every op-config run pays."""
+    done = _python("import sys\nfrom ttsim.cli import main\n"
+                   "sys.argv = ['ttsim', 'run', 'configs/mobilenetv2_op53.yaml', '--program', 'depthwise',"
+                   " '--timing-only']\n"
+                   "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+                   "print(sorted(m for m in ('ttsim.suite_cli', 'ttsim.sweep', 'ttsim.uncertainty', "
+                   "'ttsim.report.suite', 'rich.progress') if m in sys.modules))")
+    assert done.returncode == 0, done.stderr
+    assert "mobilenetv2_op53 on wormhole_b0" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 @pytest.mark.parametrize("activation", ["relu6", "silu"])  # silu: the SFPU from the pack thread too
 def test_timing_only_run_never_imports_ml_dtypes(activation: str) -> None:
     config = {**SMALL, "conv": {**SMALL["conv"], "activation": activation}}

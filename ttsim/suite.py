@@ -22,7 +22,6 @@ from typing import Any, Callable, Iterable
 
 from ttsim.config import OpConfig, load_config, parse_config_text, read_config_text
 from ttsim.errors import ConfigurationError, TtsimError
-from ttsim.sweep import execute
 
 CLASSIC = "classic"
 
@@ -203,6 +202,8 @@ def run_suite(suite: Suite, programs: tuple[str, ...], device: str | None, jobs:
               scheduler: str | None = None, on_result: Callable[[Outcome], None] = lambda o: None,
               timing_only: bool = False) -> list[LayerResult]:
     """Every layer on every program; results in suite order, outcomes in ``programs`` order."""
+    from ttsim.sweep import execute  # process pools and Dask: only when a suite runs, not to ask is_suite
+
     tasks = [(str(e.path), suite.overrides, program, device, None, timing_only)
              for e in suite.entries for program in programs]
     outcomes: dict[tuple[str, str], Outcome] = {}
