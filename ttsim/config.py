@@ -169,7 +169,7 @@ class OpConfig(BaseModel):
         import ttsim.programs.registry as registry
 
         section = getattr(self, program, None)
-        return section if isinstance(section, ProgramOptions) else registry.get(program).options_model()
+        return section if isinstance(section, ProgramOptions) else registry.options_model(program)()
 
 
 _MODELS: dict[tuple, type[OpConfig]] = {}
@@ -180,13 +180,12 @@ def config_model() -> type[OpConfig]:
     program's options model (so unknown keys in ``classic:`` fail as ``unknown key 'classic.x'``)."""
     import ttsim.programs.registry as registry
 
-    definitions = registry.definitions()
-    key = tuple((d.name, d.options_model) for d in definitions)
+    models = registry.options_models()
+    key = tuple(models.items())
     if key not in _MODELS:
         fields: dict[str, Any] = {
-            d.name: (d.options_model, Field(default_factory=d.options_model,
-                                            description=f"Overrides for the {d.name} program."))
-            for d in definitions}
+            name: (model, Field(default_factory=model, description=f"Overrides for the {name} program."))
+            for name, model in models.items()}
         _MODELS[key] = create_model("OpConfig", __base__=OpConfig, __module__=__name__, **fields)
     return _MODELS[key]
 
