@@ -148,7 +148,9 @@ class OpConfig(BaseModel):
     :meth:`options`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    """``defer_build``: configs are validated by :func:`config_model`'s subclass, never by this
+    class, so its validator is not built at import (the subclass builds its own when first used)."""
 
     name: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME)] = Field(
         description="Op name (free text)."
