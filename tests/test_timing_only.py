@@ -115,6 +115,21 @@ def test_help_loads_no_simulator() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_an_op_config_run_on_the_command_line_loads_no_suite_machinery() -> None:
+    """``ttsim run CONFIG`` (and ``compare``) on an op config import neither the suite / uncertainty
+    commands (rich progress, plots) nor another program's builder."""
+    for command in (["run", "--program", "depthwise"], ["compare"]):
+        done = _python("import sys\nfrom ttsim.cli import main\n"
+                       f"sys.argv = ['ttsim', {command[0]!r}, 'configs/mobilenetv2_op53.yaml', "
+                       f"*{command[1:]!r}, '--timing-only', '--jobs', '1']\n"
+                       "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+                       "print(sorted(m for m in ('ttsim.suite_cli', 'ttsim.uncertainty', 'ttsim.report.plot',\n"
+                       "                         'ttsim.programs.classic_conv') if m in sys.modules))")
+        assert done.returncode == 0, done.stderr
+        expected = "[]" if command[0] == "run" else "['ttsim.programs.classic_conv']"
+        assert done.stdout.strip().splitlines()[-1] == expected, command
+
+
 @pytest.mark.parametrize("activation", ["relu6", "silu"])  # silu: the SFPU from the pack thread too
 def test_timing_only_run_never_imports_ml_dtypes(activation: str) -> None:
     config = {**SMALL, "conv": {**SMALL["conv"], "activation": activation}}

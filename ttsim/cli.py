@@ -193,7 +193,6 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
                 timing_only: bool) -> None:
     """Simulate each CONFIG (an op config, a suite folder or a suite file) and print DEVICE KERNEL
     DURATION per device op, or per layer with model totals for suites."""
-    import ttsim.suite_cli as suite_cli
     from ttsim.config import load_config
     from ttsim.programs import registry
     from ttsim.report.breakdown import breakdown_table
@@ -202,11 +201,14 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
     from ttsim.report.table import l1_table, print_results
     from ttsim.report.trace import trace_document
     from ttsim.simulate import run
+    from ttsim.suite import is_suite
 
     console = _console(stderr=json_path == JSON_STDOUT)
     everything: list[OpResult] = []
     try:
-        if uncertainty or constants is not None or any(suite_cli.is_suite(path) for path in configs):
+        if uncertainty or constants is not None or any(is_suite(path) for path in configs):
+            import ttsim.suite_cli as suite_cli  # suites only (an op config's run needs none of it)
+
             if csv_path or trace_path or show_breakdown or show_l1:
                 raise TtsimError("--csv, --trace, --breakdown and --l1 apply to op configs, not to suites "
                                  "or --uncertainty runs")
@@ -243,6 +245,8 @@ def run_command(configs: tuple[Path, ...], program: str, device: str | None, jso
         for option, path, text in outputs:
             write_atomically(option, path, text)
         if plot_path is not None:
+            import ttsim.suite_cli as suite_cli
+
             suite_cli.plot_results(plot_path, everything)
         if json_path == JSON_STDOUT:
             sys.stdout.write(document)
@@ -346,17 +350,19 @@ def compare_command(configs: tuple[Path, ...], device: str | None, json_path: Pa
                     uncertainty: bool, constants: str | None, timing_only: bool) -> None:
     """Run every registered program on each CONFIG (op config, suite folder or suite file) and
     compare them (speedup against classic, % of roofline); suites get the per-layer table and model totals."""
-    import ttsim.suite_cli as suite_cli
     from ttsim.config import load_config
     from ttsim.programs import registry
     from ttsim.report.compare import Comparison, comparison_document, comparison_table, roofline_table
     from ttsim.simulate import run
+    from ttsim.suite import is_suite
 
     console = _console(stderr=json_path == JSON_STDOUT)
     comparisons: list[Comparison] = []
     try:
         if uncertainty or constants is not None or plot_path is not None or any(
-                suite_cli.is_suite(path) for path in configs):
+                is_suite(path) for path in configs):
+            import ttsim.suite_cli as suite_cli  # suites only (an op config's comparison needs none of it)
+
             suite_cli.run_suites(console, configs, "all", device, json_path, plot_path, jobs, scheduler,
                                  uncertainty, constants, overrides, timing_only)
             return
