@@ -133,7 +133,10 @@ def register(definition: ProgramDefinition) -> ProgramDefinition:
 
 def unregister(name: str) -> None:
     """Remove a program registered with :func:`register` (tests use it to clean up)."""
-    get(name)  # a built-in program's module is imported first: it cannot register it again later
+    if name in _unloaded:
+        get(name)  # a built-in program's module is imported first: it cannot register it again later
+    if name not in _REGISTRY:
+        raise ConfigurationError(f"program {name!r} is not registered")
     del _REGISTRY[name]
 
 
