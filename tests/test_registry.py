@@ -6,6 +6,8 @@ compare`` (paired by name and op code, whatever the order of the results) and th
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +31,7 @@ SMALL_CONV: dict[str, Any] = {
     "math_fidelity": "LoFi",
 }
 DUMMY_OP_CODE = "DummyDepthwise"
+BUILTIN_MODULES = {name: module for name, (module, _) in registry.BUILTIN_PROGRAMS.items()}
 
 
 class DummyOptions(ProgramOptions):
@@ -169,3 +172,62 @@ def test_cli_lists_runs_and_compares_a_registered_program(dummy: ProgramDefiniti
     doc = comparison_document([Comparison.from_results(
         "small", results, {d.name: d.op_code for d in registry.definitions()})])
     assert doc["ops"][0] == op
+
+
+# -- built-in programs load on first use -------------------------------------------------------------
+
+def _fresh_python(code: str) -> str:
+    """stdout of ``code`` in a new interpreter (nothing imported yet); fails on an error."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _loaded(code: str) -> list[str]:
+    """The built-in programs whose module is imported once ``code`` has run in a new interpreter."""
+    return json.loads(_fresh_python(
+        f"import json, sys\n{code}\n"
+        f"print(json.dumps([n for n, m in {BUILTIN_MODULES!r}.items() if m in sys.modules]))"))
+
+
+def test_listing_programs_and_validating_configs_import_no_program_module() -> None:
+    assert _loaded("from ttsim.programs import registry\nprint(registry.names(), file=sys.stderr)") == []
+    # every section is validated (an unknown key in classic: fails), yet no builder is imported
+    code = (f"from ttsim.config import load_config\nfrom ttsim.errors import ConfigurationError\n"
+            f"config = load_config({small_config(pool={'dst_batch': 2})!r})\n"
+            f"assert config.options('pool').dst_batch == 2 and config.options('classic').act_block_h_override == 0\n"
+            f"try:\n    load_config({small_config(classic={'bogus': 1})!r})\n"
+            f"except ConfigurationError as error:\n    assert \"unknown key 'classic.bogus'\" in str(error)\n"
+            f"else:\n    raise AssertionError('not refused')")
+    assert _loaded(code) == []
+
+
+@pytest.mark.parametrize("program", list(registry.BUILTIN_PROGRAMS))
+def test_a_run_of_one_program_imports_that_program_alone(program: str) -> None:
+    code = f"import ttsim\nttsim.run({small_config()!r}, program={program!r}, timing_only=True)"
+    assert _loaded(code) == [program]
+    assert _loaded("from ttsim.programs import registry\nregistry.definitions()") == list(BUILTIN_MODULES)
+
+
+def test_the_builtin_options_models_are_the_programs_own() -> None:
+    for name, (_, options_model) in registry.BUILTIN_PROGRAMS.items():
+        assert registry.get(name).options_model is options_model
+        assert registry.options_model(name) is options_model
+    assert list(registry.options_models().values()) == [registry.get(n).options_model for n in registry.names()]
+
+
+def test_a_builtin_name_is_taken_before_its_module_is_imported() -> None:
+    code = ("import sys\nfrom ttsim.config import ProgramOptions\nfrom ttsim.errors import ConfigurationError\n"
+            "from ttsim.programs import registry\n"
+            "mine = registry.ProgramDefinition(name='depthwise', op_code='X', options_model=ProgramOptions,\n"
+            "                                  channel_align=32, build=print, report=print)\n"
+            "try:\n    registry.register(mine)\nexcept ConfigurationError as error:\n    print(error)\n"
+            "print('ttsim.programs.depthwise' in sys.modules)\n"
+            "registry.unregister('depthwise')\nprint(registry.names())\nregistry.register(mine)\n"
+            "print(registry.names(), registry.get('depthwise') is mine)")
+    lines = _fresh_python(code).splitlines()
+    assert lines[0] == "program 'depthwise' is already registered (by ttsim.programs.depthwise)"
+    assert lines[1] == "False"  # refused without importing the program
+    others = tuple(n for n in BUILTIN_MODULES if n != "depthwise")
+    assert lines[2] == str(others)  # unregistered: gone, and its name free
+    assert lines[3] == f"{(*others, 'depthwise')} True"

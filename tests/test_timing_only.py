@@ -115,18 +115,21 @@ def test_help_loads_no_simulator() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_run_of_an_op_config_loads_no_suite_machinery() -> None:
-    """``ttsim run CONFIG`` asks whether CONFIG is a suite without loading suites, sweeps (their
-    process pools and Dask) or uncertainty runs: start-up every op-config run pays."""
-    done = _python("import sys\nfrom ttsim.cli import main\n"
-                   "sys.argv = ['ttsim', 'run', 'configs/mobilenetv2_op53.yaml', '--program', 'depthwise',"
-                   " '--timing-only']\n"
-                   "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
-                   "print(sorted(m for m in ('ttsim.suite_cli', 'ttsim.sweep', 'ttsim.uncertainty', "
-                   "'ttsim.report.suite', 'rich.progress') if m in sys.modules))")
-    assert done.returncode == 0, done.stderr
-    assert "mobilenetv2_op53 on wormhole_b0" in done.stdout
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+def test_an_op_config_run_on_the_command_line_loads_no_suite_machinery() -> None:
+    """``ttsim run CONFIG`` (and ``compare``) on an op config import neither the suite / uncertainty
+    commands (rich progress, plots) nor another program's builder."""
+    for command in (["run", "--program", "depthwise"], ["compare"]):
+        done = _python("import sys\nfrom ttsim.cli import main\n"
+                       f"sys.argv = ['ttsim', {command[0]!r}, 'configs/mobilenetv2_op53.yaml', "
+                       f"*{command[1:]!r}, '--timing-only', '--jobs', '1']\n"
+                       "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+                       "print(sorted(m for m in ('ttsim.suite_cli', 'ttsim.uncertainty', 'ttsim.report.plot',\n"
+                       "                         'ttsim.sweep', 'ttsim.report.suite', 'rich.progress',\n"
+                       "                         'ttsim.programs.classic_conv') if m in sys.modules))")
+        assert done.returncode == 0, done.stderr
+        # compare draws a progress bar over its configs and compares against classic
+        expected = "[]" if command[0] == "run" else "['rich.progress', 'ttsim.programs.classic_conv']"
+        assert done.stdout.strip().splitlines()[-1] == expected, command
 
 
 @pytest.mark.parametrize("activation", ["relu6", "silu"])  # silu: the SFPU from the pack thread too

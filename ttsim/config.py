@@ -148,7 +148,9 @@ class OpConfig(BaseModel):
     :meth:`options`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    """``defer_build``: configs are validated by :func:`config_model`'s subclass, never by this
+    class, so its validator is not built at import (the subclass builds its own when first used)."""
 
     name: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME)] = Field(
         description="Op name (free text)."
@@ -169,7 +171,7 @@ class OpConfig(BaseModel):
         import ttsim.programs.registry as registry
 
         section = getattr(self, program, None)
-        return section if isinstance(section, ProgramOptions) else registry.get(program).options_model()
+        return section if isinstance(section, ProgramOptions) else registry.options_model(program)()
 
 
 _MODELS: dict[tuple, type[OpConfig]] = {}
@@ -180,13 +182,12 @@ def config_model() -> type[OpConfig]:
     program's options model (so unknown keys in ``classic:`` fail as ``unknown key 'classic.x'``)."""
     import ttsim.programs.registry as registry
 
-    definitions = registry.definitions()
-    key = tuple((d.name, d.options_model) for d in definitions)
+    models = registry.options_models()
+    key = tuple(models.items())
     if key not in _MODELS:
         fields: dict[str, Any] = {
-            d.name: (d.options_model, Field(default_factory=d.options_model,
-                                            description=f"Overrides for the {d.name} program."))
-            for d in definitions}
+            name: (model, Field(default_factory=model, description=f"Overrides for the {name} program."))
+            for name, model in models.items()}
         _MODELS[key] = create_model("OpConfig", __base__=OpConfig, __module__=__name__, **fields)
     return _MODELS[key]
 

@@ -26,10 +26,11 @@ from ttsim.kernels.classic.compute_conv import compute_conv
 from ttsim.kernels.classic.conv_act_reader import reader_conv_activations_bs, reader_conv_activations_hs
 from ttsim.kernels.classic.conv_weights import conv_weights_mcast
 from ttsim.programs.built import BuiltConv, DeviceWeights
-from ttsim.programs.conv_blocking import (CLASSIC_CHANNEL_ALIGN, ClassicBlockConfig, ClassicOptions, ClassicOverrides,
+from ttsim.programs.conv_blocking import (CLASSIC_CHANNEL_ALIGN, ClassicBlockConfig, ClassicOverrides,
                                           determine_classic_block_config)
 from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
+from ttsim.programs.options import ClassicOptions
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.registry import ConvSetup, ProgramDefinition, ProgramReport, register
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import Field, StrictBool, model_validator
-from pydantic_core import PydanticCustomError
-
-from ttsim.config import FIELD_ERROR, NonNegativeInt, PositiveInt, ProgramOptions
 from ttsim.errors import ConfigurationError
 from ttsim.formats import TILE_W as TILE
+from ttsim.programs.options import ClassicOptions
 from ttsim.programs.parallel import ParallelConfig, find_closest_largest_divisor_with_num_padding
 from ttsim.programs.sliding_window import ConvGeometry
 
@@ -26,33 +23,6 @@ SUBBLOCK_CANDIDATES = ((2, 4), (4, 2), (1, 8), (8, 1), (1, 7), (7, 1), (2, 3), (
                        (6, 1), (1, 5), (5, 1), (2, 2), (1, 4), (4, 1), (1, 3), (3, 1), (1, 2),
                        (2, 1), (1, 1))
 """``determine_largest_subblock_size`` tries these (h, w) in order."""
-
-
-class ClassicOptions(ProgramOptions):
-    """The config's ``classic:`` section: CB and grid overrides, and the block-config overrides
-    of tt-metal's ``Conv2dConfig``."""
-
-    act_block_h_override: NonNegativeInt = Field(
-        default=0, description="Act block height in sticks (a multiple of 32); 0 = whole shard.")
-    enable_act_double_buffer: StrictBool = Field(
-        default=False, description="Two act blocks in flight (ACT CB x2).")
-    enable_weights_double_buffer: StrictBool = Field(
-        default=False, description="Two weight blocks in flight (WEIGHTS CB x2).")
-    split_reader: StrictBool | None = Field(
-        default=None, description="Force the HS split reader on/off; null = tt-metal's heuristic.")
-    out_subblock: tuple[PositiveInt, PositiveInt] | None = Field(
-        default=None, description="Output subblock [h, w] in tiles; null = tt-metal's heuristic.")
-    full_inner_dim: StrictBool = Field(
-        default=False, description="Block sharded: the act block spans the whole window (kh kernel rows, "
-                                   "act_block_w = C_core*kw*kh) instead of one kernel row.")
-
-    @model_validator(mode="after")
-    def _check_override(self) -> ClassicOptions:
-        if self.act_block_h_override % 32:
-            raise PydanticCustomError(
-                FIELD_ERROR, "act_block_h_override must be a multiple of 32, got {value}",
-                {"value": self.act_block_h_override, "field": "act_block_h_override"})
-        return self
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pydantic import Field, StrictBool
-
-from ttsim.config import ConvSpec, ProgramOptions
+from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.errors import ConfigurationError
@@ -27,6 +25,7 @@ from ttsim.kernels.depthwise_reader import reader_depthwise
 from ttsim.programs.built import BuiltConv
 from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
+from ttsim.programs.options import DepthwiseOptions
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.registry import ConvSetup, ProgramDefinition, ProgramReport, register
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
@@ -83,24 +82,6 @@ def group_segments(reader_indices: np.ndarray, num_outputs: int) -> list[tuple[t
         ends = np.concatenate([breaks, [tops.size]])
         groups.append(tuple((int(s), int(tops[s]), int(e - s)) for s, e in zip(starts, ends)))
     return groups
-
-
-class DepthwiseOptions(ProgramOptions):
-    """The config's ``depthwise:`` section: the CB and grid overrides every program accepts, and
-    the program's design switches (docs/depthwise.md)."""
-
-    split_reader: StrictBool = Field(
-        default=True, description="Gather the taps with two readers (BRISC on NoC0, NCRISC on NoC1), "
-                                  "alternate taps each; false: BRISC gathers every tap.")
-    packer_relu: StrictBool = Field(
-        default=True, description="relu / relu6 in the packer's ReLU stage (free); false: on the SFPU.")
-    sfpu_on_pack: StrictBool = Field(
-        default=True, description="Issue silu / gelu from the pack thread (silu_tile_pack), overlapping the "
-                                  "next block's multiplies; false: from the math thread (silu_tile).")
-    srcb_reuse: StrictBool = Field(
-        default=False, description="Custom LLK mul_tiles_srcb_held: unpack a tap's weights into SrcB once per "
-                                   "DST chunk and pick each block's rows with the SrcB row counter "
-                                   "(C_core <= 896); false: tt-metal's mul_tiles unpacks both operands.")
 
 
 def bias_in_tilize(spec: ConvSpec, options: DepthwiseOptions) -> bool:

@@ -10,12 +10,11 @@ arguments of the reader, compute and writer kernels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from pydantic import Field, StrictBool
 
-from ttsim.config import ConvSpec, ProgramOptions
+from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.formats import TILE_ELEMENTS, TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize, untilize
@@ -27,6 +26,7 @@ from ttsim.kernels.writer import writer_sharded_output
 from ttsim.programs.built import BuiltConv, DeviceWeights
 from ttsim.programs.cb_table import CBTableBuilder
 from ttsim.programs.multicast import weights_multicast_role
+from ttsim.programs.options import PoolOptions
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.registry import ConvSetup, ProgramDefinition, ProgramReport, register
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
@@ -118,31 +118,6 @@ def bias_row_tiles(bias: np.ndarray, channels_padded: int) -> np.ndarray:
     block = np.zeros((TILE, channels_padded), dtype=np.float32)
     block[0] = padded
     return tilize(block)
-
-
-class PoolOptions(ProgramOptions):
-    """The config's ``pool:`` section: the CB and grid overrides every program accepts, and the
-    branch's TODO fixes, each usable alone (docs/depthwise.md, the ablation)."""
-
-    sfpu_valid_row: StrictBool = Field(
-        default=False, description="Run the SFPU activation on faces 0-1 only (VectorMode::R), where the one "
-                                   "valid output row lives, instead of the whole tile.")
-    packer_relu: StrictBool = Field(
-        default=False, description="relu / relu6 in the packer's ReLU stage instead of on the SFPU.")
-    dst_batch: Annotated[int, Field(strict=True, ge=1)] = Field(
-        default=1, description="Output sticks per phase: the products of this many sticks fill DST 8 tiles "
-                               "at a time, and the multiply / reduce configuration switches once per batch.")
-    fused_mul_reduce: StrictBool = Field(
-        default=False, description="Multiply by the weights inside the reduce (custom LLK "
-                                   "mul_reduce_tile_math): no products CB round trip.")
-    minimal_reconfig: StrictBool = Field(
-        default=False, description="Drop per-stick reconfiguration that does not change anything (data "
-                                   "format reconfigs between bfloat16 CBs, per-stick uninits).")
-
-    def kernel_options(self) -> dict[str, Any]:
-        """The switches as the compute kernel's compile-time argument."""
-        return {name: getattr(self, name) for name in (
-            "sfpu_valid_row", "packer_relu", "dst_batch", "fused_mul_reduce", "minimal_reconfig")}
 
 
 @dataclass

@@ -14,7 +14,11 @@ ends with::
 
 A program of your own is registered when its module is imported (import it before ``ttsim.run``
 or the CLI parses a config); a built-in one also gets one line in :data:`BUILTIN_PROGRAMS` so that
-it loads with ttsim. docs/architecture.md walks through an example.
+it is known with ttsim, its options model in ttsim/programs/options.py. A built-in program's module
+(its builder, host code and kernels) is imported the first time :func:`get` or
+:func:`definitions` needs it; validating a config needs only the options models
+(:func:`options_models`), so a run of one program imports that program's module alone.
+docs/architecture.md walks through an example.
 """
 
 from __future__ import annotations
@@ -30,16 +34,18 @@ from ttsim.config import ConvSpec, OpConfig, ProgramOptions
 from ttsim.device.device import Device, L1Buffer
 from ttsim.errors import ConfigurationError
 from ttsim.programs.built import BuiltConv
+from ttsim.programs.options import ClassicOptions, DepthwiseOptions, PoolOptions
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
 from ttsim.results import TensorDesc
 
-BUILTIN_PROGRAMS: dict[str, str] = {
-    "classic": "ttsim.programs.classic_conv",
-    "pool": "ttsim.programs.depthwise_pool",
-    "depthwise": "ttsim.programs.depthwise",
+BUILTIN_PROGRAMS: dict[str, tuple[str, type[ProgramOptions]]] = {
+    "classic": ("ttsim.programs.classic_conv", ClassicOptions),
+    "pool": ("ttsim.programs.depthwise_pool", PoolOptions),
+    "depthwise": ("ttsim.programs.depthwise", DepthwiseOptions),
 }
-"""Built-in program name -> the module that registers it, in run order (``--program all``)."""
+"""Built-in program name -> (the module that registers it, its options model), in run order
+(``--program all``)."""
 
 RESERVED_NAMES = frozenset({"all", "name", "device", "seed", "count", "source", "conv", "measured"})
 """Not program names: ``all`` selects every program; the others are the config's own keys."""
@@ -97,11 +103,13 @@ class ProgramDefinition:
 
 
 _REGISTRY: dict[str, ProgramDefinition] = {}
-_builtins_loaded = False
+_unloaded = set(BUILTIN_PROGRAMS)
+"""Built-in programs whose module has not been imported yet (each registers itself when it is)."""
 
 
 def register(definition: ProgramDefinition) -> ProgramDefinition:
-    """Add a program; returns it. Raises ConfigurationError for a bad or already used name."""
+    """Add a program; returns it. Raises ConfigurationError for a bad or already used name (a
+    built-in program's name belongs to its module, imported or not)."""
     name = definition.name
     if not _NAME.match(name) or name in RESERVED_NAMES or hasattr(OpConfig, name):
         raise ConfigurationError(
@@ -109,17 +117,24 @@ def register(definition: ProgramDefinition) -> ProgramDefinition:
             f"{', '.join(sorted(RESERVED_NAMES))} nor an attribute of OpConfig")
     if name in _REGISTRY:
         raise ConfigurationError(f"program {name!r} is already registered (by {_REGISTRY[name].build.__module__})")
+    if name in _unloaded and definition.build.__module__ != BUILTIN_PROGRAMS[name][0]:
+        raise ConfigurationError(f"program {name!r} is already registered (by {BUILTIN_PROGRAMS[name][0]})")
     if not issubclass(definition.options_model, ProgramOptions):
         raise ConfigurationError(f"program {name!r}: options_model must derive from ttsim.config.ProgramOptions")
+    if name in _unloaded and definition.options_model is not BUILTIN_PROGRAMS[name][1]:
+        raise ConfigurationError(f"program {name!r}: options_model must be {BUILTIN_PROGRAMS[name][1].__name__}, "
+                                 "the built-in program's (BUILTIN_PROGRAMS)")
     if definition.channel_align < 1:
         raise ConfigurationError(f"program {name!r}: channel_align must be >= 1, got {definition.channel_align}")
     _REGISTRY[name] = definition
+    _unloaded.discard(name)
     return definition
 
 
 def unregister(name: str) -> None:
     """Remove a program registered with :func:`register` (tests use it to clean up)."""
-    _load_builtins()
+    if name in _unloaded:
+        get(name)  # a built-in program's module is imported first: it cannot register it again later
     if name not in _REGISTRY:
         raise ConfigurationError(f"program {name!r} is not registered")
     del _REGISTRY[name]
@@ -127,30 +142,35 @@ def unregister(name: str) -> None:
 
 def names() -> tuple[str, ...]:
     """Every registered program: the built-in ones in :data:`BUILTIN_PROGRAMS` order, then the
-    others in registration order. This is the run order of ``--program all``."""
-    _load_builtins()
-    builtin = [name for name in BUILTIN_PROGRAMS if name in _REGISTRY]
+    others in registration order. This is the run order of ``--program all``. Imports no
+    program module."""
+    builtin = [name for name in BUILTIN_PROGRAMS if name in _REGISTRY or name in _unloaded]
     return (*builtin, *(name for name in _REGISTRY if name not in BUILTIN_PROGRAMS))
 
 
 def get(name: str) -> ProgramDefinition:
-    """The definition of program ``name``; ConfigurationError listing the programs otherwise."""
-    _load_builtins()
+    """The definition of program ``name`` (importing a built-in program's module the first time);
+    ConfigurationError listing the programs otherwise."""
+    if name in _unloaded:
+        importlib.import_module(BUILTIN_PROGRAMS[name][0])
     if name not in _REGISTRY:
         raise ConfigurationError(f"unknown program {name!r}; available: {', '.join((*names(), 'all'))}")
     return _REGISTRY[name]
 
 
 def definitions() -> tuple[ProgramDefinition, ...]:
-    """Every registered definition in :func:`names` order."""
-    return tuple(_REGISTRY[name] for name in names())
+    """Every registered definition in :func:`names` order (every built-in program's module imported)."""
+    return tuple(get(name) for name in names())
 
 
-def _load_builtins() -> None:
-    """Import the built-in program modules once (each registers its program when imported)."""
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    _builtins_loaded = True
-    for module in BUILTIN_PROGRAMS.values():
-        importlib.import_module(module)
+def options_models() -> dict[str, type[ProgramOptions]]:
+    """The options model of every registered program, in :func:`names` order, without importing
+    a built-in program's module (a config's sections are validated by these)."""
+    return {name: options_model(name) for name in names()}
+
+
+def options_model(name: str) -> type[ProgramOptions]:
+    """The model of program ``name``'s config section (a built-in program's module stays unimported)."""
+    if name in _unloaded:
+        return BUILTIN_PROGRAMS[name][1]
+    return get(name).options_model
