@@ -447,3 +447,84 @@ def test_read_planned_many_books_exactly_as_one_read_at_a_time() -> None:
         for a, b in zip(plans[0][0], plans[1][0]):
             assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
                    (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
+
+
+def test_unicast_write_lands_and_books_as_its_path_streamed() -> None:
+    """A unicast write (to another core, to the node itself, to a DRAM bank; issued in any order,
+    so some wait in gaps) lands at the same float and leaves the same calendars and totals, bit
+    for bit, as streaming its path at the slowest port or the write's cap and adding its latency
+    (the DRAM write latency, or the base latency plus one per hop)."""
+    spec = load_device("wormhole_b0")
+    noc_spec = spec.noc
+    mine, ref = NocModel(spec), NocModel(spec)
+    dram = tuple(spec.dram.bank_noc_xy.value[0])
+    rng = np.random.default_rng(17)
+    for _ in range(2000):
+        noc = int(rng.integers(0, 2))
+        src = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        dst = [src, (3, 4), (1, 2), dram][int(rng.integers(0, 4))]
+        nbytes, t = int(rng.choice([32, 288, 2048, 8192, 9000])), float(rng.integers(0, 20_000)) / 3
+        if dst == dram:
+            cap, latency = noc_spec.link_bytes_per_cycle.value, spec.dram.write_latency_cycles.value
+        else:
+            cap = (noc_spec.local_bytes_per_cycle if dst == src else noc_spec.link_bytes_per_cycle).value
+            latency = (noc_spec.write_base_latency_cycles.value
+                       + ref.hops(noc, src, dst) * noc_spec.write_hop_latency_cycles.value)
+        expected = ref._stream(ref._path(noc, src, dst), nbytes, t, cap) + latency
+        assert mine.write(noc, src, dst, nbytes, t) == expected
+    assert [key for key, _ in mine.all_ports()] == [key for key, _ in ref.all_ports()]
+    for (_, a), (_, b) in zip(mine.all_ports(), ref.all_ports()):
+        assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
+               (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
+
+
+def test_reads_and_writes_move_bytes_as_numpy_slice_assignment() -> None:
+    """NoC reads (plain and ``*_with_state``) and writes leave every L1 byte as numpy's slice
+    assignment ``dst[d : d + len(p)] = p`` with ``p = src[s : s + size]`` does: ranges that
+    overlap in one core's L1, and a source range running past the end of L1 (only its bytes
+    inside L1 land)."""
+    device = Device(load_device("wormhole_b0"))
+    size_l1 = device.core((0, 0)).l1.data.size
+    rng = np.random.default_rng(19)
+    initial = {xy: rng.integers(0, 256, size_l1, dtype=np.uint8) for xy in ((0, 0), (1, 0))}
+    for xy, data in initial.items():
+        device.core(xy).l1.data[:] = data
+    # (kind, source core, source address, destination core, destination address, size)
+    copies = [("read", (1, 0), 0x20000, (0, 0), 0x30000, 4096),
+              ("read", (0, 0), 0x40000, (0, 0), 0x40010, 2048),      # overlap, forwards
+              ("read", (0, 0), 0x50010, (0, 0), 0x50000, 2048),      # overlap, backwards
+              ("read", (1, 0), size_l1 - 100, (0, 0), 0x60000, 256),  # past the end: 100 B land
+              ("state", (0, 0), 0x70000, (0, 0), 0x70020, 64),
+              ("state", (0, 0), size_l1 - 16, (0, 0), 0x71000, 64),
+              ("write", (0, 0), 0x80000, (1, 0), 0x80000, 8192 + 96),
+              ("write", (0, 0), 0x90000, (0, 0), 0x90040, 1024),
+              ("write", (0, 0), size_l1 - 40, (1, 0), 0x91000, 64)]
+    expected = {xy: data.copy() for xy, data in initial.items()}
+    for kind, src_core, src, dst_core, dst, size in copies:
+        if kind == "write":  # burst by burst, as the kernel API moves them
+            for offset in range(0, size, 8192):
+                payload = expected[src_core][src + offset : src + min(size, offset + 8192)].copy()
+                expected[dst_core][dst + offset : dst + offset + payload.size] = payload
+        else:
+            payload = expected[src_core][src : src + size].copy()
+            expected[dst_core][dst : dst + payload.size] = payload
+    program = Program("copies")
+
+    def kernel(ctx):
+        for kind, src_core, src, dst_core, dst, size in copies:
+            src_xy, dst_xy = device.core(src_core).noc_xy, device.core(dst_core).noc_xy
+            if kind == "read":
+                ctx.noc_async_read(ctx.get_noc_addr(*src_xy, src), dst, size)
+            elif kind == "state":
+                ctx.noc_async_read_one_packet_set_state(ctx.get_noc_addr(*src_xy, 0), size)
+                ctx.noc_async_read_one_packet_with_state(src, dst)
+            else:
+                ctx.noc_async_write(src, ctx.get_noc_addr(*dst_xy, dst), size)
+        ctx.noc_async_read_barrier()
+        ctx.noc_async_write_barrier()
+        yield from ()
+
+    program.create_kernel("k", kernel, [(0, 0)], Risc.BRISC, {})
+    run_program(device, program)
+    for xy, data in expected.items():
+        assert np.array_equal(device.core(xy).l1.data, data)

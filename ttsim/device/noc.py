@@ -22,7 +22,8 @@ from ttsim.device.spec import DeviceSpec
 
 XY = tuple[int, int]
 ReadPlan = tuple[tuple["Port", ...], float, float]
-"""A read route's ports, rate in bytes per cycle and latency in cycles (NocModel.read_plan)."""
+"""A read (or unicast write) route's ports, rate in bytes per cycle and latency in cycles
+(NocModel.read_plan, NocModel.write)."""
 
 
 class Port:
@@ -158,6 +159,8 @@ class NocModel:
         self._routes: dict[tuple[int, XY, XY], tuple[Port, ...]] = {}
         self._read_plans: dict[tuple[int, XY, XY], ReadPlan] = {}
         """Per (noc, target, requester): a read's path, rate and latency (:meth:`read_plan`)."""
+        self._write_plans: dict[tuple[int, XY, XY], ReadPlan] = {}
+        """Per (noc, source, destination): a unicast write's path, rate and latency (:meth:`write`)."""
         self._mcast_routes: dict[tuple[int, XY, tuple[XY, ...]], tuple[tuple[Port, ...], int]] = {}
         """Per (noc, source, destinations): the union of the unicast paths and the farthest
         destination's hops."""
@@ -240,7 +243,13 @@ class NocModel:
         if nbytes > self.max_burst:
             return self._book_bursts(ports, nbytes, t, rate)
         duration = nbytes / rate
-        start = _earliest(ports, t, duration)
+        for port in ports:  # _earliest's first test inline: no port is booked after t (common)
+            ends = port._ends
+            if ends and ends[-1] > t:
+                start = _earliest(ports, t, duration)
+                break
+        else:
+            start = t
         end = start + duration
         for port in ports:  # Port.reserve, its tail case inline (one burst per read: the hot path)
             port.busy_cycles += duration
@@ -383,7 +392,10 @@ class NocModel:
         i = 0
         while i < count:
             t = times[i]
-            before = [port._ends[-1] if port._ends else float("-inf") for port in ports]
+            before = []
+            for port in ports:
+                ends = port._ends
+                before.append(ends[-1] if ends else float("-inf"))
             land = self.read_planned(plan, nbytes, t)
             i += 1
             if land > last_land:
@@ -391,7 +403,13 @@ class NocModel:
             # the read ended last on every port when every last end moved, all to the same e
             # (a port's last end only moves to the end of the interval just booked)
             e = ports[0]._ends[-1]
-            if any(port._ends[-1] != e or port._ends[-1] <= old for port, old in zip(ports, before)):
+            ended_last = True  # (a plain loop: cheaper than any() over a generator)
+            for port, old in zip(ports, before):
+                last = port._ends[-1]
+                if last != e or last <= old:
+                    ended_last = False
+                    break
+            if not ended_last:
                 continue
             stop = min(count, i + 4095 - self._issued % 4096)
             if stop <= i:
@@ -459,16 +477,24 @@ class NocModel:
 
     def write(self, noc: int, src: XY, dst: XY, nbytes: int, t: float) -> float:
         """A unicast write issued at ``t``; returns its arrival (and ack) cycle at ``dst``."""
+        key = (noc, src, dst)
+        plan = self._write_plans.get(key)
+        if plan is None:
+            plan = self._write_plans[key] = self._make_write_plan(noc, src, dst)
+        return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
+
+    def _make_write_plan(self, noc: int, src: XY, dst: XY) -> ReadPlan:
+        """What every write from ``src`` to ``dst`` on ``noc`` shares: its path, its rate (the
+        slowest port or the write's cap) and the latency added to its streaming (to a DRAM bank,
+        to the node itself through its NIU, or over the links)."""
+        path = self._path(noc, src, dst)
         if dst in self._banks:
-            path = self._path(noc, src, dst)
-            end = self._stream(path, nbytes, t, self.link_rate)
-            return end + self._dram_write_latency
-        if src == dst:
-            path = self._path(noc, src, dst)  # no links: the NIU out and in ports
-            end = self._stream(path, nbytes, t, self._local_rate)
-            return end + self.write_latency(0)
-        end = self._stream(self._path(noc, src, dst), nbytes, t, self.link_rate)
-        return end + self.write_latency(self.hops(noc, src, dst))
+            cap, latency = self.link_rate, self._dram_write_latency
+        elif src == dst:  # no links: the NIU out and in ports
+            cap, latency = self._local_rate, self.write_latency(0)
+        else:
+            cap, latency = self.link_rate, self.write_latency(self.hops(noc, src, dst))
+        return path, min(cap, *(port.bytes_per_cycle for port in path)), latency
 
     def multicast(self, noc: int, src: XY, dests: list[XY], nbytes: int, t: float, linked: bool) -> float:
         """One write delivered to every node of ``dests``; returns the last arrival cycle."""

@@ -28,6 +28,10 @@ class NocAddr(NamedTuple):
     addr: int
 
 
+_new_tuple = tuple.__new__
+"""What a NamedTuple's generated ``__new__`` calls with its fields as one tuple."""
+
+
 class McastAddr(NamedTuple):
     """A multicast destination: a rectangle of physical coordinates and a local address."""
 
@@ -72,7 +76,9 @@ class DataflowContext(KernelContext):
         self._writes_land = 0.0
         self._state_src: tuple[int, int] | None = None
         self._state_size = 0
-        self._state_l1: np.ndarray | None = None
+        self._state_plan: ReadPlan | None = None
+        """The NoC plan of a read from the preloaded source node."""
+        self._state_l1: memoryview | None = None
         """The L1 bytes of the preloaded source node (None for a DRAM bank)."""
         self._state_reads: list[float] | None = None
         """Issue times of the ``*_with_state`` reads not booked on the NoC yet (None before
@@ -81,10 +87,16 @@ class DataflowContext(KernelContext):
         self._noc = device.noc
         self._l1_data = core.l1.data
         """This core's L1 bytes (a fixed array: reads land in it)."""
+        self._l1_bytes = memoryview(self._l1_data)
+        """The same bytes as a memoryview: a slice copy through it (a memmove, so overlapping
+        ranges copy as numpy copies them) costs a fraction of numpy's slice assignment."""
         self._cores_by_xy = device.by_noc_xy
-        self._read_plans: dict[tuple[int, int], ReadPlan] = {}
-        """The NoC plan of a read from each source node this kernel read from (its NoC and core
-        are fixed)."""
+        self._sources: dict[tuple[int, int], tuple[memoryview | None, ReadPlan]] = {}
+        """Per source node this kernel read from: its L1 bytes (None for a DRAM bank) and the NoC
+        plan of a read from it (this kernel's NoC and core are fixed)."""
+        self._dests: dict[tuple[int, int], tuple[memoryview | None, tuple[int, int]]] = {}
+        """Per destination node this kernel wrote to: its L1 bytes (None for a DRAM bank) and its
+        coordinates as one tuple."""
         self._mcast_cache: dict[tuple[int, int, int, int, bool], list[TensixCore]] = {}
 
     # -- circular buffers ---------------------------------------------------------------------
@@ -117,9 +129,8 @@ class DataflowContext(KernelContext):
         """``get_noc_addr(addr)``: ``addr`` in this core's own L1; ``get_noc_addr(x, y, addr)``:
         ``addr`` at physical NoC node (x, y). Both overloads of tenstorrent/tt-metal
         ``tt_metal/hw/inc/dataflow_api.h`` (its trailing ``noc`` argument is the kernel's NoC)."""
-        if len(args) == 1:
-            x, y = self.core.noc_xy
-            return NocAddr(x, y, args[0])
+        if len(args) == 1:  # (NocAddr's own __new__ without its Python frame: once per read)
+            return _new_tuple(NocAddr, (*self.core.noc_xy, args[0]))
         if len(args) == 3:
             return NocAddr(*args)
         raise ConfigurationError(
@@ -135,36 +146,62 @@ class DataflowContext(KernelContext):
     # -- reads ----------------------------------------------------------------------------------
     def _read(self, src_xy: tuple[int, int], src_addr: int, dst_l1: int, size: int) -> None:
         """Move ``size`` bytes from ``src_addr`` at node ``src_xy`` into this core's L1 now and
-        book the NoC read issued at the local clock."""
+        book the NoC read issued at the local clock (:meth:`noc_async_read` has a copy of it
+        inline for its one-burst case)."""
         if self._state_reads:
             self._book_state_reads()
         t = self._t
         if t > self.deadline:
             self._check_deadline(t)
-        source = self._cores_by_xy.get(src_xy)  # a core's L1 (Device.memory_read, inline) ...
+        source, plan = self._sources.get(src_xy) or self._add_source(src_xy)
         if source is not None:
-            payload = source.l1.data[src_addr : src_addr + size]
-            self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
-        else:  # ... or a DRAM bank
+            self._copy(source, src_addr, dst_l1, size)
+        else:  # a DRAM bank
             self.core.l1.write(dst_l1, self.device.memory_read(src_xy, src_addr, size))
-        land = self._noc.read_planned(self._plan_from(src_xy), size, t)
+        land = self._noc.read_planned(plan, size, t)
         if land > self._reads_land:
             self._reads_land = land
 
-    def _plan_from(self, src_xy: tuple[int, int]) -> ReadPlan:
-        """The NoC read plan from node ``src_xy`` to this core (made once per source)."""
-        plan = self._read_plans.get(src_xy)
-        if plan is None:
-            plan = self._read_plans[src_xy] = self._noc.read_plan(self.noc_index, self.core.noc_xy, src_xy)
-        return plan
+    def _add_source(self, src_xy: tuple[int, int]) -> tuple[memoryview | None, ReadPlan]:
+        """The :attr:`_sources` entry of node ``src_xy``, made on the first read from it."""
+        core = self._cores_by_xy.get(src_xy)
+        entry = (None if core is None else memoryview(core.l1.data),
+                 self._noc.read_plan(self.noc_index, self.core.noc_xy, src_xy))
+        self._sources[src_xy] = entry
+        return entry
+
+    def _copy(self, source: memoryview, src_addr: int, dst_l1: int, size: int) -> None:
+        """Copy ``size`` bytes at ``src_addr`` of a core's L1 into this core's L1 at ``dst_l1``
+        (``source[src_addr:][:size]`` lands at ``dst_l1``, as numpy's slice assignment places it:
+        a range that runs past either end takes numpy's own path, with its result or error)."""
+        try:
+            self._l1_bytes[dst_l1 : dst_l1 + size] = source[src_addr : src_addr + size]
+        except ValueError:  # the two slices differ in length (a range past the end of L1)
+            payload = np.asarray(source)[src_addr : src_addr + size]
+            self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
 
     def noc_async_read(self, src: NocAddr, dst_l1: int, size: int) -> None:
         """Start a read of ``size`` bytes from ``src`` into this core's L1 at ``dst_l1``."""
         if size <= 0:
             raise ConfigurationError(f"{self.where}: noc_async_read of {size} bytes")
-        if size <= self._max_burst:  # one burst (the common case): the loop's one step
-            self._t += self._read_issue
-            self._read((src.x, src.y), src.addr, dst_l1, size)
+        if size <= self._max_burst:  # one burst (the common case): _read inline, the loop's one step
+            if self._state_reads:
+                self._book_state_reads()
+            t = self._t = self._t + self._read_issue
+            if t > self.deadline:
+                self._check_deadline(t)
+            src_xy = src[:2]
+            source, plan = self._sources.get(src_xy) or self._add_source(src_xy)
+            if source is not None:  # a core's L1 (_copy inline)
+                try:
+                    self._l1_bytes[dst_l1 : dst_l1 + size] = source[src.addr : src.addr + size]
+                except ValueError:
+                    self._copy(source, src.addr, dst_l1, size)
+            else:  # a DRAM bank
+                self.core.l1.write(dst_l1, self.device.memory_read(src_xy, src.addr, size))
+            land = self._noc.read_planned(plan, size, t)
+            if land > self._reads_land:
+                self._reads_land = land
             return
         offset = 0
         while offset < size:
@@ -183,8 +220,7 @@ class DataflowContext(KernelContext):
         self._t += self._read_issue
         self._state_src = (src.x, src.y)
         self._state_size = size
-        source = self._cores_by_xy.get(self._state_src)
-        self._state_l1 = source.l1.data if source is not None else None
+        self._state_l1, self._state_plan = self._sources.get(self._state_src) or self._add_source(self._state_src)
         self._state_reads = []
 
     def noc_async_read_one_packet_with_state(self, src_local_addr: int, dst_l1: int) -> None:
@@ -203,9 +239,12 @@ class DataflowContext(KernelContext):
         if t > self.deadline:
             self._check_deadline(t)
         source = self._state_l1
-        if source is not None:  # a core's L1, as in _read
-            payload = source[src_local_addr : src_local_addr + self._state_size]
-            self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
+        if source is not None:  # a core's L1, as in _read (_copy inline)
+            size = self._state_size
+            try:
+                self._l1_bytes[dst_l1 : dst_l1 + size] = source[src_local_addr : src_local_addr + size]
+            except ValueError:
+                self._copy(source, src_local_addr, dst_l1, size)
         else:  # a DRAM bank
             self.core.l1.write(dst_l1, self.device.memory_read(self._state_src, src_local_addr,
                                                                self._state_size))
@@ -214,7 +253,7 @@ class DataflowContext(KernelContext):
     def _book_state_reads(self) -> None:
         """Book the ``*_with_state`` reads issued since the last booking (:attr:`_state_reads`)."""
         reads = self._state_reads
-        land = self._noc.read_planned_many(self._plan_from(self._state_src), self._state_size, reads)
+        land = self._noc.read_planned_many(self._state_plan, self._state_size, reads)
         reads.clear()
         if land > self._reads_land:
             self._reads_land = land
@@ -240,16 +279,33 @@ class DataflowContext(KernelContext):
         """Start a write of ``size`` bytes from this core's L1 to ``dst``."""
         if self._state_reads:
             self._book_state_reads()
+        target, dst_xy = self._dests.get(dst[:2]) or self._add_dest(dst[:2])
+        noc, index, src_xy = self._noc, self.noc_index, self.core.noc_xy
         offset = 0
         while offset < size:
             chunk = min(self._max_burst, size - offset)
-            self._t += self._write_issue
-            self._check_deadline(self._t)
-            payload = self.core.l1.read(src_l1 + offset, chunk)
-            self.device.memory_write((dst.x, dst.y), dst.addr + offset, payload)
-            land = self.device.noc.write(self.noc_index, self.core.noc_xy, (dst.x, dst.y), chunk, self._t)
-            self._writes_land = max(self._writes_land, land)
+            t = self._t = self._t + self._write_issue
+            if t > self.deadline:
+                self._check_deadline(t)
+            if target is not None:  # a core's L1 (Device.memory_write, inline)
+                src = src_l1 + offset
+                try:
+                    target[dst.addr + offset : dst.addr + offset + chunk] = self._l1_bytes[src : src + chunk]
+                except ValueError:  # a range past the end of an L1: numpy's own path
+                    self.device.memory_write(dst_xy, dst.addr + offset, self.core.l1.read(src, chunk))
+            else:  # a DRAM bank
+                self.device.memory_write(dst_xy, dst.addr + offset, self.core.l1.read(src_l1 + offset, chunk))
+            land = noc.write(index, src_xy, dst_xy, chunk, t)
+            if land > self._writes_land:
+                self._writes_land = land
             offset += chunk
+
+    def _add_dest(self, dst_xy: tuple[int, int]) -> tuple[memoryview | None, tuple[int, int]]:
+        """The :attr:`_dests` entry of node ``dst_xy``, made on the first write to it."""
+        core = self._cores_by_xy.get(dst_xy)
+        entry = (None if core is None else memoryview(core.l1.data), dst_xy)
+        self._dests[dst_xy] = entry
+        return entry
 
     def _mcast_dests(self, dst: McastAddr, include_self: bool) -> list[TensixCore]:
         """The worker cores in the rectangle, in NoC coordinate order (the same list for the same
