@@ -62,6 +62,51 @@ def test_reference_matches_naive(with_bias: bool) -> None:
     np.testing.assert_allclose(relu6, np.clip(expected, 0.0, 6.0), rtol=1e-12, atol=1e-12)
 
 
+def _whole_batch_depthwise(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                           stride: tuple[int, int], padding: tuple[int, int],
+                           dilation: tuple[int, int]) -> np.ndarray:
+    """The whole-batch form: ``out += x_shifted * w`` tap by tap (kh then kw), then the bias."""
+    n, h, wd, c = x.shape
+    kh, kw = weight.shape[2:]
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    xp = np.zeros((n, h + 2 * ph, wd + 2 * pw, c))
+    xp[:, ph : ph + h, pw : pw + wd] = x
+    out = np.zeros((n, out_h, out_w, c))
+    for i in range(kh):
+        for j in range(kw):
+            tap = xp[:, i * dh : i * dh + (out_h - 1) * sh + 1 : sh, j * dw : j * dw + (out_w - 1) * sw + 1 : sw]
+            out += tap * weight[:, 0, i, j].astype(np.float64)
+    if bias is not None:
+        out += bias.astype(np.float64)
+    return out
+
+
+@pytest.mark.parametrize(("stride", "padding", "dilation"),
+                         [((1, 1), (1, 1), (1, 1)), ((2, 2), (1, 2), (2, 2)), ((2, 1), (0, 1), (1, 2))])
+def test_reference_bit_identical_to_whole_batch_taps(monkeypatch: pytest.MonkeyPatch, stride: tuple[int, int],
+                                                     padding: tuple[int, int], dilation: tuple[int, int]) -> None:
+    """Blocked over output rows (several blocks, a short last one) and, at stride 1 in W, with
+    columns and channels merged: every bit as the whole-batch tap-order sum, on wide-range
+    values with -0, inf and NaN among them."""
+    import ttsim.numerics as numerics
+
+    monkeypatch.setattr(numerics, "_REFERENCE_BLOCK_BYTES", 3 * 8 * 8 * 5)  # 3-row blocks at out_w 8
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((2, 17, 16, 5)) * 2.0 ** rng.integers(-60, 60, (2, 17, 16, 5))).astype(np.float32)
+    x[0, 3, 4] = [-0.0, np.inf, np.nan, -np.inf, 1e-40]
+    weight = rng.standard_normal((5, 1, 3, 3)).astype(np.float32)
+    weight[1, 0, 1, 1] = -0.0
+    bias = rng.standard_normal(5).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # inf * 0
+        got = depthwise_conv2d_reference(x, weight, bias, stride, padding, dilation, "none")
+        expected = _whole_batch_depthwise(x, weight, bias, stride, padding, dilation)
+    assert got.shape == expected.shape
+    assert np.array_equal(got.view(np.uint64), expected.view(np.uint64))
+
+
 def test_reference_rejects_bad_weight_shape() -> None:
     with pytest.raises(ValueError):
         depthwise_conv2d_reference(

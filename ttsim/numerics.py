@@ -14,6 +14,9 @@ import numpy as np
 
 from ttsim.config import ConvSpec, conv_output_size
 
+_REFERENCE_BLOCK_BYTES = 1 << 17
+"""Output bytes :func:`depthwise_conv2d_reference` computes at a time (a fraction of a CPU's L2:
+its accumulator, product and input rows stay in cache across the taps)."""
 _ERF_SATURATION = 6.0
 """|x| beyond which erf(x) = ±1 in float64 (1 - erf(6) ~ 2e-17)."""
 
@@ -86,9 +89,13 @@ def depthwise_conv2d_reference(
     """Depthwise conv2d (groups = C) + bias + activation in float64, NHWC in and out.
 
     ``weight`` is [C, 1, kh, kw] (PyTorch layout), ``bias`` is [C] or None; ``padding`` (ph, pw)
-    is zero padding on both sides of H and W. Loops over the batch images and the kh*kw taps,
-    accumulating each tap in place into one image's output (the same float64 operations in the
-    same order as a whole-batch ``out += tap``, without the batch-sized temporaries).
+    is zero padding on both sides of H and W. Loops over the batch images, blocks of output rows
+    (:data:`_REFERENCE_BLOCK_BYTES` of output, so a block's accumulator, product and input rows
+    stay in the CPU cache) and the kh*kw taps, accumulating each tap in place into the block and
+    then adding the bias: every output element gets the same float64 operations in the same
+    order as a whole-batch ``out += tap`` over the taps then ``out += bias``. With stride 1 in W
+    a block's rows are multiplied as [rows, out_w * C] by the tap's weights repeated out_w
+    times (the same products, one long inner loop rather than one per output pixel).
     """
     x = np.asarray(x_nhwc, dtype=np.float64)
     w = np.asarray(weight, dtype=np.float64)
@@ -99,21 +106,31 @@ def depthwise_conv2d_reference(
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     out_h = conv_output_size(h, kh, sh, ph, dh)
     out_w = conv_output_size(wd, kw, sw, pw, dw)
+    if sw == 1:  # a block's columns and channels merge into one axis
+        taps = [np.tile(w[:, 0, i, j], out_w) for i in range(kh) for j in range(kw)]
+    else:
+        taps = [w[:, 0, i, j] for i in range(kh) for j in range(kw)]
+    b = None if bias is None else np.asarray(bias, dtype=np.float64)
+    block_rows = max(1, _REFERENCE_BLOCK_BYTES // (out_w * c * 8))
     xp = np.zeros((h + 2 * ph, wd + 2 * pw, c), dtype=np.float64)
     out = np.zeros((n, out_h, out_w, c), dtype=np.float64)
-    product = np.empty((out_h, out_w, c), dtype=np.float64)
+    product = np.empty(block_rows * out_w * c, dtype=np.float64)
     for image in range(n):
         xp[ph : ph + h, pw : pw + wd] = x[image]
-        acc = out[image]
-        for i in range(kh):
-            for j in range(kw):
-                rows = slice(i * dh, i * dh + (out_h - 1) * sh + 1, sh)
-                cols = slice(j * dw, j * dw + (out_w - 1) * sw + 1, sw)
-                np.multiply(xp[rows, cols, :], w[:, 0, i, j], out=product)
-                acc += product
-    if bias is not None:
-        out += np.asarray(bias, dtype=np.float64)
-    return ACTIVATIONS[activation](out)
+        for r0 in range(0, out_h, block_rows):
+            r1 = min(out_h, r0 + block_rows)
+            shape = (r1 - r0, out_w * c) if sw == 1 else (r1 - r0, out_w, c)
+            acc = out[image, r0:r1].reshape(shape)  # a view: out is contiguous
+            block_product = product[: acc.size].reshape(shape)
+            for i in range(kh):
+                for j in range(kw):
+                    rows = slice(i * dh + r0 * sh, i * dh + (r1 - 1) * sh + 1, sh)
+                    cols = slice(j * dw, j * dw + (out_w - 1) * sw + 1, sw)
+                    np.multiply(xp[rows, cols, :].reshape(shape), taps[i * kw + j], out=block_product)
+                    acc += block_product
+            if b is not None:
+                out[image, r0:r1] += b
+    return ACTIVATIONS[activation](out)  # on the whole output: gelu's erf series is not per element
 
 
 def pcc(a: np.ndarray, b: np.ndarray) -> float:
