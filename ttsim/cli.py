@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -140,10 +139,10 @@ def SUITE_OPTIONS(command: Callable) -> Callable:
     """--jobs, --scheduler, --plot and --uncertainty (shared by run and compare)."""
     options = [
         click.option("--jobs", "jobs", default=2, show_default=True, type=click.IntRange(1, 64),
-                     help="local worker processes for suites and uncertainty runs; for op configs the "
-                          "programs run in that many processes at once (by default as many as this "
-                          "machine's CPUs allow), and one program's conv op finishes its two halves of "
-                          "cores in two processes where that is exact (the same results)"),
+                     help="local worker processes for suites and uncertainty runs; given for op configs, "
+                          "the programs run in that many processes at once, and one program's conv op "
+                          "finishes its two halves of cores in two processes where that is exact (the "
+                          "same results)"),
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="run suite layers on this Dask distributed scheduler (e.g. tcp://host:8786)"),
         click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
@@ -266,13 +265,12 @@ def _freeze_imported_objects() -> None:
 
 
 def _op_config_jobs(jobs: int) -> int:
-    """Processes for the programs of an op config: ``--jobs`` when given, else its default capped
-    at the CPUs this process may use (1 on a one-CPU machine). Every count gives the serial
-    results (ttsim.run's ``jobs``), so the default takes what the machine offers."""
-    if click.get_current_context().get_parameter_source("jobs") is click.core.ParameterSource.COMMANDLINE:
-        return jobs
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(jobs, usable))
+    """Processes for the programs of an op config: ``--jobs`` when given, else 1. Every count
+    gives the serial results (ttsim.run's ``jobs``); by default an op config runs in one process,
+    because two did not pay on the 2-core machine (bench/README.md: the main job took 5.81 s
+    serially and 5.79 s in two processes, whose numpy/OpenBLAS work then competes for the cores)."""
+    given = click.get_current_context().get_parameter_source("jobs") is click.core.ParameterSource.COMMANDLINE
+    return jobs if given else 1
 
 
 def _project_folders(configs_dir: Path | None, golden_dir: Path | None,
@@ -298,9 +296,9 @@ def _project_folders(configs_dir: Path | None, golden_dir: Path | None,
 @click.option("--tolerance", "tolerance_pct", default=0.0, show_default=True, type=float,
               help="percent difference still reported as ApproxMatch (and passing)")
 @click.option("--update", is_flag=True, help="rewrite the goldens with the simulated cycles")
-@click.option("--jobs", "jobs", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="processes for the programs of each config at once (by default as many as this "
-                   "machine's CPUs allow; every count gives the same results)")
+@click.option("--jobs", "jobs", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="processes for the programs of each config at once (every count gives the same "
+                   "results)")
 @TIMING_ONLY_OPTION
 def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_dir: Path | None,
                   tolerance_pct: float, update: bool, jobs: int, timing_only: bool) -> None:
@@ -333,7 +331,7 @@ def check_command(configs: tuple[Path, ...], configs_dir: Path | None, golden_di
             for path in paths:
                 progress.update(task, description=f"checking {path.stem}")
                 config = load_config(path)
-                results = run(config, program="all", timing_only=timing_only, jobs=_op_config_jobs(jobs))
+                results = run(config, program="all", timing_only=timing_only, jobs=jobs)
                 target = golden_path(golden_dir, config.name)
                 if update:
                     write_atomically("--update", target, json.dumps(golden_document(config.name, results), indent=2) + "\n")
