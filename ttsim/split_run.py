@@ -41,7 +41,7 @@ import simpy
 from ttsim.cb import CBStats
 from ttsim.device.core import Risc
 from ttsim.device.device import Device
-from ttsim.device.noc import ReadPlan
+from ttsim.device.noc import RoutePlan
 from ttsim.device.profiler import KernelZone
 from ttsim.kernel_api.base import KernelContext
 from ttsim.kernel_api.compute import ComputeContext
@@ -283,7 +283,7 @@ def _guard(device: Device, own: set[XY]) -> None:
     def crossed(what: str, xy: XY) -> None:
         raise _Crossed(f"{what} reaches {xy} outside this half")
 
-    def checked_read_planned(plan: ReadPlan, nbytes: int, t: float) -> float:
+    def checked_read_planned(plan: RoutePlan, nbytes: int, t: float) -> float:
         if plan[0][0] not in sources:
             raise _Crossed(f"a read from {plan[0][0].name} outside this half")
         return read_planned(plan, nbytes, t)

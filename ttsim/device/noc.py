@@ -21,7 +21,7 @@ from typing import Callable
 from ttsim.device.spec import DeviceSpec
 
 XY = tuple[int, int]
-ReadPlan = tuple[tuple["Port", ...], float, float]
+RoutePlan = tuple[tuple["Port", ...], float, float]
 """A read (or unicast write) route's ports, rate in bytes per cycle and latency in cycles
 (NocModel.read_plan, NocModel.write)."""
 
@@ -157,9 +157,9 @@ class NocModel:
         self._nius: dict[tuple[int, XY, str], Port] = {}
         self._banks: dict[XY, Port] = {}
         self._routes: dict[tuple[int, XY, XY], tuple[Port, ...]] = {}
-        self._read_plans: dict[tuple[int, XY, XY], ReadPlan] = {}
+        self._read_plans: dict[tuple[int, XY, XY], RoutePlan] = {}
         """Per (noc, target, requester): a read's path, rate and latency (:meth:`read_plan`)."""
-        self._write_plans: dict[tuple[int, XY, XY], ReadPlan] = {}
+        self._write_plans: dict[tuple[int, XY, XY], RoutePlan] = {}
         """Per (noc, source, destination): a unicast write's path, rate and latency (:meth:`write`)."""
         self._mcast_routes: dict[tuple[int, XY, tuple[XY, ...]], tuple[tuple[Port, ...], int]] = {}
         """Per (noc, source, destinations): the union of the unicast paths and the farthest
@@ -361,11 +361,11 @@ class NocModel:
         """
         return self.read_planned(self.read_plan(noc, requester, target), nbytes, t)
 
-    def read_planned(self, plan: ReadPlan, nbytes: int, t: float) -> float:
+    def read_planned(self, plan: RoutePlan, nbytes: int, t: float) -> float:
         """:meth:`read` along a :meth:`read_plan` (a kernel keeps the plans of its sources)."""
         return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
 
-    def read_planned_many(self, plan: ReadPlan, nbytes: int, times: list[float]) -> float:
+    def read_planned_many(self, plan: RoutePlan, nbytes: int, times: list[float]) -> float:
         """:meth:`read_planned` of ``nbytes`` issued at each of ``times`` (non-decreasing), in
         order; returns the last landing (the largest). The calendars, totals and landings are
         those of one :meth:`read_planned` call per read.
@@ -452,7 +452,7 @@ class NocModel:
             i = stop
         return last_land
 
-    def read_plan(self, noc: int, requester: XY, target: XY) -> ReadPlan:
+    def read_plan(self, noc: int, requester: XY, target: XY) -> RoutePlan:
         """What every read from ``target`` to ``requester`` on ``noc`` shares: its path, its
         rate (the slowest port or the read's cap) and the latency added to its streaming."""
         key = (noc, target, requester)
@@ -461,7 +461,7 @@ class NocModel:
             plan = self._read_plans[key] = self._make_read_plan(noc, requester, target)
         return plan
 
-    def _make_read_plan(self, noc: int, requester: XY, target: XY) -> ReadPlan:
+    def _make_read_plan(self, noc: int, requester: XY, target: XY) -> RoutePlan:
         path = self._path(noc, target, requester)
         if target in self._banks:
             cap, latency = self.link_rate, self._dram_read_latency
@@ -483,7 +483,7 @@ class NocModel:
             plan = self._write_plans[key] = self._make_write_plan(noc, src, dst)
         return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
 
-    def _make_write_plan(self, noc: int, src: XY, dst: XY) -> ReadPlan:
+    def _make_write_plan(self, noc: int, src: XY, dst: XY) -> RoutePlan:
         """What every write from ``src`` to ``dst`` on ``noc`` shares: its path, its rate (the
         slowest port or the write's cap) and the latency added to its streaming (to a DRAM bank,
         to the node itself through its NIU, or over the links)."""

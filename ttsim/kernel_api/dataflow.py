@@ -15,7 +15,7 @@ import numpy as np
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.device.dram import InterleavedBuffer
-from ttsim.device.noc import ReadPlan
+from ttsim.device.noc import RoutePlan
 from ttsim.errors import ConfigurationError
 from ttsim.kernel_api.base import KernelContext, KernelGen
 
@@ -76,7 +76,7 @@ class DataflowContext(KernelContext):
         self._writes_land = 0.0
         self._state_src: tuple[int, int] | None = None
         self._state_size = 0
-        self._state_plan: ReadPlan | None = None
+        self._state_plan: RoutePlan | None = None
         """The NoC plan of a read from the preloaded source node."""
         self._state_l1: memoryview | None = None
         """The L1 bytes of the preloaded source node (None for a DRAM bank)."""
@@ -91,7 +91,7 @@ class DataflowContext(KernelContext):
         """The same bytes as a memoryview: a slice copy through it (a memmove, so overlapping
         ranges copy as numpy copies them) costs a fraction of numpy's slice assignment."""
         self._cores_by_xy = device.by_noc_xy
-        self._sources: dict[tuple[int, int], tuple[memoryview | None, ReadPlan]] = {}
+        self._sources: dict[tuple[int, int], tuple[memoryview | None, RoutePlan]] = {}
         """Per source node this kernel read from: its L1 bytes (None for a DRAM bank) and the NoC
         plan of a read from it (this kernel's NoC and core are fixed)."""
         self._dests: dict[tuple[int, int], tuple[memoryview | None, tuple[int, int]]] = {}
@@ -162,7 +162,7 @@ class DataflowContext(KernelContext):
         if land > self._reads_land:
             self._reads_land = land
 
-    def _add_source(self, src_xy: tuple[int, int]) -> tuple[memoryview | None, ReadPlan]:
+    def _add_source(self, src_xy: tuple[int, int]) -> tuple[memoryview | None, RoutePlan]:
         """The :attr:`_sources` entry of node ``src_xy``, made on the first read from it."""
         core = self._cores_by_xy.get(src_xy)
         entry = (None if core is None else memoryview(core.l1.data),
