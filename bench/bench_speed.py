@@ -111,6 +111,15 @@ time says how fast this machine runs Python: the project's machines have differe
 sessions, so compare tables (and read the targets) only next to this figure."""
 
 
+DEPENDENCIES = ("import numpy, simpy, yaml\nfrom pydantic import BaseModel\n"
+                "class Model(BaseModel):\n    x: int")
+"""What a run imports before any of ttsim's own code: numpy, SimPy, PyYAML and pydantic, with the
+one model class that makes pydantic load its schema machinery. A floor under every run's wall
+time, which no change to ttsim lowers; the targets are read against it."""
+RUN_IMPORTS = "import ttsim.simulate"
+"""Everything a ``ttsim.run`` imports before it simulates (its program's builder comes later)."""
+
+
 def golden_cycles(config_name: str) -> dict[str, dict[str, int]]:
     path = GOLDEN / f"{config_name}.json"
     return json.loads(path.read_text())["device_kernel_duration_cycles"] if path.exists() else {}
@@ -153,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     help_wall, help_cpu = interpreter_seconds(args.runs, "import sys; from ttsim.cli import main; "
                                                     "sys.argv = ['ttsim', '--help']; main()")
     ref_wall, ref_cpu = interpreter_seconds(args.runs, REFERENCE_LOOP)
+    deps_wall, deps_cpu = interpreter_seconds(args.runs, DEPENDENCIES)
+    run_imp_wall, run_imp_cpu = interpreter_seconds(args.runs, RUN_IMPORTS)
     print(f"machine: the reference loop (5M iterations of pure Python) takes {ref_cpu:.2f} s CPU")
+    print(f"start-up: python + numpy, SimPy, PyYAML, pydantic (one model) {deps_wall:.3f} s wall; "
+          f"import ttsim.simulate (all a run imports) {run_imp_wall:.3f} s wall")
     header = (f"{'config':18} {'program':8} {'mode':11} {'wall s':>7} {'CPU s':>6} {'RSS MB':>7} "
               f"{'events':>9} {'events/s':>9} {'CPU us/stick':>12}  check")
     print(header)
@@ -207,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps({"runs": args.runs, "reference_loop_s": [ref_wall, ref_cpu],
                                          "import_ttsim_s": [imp_wall, imp_cpu],
-                                         "ttsim_help_s": [help_wall, help_cpu], "rows": rows}, indent=2))
+                                         "ttsim_help_s": [help_wall, help_cpu],
+                                         "dependencies_import_s": [deps_wall, deps_cpu],
+                                         "run_imports_s": [run_imp_wall, run_imp_cpu], "rows": rows}, indent=2))
     print(f"{failures} problem(s)")
     return 1 if failures else 0
 

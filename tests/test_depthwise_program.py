@@ -112,6 +112,30 @@ def test_group_segments_split_at_row_wraps() -> None:
     assert [len(g) for g in group_segments(np.arange(70, dtype=np.uint32), 70)] == [1, 1, 1]
 
 
+def _segments_group_by_group(tops: np.ndarray, num_outputs: int) -> list[tuple[tuple[int, int, int], ...]]:
+    """The runs of each 32-stick group found on its own, stick by stick."""
+    groups = []
+    for start in range(0, num_outputs, 32):
+        group = [int(t) for t in tops[start : min(start + 32, num_outputs)]]
+        runs: list[list[int]] = []
+        for row, top in enumerate(group):
+            if runs and top == runs[-1][1] + runs[-1][2]:
+                runs[-1][2] += 1
+            else:
+                runs.append([row, top, 1])
+        groups.append(tuple(tuple(run) for run in runs))
+    return groups
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_group_segments_match_a_group_by_group_scan(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    steps = rng.choice([1, 1, 1, 2, 7, 0], size=int(rng.integers(0, 200)))
+    tops = np.cumsum(steps).astype(np.uint32)
+    num_outputs = int(rng.integers(0, tops.size + 1))  # the indices CB may hold more than the outputs
+    assert group_segments(tops, num_outputs) == _segments_group_by_group(tops, num_outputs)
+
+
 def test_an_undersized_window_cb_is_rejected_before_running() -> None:
     cfg = {**config("t", channels=320), "depthwise": {"cb": {"win_cb0": {"pages": 3}}}}
     with pytest.raises(CBRequestError, match="'win_cb0', 50\\).*it needs at least 50 pages"):
