@@ -161,8 +161,8 @@ class CircularBuffer:
             self.stats.max_occupancy = occupancy
         if self.trace is not None:
             self.trace(occupancy, self.env.now)
-        if self._front_waiters:
-            _wake(self._front_waiters, self.available_pages())
+        if self._front_waiters:  # available_pages(), inline
+            _wake(self._front_waiters, self._visible_pushed - self._popped_by_consumer)
 
     def on_push_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a push; its value is the page count."""
@@ -182,14 +182,17 @@ class CircularBuffer:
     def pop(self, n: int) -> None:
         """Consumer side of ``cb_pop_front``: advance the read pointer."""
         if n > self.available_pages():
-            raise CBRequestError(
-                f"core {self.core_name}: cb_pop_front({self.describe()}, {n}) pops more pages than "
-                f"the {self.available_pages()} available"
-            )
+            raise self.overpop_error(n)
         self._popped_by_consumer += n
         self.fifo_rd_ptr += n * self.page_size
         if self.fifo_rd_ptr >= self.limit:
             self.fifo_rd_ptr -= self.total_size
+
+    def overpop_error(self, n: int) -> CBRequestError:
+        """The error for popping ``n`` pages, more than are available."""
+        return CBRequestError(
+            f"core {self.core_name}: cb_pop_front({self.describe()}, {n}) pops more pages than "
+            f"the {self.available_pages()} available")
 
     def publish_pop(self, n: int) -> None:
         """Make n popped pages free for the producer (at the consumer's time)."""
@@ -197,8 +200,8 @@ class CircularBuffer:
         self.stats.pages_popped += n
         if self.trace is not None:
             self.trace(self._visible_pushed - self._visible_popped, self.env.now)
-        if self._back_waiters:
-            _wake(self._back_waiters, self.free_pages())
+        if self._back_waiters:  # free_pages(), inline
+            _wake(self._back_waiters, self.num_pages - (self._pushed_by_producer - self._visible_popped))
 
     def on_pop_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a pop; its value is the page count."""

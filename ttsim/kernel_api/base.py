@@ -211,15 +211,22 @@ class KernelContext:
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
-        if cb.free_pages() >= n:
+        # _sync_to(t) and _block, inline (one generator level less on every resume)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
 
         def detail() -> str:
             return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
 
-        yield from self._block(cb.reserve_event(n), detail)
+        self.blocked_on = detail
+        yield cb.reserve_event(n)
+        self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.producer.blocked_cycles += now - t
         self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
@@ -242,8 +249,13 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
-        if cb.available_pages() >= n:
+        # _sync_to(t) and _block, inline (one generator level less on every resume)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
+        if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
 
@@ -251,7 +263,9 @@ class KernelContext:
             return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
                     f"{cb.num_pages} pages available")
 
-        yield from self._block(cb.front_event(n), detail)
+        self.blocked_on = detail
+        yield cb.front_event(n)
+        self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.consumer.blocked_cycles += now - t
         self._stall(self._consumer_risc, cb.wait_front_stall, t, now)
@@ -275,7 +289,9 @@ class KernelContext:
                 f"{self.where}: cb_push_back({cb.describe()}, {n}) pushes {n} pages but only "
                 f"{cb.free_pages()} of its {cb.num_pages} pages are free, so it would overwrite pages "
                 f"not yet popped: reserve them first with 'yield from ctx.cb_reserve_back({cb_id}, {n})'")
-        cb.push(n)
+        cb._pushed_by_producer += n  # cb.push(n), inline (once per push): the write pointer
+        wr_ptr = cb.fifo_wr_ptr + n * cb.page_size
+        cb.fifo_wr_ptr = wr_ptr if wr_ptr < cb.limit else wr_ptr - cb.total_size
         t += self._cb_update
         self._busy_producer += self._cb_update
         if t > self.deadline:
@@ -305,7 +321,11 @@ class KernelContext:
                 f"granted only {cb.waited} not yet popped: wait for them first with "
                 f"'yield from ctx.cb_wait_front({cb_id}, {n})'")
         cb.waited -= n
-        cb.pop(n)
+        if n > cb._visible_pushed - cb._popped_by_consumer:  # cb.pop(n), inline (once per pop)
+            raise cb.overpop_error(n)
+        cb._popped_by_consumer += n
+        rd_ptr = cb.fifo_rd_ptr + n * cb.page_size
+        cb.fifo_rd_ptr = rd_ptr if rd_ptr < cb.limit else rd_ptr - cb.total_size
         t += self._cb_update
         self._busy_consumer += self._cb_update
         if t > self.deadline:

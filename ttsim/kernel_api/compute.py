@@ -423,6 +423,31 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._busy_math += cycles
         self._src_banks.append(math_t)
 
+    def _unpack_math(self, unpack: float, math: float) -> None:
+        """``_math(_unpack(unpack), math)`` in one call: unpack a tile op's operands, then its
+        math on them (the per-tile hot path: both helpers' sums inline, in their order)."""
+        if self.trace is not None:
+            self._math(self._unpack(unpack), math)
+            return
+        t = self._t
+        free = self._src_banks[0]
+        if free > t:
+            self._unpack_stalls["unpack_wait_math"] += free - t
+            t = free
+        t += unpack
+        self._t = t
+        if t > self.deadline:
+            self._check_deadline(t)
+        self._busy_consumer += unpack
+        math_t = self._math_t
+        if t > math_t:
+            self._math_stalls["math_wait_unpack"] += t - math_t
+            math_t = t
+        math_t += math
+        self._math_t = math_t
+        self._busy_math += math
+        self._src_banks.append(math_t)
+
     def _math_dst(self, cycles: float) -> None:
         """Charge math that only touches DST (no source operands), right after the last."""
         if self.trace is not None:
@@ -619,7 +644,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         if released > self._math_t:
             self._stall(Risc.TRISC1, "math_wait_pack", self._math_t, released)
             self._math_t = released
-        self._math_dst(self._handshake)
+        if self.trace is None:  # _math_dst, inline (every DST acquire)
+            cycles = self._handshake
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._math_dst(self._handshake)
 
     def tile_regs_commit(self) -> None:
         """MATH: hand the DST half to pack."""
@@ -629,7 +659,12 @@ class ComputeContext(EltwiseOps, KernelContext):
                 "call ctx.tile_regs_acquire() before the math ops")
         self._dst_math = False
         self._dst_committed += 1
-        self._math_dst(self._handshake)
+        if self.trace is None:  # _math_dst, inline (every DST commit)
+            cycles = self._handshake
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._math_dst(self._handshake)
         self._commit_t = self._math_t
 
     def tile_regs_wait(self) -> None:
@@ -643,7 +678,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         if self._commit_t > self._pack_t:
             self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._commit_t)
             self._pack_t = self._commit_t
-        self._pack(self._handshake)
+        if self.trace is None:  # _pack, inline (every DST wait)
+            cycles = self._handshake
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._pack(self._handshake)
 
     def tile_regs_release(self) -> None:
         """PACK: give the DST half back to math (the packer zeroes the half it releases)."""
@@ -654,7 +694,12 @@ class ComputeContext(EltwiseOps, KernelContext):
                 "pack would free a DST half math never handed over; the order is tile_regs_acquire(), "
                 "math, tile_regs_commit(), tile_regs_wait(), pack, tile_regs_release()")
         self._dst_pack = False
-        self._pack(self._handshake)
+        if self.trace is None:  # _pack, inline (every DST release)
+            cycles = self._handshake
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._pack(self._handshake)
         if self.numerics:
             self._pending.clear()  # their results would be zeroed now
             self._dst[: self._dst_limit] = 0.0
@@ -675,7 +720,15 @@ class ComputeContext(EltwiseOps, KernelContext):
     def mul_tiles_init(self, icb0: int, icb1: int) -> None:
         """``mul_tiles_init(icb0, icb1)`` (compute_kernel_api/eltwise_binary.h)."""
         self._acc_to_dest = False
-        self._init(unpack=True, math=True)
+        if self.trace is None:  # _init(unpack=True, math=True), inline: once per pool stick batch
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+            cycles = self._init_math
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._init(unpack=True, math=True)
 
     def add_tiles_init(self, icb0: int, icb1: int, acc_to_dest: bool = False) -> None:
         """``add_tiles_init(icb0, icb1, acc_to_dest)`` (compute_kernel_api/eltwise_binary.h):
@@ -689,7 +742,15 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def binary_dest_reuse_tiles_init(self, icb0: int) -> None:
         """``binary_dest_reuse_tiles_init(icb0)`` (compute_kernel_api/eltwise_binary.h)."""
-        self._init(unpack=True, math=True)
+        if self.trace is None:  # _init(unpack=True, math=True), inline: per pool channel block
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+            cycles = self._init_math
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._init(unpack=True, math=True)
 
     def copy_tile_init(self, cbid: int) -> None:
         """``copy_tile_init(cbid)`` (compute_kernel_api/tile_move_copy.h)."""
@@ -697,11 +758,27 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def reduce_init(self, icb: int, icb_scaler: int, ocb: int) -> None:
         """``reduce_init(icb, icb_scaler, ocb)`` (compute_kernel_api/reduce.h)."""
-        self._init(unpack=True, math=True, pack=True)
+        if self.trace is None:  # _init(unpack=True, math=True, pack=True), inline: once per pool stick batch
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+            cycles = self._init_math
+            self._math_t += cycles
+            self._busy_math += cycles
+            cycles = self._init_pack
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._init(unpack=True, math=True, pack=True)
 
     def reduce_uninit(self) -> None:
         """``reduce_uninit()`` (compute_kernel_api/reduce.h)."""
-        self._init(unpack=True)
+        if self.trace is None:  # _init(unpack=True), inline: once per pool stick
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+        else:
+            self._init(unpack=True)
 
     def unpack_tilizeA_B_init(self, icb0: int, icb1: int, block: int, num_faces: int = 4,
                               face_r_dim: int = 16) -> None:
@@ -715,7 +792,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         if block <= 0:
             raise ConfigurationError(f"{self.where}: unpack_tilizeA_B_init with block {block}")
         self._tilize_row_tiles = block
-        self._init(unpack=True)
+        if self.trace is None:  # _init(unpack=True), inline: once per pool stick batch
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+        else:
+            self._init(unpack=True)
 
     def tilize_init(self, icb: int, block: int, ocb: int) -> None:
         """``tilize_init(icb, block, ocb)`` (compute_kernel_api/tilize.h)."""
@@ -740,20 +822,40 @@ class ComputeContext(EltwiseOps, KernelContext):
     def pack_untilize_dest_init(self, ocb: int, face_r_dim: int = 16, num_faces: int = 4) -> None:
         """``pack_untilize_dest_init<block_ct_dim>(ocb, face_r_dim, num_faces)``
         (compute_kernel_api/pack_untilize.h)."""
-        self._init(pack=True)
+        if self.trace is None:  # _init(pack=True), inline: once per pool stick batch
+            cycles = self._init_pack
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._init(pack=True)
 
     def pack_untilize_uninit(self, ocb: int) -> None:
         """``pack_untilize_uninit(ocb)`` (compute_kernel_api/pack_untilize.h)."""
-        self._init(pack=True)
+        if self.trace is None:  # _init(pack=True), inline: once per pool stick
+            cycles = self._init_pack
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._init(pack=True)
 
     def reconfig_data_format(self, srca_new_operand: int, srcb_new_operand: int) -> None:
         """``reconfig_data_format(srca_new_operand, srcb_new_operand)``
         (compute_kernel_api/reconfig_data_format.h)."""
-        self._init(unpack=True)
+        if self.trace is None:  # _init(unpack=True), inline: twice per pool stick batch
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+        else:
+            self._init(unpack=True)
 
     def pack_reconfig_data_format(self, new_cb_id: int) -> None:
         """``pack_reconfig_data_format(new_cb_id)`` (compute_kernel_api/pack.h)."""
-        self._init(pack=True)
+        if self.trace is None:  # _init(pack=True), inline: twice per pool stick batch
+            cycles = self._init_pack
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._init(pack=True)
 
     def mm_init(self, in0_cb_id: int, in1_cb_id: int, out_cb_id: int) -> None:
         """``mm_init(in0_cb_id, in1_cb_id, out_cb_id)`` (compute_kernel_api/matmul.h)."""
@@ -761,8 +863,14 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def sfpu_init(self, name: str) -> None:
         """``<op>_tile_init`` of an SFPU activation (relu_tile_init, silu_tile_init, ...)."""
-        self._sfpu_cost(name)
-        self._init(math=True)
+        if self._sfpu_costs.get(name) is None:
+            self._sfpu_cost(name)  # raises: no cost for this activation
+        if self.trace is None:  # _init(math=True), inline: per pool channel block
+            cycles = self._init_math
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._init(math=True)
 
     # -- math ------------------------------------------------------------------------------------
     def _dst_tile(self, index: int) -> np.ndarray:
@@ -793,7 +901,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         if costs is None:  # hot path (every window page of a pool stick): the costs once per CB pair
             costs = self._tile_costs[key] = (
                 self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True), self._mul_cycles)
-        self._math(self._unpack(costs[0]), costs[1])
+        self._unpack_math(costs[0], costs[1])
         if not self._dst_math:  # _set_dst's checks, inline
             raise self._dst_outside_error()
         if not 0 <= idst < self._dst_limit:
@@ -840,7 +948,7 @@ class ComputeContext(EltwiseOps, KernelContext):
                 raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
             cycles = self._add_cycles if op == "add" else self._mul_cycles
             costs = self._tile_costs[key] = (self._unpack_cost(cb.tile_bytes), cycles + self._datacopy_cycles)
-        self._math(self._unpack(costs[0]), costs[1])
+        self._unpack_math(costs[0], costs[1])
         if not self._dst_math:  # _set_dst's check (the index was checked above)
             raise self._dst_outside_error()
         if self.numerics:
@@ -974,7 +1082,18 @@ class ComputeContext(EltwiseOps, KernelContext):
             costs = self._tile_costs.get(key)
             if costs is None:
                 costs = self._tile_costs[key] = (self._reduce_cycles_per_phase * self._phases * num_faces / 4,)
-            self._math(self._t, costs[0])
+            cycles = costs[0]
+            if self.trace is None:  # _math(self._t, cycles), inline
+                ready, math_t = self._t, self._math_t
+                if ready > math_t:
+                    self._math_stalls["math_wait_unpack"] += ready - math_t
+                    math_t = ready
+                math_t += cycles
+                self._math_t = math_t
+                self._busy_math += cycles
+                self._src_banks.append(math_t)
+            else:
+                self._math(self._t, cycles)
             if self.numerics:
                 self._row0[idst] = self._srca_reduction(pool, idst)[1][idst]
                 self._dst_written.add(idst)
@@ -1024,7 +1143,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             costs = self._matmul_costs[shape] = (
                 self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True),
                 self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim)
-        self._math(self._unpack(costs[0]), costs[1])
+        self._unpack_math(costs[0], costs[1])
         count = rt_dim * ct_dim
         if idst < 0 or idst + count > self._dst_limit:
             raise self._dst_index_error(idst if idst < 0 else idst + count - 1)
@@ -1176,7 +1295,15 @@ class ComputeContext(EltwiseOps, KernelContext):
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
         cost = self._sfpu_costs.get(name)
-        self._sfpu_on_math(self._sfpu_cost(name) if cost is None else cost)
+        if cost is None:
+            cost = self._sfpu_cost(name)  # raises: no cost for this activation
+        math_t = self._math_t
+        if self.trace is None and self._sfpu_free <= math_t:  # _sfpu_on_math, inline (every tile)
+            math_t += cost
+            self._math_t = self._sfpu_free = math_t
+            self._busy_math += cost
+        else:
+            self._sfpu_on_math(cost)
         if not self.numerics or name in ELEMENTWISE_ACTIVATIONS:
             if not self._dst_math:  # _set_dst's checks, inline (the hot path: every tile of a pool stick)
                 raise self._dst_outside_error()
@@ -1230,7 +1357,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         costs = self._tile_costs.get(key)
         if costs is None:  # hot path (every packed tile): the cost once per CB
             costs = self._tile_costs[key] = (self._pack_cost(cb.tile_bytes),)
-        self._pack(costs[0])
+        if self.trace is None:  # _pack, inline
+            cycles = costs[0]
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._pack(costs[0])
 
     def pack_tile(self, ifrom_dst: int, icb: int, output_tile_index: int | None = None) -> None:
         """``pack_tile(ifrom_dst, icb[, output_tile_index])`` (compute_kernel_api/pack.h): DST
@@ -1300,7 +1432,12 @@ class ComputeContext(EltwiseOps, KernelContext):
                     self._l1[address : address + size].view(self._bf16)[...] = values[r]
                 else:
                     self._l1[address : address + size] = encode_row_major(values[r], cb.data_format)
-        self._pack(self._pack_untilize_cycles * ntiles * rows / 32)
+        cycles = self._pack_untilize_cycles * ntiles * rows / 32
+        if self.trace is None:  # _pack, inline (every pool channel block)
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._pack(cycles)
 
     def tilize_block(self, icb: int, block: int, ocb: int) -> None:
         """``tilize_block(icb, block, ocb)`` (compute_kernel_api/tilize.h): tilize 32 row-major
