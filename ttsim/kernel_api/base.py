@@ -17,9 +17,11 @@ pages and a pop needs pages waited for.
 from __future__ import annotations
 
 from collections import defaultdict
+from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
+from simpy.events import NORMAL, Timeout
 
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
@@ -27,6 +29,21 @@ from ttsim.device.device import Device
 from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, SimulationLimitError
 
 KernelGen = Generator[simpy.Event, Any, None]
+
+
+def _publish_later(env: simpy.Environment, delay: float, pages: int,
+                   callback: Callable[[simpy.Event], None]) -> None:
+    """``env.timeout(delay, pages).callbacks.append(callback)`` without the Python frames of
+    ``Timeout.__init__`` and ``Environment.schedule`` (once per CB push and pop): the same
+    Timeout, queued under the key ``Environment.schedule`` gives it, (now + delay, NORMAL, next
+    event id); ttsim/split_run.py reads that queue too."""
+    event = Timeout.__new__(Timeout)
+    event.env = env
+    event.callbacks = [callback]
+    event._value = pages
+    event._delay = delay
+    event._ok = True
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
 
 
 class _CBTable(dict):
@@ -229,7 +246,11 @@ class KernelContext:
         self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.producer.blocked_cycles += now - t
-        self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
+        if self.trace is None:  # _stall, inline (once per blocked reserve)
+            if now > t:
+                self.stalls[self._producer_risc][cb.reserve_back_stall] += now - t
+        else:
+            self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
         self._busy_producer += self._cb_poll
         self._t = now + self._cb_poll
 
@@ -268,7 +289,11 @@ class KernelContext:
         self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.consumer.blocked_cycles += now - t
-        self._stall(self._consumer_risc, cb.wait_front_stall, t, now)
+        if self.trace is None:  # _stall, inline (once per blocked wait)
+            if now > t:
+                self.stalls[self._consumer_risc][cb.wait_front_stall] += now - t
+        else:
+            self._stall(self._consumer_risc, cb.wait_front_stall, t, now)
         self._busy_consumer += self._cb_poll
         self._t = now + self._cb_poll
 
@@ -296,12 +321,12 @@ class KernelContext:
         self._busy_producer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now  # a CB publication at t: now, or a timeout carrying n
-        # whose callback publishes (one SimPy event, no closure); inline: once per push
+        env = self.env  # a CB publication at t: now, or a timeout carrying n
+        now = env._now  # whose callback publishes (one SimPy event, no closure); inline: once per push
         if t <= now:
             cb.publish_push(n)
         else:
-            self.env.timeout(t - now, n).callbacks.append(cb.on_push_event)
+            _publish_later(env, t - now, n, cb.on_push_event)
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -330,11 +355,12 @@ class KernelContext:
         self._busy_consumer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now  # the pop's publication at t, as in _push
+        env = self.env
+        now = env._now  # the pop's publication at t, as in _push
         if t <= now:
             cb.publish_pop(n)
         else:
-            self.env.timeout(t - now, n).callbacks.append(cb.on_pop_event)
+            _publish_later(env, t - now, n, cb.on_pop_event)
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------

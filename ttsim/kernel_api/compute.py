@@ -214,7 +214,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         :class:`KernelContext`), to which the CB calls add their overhead."""
         self._unpack_stalls = self.stalls[Risc.TRISC0]
         self._math_stalls = self.stalls[Risc.TRISC1]
-        """The stall tables of unpack and math (``stalls``), for the per-tile waits."""
+        self._pack_stalls = self.stalls[Risc.TRISC2]
+        """The stall tables of unpack, math and pack (``stalls``), for the per-tile waits."""
         self._last_busy: dict[Risc, list] = {}
         self._producer_risc = Risc.TRISC2
         self._consumer_risc = Risc.TRISC0
@@ -557,7 +558,8 @@ class ComputeContext(EltwiseOps, KernelContext):
             raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
         self._unrun = ("cb_wait_front", cb_id, n)
         cb = self.cb(cb_id)
-        self._front_region[cb_id] = (cb.fifo_rd_ptr, cb.fifo_rd_ptr + n * cb.page_size)
+        if self.numerics:  # only the numerics of unpack_tilizeA_B_block read it
+            self._front_region[cb_id] = (cb.fifo_rd_ptr, cb.fifo_rd_ptr + n * cb.page_size)
         return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
@@ -675,9 +677,13 @@ class ComputeContext(EltwiseOps, KernelContext):
                 "ctx.tile_regs_commit() after the math ops (on hardware pack would wait forever)")
         self._dst_committed -= 1
         self._dst_pack = True
-        if self._commit_t > self._pack_t:
-            self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._commit_t)
-            self._pack_t = self._commit_t
+        commit_t = self._commit_t
+        if commit_t > self._pack_t:
+            if self.trace is None:  # _stall, inline (every DST wait on math)
+                self._pack_stalls["pack_wait_math"] += commit_t - self._pack_t
+            else:
+                self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, commit_t)
+            self._pack_t = commit_t
         if self.trace is None:  # _pack, inline (every DST wait)
             cycles = self._handshake
             self._pack_t += cycles
