@@ -29,21 +29,8 @@ from ttsim.device.device import Device
 from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, SimulationLimitError
 
 KernelGen = Generator[simpy.Event, Any, None]
-
-
-def _publish_later(env: simpy.Environment, delay: float, pages: int,
-                   callback: Callable[[simpy.Event], None]) -> None:
-    """``env.timeout(delay, pages).callbacks.append(callback)`` without the Python frames of
-    ``Timeout.__init__`` and ``Environment.schedule`` (once per CB push and pop): the same
-    Timeout, queued under the key ``Environment.schedule`` gives it, (now + delay, NORMAL, next
-    event id); ttsim/split_run.py reads that queue too."""
-    event = Timeout.__new__(Timeout)
-    event.env = env
-    event.callbacks = [callback]
-    event._value = pages
-    event._delay = delay
-    event._ok = True
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
+_new_timeout = Timeout.__new__
+"""Allocates a Timeout without running its __init__ (:meth:`KernelContext._push` sets it up)."""
 
 
 class _CBTable(dict):
@@ -321,12 +308,20 @@ class KernelContext:
         self._busy_producer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
-        env = self.env  # a CB publication at t: now, or a timeout carrying n
-        now = env._now  # whose callback publishes (one SimPy event, no closure); inline: once per push
+        # A CB publication at t: now, or a timeout carrying n whose callback publishes (one SimPy
+        # event, no closure). The timeout is env.timeout(t - now, n) without the Python frames of
+        # Timeout.__init__ and Environment.schedule (once per push and pop): the same Timeout,
+        # queued under the key schedule gives it, (now + delay, NORMAL, next event id);
+        # ttsim/split_run.py reads that queue too.
+        env = self.env
+        now = env._now
         if t <= now:
             cb.publish_push(n)
         else:
-            _publish_later(env, t - now, n, cb.on_push_event)
+            event = _new_timeout(Timeout)
+            event.env, event.callbacks, event._value, event._ok = env, [cb.on_push_event], n, True
+            event._delay = delay = t - now
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -360,7 +355,10 @@ class KernelContext:
         if t <= now:
             cb.publish_pop(n)
         else:
-            _publish_later(env, t - now, n, cb.on_pop_event)
+            event = _new_timeout(Timeout)
+            event.env, event.callbacks, event._value, event._ok = env, [cb.on_pop_event], n, True
+            event._delay = delay = t - now
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------
