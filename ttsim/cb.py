@@ -26,9 +26,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from heapq import heappush
 from typing import Callable
 
 import simpy
+from simpy.events import NORMAL
 
 from ttsim.errors import CBRequestError
 from ttsim.formats import DataFormat, tile_size_bytes
@@ -162,7 +164,7 @@ class CircularBuffer:
         if self.trace is not None:
             self.trace(occupancy, self.env.now)
         if self._front_waiters:  # available_pages(), inline
-            _wake(self._front_waiters, self._visible_pushed - self._popped_by_consumer)
+            _wake(self.env, self._front_waiters, self._visible_pushed - self._popped_by_consumer)
 
     def on_push_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a push; its value is the page count."""
@@ -201,7 +203,8 @@ class CircularBuffer:
         if self.trace is not None:
             self.trace(self._visible_pushed - self._visible_popped, self.env.now)
         if self._back_waiters:  # free_pages(), inline
-            _wake(self._back_waiters, self.num_pages - (self._pushed_by_producer - self._visible_popped))
+            free = self.num_pages - (self._pushed_by_producer - self._visible_popped)
+            _wake(self.env, self._back_waiters, free)
 
     def on_pop_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a pop; its value is the page count."""
@@ -212,9 +215,13 @@ class CircularBuffer:
         return self._visible_pushed - self._visible_popped
 
 
-def _wake(waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
+def _wake(env: simpy.Environment, waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
     """Succeed, in arrival order, every waiter that asked for at most ``pages`` pages; the others
     keep their place in the queue.
+
+    Each event succeeds as ``event.succeed()`` makes it (ok, value None, queued now at NORMAL
+    priority under the next event id), without that call's two Python frames (once per blocked
+    CB call): a waiter's event is new and only triggered here.
 
     Unlike a SimPy ``Container``, which stops at the first request it cannot serve, a satisfied
     waiter behind an unsatisfied one is woken too: waiting takes no pages (each kernel polls the
@@ -223,6 +230,8 @@ def _wake(waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
     for _ in range(len(waiters)):
         need, event = waiters.popleft()
         if pages >= need:
-            event.succeed()
+            event._ok = True
+            event._value = None
+            heappush(env._queue, (env._now, NORMAL, next(env._eid), event))
         else:
             waiters.append((need, event))
