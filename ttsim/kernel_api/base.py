@@ -87,6 +87,7 @@ class KernelContext:
         """The core's CBs (the launcher places them before any kernel starts)."""
         self._cbs.where = self.where
         self.cb = self._cbs.__getitem__  # type: ignore[method-assign]  # see _CBTable
+        self.get_local_cb_interface = self.cb  # type: ignore[method-assign]  # the same lookup
         self._unrun: tuple[str, int, int] | None = None
         """(call, CB id or semaphore address, count) of the blocking call whose generator has
         not started yet; at most one, since the next blocking call checks it."""
@@ -191,7 +192,8 @@ class KernelContext:
 
     def get_local_cb_interface(self, cb_id: int) -> CircularBuffer:
         """The CB's local interface, whose ``fifo_rd_ptr`` / ``fifo_wr_ptr`` kernels may move by
-        hand (as tt-metal's conv compute does for its partials)."""
+        hand (as tt-metal's conv compute does for its partials). Replaced per instance by the
+        CB table's lookup, as :meth:`cb` is (a pool kernel asks once per output stick)."""
         return self.cb(cb_id)
 
     def get_write_ptr(self, cb_id: int) -> int:

@@ -1412,10 +1412,10 @@ class ComputeContext(EltwiseOps, KernelContext):
                 f"{self.where}: pack_untilize_dest with block_rt_dim {block_rt_dim}, block_c_index "
                 f"{block_c_index} (only one tile row at block 0 is modelled)")
         cb = self.cb(ocb)
-        elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
-        base = cb.back_page_address(0)
         ntiles, rows = block_ct_dim, face_r_dim * (2 if num_faces == 4 else 1)
         if self.numerics:
+            elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+            base = cb.back_page_address(0)
             first = base + col_offset * elem
             last = base + ((rows - 1) * row_width + col_offset + ntiles * TILE_W) * elem
             if self._pending and ntiles <= DST_TILES and self._pending_elementwise_apart(first, last):
