@@ -147,6 +147,10 @@ class CircularBuffer:
         self._back_waiters.append((n, event))
         return event
 
+    def reserve_detail(self, n: int) -> str:
+        """What a producer blocked in ``cb_reserve_back(n)`` waits for (deadlock reports)."""
+        return f"cb_reserve_back({self.describe()}, {n}): {self.free_pages()} of {self.num_pages} pages free"
+
     def push(self, n: int) -> None:
         """Producer side of ``cb_push_back``: advance the write pointer."""
         self._pushed_by_producer += n
@@ -180,6 +184,11 @@ class CircularBuffer:
         event = self.env.event()
         self._front_waiters.append((n, event))
         return event
+
+    def wait_detail(self, n: int) -> str:
+        """What a consumer blocked in ``cb_wait_front(n)`` waits for (deadlock reports)."""
+        return (f"cb_wait_front({self.describe()}, {n}): {self.available_pages()} of "
+                f"{self.num_pages} pages available")
 
     def pop(self, n: int) -> None:
         """Consumer side of ``cb_pop_front``: advance the read pointer."""

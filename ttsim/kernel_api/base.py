@@ -17,6 +17,7 @@ pages and a pop needs pages waited for.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
@@ -226,11 +227,7 @@ class KernelContext:
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-
-        def detail() -> str:
-            return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
-
-        self.blocked_on = detail
+        self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
         yield cb.reserve_event(n)
         self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
@@ -268,12 +265,7 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-
-        def detail() -> str:
-            return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
-                    f"{cb.num_pages} pages available")
-
-        self.blocked_on = detail
+        self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
         yield cb.front_event(n)
         self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)

@@ -590,11 +590,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = self.env._now  # env.now without the property call (once per blocked reserve)
-
-            def detail() -> str:
-                return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
-
-            yield from self._block(cb.reserve_event(n), detail)
+            yield from self._block(cb.reserve_event(n), functools.partial(cb.reserve_detail, n))
             now = self.env._now
             cb.stats.producer.blocked_cycles += now - start
             reason = cb.reserve_back_stall
