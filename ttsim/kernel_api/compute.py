@@ -143,10 +143,31 @@ class DecodedTiles:
 class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
+    __slots__ = (
+        "_acc_to_dest", "_add_cycles", "_bf16", "_busy_math", "_c", "_commit_t", "_datacopy_cycles",
+        "_decoded", "_dst", "_dst_bf16", "_dst_committed", "_dst_limit", "_dst_math", "_dst_pack",
+        "_dst_written", "_faces", "_front_region", "_handshake", "_in0_runs", "_in1_runs",
+        "_init_costs", "_init_math", "_init_pack", "_l1", "_last_busy", "_math_stalls", "_math_t",
+        "_matmul_costs", "_mul_cycles", "_pack_overhead", "_pack_position", "_pack_rate",
+        "_pack_stalls", "_pack_t", "_pack_untilize_cycles", "_pending", "_phases",
+        "_reduce_cycles_per_phase", "_released", "_relu_mode", "_relu_threshold", "_row0", "_scalar",
+        "_sfpu_costs", "_sfpu_free", "_src_banks", "_srca", "_srca_reductions", "_srca_tiles",
+        "_srca_zero", "_srcb_held", "_tile_costs", "_tilize_row_tiles", "_unpack_overhead",
+        "_unpack_rate", "_unpack_stalls", "_unpack_tilize_cycles", "_unpack_two_operand_rate",
+        "math_fidelity", "numerics")
+    """The compute state in slots, :class:`KernelContext`'s (25 attributes) in the instance dict:
+    an instance dict of more than 30 attributes is a plain dict, on which CPython 3.11 specializes
+    no method lookup, and a kernel calls a method of this class some 40 times per pool output
+    stick. Kept within the 30, the dict keeps its shared keys and ``ctx.call()`` its fast path."""
+
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any],
                  math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False, numerics: bool = True) -> None:
         super().__init__(device, core, kernel_name, Risc.TRISC0, compile_args, runtime_args)
+        self._relu_mode = ReluType.NO_RELU
+        self._relu_threshold = 0.0
+        self._sfpu_free = 0.0
+        self._srcb_held = None
         self.numerics = numerics
         """False in ``timing_only`` runs: every call charges its cycles and checks its arguments
         as usual, but no tile value is read, computed or written (DST and the CB bytes the

@@ -109,12 +109,15 @@ def _row_broadcast(tile: np.ndarray, row: int) -> np.ndarray:
 class EltwiseOps:
     """Mixin of ComputeContext: the calls listed in the module docstring."""
 
-    _relu_mode: ReluType = ReluType.NO_RELU
-    _relu_threshold: float = 0.0
-    _sfpu_free: float = 0.0
-    _srcb_held: np.ndarray | None = None
-    """SrcB rows ([64, 16] values) the custom LLK ``mul_tiles_srcb_held`` loaded last."""
+    # state of these calls, slots of ComputeContext (set in its __init__)
+    _relu_mode: ReluType
+    """The packer's ReLU mode (``pack_relu_config``; NO_RELU at first)."""
+    _relu_threshold: float
+    """The packer's ReLU threshold (0 at first)."""
+    _sfpu_free: float
     """Cycle at which the (single) SFPU finishes the work issued so far by math or pack."""
+    _srcb_held: np.ndarray | None
+    """SrcB rows ([64, 16] values) the custom LLK ``mul_tiles_srcb_held`` loaded last."""
 
     # -- binary ops accumulating into DST --------------------------------------------------------
     def mul_bcast_rows_init_short(self: ComputeContext, icb0: int, icb1: int) -> None:
