@@ -481,3 +481,21 @@ def test_same_config_twice_gives_identical_cycles() -> None:
     for a, b in zip(first, second):
         assert a.device_kernel_duration_cycles == b.device_kernel_duration_cycles
     np.testing.assert_array_equal(first[1].output, second[1].output)
+
+
+@pytest.mark.parametrize("program", ["classic", "depthwise"])
+def test_traced_and_untraced_runs_charge_the_same_cycles(program: str) -> None:
+    """Untraced, the compute and CB calls charge their threads inline (the hot path); traced (every
+    core), through the helpers that also record the timeline: every kernel zone, stall and busy
+    cycle, every CB statistic and the output are the same (matmul blocks, packer ReLU)."""
+    cfg = {"name": "t", "conv": {**BASE_CONV, "channels": 64, "activation": "relu6",
+                                 "weights_dtype": "bfloat8_b"}}
+    plain = ttsim.run(cfg, program=program)
+    traced = ttsim.run(cfg, program=program, trace=True)
+    for a, b in zip(plain, traced):
+        assert b.profile.events  # the traced run went through the helpers
+        assert a.profile.zones == b.profile.zones
+        assert a.profile.blocked == b.profile.blocked
+        assert a.profile.busy == b.profile.busy
+        assert a.profile.cbs == b.profile.cbs
+    np.testing.assert_array_equal(plain[1].output, traced[1].output)

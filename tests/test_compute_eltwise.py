@@ -5,6 +5,8 @@ SFPU issued from the pack thread, and the packer's ReLU modes."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from ttsim.device.spec import load_device
 from ttsim.errors import ConfigurationError
 from ttsim.formats import tilize, untilize
 from ttsim.fpu import FIDELITY_PHASES, elwmul
-from ttsim.kernel_api.compute_eltwise import ReluType, VectorMode, relu_config
+from ttsim.kernel_api.compute_eltwise import ReluType, VectorMode, _relu_fields, relu_config
 from ttsim.numerics import ACTIVATIONS
 
 from test_compute_ops import A, B, BF16, OUT, bf16, eltwise_kernel, out_tiles, random_tiles, run_compute, tiles_cb
@@ -149,6 +151,21 @@ def test_pack_relu_config_modes(mode: ReluType, threshold: float) -> None:
     np.testing.assert_array_equal(out_tiles(run)[0], expected)
     if mode is ReluType.MAX_THRESHOLD_RELU:  # relu6 in the packer equals the reference relu6
         np.testing.assert_array_equal(out_tiles(run)[0], ACTIVATIONS["relu6"](x))
+
+
+@pytest.mark.parametrize("config", [0, 1, 2 | (0x3F00 << 16), 3 | (0x40C0 << 16), 3 | (0x8000 << 16),
+                                    2 | (0x7FC0 << 16), 1 | (0x7F80 << 16), 7, 15 | (0x4000 << 16)])
+def test_pack_relu_config_decodes_each_word_as_its_bits_say(config: int) -> None:
+    """The decoded (mode, threshold, sign) of a word, kept per word, against struct: the mode
+    from bits 0-3, the threshold the float32 whose top 16 bits are bits 16-31; a second decode
+    of the same word gives the same fields."""
+    threshold = struct.unpack("<f", struct.pack("<I", (config >> 16) << 16))[0]
+    mode = ReluType(config & 0xF) if config & 0xF in (0, 1, 2, 3) else None
+    for _ in range(2):
+        got_mode, got_threshold, negative = _relu_fields(config)
+        assert got_mode is mode
+        assert struct.pack("<d", got_threshold) == struct.pack("<d", threshold)  # bit for bit (NaN too)
+        assert negative == (struct.pack("<f", threshold)[3] >= 0x80)
 
 
 def test_pack_relu_config_rejects_a_negative_threshold() -> None:

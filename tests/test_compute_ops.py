@@ -701,3 +701,15 @@ def test_pack_relu_config_rejects_a_mode_that_is_no_relu_type() -> None:
 
     with pytest.raises(ConfigurationError, match=r"pack_relu_config\(5\): mode 5 in bits 0-3 is not a ReluType"):
         run_compute(kernel, {}, {OUT: (BF16, 2048, 1)})
+
+
+def test_compute_context_instance_dict_keeps_within_the_shared_keys() -> None:
+    """The compute state lives in ComputeContext's slots and the instance dict holds at most 30
+    attributes (CPython's shared-keys limit: past it the dict is a plain one and method calls on
+    the context lose their specialization, see ComputeContext.__slots__), after a kernel that
+    makes the calls of the pool kernel."""
+    run = run_compute(eltwise_kernel(2, lambda ctx, i: ctx.mul_tiles(A, B, i, i, 0),
+                                     init=lambda ctx: ctx.mul_tiles_init(A, B)),
+                      {A: tiles_cb(random_tiles(2, 1)), B: tiles_cb(random_tiles(2, 2))},
+                      {OUT: (BF16, 2048, 2)})
+    assert len(vars(run.ctx)) <= 30, sorted(vars(run.ctx))

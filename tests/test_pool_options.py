@@ -61,3 +61,22 @@ def test_fused_multiply_reduce_with_bfp8_weights_and_a_7x7_window() -> None:
     plain, fused = run(conv, {}), run(conv, {"fused_mul_reduce": True})
     np.testing.assert_array_equal(fused.output, plain.output)
     np.testing.assert_array_equal(fused.inputs["weight"], plain.inputs["weight"])
+
+
+@pytest.mark.parametrize("options", ["default", "all"])
+@pytest.mark.parametrize("activation", ["silu", "relu6"])
+def test_traced_and_untraced_runs_charge_the_same_cycles(options: str, activation: str) -> None:
+    """Untraced, the compute and CB calls charge their threads inline (the hot path); traced (every
+    core), through the helpers that also record the timeline: every kernel zone, stall and busy
+    cycle of every core and RISC, every CB statistic and the output are the same."""
+    cfg = {"name": "t", "conv": {**CONV, "activation": activation},
+           "pool": OPTIONS[options] if options != "default" else {}}
+    plain = ttsim.run(cfg, program="pool")
+    traced = ttsim.run(cfg, program="pool", trace=True)
+    for a, b in zip(plain, traced):
+        assert b.profile.events  # the traced run went through the helpers
+        assert a.profile.zones == b.profile.zones
+        assert a.profile.blocked == b.profile.blocked
+        assert a.profile.busy == b.profile.busy
+        assert a.profile.cbs == b.profile.cbs
+    np.testing.assert_array_equal(plain[1].output, traced[1].output)

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from heapq import heappush
 from typing import Callable
 
 import simpy
+from simpy.events import NORMAL
 
 from ttsim.errors import CBRequestError
 from ttsim.formats import DataFormat, tile_size_bytes
@@ -145,6 +147,10 @@ class CircularBuffer:
         self._back_waiters.append((n, event))
         return event
 
+    def reserve_detail(self, n: int) -> str:
+        """What a producer blocked in ``cb_reserve_back(n)`` waits for (deadlock reports)."""
+        return f"cb_reserve_back({self.describe()}, {n}): {self.free_pages()} of {self.num_pages} pages free"
+
     def push(self, n: int) -> None:
         """Producer side of ``cb_push_back``: advance the write pointer."""
         self._pushed_by_producer += n
@@ -161,8 +167,8 @@ class CircularBuffer:
             self.stats.max_occupancy = occupancy
         if self.trace is not None:
             self.trace(occupancy, self.env.now)
-        if self._front_waiters:
-            _wake(self._front_waiters, self.available_pages())
+        if self._front_waiters:  # available_pages(), inline
+            _wake(self.env, self._front_waiters, self._visible_pushed - self._popped_by_consumer)
 
     def on_push_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a push; its value is the page count."""
@@ -179,17 +185,25 @@ class CircularBuffer:
         self._front_waiters.append((n, event))
         return event
 
+    def wait_detail(self, n: int) -> str:
+        """What a consumer blocked in ``cb_wait_front(n)`` waits for (deadlock reports)."""
+        return (f"cb_wait_front({self.describe()}, {n}): {self.available_pages()} of "
+                f"{self.num_pages} pages available")
+
     def pop(self, n: int) -> None:
         """Consumer side of ``cb_pop_front``: advance the read pointer."""
         if n > self.available_pages():
-            raise CBRequestError(
-                f"core {self.core_name}: cb_pop_front({self.describe()}, {n}) pops more pages than "
-                f"the {self.available_pages()} available"
-            )
+            raise self.overpop_error(n)
         self._popped_by_consumer += n
         self.fifo_rd_ptr += n * self.page_size
         if self.fifo_rd_ptr >= self.limit:
             self.fifo_rd_ptr -= self.total_size
+
+    def overpop_error(self, n: int) -> CBRequestError:
+        """The error for popping ``n`` pages, more than are available."""
+        return CBRequestError(
+            f"core {self.core_name}: cb_pop_front({self.describe()}, {n}) pops more pages than "
+            f"the {self.available_pages()} available")
 
     def publish_pop(self, n: int) -> None:
         """Make n popped pages free for the producer (at the consumer's time)."""
@@ -197,8 +211,9 @@ class CircularBuffer:
         self.stats.pages_popped += n
         if self.trace is not None:
             self.trace(self._visible_pushed - self._visible_popped, self.env.now)
-        if self._back_waiters:
-            _wake(self._back_waiters, self.free_pages())
+        if self._back_waiters:  # free_pages(), inline
+            free = self.num_pages - (self._pushed_by_producer - self._visible_popped)
+            _wake(self.env, self._back_waiters, free)
 
     def on_pop_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a pop; its value is the page count."""
@@ -209,9 +224,13 @@ class CircularBuffer:
         return self._visible_pushed - self._visible_popped
 
 
-def _wake(waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
+def _wake(env: simpy.Environment, waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
     """Succeed, in arrival order, every waiter that asked for at most ``pages`` pages; the others
     keep their place in the queue.
+
+    Each event succeeds as ``event.succeed()`` makes it (ok, value None, queued now at NORMAL
+    priority under the next event id), without that call's two Python frames (once per blocked
+    CB call): a waiter's event is new and only triggered here.
 
     Unlike a SimPy ``Container``, which stops at the first request it cannot serve, a satisfied
     waiter behind an unsatisfied one is woken too: waiting takes no pages (each kernel polls the
@@ -220,6 +239,8 @@ def _wake(waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
     for _ in range(len(waiters)):
         need, event = waiters.popleft()
         if pages >= need:
-            event.succeed()
+            event._ok = True
+            event._value = None
+            heappush(env._queue, (env._now, NORMAL, next(env._eid), event))
         else:
             waiters.append((need, event))

@@ -17,9 +17,12 @@ pages and a pop needs pages waited for.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
+from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
+from simpy.events import NORMAL, Timeout
 
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
@@ -27,6 +30,8 @@ from ttsim.device.device import Device
 from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, SimulationLimitError
 
 KernelGen = Generator[simpy.Event, Any, None]
+_new_timeout = Timeout.__new__
+"""Allocates a Timeout without running its __init__ (:meth:`KernelContext._push` sets it up)."""
 
 
 class _CBTable(dict):
@@ -83,6 +88,7 @@ class KernelContext:
         """The core's CBs (the launcher places them before any kernel starts)."""
         self._cbs.where = self.where
         self.cb = self._cbs.__getitem__  # type: ignore[method-assign]  # see _CBTable
+        self.get_local_cb_interface = self.cb  # type: ignore[method-assign]  # the same lookup
         self._unrun: tuple[str, int, int] | None = None
         """(call, CB id or semaphore address, count) of the blocking call whose generator has
         not started yet; at most one, since the next blocking call checks it."""
@@ -187,7 +193,8 @@ class KernelContext:
 
     def get_local_cb_interface(self, cb_id: int) -> CircularBuffer:
         """The CB's local interface, whose ``fifo_rd_ptr`` / ``fifo_wr_ptr`` kernels may move by
-        hand (as tt-metal's conv compute does for its partials)."""
+        hand (as tt-metal's conv compute does for its partials). Replaced per instance by the
+        CB table's lookup, as :meth:`cb` is (a pool kernel asks once per output stick)."""
         return self.cb(cb_id)
 
     def get_write_ptr(self, cb_id: int) -> int:
@@ -211,18 +218,25 @@ class KernelContext:
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
-        if cb.free_pages() >= n:
+        # _sync_to(t) and _block, inline (one generator level less on every resume)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-
-        def detail() -> str:
-            return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
-
-        yield from self._block(cb.reserve_event(n), detail)
+        self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
+        yield cb.reserve_event(n)
+        self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.producer.blocked_cycles += now - t
-        self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
+        if self.trace is None:  # _stall, inline (once per blocked reserve)
+            if now > t:
+                self.stalls[self._producer_risc][cb.reserve_back_stall] += now - t
+        else:
+            self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
         self._busy_producer += self._cb_poll
         self._t = now + self._cb_poll
 
@@ -242,19 +256,25 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        yield from self._sync_to(t)
-        if cb.available_pages() >= n:
+        # _sync_to(t) and _block, inline (one generator level less on every resume)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
+        if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-
-        def detail() -> str:
-            return (f"cb_wait_front({cb.describe()}, {n}): {cb.available_pages()} of "
-                    f"{cb.num_pages} pages available")
-
-        yield from self._block(cb.front_event(n), detail)
+        self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
+        yield cb.front_event(n)
+        self.blocked_on = None
         now = self.env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.consumer.blocked_cycles += now - t
-        self._stall(self._consumer_risc, cb.wait_front_stall, t, now)
+        if self.trace is None:  # _stall, inline (once per blocked wait)
+            if now > t:
+                self.stalls[self._consumer_risc][cb.wait_front_stall] += now - t
+        else:
+            self._stall(self._consumer_risc, cb.wait_front_stall, t, now)
         self._busy_consumer += self._cb_poll
         self._t = now + self._cb_poll
 
@@ -275,17 +295,27 @@ class KernelContext:
                 f"{self.where}: cb_push_back({cb.describe()}, {n}) pushes {n} pages but only "
                 f"{cb.free_pages()} of its {cb.num_pages} pages are free, so it would overwrite pages "
                 f"not yet popped: reserve them first with 'yield from ctx.cb_reserve_back({cb_id}, {n})'")
-        cb.push(n)
+        cb._pushed_by_producer += n  # cb.push(n), inline (once per push): the write pointer
+        wr_ptr = cb.fifo_wr_ptr + n * cb.page_size
+        cb.fifo_wr_ptr = wr_ptr if wr_ptr < cb.limit else wr_ptr - cb.total_size
         t += self._cb_update
         self._busy_producer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now  # a CB publication at t: now, or a timeout carrying n
-        # whose callback publishes (one SimPy event, no closure); inline: once per push
+        # A CB publication at t: now, or a timeout carrying n whose callback publishes (one SimPy
+        # event, no closure). The timeout is env.timeout(t - now, n) without the Python frames of
+        # Timeout.__init__ and Environment.schedule (once per push and pop): the same Timeout,
+        # queued under the key schedule gives it, (now + delay, NORMAL, next event id);
+        # ttsim/split_run.py reads that queue too.
+        env = self.env
+        now = env._now
         if t <= now:
             cb.publish_push(n)
         else:
-            self.env.timeout(t - now, n).callbacks.append(cb.on_push_event)
+            event = _new_timeout(Timeout)
+            event.env, event.callbacks, event._value, event._ok = env, [cb.on_push_event], n, True
+            event._delay = delay = t - now
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -305,16 +335,24 @@ class KernelContext:
                 f"granted only {cb.waited} not yet popped: wait for them first with "
                 f"'yield from ctx.cb_wait_front({cb_id}, {n})'")
         cb.waited -= n
-        cb.pop(n)
+        if n > cb._visible_pushed - cb._popped_by_consumer:  # cb.pop(n), inline (once per pop)
+            raise cb.overpop_error(n)
+        cb._popped_by_consumer += n
+        rd_ptr = cb.fifo_rd_ptr + n * cb.page_size
+        cb.fifo_rd_ptr = rd_ptr if rd_ptr < cb.limit else rd_ptr - cb.total_size
         t += self._cb_update
         self._busy_consumer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now  # the pop's publication at t, as in _push
+        env = self.env
+        now = env._now  # the pop's publication at t, as in _push
         if t <= now:
             cb.publish_pop(n)
         else:
-            self.env.timeout(t - now, n).callbacks.append(cb.on_pop_event)
+            event = _new_timeout(Timeout)
+            event.env, event.callbacks, event._value, event._ok = env, [cb.on_pop_event], n, True
+            event._delay = delay = t - now
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -143,10 +143,31 @@ class DecodedTiles:
 class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
+    __slots__ = (
+        "_acc_to_dest", "_add_cycles", "_bf16", "_busy_math", "_c", "_commit_t", "_datacopy_cycles",
+        "_decoded", "_dst", "_dst_bf16", "_dst_committed", "_dst_limit", "_dst_math", "_dst_pack",
+        "_dst_written", "_faces", "_front_region", "_handshake", "_in0_runs", "_in1_runs",
+        "_init_costs", "_init_math", "_init_pack", "_l1", "_last_busy", "_math_stalls", "_math_t",
+        "_matmul_costs", "_mul_cycles", "_pack_overhead", "_pack_position", "_pack_rate",
+        "_pack_stalls", "_pack_t", "_pack_untilize_cycles", "_pending", "_phases",
+        "_reduce_cycles_per_phase", "_released", "_relu_mode", "_relu_threshold", "_row0", "_scalar",
+        "_sfpu_costs", "_sfpu_free", "_src_banks", "_srca", "_srca_reductions", "_srca_tiles",
+        "_srca_zero", "_srcb_held", "_tile_costs", "_tilize_row_tiles", "_unpack_overhead",
+        "_unpack_rate", "_unpack_stalls", "_unpack_tilize_cycles", "_unpack_two_operand_rate",
+        "math_fidelity", "numerics")
+    """The compute state in slots, :class:`KernelContext`'s (25 attributes) in the instance dict:
+    an instance dict of more than 30 attributes is a plain dict, on which CPython 3.11 specializes
+    no method lookup, and a kernel calls a method of this class some 40 times per pool output
+    stick. Kept within the 30, the dict keeps its shared keys and ``ctx.call()`` its fast path."""
+
     def __init__(self, device: Device, core: TensixCore, kernel_name: str,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any],
                  math_fidelity: str = "HiFi4", fp32_dest_acc: bool = False, numerics: bool = True) -> None:
         super().__init__(device, core, kernel_name, Risc.TRISC0, compile_args, runtime_args)
+        self._relu_mode = ReluType.NO_RELU
+        self._relu_threshold = 0.0
+        self._sfpu_free = 0.0
+        self._srcb_held = None
         self.numerics = numerics
         """False in ``timing_only`` runs: every call charges its cycles and checks its arguments
         as usual, but no tile value is read, computed or written (DST and the CB bytes the
@@ -214,7 +235,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         :class:`KernelContext`), to which the CB calls add their overhead."""
         self._unpack_stalls = self.stalls[Risc.TRISC0]
         self._math_stalls = self.stalls[Risc.TRISC1]
-        """The stall tables of unpack and math (``stalls``), for the per-tile waits."""
+        self._pack_stalls = self.stalls[Risc.TRISC2]
+        """The stall tables of unpack, math and pack (``stalls``), for the per-tile waits."""
         self._last_busy: dict[Risc, list] = {}
         self._producer_risc = Risc.TRISC2
         self._consumer_risc = Risc.TRISC0
@@ -423,6 +445,31 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._busy_math += cycles
         self._src_banks.append(math_t)
 
+    def _unpack_math(self, unpack: float, math: float) -> None:
+        """``_math(_unpack(unpack), math)`` in one call: unpack a tile op's operands, then its
+        math on them (the per-tile hot path: both helpers' sums inline, in their order)."""
+        if self.trace is not None:
+            self._math(self._unpack(unpack), math)
+            return
+        t = self._t
+        free = self._src_banks[0]
+        if free > t:
+            self._unpack_stalls["unpack_wait_math"] += free - t
+            t = free
+        t += unpack
+        self._t = t
+        if t > self.deadline:
+            self._check_deadline(t)
+        self._busy_consumer += unpack
+        math_t = self._math_t
+        if t > math_t:
+            self._math_stalls["math_wait_unpack"] += t - math_t
+            math_t = t
+        math_t += math
+        self._math_t = math_t
+        self._busy_math += math
+        self._src_banks.append(math_t)
+
     def _math_dst(self, cycles: float) -> None:
         """Charge math that only touches DST (no source operands), right after the last."""
         if self.trace is not None:
@@ -532,7 +579,8 @@ class ComputeContext(EltwiseOps, KernelContext):
             raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
         self._unrun = ("cb_wait_front", cb_id, n)
         cb = self.cb(cb_id)
-        self._front_region[cb_id] = (cb.fifo_rd_ptr, cb.fifo_rd_ptr + n * cb.page_size)
+        if self.numerics:  # only the numerics of unpack_tilizeA_B_block read it
+            self._front_region[cb_id] = (cb.fifo_rd_ptr, cb.fifo_rd_ptr + n * cb.page_size)
         return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
@@ -563,11 +611,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = self.env._now  # env.now without the property call (once per blocked reserve)
-
-            def detail() -> str:
-                return f"cb_reserve_back({cb.describe()}, {n}): {cb.free_pages()} of {cb.num_pages} pages free"
-
-            yield from self._block(cb.reserve_event(n), detail)
+            yield from self._block(cb.reserve_event(n), functools.partial(cb.reserve_detail, n))
             now = self.env._now
             cb.stats.producer.blocked_cycles += now - start
             reason = cb.reserve_back_stall
@@ -619,7 +663,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         if released > self._math_t:
             self._stall(Risc.TRISC1, "math_wait_pack", self._math_t, released)
             self._math_t = released
-        self._math_dst(self._handshake)
+        if self.trace is None:  # _math_dst, inline (every DST acquire)
+            cycles = self._handshake
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._math_dst(self._handshake)
 
     def tile_regs_commit(self) -> None:
         """MATH: hand the DST half to pack."""
@@ -629,7 +678,12 @@ class ComputeContext(EltwiseOps, KernelContext):
                 "call ctx.tile_regs_acquire() before the math ops")
         self._dst_math = False
         self._dst_committed += 1
-        self._math_dst(self._handshake)
+        if self.trace is None:  # _math_dst, inline (every DST commit)
+            cycles = self._handshake
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._math_dst(self._handshake)
         self._commit_t = self._math_t
 
     def tile_regs_wait(self) -> None:
@@ -640,10 +694,19 @@ class ComputeContext(EltwiseOps, KernelContext):
                 "ctx.tile_regs_commit() after the math ops (on hardware pack would wait forever)")
         self._dst_committed -= 1
         self._dst_pack = True
-        if self._commit_t > self._pack_t:
-            self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, self._commit_t)
-            self._pack_t = self._commit_t
-        self._pack(self._handshake)
+        commit_t = self._commit_t
+        if commit_t > self._pack_t:
+            if self.trace is None:  # _stall, inline (every DST wait on math)
+                self._pack_stalls["pack_wait_math"] += commit_t - self._pack_t
+            else:
+                self._stall(Risc.TRISC2, "pack_wait_math", self._pack_t, commit_t)
+            self._pack_t = commit_t
+        if self.trace is None:  # _pack, inline (every DST wait)
+            cycles = self._handshake
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._pack(self._handshake)
 
     def tile_regs_release(self) -> None:
         """PACK: give the DST half back to math (the packer zeroes the half it releases)."""
@@ -654,7 +717,12 @@ class ComputeContext(EltwiseOps, KernelContext):
                 "pack would free a DST half math never handed over; the order is tile_regs_acquire(), "
                 "math, tile_regs_commit(), tile_regs_wait(), pack, tile_regs_release()")
         self._dst_pack = False
-        self._pack(self._handshake)
+        if self.trace is None:  # _pack, inline (every DST release)
+            cycles = self._handshake
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._pack(self._handshake)
         if self.numerics:
             self._pending.clear()  # their results would be zeroed now
             self._dst[: self._dst_limit] = 0.0
@@ -675,7 +743,15 @@ class ComputeContext(EltwiseOps, KernelContext):
     def mul_tiles_init(self, icb0: int, icb1: int) -> None:
         """``mul_tiles_init(icb0, icb1)`` (compute_kernel_api/eltwise_binary.h)."""
         self._acc_to_dest = False
-        self._init(unpack=True, math=True)
+        if self.trace is None:  # _init(unpack=True, math=True), inline: once per pool stick batch
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+            cycles = self._init_math
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._init(unpack=True, math=True)
 
     def add_tiles_init(self, icb0: int, icb1: int, acc_to_dest: bool = False) -> None:
         """``add_tiles_init(icb0, icb1, acc_to_dest)`` (compute_kernel_api/eltwise_binary.h):
@@ -689,7 +765,15 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def binary_dest_reuse_tiles_init(self, icb0: int) -> None:
         """``binary_dest_reuse_tiles_init(icb0)`` (compute_kernel_api/eltwise_binary.h)."""
-        self._init(unpack=True, math=True)
+        if self.trace is None:  # _init(unpack=True, math=True), inline: per pool channel block
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+            cycles = self._init_math
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._init(unpack=True, math=True)
 
     def copy_tile_init(self, cbid: int) -> None:
         """``copy_tile_init(cbid)`` (compute_kernel_api/tile_move_copy.h)."""
@@ -697,11 +781,27 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def reduce_init(self, icb: int, icb_scaler: int, ocb: int) -> None:
         """``reduce_init(icb, icb_scaler, ocb)`` (compute_kernel_api/reduce.h)."""
-        self._init(unpack=True, math=True, pack=True)
+        if self.trace is None:  # _init(unpack=True, math=True, pack=True), inline: once per pool stick batch
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+            cycles = self._init_math
+            self._math_t += cycles
+            self._busy_math += cycles
+            cycles = self._init_pack
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._init(unpack=True, math=True, pack=True)
 
     def reduce_uninit(self) -> None:
         """``reduce_uninit()`` (compute_kernel_api/reduce.h)."""
-        self._init(unpack=True)
+        if self.trace is None:  # _init(unpack=True), inline: once per pool stick
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+        else:
+            self._init(unpack=True)
 
     def unpack_tilizeA_B_init(self, icb0: int, icb1: int, block: int, num_faces: int = 4,
                               face_r_dim: int = 16) -> None:
@@ -715,7 +815,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         if block <= 0:
             raise ConfigurationError(f"{self.where}: unpack_tilizeA_B_init with block {block}")
         self._tilize_row_tiles = block
-        self._init(unpack=True)
+        if self.trace is None:  # _init(unpack=True), inline: once per pool stick batch
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+        else:
+            self._init(unpack=True)
 
     def tilize_init(self, icb: int, block: int, ocb: int) -> None:
         """``tilize_init(icb, block, ocb)`` (compute_kernel_api/tilize.h)."""
@@ -740,20 +845,40 @@ class ComputeContext(EltwiseOps, KernelContext):
     def pack_untilize_dest_init(self, ocb: int, face_r_dim: int = 16, num_faces: int = 4) -> None:
         """``pack_untilize_dest_init<block_ct_dim>(ocb, face_r_dim, num_faces)``
         (compute_kernel_api/pack_untilize.h)."""
-        self._init(pack=True)
+        if self.trace is None:  # _init(pack=True), inline: once per pool stick batch
+            cycles = self._init_pack
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._init(pack=True)
 
     def pack_untilize_uninit(self, ocb: int) -> None:
         """``pack_untilize_uninit(ocb)`` (compute_kernel_api/pack_untilize.h)."""
-        self._init(pack=True)
+        if self.trace is None:  # _init(pack=True), inline: once per pool stick
+            cycles = self._init_pack
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._init(pack=True)
 
     def reconfig_data_format(self, srca_new_operand: int, srcb_new_operand: int) -> None:
         """``reconfig_data_format(srca_new_operand, srcb_new_operand)``
         (compute_kernel_api/reconfig_data_format.h)."""
-        self._init(unpack=True)
+        if self.trace is None:  # _init(unpack=True), inline: twice per pool stick batch
+            cycles = self._init_unpack
+            self._t += cycles
+            self._busy_consumer += cycles
+        else:
+            self._init(unpack=True)
 
     def pack_reconfig_data_format(self, new_cb_id: int) -> None:
         """``pack_reconfig_data_format(new_cb_id)`` (compute_kernel_api/pack.h)."""
-        self._init(pack=True)
+        if self.trace is None:  # _init(pack=True), inline: twice per pool stick batch
+            cycles = self._init_pack
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._init(pack=True)
 
     def mm_init(self, in0_cb_id: int, in1_cb_id: int, out_cb_id: int) -> None:
         """``mm_init(in0_cb_id, in1_cb_id, out_cb_id)`` (compute_kernel_api/matmul.h)."""
@@ -761,8 +886,14 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def sfpu_init(self, name: str) -> None:
         """``<op>_tile_init`` of an SFPU activation (relu_tile_init, silu_tile_init, ...)."""
-        self._sfpu_cost(name)
-        self._init(math=True)
+        if self._sfpu_costs.get(name) is None:
+            self._sfpu_cost(name)  # raises: no cost for this activation
+        if self.trace is None:  # _init(math=True), inline: per pool channel block
+            cycles = self._init_math
+            self._math_t += cycles
+            self._busy_math += cycles
+        else:
+            self._init(math=True)
 
     # -- math ------------------------------------------------------------------------------------
     def _dst_tile(self, index: int) -> np.ndarray:
@@ -793,7 +924,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         if costs is None:  # hot path (every window page of a pool stick): the costs once per CB pair
             costs = self._tile_costs[key] = (
                 self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True), self._mul_cycles)
-        self._math(self._unpack(costs[0]), costs[1])
+        self._unpack_math(costs[0], costs[1])
         if not self._dst_math:  # _set_dst's checks, inline
             raise self._dst_outside_error()
         if not 0 <= idst < self._dst_limit:
@@ -840,7 +971,7 @@ class ComputeContext(EltwiseOps, KernelContext):
                 raise ConfigurationError(f"{self.where}: binary_dest_reuse_tiles op {op!r}")
             cycles = self._add_cycles if op == "add" else self._mul_cycles
             costs = self._tile_costs[key] = (self._unpack_cost(cb.tile_bytes), cycles + self._datacopy_cycles)
-        self._math(self._unpack(costs[0]), costs[1])
+        self._unpack_math(costs[0], costs[1])
         if not self._dst_math:  # _set_dst's check (the index was checked above)
             raise self._dst_outside_error()
         if self.numerics:
@@ -974,7 +1105,18 @@ class ComputeContext(EltwiseOps, KernelContext):
             costs = self._tile_costs.get(key)
             if costs is None:
                 costs = self._tile_costs[key] = (self._reduce_cycles_per_phase * self._phases * num_faces / 4,)
-            self._math(self._t, costs[0])
+            cycles = costs[0]
+            if self.trace is None:  # _math(self._t, cycles), inline
+                ready, math_t = self._t, self._math_t
+                if ready > math_t:
+                    self._math_stalls["math_wait_unpack"] += ready - math_t
+                    math_t = ready
+                math_t += cycles
+                self._math_t = math_t
+                self._busy_math += cycles
+                self._src_banks.append(math_t)
+            else:
+                self._math(self._t, cycles)
             if self.numerics:
                 self._row0[idst] = self._srca_reduction(pool, idst)[1][idst]
                 self._dst_written.add(idst)
@@ -1024,7 +1166,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             costs = self._matmul_costs[shape] = (
                 self._unpack_cost(nbytes, ntiles=rt_dim + ct_dim, two_operand=True),
                 self._c.matmul_tile_cycles_lofi.value * self._phases * rt_dim * ct_dim)
-        self._math(self._unpack(costs[0]), costs[1])
+        self._unpack_math(costs[0], costs[1])
         count = rt_dim * ct_dim
         if idst < 0 or idst + count > self._dst_limit:
             raise self._dst_index_error(idst if idst < 0 else idst + count - 1)
@@ -1176,7 +1318,15 @@ class ComputeContext(EltwiseOps, KernelContext):
     def sfpu_tile(self, name: str, idst: int) -> None:
         """Apply SFPU activation ``name`` (relu, relu6, silu, gelu, identity) to DST[idst]."""
         cost = self._sfpu_costs.get(name)
-        self._sfpu_on_math(self._sfpu_cost(name) if cost is None else cost)
+        if cost is None:
+            cost = self._sfpu_cost(name)  # raises: no cost for this activation
+        math_t = self._math_t
+        if self.trace is None and self._sfpu_free <= math_t:  # _sfpu_on_math, inline (every tile)
+            math_t += cost
+            self._math_t = self._sfpu_free = math_t
+            self._busy_math += cost
+        else:
+            self._sfpu_on_math(cost)
         if not self.numerics or name in ELEMENTWISE_ACTIVATIONS:
             if not self._dst_math:  # _set_dst's checks, inline (the hot path: every tile of a pool stick)
                 raise self._dst_outside_error()
@@ -1230,7 +1380,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         costs = self._tile_costs.get(key)
         if costs is None:  # hot path (every packed tile): the cost once per CB
             costs = self._tile_costs[key] = (self._pack_cost(cb.tile_bytes),)
-        self._pack(costs[0])
+        if self.trace is None:  # _pack, inline
+            cycles = costs[0]
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._pack(costs[0])
 
     def pack_tile(self, ifrom_dst: int, icb: int, output_tile_index: int | None = None) -> None:
         """``pack_tile(ifrom_dst, icb[, output_tile_index])`` (compute_kernel_api/pack.h): DST
@@ -1274,10 +1429,10 @@ class ComputeContext(EltwiseOps, KernelContext):
                 f"{self.where}: pack_untilize_dest with block_rt_dim {block_rt_dim}, block_c_index "
                 f"{block_c_index} (only one tile row at block 0 is modelled)")
         cb = self.cb(ocb)
-        elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
-        base = cb.back_page_address(0)
         ntiles, rows = block_ct_dim, face_r_dim * (2 if num_faces == 4 else 1)
         if self.numerics:
+            elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
+            base = cb.back_page_address(0)
             first = base + col_offset * elem
             last = base + ((rows - 1) * row_width + col_offset + ntiles * TILE_W) * elem
             if self._pending and ntiles <= DST_TILES and self._pending_elementwise_apart(first, last):
@@ -1300,7 +1455,12 @@ class ComputeContext(EltwiseOps, KernelContext):
                     self._l1[address : address + size].view(self._bf16)[...] = values[r]
                 else:
                     self._l1[address : address + size] = encode_row_major(values[r], cb.data_format)
-        self._pack(self._pack_untilize_cycles * ntiles * rows / 32)
+        cycles = self._pack_untilize_cycles * ntiles * rows / 32
+        if self.trace is None:  # _pack, inline (every pool channel block)
+            self._pack_t += cycles
+            self._busy_producer += cycles
+        else:
+            self._pack(cycles)
 
     def tilize_block(self, icb: int, block: int, ocb: int) -> None:
         """``tilize_block(icb, block, ocb)`` (compute_kernel_api/tilize.h): tilize 32 row-major

@@ -31,6 +31,7 @@ needs stay separate from the core compute API. Every call is named and ordered a
 from __future__ import annotations
 
 import enum
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,6 +79,24 @@ def relu_config(mode: ReluType, threshold: float = 0.0) -> int:
     return int(mode) | (bits << 16)
 
 
+RELU_CONFIGS_KEPT = 256
+"""Decoded ``pack_relu_config`` words kept (a kernel uses a few constant words, once per block)."""
+
+
+@functools.lru_cache(maxsize=RELU_CONFIGS_KEPT)
+def _relu_fields(config: int) -> tuple[ReluType | None, float, bool]:
+    """A ``pack_relu_config`` word decoded: (its mode, None if bits 0-3 name no ReluType; the
+    bfloat16 threshold in bits 16-31 as a float; whether that threshold's sign bit is set).
+    Decoded once per word: the numpy decode costs microseconds and kernels reconfigure per block."""
+    try:
+        mode: ReluType | None = ReluType(config & 0xF)
+    except ValueError:
+        mode = None
+    bits = np.array((config >> 16) & 0xFFFF, dtype=np.uint16)
+    threshold = float(bfloat16_to_float32(np.asarray([bits], dtype=np.uint16))[0])
+    return mode, threshold, bool(np.signbit(threshold))
+
+
 def _row_broadcast(tile: np.ndarray, row: int) -> np.ndarray:
     """Row ``row`` of a tile (storage order) broadcast over all 32 rows, in storage order."""
     base = (row // FACE_H) * 2 * FACE_ELEMENTS + (row % FACE_H) * FACE_W
@@ -90,12 +109,15 @@ def _row_broadcast(tile: np.ndarray, row: int) -> np.ndarray:
 class EltwiseOps:
     """Mixin of ComputeContext: the calls listed in the module docstring."""
 
-    _relu_mode: ReluType = ReluType.NO_RELU
-    _relu_threshold: float = 0.0
-    _sfpu_free: float = 0.0
-    _srcb_held: np.ndarray | None = None
-    """SrcB rows ([64, 16] values) the custom LLK ``mul_tiles_srcb_held`` loaded last."""
+    # state of these calls, slots of ComputeContext (set in its __init__)
+    _relu_mode: ReluType
+    """The packer's ReLU mode (``pack_relu_config``; NO_RELU at first)."""
+    _relu_threshold: float
+    """The packer's ReLU threshold (0 at first)."""
+    _sfpu_free: float
     """Cycle at which the (single) SFPU finishes the work issued so far by math or pack."""
+    _srcb_held: np.ndarray | None
+    """SrcB rows ([64, 16] values) the custom LLK ``mul_tiles_srcb_held`` loaded last."""
 
     # -- binary ops accumulating into DST --------------------------------------------------------
     def mul_bcast_rows_init_short(self: ComputeContext, icb0: int, icb1: int) -> None:
@@ -211,15 +233,12 @@ class EltwiseOps:
 
         Not charged: a packer configuration-register write, which the preset does not cost.
         """
-        try:
-            mode = ReluType(config & 0xF)
-        except ValueError:
+        mode, threshold, negative = _relu_fields(config)
+        if mode is None:
             raise ConfigurationError(
                 f"{self.where}: pack_relu_config({config}): mode {config & 0xF} in bits 0-3 is not a "
-                f"ReluType (0 NO_RELU, 1 ZERO_RELU, 2 MIN_THRESHOLD_RELU, 3 MAX_THRESHOLD_RELU)") from None
-        bits = np.array((config >> 16) & 0xFFFF, dtype=np.uint16)
-        threshold = float(bfloat16_to_float32(np.asarray([bits], dtype=np.uint16))[0])
-        if mode in (ReluType.MIN_THRESHOLD_RELU, ReluType.MAX_THRESHOLD_RELU) and np.signbit(threshold):
+                f"ReluType (0 NO_RELU, 1 ZERO_RELU, 2 MIN_THRESHOLD_RELU, 3 MAX_THRESHOLD_RELU)")
+        if negative and mode in (ReluType.MIN_THRESHOLD_RELU, ReluType.MAX_THRESHOLD_RELU):
             raise ConfigurationError(
                 f"{self.where}: pack_relu_config threshold {threshold} must be >= +0 "
                 f"(a negative threshold is undefined, Packers/ReLU.md)")
