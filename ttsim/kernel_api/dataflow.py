@@ -118,6 +118,9 @@ class DataflowContext(KernelContext):
         """The same bytes as a memoryview: a slice copy through it (a memmove, so overlapping
         ranges copy as numpy copies them) costs a fraction of numpy's slice assignment."""
         self._cores_by_xy = device.by_noc_xy
+        self._dram_by_xy = device.dram.by_xy
+        """The DRAM banks by node (their bytes may be reallocated as buffers are added: read
+        through the bank each time)."""
         self._sources: dict[tuple[int, int], tuple[memoryview | None, RoutePlan]] = {}
         """Per source node this kernel read from: its L1 bytes (None for a DRAM bank) and the NoC
         plan of a read from it (this kernel's NoC and core are fixed)."""
@@ -225,8 +228,9 @@ class DataflowContext(KernelContext):
                     self._l1_bytes[dst_l1 : dst_l1 + size] = source[src.addr : src.addr + size]
                 except ValueError:
                     self._copy(source, src.addr, dst_l1, size)
-            else:  # a DRAM bank
-                self.core.l1.write(dst_l1, self.device.memory_read(src_xy, src.addr, size))
+            else:  # a DRAM bank (Device.memory_read and L1Memory.write inline)
+                payload = self._dram_by_xy[src_xy].data[src.addr : src.addr + size]
+                self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
             land = self._noc.read_planned(plan, size, t)
             if land > self._reads_land:
                 self._reads_land = land
@@ -453,7 +457,12 @@ class DataflowContext(KernelContext):
         """The spin of ``noc_semaphore_wait`` (``== value``) or ``noc_semaphore_wait_min``
         (``>= value``): blocked until the word matches, then one poll."""
         self._unrun = None
-        yield from self._sync_to(self._t)
+        t = self._t  # _sync_to inline (no generator per wait)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
         word = self.core.read_word(sem_addr)
         if (word < value) if at_least else (word != value):
             def detail() -> str:
