@@ -368,8 +368,10 @@ class DataflowContext(KernelContext):
         dests = self._mcast_dests(dst, loopback_src)
         self._check_dests(dests.cores, num_dests, "noc_async_write_multicast")
         self._t += self._write_issue
-        payload = bytes(self._l1_bytes[src_l1 : src_l1 + size])  # a copy: loopback may overlap it
         address = dst.addr
+        payload = self._l1_bytes[src_l1 : src_l1 + size]
+        if loopback_src and address < src_l1 + size and src_l1 < address + size:
+            payload = bytes(payload)  # the source is among the destinations: copy it first
         for core, target in zip(dests.cores, dests.l1):
             try:
                 target[address : address + size] = payload
