@@ -253,11 +253,12 @@ class NocModel:
         else:
             start = t
         end = start + duration
+        apart = start - 1e-9  # an interval ending before this does not touch the new one
         for port in ports:  # Port.reserve, its tail case inline (one burst per read: the hot path)
             port.busy_cycles += duration
             port.bytes_moved += nbytes
             ends = port._ends
-            if not ends or ends[-1] < start - 1e-9:
+            if not ends or ends[-1] < apart:
                 port._starts.append(start)
                 ends.append(end)
             elif ends[-1] <= start:
