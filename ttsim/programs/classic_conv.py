@@ -109,8 +109,8 @@ READER_CB_NAMES = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER",
 
 
 def _check_weight_block_fits(device: Device, block: ClassicBlockConfig, tile_bytes: int) -> None:
-    """Refuse, before the dense weight matrix is built (seconds to minutes for thousands of
-    channels), a conv whose WEIGHTS CB cannot hold even one weight block on a core."""
+    """Refuse, before the dense weight matrix's DRAM pages are built (they grow with channels
+    squared), a conv whose WEIGHTS CB cannot hold even one weight block on a core."""
     need = block.weight_block_num_tiles * tile_bytes
     usable = device.spec.l1.usable_bytes
     if need > usable:
