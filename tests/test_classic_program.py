@@ -20,7 +20,7 @@ from ttsim.device.spec import load_device
 from ttsim.errors import UnsupportedFunctionality
 from ttsim.formats import DataFormat, round_to_format
 from ttsim.numerics import depthwise_conv2d_reference, generate_conv_inputs
-from ttsim.programs.classic_conv import build_classic_program, grouped_weight_matrix
+from ttsim.programs.classic_conv import build_classic_program, grouped_weight_tiles, tiles_to_matrix
 from ttsim.programs.conv_blocking import CLASSIC_CHANNEL_ALIGN, ClassicOverrides, determine_classic_block_config
 from ttsim.programs.halo import build_halo_program
 from ttsim.programs.parallel import determine_parallel_config
@@ -255,6 +255,15 @@ def test_weights_seen_are_the_rounded_originals(results, case: str) -> None:
         padded[: bias.size] = bias
         np.testing.assert_array_equal(op.inputs["bias"], round_to_format(padded, DataFormat.BFLOAT8_B)[: bias.size])
         assert not np.array_equal(op.inputs["weight"], bf16(weight))  # really block float
+
+
+def grouped_weight_matrix(weight: np.ndarray, geom: ConvGeometry, pc, block) -> np.ndarray:
+    """The dense [K, N] weight matrix the tiles of :func:`grouped_weight_tiles` hold."""
+    tile_ids, held, _ = grouped_weight_tiles(weight, geom, pc, block)
+    width = block.num_cores_c_out * block.weight_block_w_ntiles
+    tiles = np.zeros((block.k_ntiles * width, 1024), dtype=np.float32)
+    tiles[tile_ids] = held
+    return tiles_to_matrix(tiles, block.k_ntiles * 32, width * 32)
 
 
 def _geometry_and_blocks(conv: dict[str, Any]):

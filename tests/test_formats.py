@@ -25,6 +25,7 @@ from ttsim.formats import (
     pack_tile,
     round_to_bfloat16,
     round_to_format,
+    tile_positions,
     tile_size_bytes,
     tilize,
     unpack_tile,
@@ -116,6 +117,19 @@ def test_tilize_explicit_positions() -> None:
     assert tiles[0, 3 * 256 + 15 * 16 + 15] == block[31, 31]
     assert tiles[1, 256 + 5 * 16 + 4] == block[5, 32 + 20]  # second tile, face 1
     np.testing.assert_array_equal(tiles[0, :16], block[0, :16])  # face row = 16 values
+
+
+def test_tile_positions_are_where_tiling_each_row_of_tiles_puts_an_entry() -> None:
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((96, 160)).astype(np.float32)  # 3 x 5 tiles
+    tiles = np.concatenate([tilize(matrix[r : r + 32]) for r in range(0, 96, 32)])
+    rows, cols = np.indices(matrix.shape)
+    tile_ids, offsets = tile_positions(rows, cols, 5)
+    assert tile_ids.shape == offsets.shape == matrix.shape
+    np.testing.assert_array_equal(tiles[tile_ids, offsets], matrix)
+    for r, c in ((0, 0), (17, 3), (40, 70), (95, 159)):  # the layout definition, entry by entry
+        assert tile_ids[r, c] == r // 32 * 5 + c // 32
+        assert offsets[r, c] == storage_index(r % 32, c % 32)
 
 
 def test_tilize_rejects_bad_shapes() -> None:
@@ -308,6 +322,13 @@ def test_pack_unpack_round_trip_equals_round_to_format(fmt: DataFormat) -> None:
     np.testing.assert_array_equal(unpack_tile(data[1], fmt), back[1])
     np.testing.assert_array_equal(unpack_tile(data[1].tobytes(), fmt), back[1])
     np.testing.assert_array_equal(unpack_tile(data.tobytes(), fmt), back)
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_a_tile_of_zeros_packs_to_zero_bytes(fmt: DataFormat) -> None:
+    """What the classic weights rely on to leave the matrix's empty tiles unencoded."""
+    packed = pack_tile(np.zeros((3, TILE_ELEMENTS), dtype=np.float32), fmt)
+    assert packed.shape == (3, tile_size_bytes(fmt)) and not packed.any()
 
 
 @pytest.mark.parametrize("fmt", ALL_FORMATS)

@@ -135,3 +135,22 @@ def test_device_allocate_l1_buffer_per_core_addresses() -> None:
     assert device.core((2, 0)).l1.allocations == []  # other cores untouched
     with pytest.raises(L1OverflowError, match=r"core \(1,0\).*'huge'"):
         device.allocate_l1_buffer("huge", [(1, 0)], WH_BUDGET)
+
+
+def test_l1_words_are_the_native_uint32_at_any_address() -> None:
+    """A core's 32-bit words (semaphores) read and store as a numpy uint32 view of the 4 bytes
+    at the address does, word-aligned or not, up to the last whole word of L1."""
+    core = Device(load_device("wormhole_b0")).core((0, 0))
+    data = core.l1.data
+    rng = np.random.default_rng(3)
+    data[:] = rng.integers(0, 256, data.size, dtype=np.uint8)
+    for address in (0, 4, 0x1000, 0x1002, 0x1007, data.size - 8, data.size - 5, data.size - 4):
+        assert core.read_word(address) == int(data[address : address + 4].view(np.uint32)[0])
+        value = int(rng.integers(0, 2**32))
+        expected = data.copy()
+        expected[address : address + 4].view(np.uint32)[0] = value
+        core.write_word(address, value - 2**32 if address & 1 else value)  # stored modulo 2**32
+        np.testing.assert_array_equal(data, expected)
+        assert core.read_word(address) == value
+        core.add_word(address, 2**32 + 5)
+        assert core.read_word(address) == (value + 5) % 2**32

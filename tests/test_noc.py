@@ -528,3 +528,38 @@ def test_reads_and_writes_move_bytes_as_numpy_slice_assignment() -> None:
     run_program(device, program)
     for xy, data in expected.items():
         assert np.array_equal(device.core(xy).l1.data, data)
+
+
+def test_multicast_moves_bytes_as_numpy_slice_assignment() -> None:
+    """A multicast leaves every destination's L1 as ``dst[d : d + len(p)] = p`` with
+    ``p = src[s : s + size]`` copied first: with loopback onto a range overlapping its source
+    (the sender is the first destination), without overlap, without loopback, and from a source
+    range running past the end of L1 (only its bytes inside L1 land)."""
+    device = Device(load_device("wormhole_b0"))
+    size_l1 = device.core((0, 0)).l1.data.size
+    rng = np.random.default_rng(23)
+    cores = ((0, 0), (1, 0))
+    for xy in cores:
+        device.core(xy).l1.data[:] = rng.integers(0, 256, size_l1, dtype=np.uint8)
+    expected = {xy: device.core(xy).l1.data.copy() for xy in cores}
+    # (source, destination, size, loopback)
+    sends = [(0x40000, 0x40010, 4096, True), (0x60000, 0x70000, 8192, True), (0x80000, 0x80000, 512, False),
+             (size_l1 - 100, 0x50000, 256, True)]
+    for src, dst, size, loopback in sends:
+        payload = expected[(0, 0)][src : src + size].copy()
+        for xy in cores if loopback else cores[1:]:
+            expected[xy][dst : dst + payload.size] = payload
+    program = Program("mcast_copies")
+
+    def kernel(ctx):
+        (x0, y0), (x1, y1) = (device.core(xy).noc_xy for xy in cores)
+        for src, dst, size, loopback in sends:
+            ctx.noc_async_write_multicast(src, ctx.get_noc_multicast_addr(x0, y0, x1, y1, dst), size,
+                                          2 if loopback else 1, loopback_src=loopback)
+        ctx.noc_async_write_barrier()
+        yield from ()
+
+    program.create_kernel("k", kernel, [(0, 0)], Risc.BRISC, {})
+    run_program(device, program)
+    for xy, data in expected.items():
+        assert np.array_equal(device.core(xy).l1.data, data)

@@ -62,6 +62,7 @@ __all__ = [
     "element_size_bytes",
     "tilize",
     "untilize",
+    "tile_positions",
     "round_to_format",
     "bfloat16_bits",
     "bfloat16_to_float32",
@@ -175,6 +176,18 @@ def untilize(tiles: np.ndarray) -> np.ndarray:
     # axes: (tile, face_row, face_col, row_in_face, col_in_face)
     faces = tiles.reshape(w, 2, 2, FACE_H, FACE_W)
     return faces.transpose(1, 3, 0, 2, 4).reshape(TILE_H, w * TILE_W)
+
+
+def tile_positions(rows: np.ndarray, cols: np.ndarray, width_tiles: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where entry (``rows``, ``cols``) of a row-major matrix ``width_tiles`` tiles wide lands
+    when it is tiled row of tiles by row of tiles (:func:`tilize` of each 32-row block, the
+    tiles in row-major order): its tile id ``row_tile * width_tiles + col_tile`` and its index
+    in that tile's storage order (face-major), arrays of the shape of ``rows``."""
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    tile_ids = rows // TILE_H * width_tiles + cols // TILE_W
+    r, c = rows % TILE_H, cols % TILE_W
+    offsets = ((r // FACE_H * 2 + c // FACE_W) * FACE_H + r % FACE_H) * FACE_W + c % FACE_W
+    return tile_ids, offsets
 
 
 @functools.cache

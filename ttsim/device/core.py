@@ -39,6 +39,10 @@ class TensixCore:
         """The circular buffers the launcher placed on this core, by CB index (``ttsim.cb``
         objects: the device only holds them, so it imports nothing above itself)."""
         self._word_watchers: dict[int, list[tuple[int, simpy.Event]]] = {}
+        whole_words = l1.data.size // 4
+        self._words = memoryview(l1.data)[: whole_words * 4].cast("I")
+        """L1 as native 32-bit words: a word-aligned semaphore is one item (no numpy views)."""
+        self._word_count = whole_words
 
     @property
     def name(self) -> str:
@@ -46,11 +50,16 @@ class TensixCore:
 
     # -- 32-bit L1 words (semaphores) ------------------------------------------------------
     def read_word(self, address: int) -> int:
+        if address & 3 == 0 and 0 <= address >> 2 < self._word_count:  # aligned (every semaphore)
+            return self._words[address >> 2]
         return int(self.l1.data[address : address + 4].view(np.uint32)[0])
 
     def write_word(self, address: int, value: int) -> None:
         """Store a word and wake kernels waiting for that value (semaphore semantics)."""
-        self.l1.data[address : address + 4].view(np.uint32)[0] = value & 0xFFFFFFFF
+        if address & 3 == 0 and 0 <= address >> 2 < self._word_count:  # aligned (every semaphore)
+            self._words[address >> 2] = value & 0xFFFFFFFF
+        else:
+            self.l1.data[address : address + 4].view(np.uint32)[0] = value & 0xFFFFFFFF
         watchers = self._word_watchers.get(address)
         if watchers:
             still = []

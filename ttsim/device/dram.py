@@ -73,7 +73,14 @@ class Dram:
         return buffer
 
     def write_pages(self, buffer: InterleavedBuffer, pages: np.ndarray) -> None:
-        """Host write of ``pages`` (uint8 [num_pages, page_size]) into the buffer."""
-        for page_id in range(buffer.num_pages):
-            bank, address = buffer.page_location(page_id)
-            self.banks[bank].write(address, pages[page_id])
+        """Host write of ``pages`` (uint8 [num_pages, page_size]) into the buffer.
+
+        Bank ``b`` holds pages ``b, b + num_banks, ...`` one aligned page apart from the base
+        address (:meth:`InterleavedBuffer.page_location`): one strided copy per bank.
+        """
+        pages = np.asarray(pages)
+        aligned, size = buffer.aligned_page_size, buffer.page_size
+        for index, bank in enumerate(self.banks[: buffer.num_pages]):
+            held = pages[index : buffer.num_pages : buffer.num_banks]
+            slots = bank.data[buffer.base_address : buffer.base_address + held.shape[0] * aligned]
+            slots.reshape(held.shape[0], aligned)[:, :size] = held

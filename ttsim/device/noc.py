@@ -161,9 +161,11 @@ class NocModel:
         """Per (noc, target, requester): a read's path, rate and latency (:meth:`read_plan`)."""
         self._write_plans: dict[tuple[int, XY, XY], RoutePlan] = {}
         """Per (noc, source, destination): a unicast write's path, rate and latency (:meth:`write`)."""
-        self._mcast_routes: dict[tuple[int, XY, tuple[XY, ...]], tuple[tuple[Port, ...], int]] = {}
-        """Per (noc, source, destinations): the union of the unicast paths and the farthest
-        destination's hops."""
+        self._mcast_plans: dict[tuple[int, XY, tuple[XY, ...], bool], RoutePlan] = {}
+        """Per (noc, source, destinations, linked): a multicast's path, rate and latency
+        (:meth:`_make_mcast_plan`)."""
+        self._atomic_latencies: dict[tuple[int, XY, XY], float] = {}
+        """Per (noc, source, destination): a semaphore update's latency."""
         for xy in spec.dram.bank_noc_xy.value:
             self._banks[tuple(xy)] = Port(f"dram{tuple(xy)}", spec.dram.bank_bytes_per_cycle.value)
 
@@ -251,11 +253,12 @@ class NocModel:
         else:
             start = t
         end = start + duration
+        apart = start - 1e-9  # an interval ending before this does not touch the new one
         for port in ports:  # Port.reserve, its tail case inline (one burst per read: the hot path)
             port.busy_cycles += duration
             port.bytes_moved += nbytes
             ends = port._ends
-            if not ends or ends[-1] < start - 1e-9:
+            if not ends or ends[-1] < apart:
                 port._starts.append(start)
                 ends.append(end)
             elif ends[-1] <= start:
@@ -496,23 +499,34 @@ class NocModel:
             cap, latency = self.link_rate, self.write_latency(self.hops(noc, src, dst))
         return path, min(cap, *(port.bytes_per_cycle for port in path)), latency
 
-    def multicast(self, noc: int, src: XY, dests: list[XY], nbytes: int, t: float, linked: bool) -> float:
+    def multicast(self, noc: int, src: XY, dests: tuple[XY, ...] | list[XY], nbytes: int, t: float,
+                  linked: bool) -> float:
         """One write delivered to every node of ``dests``; returns the last arrival cycle."""
-        key = (noc, src, tuple(dests))
-        route = self._mcast_routes.get(key)
-        if route is None:
-            ports: dict[str, Port] = {}
-            for dst in dests:
-                for port in self._path(noc, src, dst):
-                    ports[port.name] = port
-            route = (tuple(ports.values()), max((self.hops(noc, src, d) for d in dests), default=0))
-            self._mcast_routes[key] = route
+        key = (noc, src, tuple(dests), linked)
+        plan = self._mcast_plans.get(key)
+        if plan is None:
+            plan = self._mcast_plans[key] = self._make_mcast_plan(noc, src, key[2], linked)
+        return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
+
+    def _make_mcast_plan(self, noc: int, src: XY, dests: tuple[XY, ...], linked: bool) -> RoutePlan:
+        """What every multicast from ``src`` to ``dests`` on ``noc`` shares: the union of the
+        unicast paths, the rate (the slowest of those ports or the multicast's cap, linked or
+        not) and the latency of the farthest destination's hops."""
+        ports: dict[str, Port] = {}
+        for dst in dests:
+            for port in self._path(noc, src, dst):
+                ports[port.name] = port
         spec = self.spec.noc
         cap = (spec.multicast_linked_bytes_per_cycle if linked else spec.multicast_bytes_per_cycle).value
-        end = self._stream(route[0], nbytes, t, cap)
-        return end + self.write_latency(route[1])
+        hops = max((self.hops(noc, src, d) for d in dests), default=0)
+        return tuple(ports.values()), min(cap, *(port.bytes_per_cycle for port in ports.values())), \
+            self.write_latency(hops)
 
     def atomic(self, noc: int, src: XY, dst: XY, t: float) -> float:
         """A 4-byte semaphore update issued at ``t``; returns when it lands at ``dst``."""
         self._atomics += 1
-        return t + self.write_latency(self.hops(noc, src, dst))
+        key = (noc, src, dst)
+        latency = self._atomic_latencies.get(key)
+        if latency is None:
+            latency = self._atomic_latencies[key] = self.write_latency(self.hops(noc, src, dst))
+        return t + latency

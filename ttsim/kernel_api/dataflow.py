@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
+import simpy
 
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
@@ -18,6 +19,9 @@ from ttsim.device.dram import InterleavedBuffer
 from ttsim.device.noc import RoutePlan
 from ttsim.errors import ConfigurationError
 from ttsim.kernel_api.base import KernelContext, KernelGen
+
+
+XY = tuple[int, int]
 
 
 class NocAddr(NamedTuple):
@@ -53,6 +57,29 @@ class TensorAccessor:
         bank, address = self.buffer.page_location(page_id)
         x, y = self.bank_noc_xy[bank]
         return NocAddr(x, y, address + offset)
+
+
+class _McastDests(NamedTuple):
+    """The worker cores of a multicast rectangle, in NoC coordinate order: the cores, their L1
+    bytes (memoryviews) and their coordinates (the NoC model's key for the route)."""
+
+    cores: list[TensixCore]
+    l1: list[memoryview]
+    noc_xy: tuple[XY, ...]
+
+
+def _land_word(event: simpy.Timeout) -> None:
+    """Callback of the timeout that lands a semaphore multicast: its value is (core, address,
+    word) and the word is stored then (as the kernel's store would be)."""
+    core, address, value = event._value
+    core.write_word(address, value)
+
+
+def _land_increment(event: simpy.Timeout) -> None:
+    """Callback of the timeout that lands a semaphore increment: its value is (core, address,
+    increment)."""
+    core, address, increment = event._value
+    core.add_word(address, increment)
 
 
 class DataflowContext(KernelContext):
@@ -91,13 +118,17 @@ class DataflowContext(KernelContext):
         """The same bytes as a memoryview: a slice copy through it (a memmove, so overlapping
         ranges copy as numpy copies them) costs a fraction of numpy's slice assignment."""
         self._cores_by_xy = device.by_noc_xy
+        self._dram_by_xy = device.dram.by_xy
+        """The DRAM banks by node (their bytes may be reallocated as buffers are added: read
+        through the bank each time)."""
         self._sources: dict[tuple[int, int], tuple[memoryview | None, RoutePlan]] = {}
         """Per source node this kernel read from: its L1 bytes (None for a DRAM bank) and the NoC
         plan of a read from it (this kernel's NoC and core are fixed)."""
         self._dests: dict[tuple[int, int], tuple[memoryview | None, tuple[int, int]]] = {}
         """Per destination node this kernel wrote to: its L1 bytes (None for a DRAM bank) and its
         coordinates as one tuple."""
-        self._mcast_cache: dict[tuple[int, int, int, int, bool], list[TensixCore]] = {}
+        self._mcast_cache: dict[tuple[int, int, int, int, bool], _McastDests] = {}
+        """Per rectangle (and loopback flag) this kernel multicast to: its worker cores."""
 
     # -- circular buffers ---------------------------------------------------------------------
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
@@ -197,8 +228,9 @@ class DataflowContext(KernelContext):
                     self._l1_bytes[dst_l1 : dst_l1 + size] = source[src.addr : src.addr + size]
                 except ValueError:
                     self._copy(source, src.addr, dst_l1, size)
-            else:  # a DRAM bank
-                self.core.l1.write(dst_l1, self.device.memory_read(src_xy, src.addr, size))
+            else:  # a DRAM bank (Device.memory_read and L1Memory.write inline)
+                payload = self._dram_by_xy[src_xy].data[src.addr : src.addr + size]
+                self._l1_data[dst_l1 : dst_l1 + payload.size] = payload
             land = self._noc.read_planned(plan, size, t)
             if land > self._reads_land:
                 self._reads_land = land
@@ -307,16 +339,18 @@ class DataflowContext(KernelContext):
         self._dests[dst_xy] = entry
         return entry
 
-    def _mcast_dests(self, dst: McastAddr, include_self: bool) -> list[TensixCore]:
-        """The worker cores in the rectangle, in NoC coordinate order (the same list for the same
-        rectangle, so it is kept)."""
+    def _mcast_dests(self, dst: McastAddr, include_self: bool) -> _McastDests:
+        """The worker cores in the rectangle, in NoC coordinate order (the same for the same
+        rectangle, so they are kept)."""
         key = (dst.x_start, dst.y_start, dst.x_end, dst.y_end, include_self)
         dests = self._mcast_cache.get(key)
         if dests is None:
             x0, x1 = sorted((dst.x_start, dst.x_end))
             y0, y1 = sorted((dst.y_start, dst.y_end))
-            dests = [core for (x, y), core in sorted(self.device.by_noc_xy.items())
+            cores = [core for (x, y), core in sorted(self.device.by_noc_xy.items())
                      if x0 <= x <= x1 and y0 <= y <= y1 and (include_self or core is not self.core)]
+            dests = _McastDests(cores, [memoryview(core.l1.data) for core in cores],
+                                tuple(core.noc_xy for core in cores))
             self._mcast_cache[key] = dests
         return dests
 
@@ -332,14 +366,20 @@ class DataflowContext(KernelContext):
         if self._state_reads:
             self._book_state_reads()
         dests = self._mcast_dests(dst, loopback_src)
-        self._check_dests(dests, num_dests, "noc_async_write_multicast")
+        self._check_dests(dests.cores, num_dests, "noc_async_write_multicast")
         self._t += self._write_issue
-        payload = self.core.l1.read(src_l1, size).copy()
-        for core in dests:
-            core.l1.write(dst.addr, payload)
-        land = self.device.noc.multicast(self.noc_index, self.core.noc_xy,
-                                         [c.noc_xy for c in dests], size, self._t, linked)
-        self._writes_land = max(self._writes_land, land)
+        address = dst.addr
+        payload = self._l1_bytes[src_l1 : src_l1 + size]
+        if loopback_src and address < src_l1 + size and src_l1 < address + size:
+            payload = bytes(payload)  # the source is among the destinations: copy it first
+        for core, target in zip(dests.cores, dests.l1):
+            try:
+                target[address : address + size] = payload
+            except ValueError:  # a range past the end of an L1 (either side): numpy's own path
+                core.l1.write(address, np.frombuffer(payload, dtype=np.uint8))
+        land = self._noc.multicast(self.noc_index, self.core.noc_xy, dests.noc_xy, size, self._t, linked)
+        if land > self._writes_land:
+            self._writes_land = land
 
     def noc_async_write_barrier(self) -> None:
         """Wait until every write this RISC issued has been acknowledged."""
@@ -363,30 +403,40 @@ class DataflowContext(KernelContext):
         self.core.write_word(sem_addr, value)
 
     def noc_semaphore_inc(self, dst: NocAddr, increment: int) -> None:
-        """Atomically add to a semaphore on another core."""
+        """Atomically add to a semaphore on another core (the add lands with the update)."""
         if self._unrun is not None:
             raise self._unrun_error(f"noc_semaphore_inc({dst}, {increment})")
         if self._state_reads:
             self._book_state_reads()
-        self._t += self._atomic_issue
-        target = self.device.by_noc_xy[(dst.x, dst.y)]
-        land = self.device.noc.atomic(self.noc_index, self.core.noc_xy, target.noc_xy, self._t)
-        self._at(land, lambda k: target.add_word(dst.addr, k), increment)
+        t = self._t = self._t + self._atomic_issue
+        target = self._cores_by_xy[dst[:2]]
+        land = self._noc.atomic(self.noc_index, self.core.noc_xy, target.noc_xy, t)
+        now = self.env._now  # KernelContext._at without its closure: one timeout carrying the add
+        if land <= now:
+            target.add_word(dst.addr, increment)
+        else:
+            self.env.timeout(land - now, (target, dst.addr, increment)).callbacks.append(_land_increment)
 
     def noc_semaphore_set_multicast(self, src_l1: int, dst: McastAddr, num_dests: int,
                                     loopback_src: bool = False) -> None:
-        """Multicast the word at ``src_l1`` into a semaphore on every core of the rectangle."""
+        """Multicast the word at ``src_l1`` into a semaphore on every core of the rectangle (each
+        store lands with its update)."""
         if self._unrun is not None:
             raise self._unrun_error(f"noc_semaphore_set_multicast(0x{src_l1:x}, {dst}, {num_dests})")
         if self._state_reads:
             self._book_state_reads()
-        dests = self._mcast_dests(dst, loopback_src)
+        dests = self._mcast_dests(dst, loopback_src).cores
         self._check_dests(dests, num_dests, "noc_semaphore_set_multicast")
-        self._t += self._write_issue
+        t = self._t = self._t + self._write_issue
         value = self.core.read_word(src_l1)
-        for core in dests:
-            land = self.device.noc.atomic(self.noc_index, self.core.noc_xy, core.noc_xy, self._t)
-            self._at(land, lambda v, c=core: c.write_word(dst.addr, v), value)
+        atomic, index, src_xy, env, address = self._noc.atomic, self.noc_index, self.core.noc_xy, self.env, dst.addr
+        for core in dests:  # KernelContext._at per core, without its closures
+            land = atomic(index, src_xy, core.noc_xy, t)
+            now = env._now
+            if land <= now:
+                core.write_word(address, value)
+            else:
+                env.timeout(land - now, (core, address, value)).callbacks.append(_land_word)
 
     def noc_semaphore_wait(self, sem_addr: int, value: int) -> KernelGen:
         """Spin until the semaphore in this core's L1 equals ``value`` (run with ``yield from``)."""
@@ -409,7 +459,12 @@ class DataflowContext(KernelContext):
         """The spin of ``noc_semaphore_wait`` (``== value``) or ``noc_semaphore_wait_min``
         (``>= value``): blocked until the word matches, then one poll."""
         self._unrun = None
-        yield from self._sync_to(self._t)
+        t = self._t  # _sync_to inline (no generator per wait)
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = self.env._now
+        if t > now:
+            yield self.env.timeout(t - now)
         word = self.core.read_word(sem_addr)
         if (word < value) if at_least else (word != value):
             def detail() -> str:

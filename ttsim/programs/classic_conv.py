@@ -19,7 +19,8 @@ from ttsim.config import ConvSpec
 from ttsim.device.core import Risc
 from ttsim.device.device import Device, L1Buffer
 from ttsim.errors import L1OverflowError, UnsupportedFunctionality
-from ttsim.formats import TILE_W as TILE, DataFormat, round_to_format, tile_size_bytes, tilize, untilize
+from ttsim.formats import TILE_ELEMENTS, TILE_W as TILE, DataFormat, pack_tile, round_to_format, tile_positions, \
+    tile_size_bytes, tilize, unpack_tile, untilize
 from ttsim.host import Program
 from ttsim.kernel_api import TensorAccessor
 from ttsim.kernels.classic.compute_conv import compute_conv
@@ -34,7 +35,7 @@ from ttsim.programs.options import ClassicOptions
 from ttsim.programs.parallel import ParallelConfig
 from ttsim.programs.registry import ConvSetup, ProgramDefinition, ProgramReport, register
 from ttsim.programs.sliding_window import ConvGeometry, HaloCoreConfig
-from ttsim.programs.tensors import write_dram_tiles
+from ttsim.programs.tensors import write_dram_pages, write_dram_tiles
 from ttsim.results import TensorDesc
 
 CLASSIC_OP_CODE = "OptimizedConvNew"
@@ -54,33 +55,43 @@ def weight_rows(c_block: np.ndarray, local: np.ndarray, r: int, s: int, cpc: int
     return inner + ((r % rows_per_block) * kw + s) * cpc + local
 
 
-def grouped_weight_matrix(weight: np.ndarray, geom: ConvGeometry, pc: ParallelConfig,
-                          block: ClassicBlockConfig) -> np.ndarray:
-    """The dense [K, N] weight matrix of a depthwise conv (block-diagonal, zero padded).
+def grouped_weight_positions(channels: int, geom: ConvGeometry, pc: ParallelConfig,
+                             block: ClassicBlockConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Where the dense [K, N] weight matrix of a depthwise conv (block-diagonal, zero padded)
+    holds weight ``[c, 0, r, s]``: K rows (:func:`weight_rows`) and N columns, each [kh, kw, C].
 
-    K rows follow :func:`weight_rows`; N columns are output channels padded to whole tiles per
-    output core.
+    N columns are output channels padded to whole tiles per output core; every other entry of
+    the matrix is zero.
     """
-    channels = weight.shape[0]
     cpc = pc.channels_per_core
-    k_rows = block.k_ntiles * TILE
-    n_cols = block.num_cores_c_out * block.weight_block_w_ntiles * TILE
-    matrix = np.zeros((k_rows, n_cols), dtype=np.float32)
     c = np.arange(channels)
     c_block, local = np.divmod(c, cpc) if pc.layout == "block_sharded" else (np.zeros_like(c), c)
+    rows = np.empty((geom.kh, geom.kw, channels), dtype=np.int64)
     for r in range(geom.kh):
         for s in range(geom.kw):
-            matrix[weight_rows(c_block, local, r, s, cpc, geom.kw, block), c] = weight[:, 0, r, s]
-    return matrix
+            rows[r, s] = weight_rows(c_block, local, r, s, cpc, geom.kw, block)
+    return rows, np.broadcast_to(c, rows.shape)
 
 
-def matrix_to_tiles(matrix: np.ndarray) -> np.ndarray:
-    """Row-major tile order (tile id = row_tile * width_tiles + col_tile), storage-order values."""
-    return np.concatenate([tilize(matrix[r : r + TILE]) for r in range(0, matrix.shape[0], TILE)])
+def grouped_weight_tiles(weight: np.ndarray, geom: ConvGeometry, pc: ParallelConfig,
+                         block: ClassicBlockConfig) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The tiles of the dense weight matrix of :func:`grouped_weight_positions` that hold a
+    weight (every other tile is all zeros): their ids in row-major tile order (tile id =
+    row_tile * width_tiles + col_tile), ascending; their storage-order values, float32
+    [tiles, 1024]; and where each weight is among them (row of the tiles and storage index,
+    [kh, kw, C] each). Built without the [K, N] matrix, which is mostly zero tiles."""
+    rows, cols = grouped_weight_positions(weight.shape[0], geom, pc, block)
+    tile_ids, offsets = tile_positions(rows, cols, block.num_cores_c_out * block.weight_block_w_ntiles)
+    held, which = np.unique(tile_ids, return_inverse=True)
+    which = which.reshape(tile_ids.shape)
+    tiles = np.zeros((held.size, TILE_ELEMENTS), dtype=np.float32)
+    tiles[which, offsets] = weight[:, 0].transpose(1, 2, 0)
+    return held, tiles, (which, offsets)
 
 
 def tiles_to_matrix(tiles: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Inverse of :func:`matrix_to_tiles`."""
+    """Row-major tile order (tile id = row_tile * width_tiles + col_tile), storage-order values
+    -> the [rows, cols] matrix."""
     width = cols // TILE
     return np.concatenate([untilize(tiles[r * width : (r + 1) * width]) for r in range(rows // TILE)])
 
@@ -98,8 +109,8 @@ READER_CB_NAMES = {"act_cb": "ACT", "act_second_reader_cb": "ACT_SECOND_READER",
 
 
 def _check_weight_block_fits(device: Device, block: ClassicBlockConfig, tile_bytes: int) -> None:
-    """Refuse, before the dense weight matrix is built (seconds to minutes for thousands of
-    channels), a conv whose WEIGHTS CB cannot hold even one weight block on a core."""
+    """Refuse, before the dense weight matrix's DRAM pages are built (they grow with channels
+    squared), a conv whose WEIGHTS CB cannot hold even one weight block on a core."""
     need = block.weight_block_num_tiles * tile_bytes
     usable = device.spec.l1.usable_bytes
     if need > usable:
@@ -141,13 +152,20 @@ def build_classic_program(device: Device, spec: ConvSpec, geom: ConvGeometry, pc
 
 def write_weights(device: Device, weight: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
                   pc: ParallelConfig, block: ClassicBlockConfig, wfmt: DataFormat) -> DeviceWeights:
-    """Weights phase: the dense grouped weight matrix and the bias row, tiled, rounded to the
-    weights format and written to interleaved DRAM."""
+    """Weights phase: the dense grouped weight matrix and the bias row, tiled, encoded in the
+    weights format and written to interleaved DRAM.
+
+    Only the tiles that hold a weight are encoded (the matrix is mostly zero tiles, whose bytes
+    are zeros in every format), and the weights as the device holds them are decoded from those
+    bytes (unpacking a tile gives :func:`round_to_format` of its values).
+    """
     n_tiles = block.num_cores_c_out * block.weight_block_w_ntiles
-    matrix = grouped_weight_matrix(weight, geom, pc, block)
-    tiles = round_to_format(matrix_to_tiles(matrix), wfmt)
-    weights_seen = _diagonal_weights(tiles_to_matrix(tiles, *matrix.shape), weight.shape, geom, pc, block)
-    weight_buffer = write_dram_tiles(device, "grouped_conv_weights", tiles, wfmt)
+    tile_ids, tiles, slots = grouped_weight_tiles(weight, geom, pc, block)
+    packed = pack_tile(tiles, wfmt)
+    pages = np.zeros((block.k_ntiles * n_tiles, packed.shape[1]), dtype=np.uint8)  # a zero tile's bytes
+    pages[tile_ids] = packed
+    weights_seen = np.ascontiguousarray(unpack_tile(packed, wfmt)[slots].transpose(2, 0, 1))[:, None]
+    weight_buffer = write_dram_pages(device, "grouped_conv_weights", pages)
     bias_seen, bias_buffer = None, None
     if bias is not None:
         row = np.zeros((TILE, n_tiles * TILE), dtype=np.float32)
@@ -318,20 +336,6 @@ def _build(setup: ConvSetup, options: ClassicOptions) -> ClassicProgram:
 def _reader0_rows(block: ClassicBlockConfig) -> int:
     """Act block rows (tiles) the first reader fills: half (rounded up) with the split reader."""
     return -(-block.act_block_h_ntiles // 2) if block.split_reader else block.act_block_h_ntiles
-
-
-def _diagonal_weights(matrix: np.ndarray, shape: tuple[int, ...], geom: ConvGeometry, pc: ParallelConfig,
-                      block: ClassicBlockConfig) -> np.ndarray:
-    """The depthwise weights as the device holds them (the diagonal of the rounded matrix)."""
-    channels = shape[0]
-    cpc = pc.channels_per_core
-    c = np.arange(channels)
-    c_block, local = np.divmod(c, cpc) if pc.layout == "block_sharded" else (np.zeros_like(c), c)
-    out = np.zeros(shape, dtype=np.float32)
-    for r in range(geom.kh):
-        for s in range(geom.kw):
-            out[:, 0, r, s] = matrix[weight_rows(c_block, local, r, s, cpc, geom.kw, block), c]
-    return out
 
 
 register(ProgramDefinition(

@@ -29,9 +29,13 @@ def write_sharded_sticks(device: Device, pc: ParallelConfig, buffer: L1Buffer, s
 
 def write_dram_tiles(device: Device, name: str, tiles: np.ndarray, fmt: DataFormat) -> InterleavedBuffer:
     """Host write of tiles (float32 [n, 1024], storage order) to an interleaved DRAM buffer."""
-    size = tile_size_bytes(fmt)
-    buffer = device.dram.allocate_interleaved(name, size, tiles.shape[0])
-    device.dram.write_pages(buffer, pack_tile(tiles, fmt).reshape(tiles.shape[0], size))
+    return write_dram_pages(device, name, pack_tile(tiles, fmt).reshape(tiles.shape[0], tile_size_bytes(fmt)))
+
+
+def write_dram_pages(device: Device, name: str, pages: np.ndarray) -> InterleavedBuffer:
+    """Host write of encoded pages (uint8 [n, page bytes]) to an interleaved DRAM buffer."""
+    buffer = device.dram.allocate_interleaved(name, pages.shape[1], pages.shape[0])
+    device.dram.write_pages(buffer, pages)
     return buffer
 
 
