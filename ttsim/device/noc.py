@@ -225,20 +225,11 @@ class NocModel:
         return path
 
     # -- streaming ------------------------------------------------------------------------
-    def _stream(self, ports: tuple[Port, ...], nbytes: int, t: float, cap: float) -> float:
-        """Book ``ports`` for ``nbytes`` from time ``t``; return when the last byte leaves.
-
-        Each burst takes the first interval from its issue time in which every port of the path is
-        idle (cut-through: a packet streams through all ports at once).
-        """
-        rate = cap
-        for port in ports:
-            if port.bytes_per_cycle < rate:
-                rate = port.bytes_per_cycle
-        return self._book(ports, nbytes, t, rate)
-
     def _book(self, ports: tuple[Port, ...], nbytes: int, t: float, rate: float) -> float:
-        """:meth:`_stream` at ``rate`` (the path's slowest port or the primitive's cap)."""
+        """Book ``ports`` for ``nbytes`` from time ``t`` at ``rate`` (the path's slowest port or the
+        primitive's cap); return when the last byte leaves. Each burst takes the first interval from
+        its issue time in which every port of the path is idle (cut-through: a packet streams
+        through all ports at once)."""
         self._issued += 1
         if self._issued % 4096 == 0:
             self._forget_past()

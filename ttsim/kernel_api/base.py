@@ -136,14 +136,6 @@ class KernelContext:
         if t > now:
             yield self.env.timeout(t - now)
 
-    def _at(self, t: float, action: Callable[[int], None], arg: int) -> None:
-        """Run ``action(arg)`` at simulated time ``t`` (now if t is not in the future)."""
-        if t <= self.env.now:
-            action(arg)
-        else:
-            event = self.env.timeout(t - self.env.now)
-            event.callbacks.append(lambda _event: action(arg))
-
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
         time, so it is current)."""

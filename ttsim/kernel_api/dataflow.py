@@ -411,7 +411,7 @@ class DataflowContext(KernelContext):
         t = self._t = self._t + self._atomic_issue
         target = self._cores_by_xy[dst[:2]]
         land = self._noc.atomic(self.noc_index, self.core.noc_xy, target.noc_xy, t)
-        now = self.env._now  # KernelContext._at without its closure: one timeout carrying the add
+        now = self.env._now  # the add lands now, or one timeout carrying it lands it (no closure)
         if land <= now:
             target.add_word(dst.addr, increment)
         else:
@@ -430,7 +430,7 @@ class DataflowContext(KernelContext):
         t = self._t = self._t + self._write_issue
         value = self.core.read_word(src_l1)
         atomic, index, src_xy, env, address = self._noc.atomic, self.noc_index, self.core.noc_xy, self.env, dst.addr
-        for core in dests:  # KernelContext._at per core, without its closures
+        for core in dests:  # per core: set now, or one timeout carrying the value (no closures)
             land = atomic(index, src_xy, core.noc_xy, t)
             now = env._now
             if land <= now:
