@@ -226,3 +226,25 @@ def test_yolov10_op66_full() -> None:
     assert op.profile.core_count == 50
     assert halo.profile.core_count == 50
     assert op.output.shape == (1, 80, 80, 320)
+
+
+@pytest.mark.parametrize("program", ["classic", "pool", "depthwise"])
+def test_data_movement_context_instance_dicts_keep_within_the_shared_keys(program: str, monkeypatch) -> None:
+    """Every data-movement context of a run (readers, writers, weight multicasts, the halo op)
+    keeps at most 30 attributes in its instance dict, its own state in DataflowContext's slots
+    (past 30 CPython 3.11 makes the dict a plain one; see DataflowContext.__slots__)."""
+    import ttsim.host as host
+    from ttsim.kernel_api.dataflow import DataflowContext
+
+    made = []
+    make = host._make_context
+
+    def recording(*args, **kwargs):
+        context = make(*args, **kwargs)
+        made.append(context)
+        return context
+
+    monkeypatch.setattr(host, "_make_context", recording)
+    ttsim.run({"name": "dicts", "conv": {**BASE_CONV, "channels": 64}}, program=program)
+    movers = [c for c in made if isinstance(c, DataflowContext)]
+    assert movers and max(len(vars(c)) for c in movers) <= 30, sorted(vars(movers[0]))

@@ -85,6 +85,17 @@ def _land_increment(event: simpy.Timeout) -> None:
 class DataflowContext(KernelContext):
     """The API a reader or writer kernel sees."""
 
+    __slots__ = (
+        "_atomic_issue", "_barrier_poll", "_cores_by_xy", "_dests", "_dram_by_xy", "_l1_bytes",
+        "_l1_data", "_max_burst", "_mcast_cache", "_noc", "_page_address", "_read_issue",
+        "_read_state_issue", "_reads_land", "_sem_poll", "_sources", "_state_l1", "_state_plan",
+        "_state_reads", "_state_size", "_state_src", "_store", "_write_issue", "_writes_land",
+        "noc_index")
+    """The data-movement state in slots, :class:`KernelContext`'s in the instance dict, as
+    :class:`~ttsim.kernel_api.compute.ComputeContext` does: together they would pass the 30
+    attributes past which CPython 3.11 makes the dict a plain one and specializes no method call
+    on the context."""
+
     def __init__(self, device: Device, core: TensixCore, kernel_name: str, risc: Risc,
                  compile_args: Mapping[str, Any], runtime_args: Mapping[str, Any], noc: int) -> None:
         super().__init__(device, core, kernel_name, risc, compile_args, runtime_args)
