@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 BASE_CONV: dict[str, Any] = {
     "batch": 1,
     "input_height": 8,
@@ -22,3 +24,16 @@ BASE_CONV: dict[str, Any] = {
     "math_fidelity": "HiFi4",
     "output_layout": "tile",
 }
+
+
+def assert_traced_run_matches(plain: list, traced: list) -> None:
+    """A traced run (``trace=True``, whose compute calls go through the helpers that record the
+    timeline) and the same run untraced (the inline hot paths) agree on every kernel zone, stall
+    and busy cycle, every CB statistic and the conv output."""
+    for a, b in zip(plain, traced):
+        assert b.profile.events  # the traced run went through the helpers
+        assert a.profile.zones == b.profile.zones
+        assert a.profile.blocked == b.profile.blocked
+        assert a.profile.busy == b.profile.busy
+        assert a.profile.cbs == b.profile.cbs
+    np.testing.assert_array_equal(plain[1].output, traced[1].output)

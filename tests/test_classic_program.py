@@ -27,7 +27,7 @@ from ttsim.programs.parallel import determine_parallel_config
 from ttsim.programs.sliding_window import ConvGeometry, build_halo_configs
 
 import fpu_reference as ref
-from conv_cases import BASE_CONV
+from conv_cases import BASE_CONV, assert_traced_run_matches
 
 ROOT = Path(__file__).resolve().parents[1]
 TILE_BYTES = {"bfloat16": 2048, "bfloat8_b": 1088}  # tt-metal tt_metal/api/tt-metalium/constants.hpp
@@ -501,10 +501,4 @@ def test_traced_and_untraced_runs_charge_the_same_cycles(program: str) -> None:
                                  "weights_dtype": "bfloat8_b"}}
     plain = ttsim.run(cfg, program=program)
     traced = ttsim.run(cfg, program=program, trace=True)
-    for a, b in zip(plain, traced):
-        assert b.profile.events  # the traced run went through the helpers
-        assert a.profile.zones == b.profile.zones
-        assert a.profile.blocked == b.profile.blocked
-        assert a.profile.busy == b.profile.busy
-        assert a.profile.cbs == b.profile.cbs
-    np.testing.assert_array_equal(plain[1].output, traced[1].output)
+    assert_traced_run_matches(plain, traced)

@@ -10,7 +10,7 @@ import pytest
 
 import ttsim
 
-from conv_cases import BASE_CONV
+from conv_cases import BASE_CONV, assert_traced_run_matches
 
 CONV = {**BASE_CONV, "channels": 64, "activation": "silu"}
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -73,10 +73,4 @@ def test_traced_and_untraced_runs_charge_the_same_cycles(options: str, activatio
            "pool": OPTIONS[options] if options != "default" else {}}
     plain = ttsim.run(cfg, program="pool")
     traced = ttsim.run(cfg, program="pool", trace=True)
-    for a, b in zip(plain, traced):
-        assert b.profile.events  # the traced run went through the helpers
-        assert a.profile.zones == b.profile.zones
-        assert a.profile.blocked == b.profile.blocked
-        assert a.profile.busy == b.profile.busy
-        assert a.profile.cbs == b.profile.cbs
-    np.testing.assert_array_equal(plain[1].output, traced[1].output)
+    assert_traced_run_matches(plain, traced)
