@@ -364,6 +364,16 @@ def test_stream_takes_the_earliest_gap_free_on_every_port() -> None:
         assert end == expected + duration
 
 
+def _assert_kernel_leaves_l1(device: Device, kernel, expected: dict) -> None:
+    """Run ``kernel`` on BRISC of core (0, 0) and check every core of ``expected`` holds its
+    bytes."""
+    program = Program("copies")
+    program.create_kernel("k", kernel, [(0, 0)], Risc.BRISC, {})
+    run_program(device, program)
+    for xy, data in expected.items():
+        assert np.array_equal(device.core(xy).l1.data, data)
+
+
 def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
     """A transfer of several bursts (its path idle after the issue, or not, or idle once its
     first burst waited behind the last booking) ends at the same float, leaves the same
@@ -514,8 +524,6 @@ def test_reads_and_writes_move_bytes_as_numpy_slice_assignment() -> None:
         else:
             payload = expected[src_core][src : src + size].copy()
             expected[dst_core][dst : dst + payload.size] = payload
-    program = Program("copies")
-
     def kernel(ctx):
         for kind, src_core, src, dst_core, dst, size in copies:
             src_xy, dst_xy = device.core(src_core).noc_xy, device.core(dst_core).noc_xy
@@ -530,10 +538,7 @@ def test_reads_and_writes_move_bytes_as_numpy_slice_assignment() -> None:
         ctx.noc_async_write_barrier()
         yield from ()
 
-    program.create_kernel("k", kernel, [(0, 0)], Risc.BRISC, {})
-    run_program(device, program)
-    for xy, data in expected.items():
-        assert np.array_equal(device.core(xy).l1.data, data)
+    _assert_kernel_leaves_l1(device, kernel, expected)
 
 
 def test_multicast_moves_bytes_as_numpy_slice_assignment() -> None:
@@ -555,8 +560,6 @@ def test_multicast_moves_bytes_as_numpy_slice_assignment() -> None:
         payload = expected[(0, 0)][src : src + size].copy()
         for xy in cores if loopback else cores[1:]:
             expected[xy][dst : dst + payload.size] = payload
-    program = Program("mcast_copies")
-
     def kernel(ctx):
         (x0, y0), (x1, y1) = (device.core(xy).noc_xy for xy in cores)
         for src, dst, size, loopback in sends:
@@ -565,7 +568,4 @@ def test_multicast_moves_bytes_as_numpy_slice_assignment() -> None:
         ctx.noc_async_write_barrier()
         yield from ()
 
-    program.create_kernel("k", kernel, [(0, 0)], Risc.BRISC, {})
-    run_program(device, program)
-    for xy, data in expected.items():
-        assert np.array_equal(device.core(xy).l1.data, data)
+    _assert_kernel_leaves_l1(device, kernel, expected)

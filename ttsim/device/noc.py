@@ -26,6 +26,12 @@ RoutePlan = tuple[tuple["Port", ...], float, float]
 (NocModel.read_plan, NocModel.write)."""
 
 
+def _route_plan(ports: tuple[Port, ...], cap: float, latency: float) -> RoutePlan:
+    """A route's plan: its ports, its rate (the slowest port, at most the primitive's ``cap``, in
+    bytes per cycle) and the latency (cycles) added to its streaming."""
+    return ports, min(cap, *(port.bytes_per_cycle for port in ports)), latency
+
+
 class Port:
     """A serially shared resource with a bandwidth (a router link, an NIU side, a DRAM bank).
 
@@ -464,7 +470,7 @@ class NocModel:
         else:
             round_trip = self.hops(noc, requester, target) + self.hops(noc, target, requester)
             cap, latency = self.link_rate, self._read_base_latency + round_trip * self.hop_latency
-        return path, min(cap, *(port.bytes_per_cycle for port in path)), latency
+        return _route_plan(path, cap, latency)
 
     def write_latency(self, hops: int) -> float:
         return self._write_base_latency + hops * self._write_hop_latency
@@ -488,7 +494,7 @@ class NocModel:
             cap, latency = self._local_rate, self.write_latency(0)
         else:
             cap, latency = self.link_rate, self.write_latency(self.hops(noc, src, dst))
-        return path, min(cap, *(port.bytes_per_cycle for port in path)), latency
+        return _route_plan(path, cap, latency)
 
     def multicast(self, noc: int, src: XY, dests: tuple[XY, ...] | list[XY], nbytes: int, t: float,
                   linked: bool) -> float:
@@ -510,8 +516,7 @@ class NocModel:
         spec = self.spec.noc
         cap = (spec.multicast_linked_bytes_per_cycle if linked else spec.multicast_bytes_per_cycle).value
         hops = max((self.hops(noc, src, d) for d in dests), default=0)
-        return tuple(ports.values()), min(cap, *(port.bytes_per_cycle for port in ports.values())), \
-            self.write_latency(hops)
+        return _route_plan(tuple(ports.values()), cap, self.write_latency(hops))
 
     def atomic(self, noc: int, src: XY, dst: XY, t: float) -> float:
         """A 4-byte semaphore update issued at ``t``; returns when it lands at ``dst``."""

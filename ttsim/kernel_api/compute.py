@@ -886,8 +886,7 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def sfpu_init(self, name: str) -> None:
         """``<op>_tile_init`` of an SFPU activation (relu_tile_init, silu_tile_init, ...)."""
-        if self._sfpu_costs.get(name) is None:
-            self._sfpu_cost(name)  # raises: no cost for this activation
+        self._sfpu_cost(name)  # raises if the device has no cost for this activation
         if self.trace is None:  # _init(math=True), inline: per pool channel block
             cycles = self._init_math
             self._math_t += cycles

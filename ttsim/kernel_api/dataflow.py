@@ -470,12 +470,7 @@ class DataflowContext(KernelContext):
         """The spin of ``noc_semaphore_wait`` (``== value``) or ``noc_semaphore_wait_min``
         (``>= value``): blocked until the word matches, then one poll."""
         self._unrun = None
-        t = self._t  # _sync_to inline (no generator per wait)
-        if t > self.deadline:
-            self._check_deadline(t)
-        now = self.env._now
-        if t > now:
-            yield self.env.timeout(t - now)
+        yield from self._sync_to(self._t)
         word = self.core.read_word(sem_addr)
         if (word < value) if at_least else (word != value):
             def detail() -> str:
