@@ -80,3 +80,34 @@ def test_the_package_is_marked_typed() -> None:
     assert (resources.files("ttsim") / "py.typed").is_file()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "py.typed" in project["tool"]["setuptools"]["package-data"]["ttsim"]
+
+
+def test_the_programs_of_a_run_share_its_inputs_and_each_distinct_reference(
+        results: list[OpResult], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run draws the inputs once for all its programs and computes the float64 reference once
+    per distinct (weights, bias) the programs see; each program's output, inputs and PCC are
+    those of running it alone."""
+    import ttsim.simulate as simulate
+    from ttsim.numerics import depthwise_conv2d_reference, pcc
+
+    calls = []
+    real = simulate.depthwise_conv2d_reference
+    monkeypatch.setattr(simulate, "depthwise_conv2d_reference", lambda *a: calls.append(a) or real(*a))
+    shared = ttsim.run(SMALL)
+    convs = [r for r in shared if r.inputs is not None]
+    distinct = {(r.inputs["weight"].tobytes(), r.inputs["bias"].tobytes()) for r in convs}
+    assert len(calls) == len(distinct) < len(convs)  # pool and depthwise see the same weights
+    assert all(r.inputs["input"] is convs[0].inputs["input"] for r in convs)
+    assert not convs[0].inputs["input"].flags.writeable
+    alone = [r for r in results if r.inputs is not None]  # the module's run, every program
+    for name, mine in zip(registry.names(), convs):
+        solo = [r for r in ttsim.run(SMALL, program=name) if r.inputs is not None][0]
+        assert mine.output.tobytes() == solo.output.tobytes()
+        assert mine.inputs["weight"].tobytes() == solo.inputs["weight"].tobytes()
+        assert mine.pcc == solo.pcc
+        reference = depthwise_conv2d_reference(solo.inputs["input"].astype("float64"),
+                                               solo.inputs["weight"].astype("float64"),
+                                               solo.inputs["bias"].astype("float64"),
+                                               (1, 1), (1, 1), (1, 1), "relu6")
+        assert mine.pcc == pcc(solo.output, reference)
+    assert [r.pcc for r in alone] == [r.pcc for r in convs]

@@ -67,27 +67,67 @@ def run(config_or_path: OpConfig | str | os.PathLike | dict, program: str = "all
     programs = registry.names() if program == "all" else (registry.get(program).name,)
     spec = load_device(device or config.device)
     check_conv_fits(config.conv, spec)
+    inputs = ConvInputs(config, timing_only)
     if jobs > 1 and len(programs) > 1:
-        return _run_programs_in_parallel(config, spec, programs, trace, trace_cores, timing_only, jobs)
-    return _run_programs(config, spec, programs, trace, trace_cores, timing_only, split=jobs > 1)
+        return _run_programs_in_parallel(config, spec, programs, trace, trace_cores, inputs, jobs)
+    return _run_programs(config, spec, programs, trace, trace_cores, inputs, split=jobs > 1)
+
+
+class ConvInputs:
+    """The inputs of one conv config, drawn once for every program of a run, and the float64
+    reference of each distinct (weights, bias) the programs' kernels see.
+
+    Every program gets the same drawn values (``generate_conv_inputs`` from the config's seed,
+    the activations rounded to bfloat16), so drawing them once per run gives each program the
+    arrays it would draw itself; they are read-only, as the programs' results share them. The
+    pool and depthwise programs see the same rounded weights, so the reference (a float64 conv
+    of the whole output) is computed once for both.
+    """
+
+    def __init__(self, config: OpConfig, timing_only: bool) -> None:
+        self.conv = config.conv
+        self.timing_only = timing_only
+        """True: zero inputs (nothing is drawn, no reference is computed; see :func:`run`)."""
+        x, weight, bias = zero_conv_inputs(config.conv) if timing_only else generate_conv_inputs(config.conv, config.seed)
+        self.x = round_to_format(x, DataFormat.BFLOAT16)
+        self.weight = weight
+        self.bias = bias
+        for array in (self.x, self.weight, self.bias):
+            if array is not None:
+                array.flags.writeable = False
+        self._references: dict[tuple[bytes, bytes | None], np.ndarray] = {}
+
+    def reference(self, weights_seen: np.ndarray, bias_seen: np.ndarray | None) -> np.ndarray:
+        """The float64 reference output [N, out_h, out_w, C] of the inputs with the weights and
+        bias a program's kernels see (what its weights and bias decode to on the device)."""
+        key = (weights_seen.tobytes(), None if bias_seen is None else bias_seen.tobytes())
+        reference = self._references.get(key)
+        if reference is None:
+            conv = self.conv
+            reference = depthwise_conv2d_reference(
+                self.x.astype(np.float64), weights_seen.astype(np.float64),
+                None if bias_seen is None else bias_seen.astype(np.float64),
+                conv.stride, conv.padding, conv.dilation, conv.activation)
+            self._references[key] = reference
+        return reference
 
 
 def _run_programs(config: OpConfig, spec: DeviceSpec, programs: tuple[str, ...], trace: bool,
-                  trace_cores: Collection[tuple[int, int]] | None, timing_only: bool,
+                  trace_cores: Collection[tuple[int, int]] | None, inputs: ConvInputs,
                   split: bool = False) -> list[OpResult]:
     """Every program of ``programs``, one after the other: [halo op, conv op] each (``split``:
     each conv op may finish in two processes where its definition allows, ttsim/split_run.py)."""
     return [result for name in programs
-            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, timing_only, split)]
+            for result in _run_conv(config, spec, registry.get(name), trace, trace_cores, inputs, split)]
 
 
 _PARALLEL_JOB: tuple | None = None
-"""(config, spec, programs, trace, trace_cores, timing_only) of the parallel run in progress:
-forked workers inherit it, so the config and device objects need not be pickled."""
+"""(config, spec, programs, trace, trace_cores, inputs) of the parallel run in progress: forked
+workers inherit it, so the config, device and input objects need not be pickled."""
 
 
 def _run_programs_in_parallel(config: OpConfig, spec: DeviceSpec, programs: tuple[str, ...], trace: bool,
-                              trace_cores: Collection[tuple[int, int]] | None, timing_only: bool,
+                              trace_cores: Collection[tuple[int, int]] | None, inputs: ConvInputs,
                               jobs: int) -> list[OpResult]:
     """Every program of ``programs`` in a forked worker process (``jobs`` at most at once), the
     results in ``programs`` order. Serial where processes cannot be forked."""
@@ -97,9 +137,9 @@ def _run_programs_in_parallel(config: OpConfig, spec: DeviceSpec, programs: tupl
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: the same results, one after the other
-        return _run_programs(config, spec, programs, trace, trace_cores, timing_only)
+        return _run_programs(config, spec, programs, trace, trace_cores, inputs)
     global _PARALLEL_JOB
-    _PARALLEL_JOB = (config, spec, programs, trace, trace_cores, timing_only)
+    _PARALLEL_JOB = (config, spec, programs, trace, trace_cores, inputs)
     try:
         with ProcessPoolExecutor(max_workers=min(jobs, len(programs)), mp_context=context) as pool:
             outcomes = list(pool.map(_run_one_program, range(len(programs))))
@@ -117,24 +157,24 @@ def _run_one_program(index: int) -> list[OpResult] | TtsimError:
     """Worker: program ``index`` of the parallel run; a ttsim error is returned (the parent raises
     the first in program order, the one a serial run stops at), any other exception propagates."""
     assert _PARALLEL_JOB is not None
-    config, spec, programs, trace, trace_cores, timing_only = _PARALLEL_JOB
+    config, spec, programs, trace, trace_cores, inputs = _PARALLEL_JOB
     try:
-        return _run_conv(config, spec, registry.get(programs[index]), trace, trace_cores, timing_only)
+        return _run_conv(config, spec, registry.get(programs[index]), trace, trace_cores, inputs)
     except TtsimError as error:
         return error
 
 
 def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition, trace: bool,
-              trace_cores: Collection[tuple[int, int]] | None, timing_only: bool,
+              trace_cores: Collection[tuple[int, int]] | None, inputs: ConvInputs,
               split: bool = False) -> list[OpResult]:
     conv = config.conv
+    timing_only = inputs.timing_only
+    x = inputs.x
     device = Device(spec)
     geom = ConvGeometry.from_spec(conv)
     options = config.options(definition.name)
     pc = determine_parallel_config(geom, conv.memory_layout, *_core_grid(device, options, definition.name),
                                    channel_align=definition.channel_align)
-    x, weight, bias = zero_conv_inputs(conv) if timing_only else generate_conv_inputs(conv, config.seed)
-    x = round_to_format(x, DataFormat.BFLOAT16)
 
     stick_bytes = pc.channels_per_core * 2
     sticks = np.zeros((geom.in_nhw, pc.channels_padded), dtype=np.float32)
@@ -148,7 +188,7 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
                                trace_cores=trace_cores)
     device.free_l1_buffer(input_buffer)  # conv2d's internal sharded copy of its input
 
-    setup = ConvSetup(device, conv, geom, pc, halo, halo_buffer, weight, bias)
+    setup = ConvSetup(device, conv, geom, pc, halo, halo_buffer, inputs.weight, inputs.bias)
     built = definition.build(setup, options)
     if built.program.op_code != definition.op_code:
         raise ConfigurationError(f"program {definition.name!r} built op {built.program.op_code!r}; its "
@@ -163,11 +203,7 @@ def _run_conv(config: OpConfig, spec: DeviceSpec, definition: ProgramDefinition,
         flat = read_sharded_output(device, out_pc, built.output, geom.out_nhw, DataFormat(conv.dtype),
                                    conv.output_layout == "tile")
         output = flat[:, : geom.channels].reshape(geom.batch, geom.out_h, geom.out_w, geom.channels)
-        reference = depthwise_conv2d_reference(
-            x.astype(np.float64), built.weights_seen.astype(np.float64),
-            None if built.bias_seen is None else built.bias_seen.astype(np.float64),
-            conv.stride, conv.padding, conv.dilation, conv.activation)
-        accuracy = pcc(output, reference)
+        accuracy = pcc(output, inputs.reference(built.weights_seen, built.bias_seen))
     inputs = None if timing_only else {"input": x, "weight": built.weights_seen, "bias": built.bias_seen}
     report = definition.report(setup, built)
     details = {**report.details, "parallel_config": pc, "cb_table": built.program.cb_table()}
