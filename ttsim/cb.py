@@ -107,6 +107,10 @@ class CircularBuffer:
         self.stats = CBStats()
         self.trace: Callable[[int, float], None] | None = None
         """When tracing: called with (occupancy in pages, cycle) whenever it changes."""
+        self.push_callback = self.on_push_event
+        self.pop_callback = self.on_pop_event
+        """The callbacks of the timeouts that publish a push or a pop, bound once (the kernel
+        API builds one such timeout per push and pop)."""
 
     # -- identity -------------------------------------------------------------------------
     def describe(self) -> str:
@@ -171,8 +175,18 @@ class CircularBuffer:
             _wake(self.env, self._front_waiters, self._visible_pushed - self._popped_by_consumer)
 
     def on_push_event(self, event: simpy.Event) -> None:
-        """Callback of the timeout that publishes a push; its value is the page count."""
-        self.publish_push(event._value)
+        """Callback of the timeout that publishes a push; its value is the page count
+        (:meth:`publish_push` inline: once per push published later than it is made)."""
+        self._visible_pushed += event._value
+        stats = self.stats
+        stats.pages_pushed += event._value
+        occupancy = self._visible_pushed - self._visible_popped
+        if occupancy > stats.max_occupancy:
+            stats.max_occupancy = occupancy
+        if self.trace is not None:
+            self.trace(occupancy, self.env.now)
+        if self._front_waiters:
+            _wake(self.env, self._front_waiters, self._visible_pushed - self._popped_by_consumer)
 
     # -- consumer side --------------------------------------------------------------------
     def available_pages(self) -> int:
@@ -216,8 +230,15 @@ class CircularBuffer:
             _wake(self.env, self._back_waiters, free)
 
     def on_pop_event(self, event: simpy.Event) -> None:
-        """Callback of the timeout that publishes a pop; its value is the page count."""
-        self.publish_pop(event._value)
+        """Callback of the timeout that publishes a pop; its value is the page count
+        (:meth:`publish_pop` inline, as :meth:`on_push_event`)."""
+        self._visible_popped += event._value
+        self.stats.pages_popped += event._value
+        if self.trace is not None:
+            self.trace(self._visible_pushed - self._visible_popped, self.env.now)
+        if self._back_waiters:
+            _wake(self.env, self._back_waiters,
+                  self.num_pages - (self._pushed_by_producer - self._visible_popped))
 
     def occupancy(self) -> int:
         """Pages pushed and not yet popped, as seen from outside."""

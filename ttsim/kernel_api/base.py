@@ -22,7 +22,7 @@ from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
-from simpy.events import NORMAL, Timeout
+from simpy.events import NORMAL, Event, Timeout
 
 from ttsim.cb import CircularBuffer
 from ttsim.device.core import Risc, TensixCore
@@ -32,6 +32,8 @@ from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, Sim
 KernelGen = Generator[simpy.Event, Any, None]
 _new_timeout = Timeout.__new__
 """Allocates a Timeout without running its __init__ (:meth:`KernelContext._push` sets it up)."""
+_new_event = Event.__new__
+"""Allocates an Event without running its __init__ (:meth:`KernelContext._reserve` sets it up)."""
 
 
 class _CBTable(dict):
@@ -130,11 +132,18 @@ class KernelContext:
                 f"({self.deadline:,.0f}); is the kernel looping forever?")
 
     def _sync_to(self, t: float) -> KernelGen:
+        """Let the SimPy clock reach ``t`` (one timeout, built as :meth:`_push` builds its
+        publication, when ``t`` is later than now)."""
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now
+        env = self.env
+        now = env._now
         if t > now:
-            yield self.env.timeout(t - now)
+            event = _new_timeout(Timeout)
+            event.env, event.callbacks, event._value, event._ok = env, [], None, True
+            event._delay = delay = t - now
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+            yield event
 
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
@@ -210,19 +219,28 @@ class KernelContext:
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        # _sync_to(t) and _block, inline (one generator level less on every resume)
+        # _sync_to(t) and _block, inline (one generator level less on every resume); the
+        # timeout and the event are built as _push builds its publication (see there)
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now
+        env = self.env
+        now = env._now
         if t > now:
-            yield self.env.timeout(t - now)
+            event = _new_timeout(Timeout)
+            event.env, event.callbacks, event._value, event._ok = env, [], None, True
+            event._delay = delay = t - now
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+            yield event
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
         self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
-        yield cb.reserve_event(n)
+        event = _new_event(Event)  # cb.reserve_event(n), inline: env.event() without its frames
+        event.env, event.callbacks = env, []
+        cb._back_waiters.append((n, event))
+        yield event
         self.blocked_on = None
-        now = self.env._now  # env.now without the property call (up to once per CB wait)
+        now = env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.producer.blocked_cycles += now - t
         if self.trace is None:  # _stall, inline (once per blocked reserve)
             if now > t:
@@ -248,19 +266,27 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        # _sync_to(t) and _block, inline (one generator level less on every resume)
+        # _sync_to(t) and _block, inline, as in _reserve
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now
+        env = self.env
+        now = env._now
         if t > now:
-            yield self.env.timeout(t - now)
+            event = _new_timeout(Timeout)
+            event.env, event.callbacks, event._value, event._ok = env, [], None, True
+            event._delay = delay = t - now
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+            yield event
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
         self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
-        yield cb.front_event(n)
+        event = _new_event(Event)  # cb.front_event(n), inline
+        event.env, event.callbacks = env, []
+        cb._front_waiters.append((n, event))
+        yield event
         self.blocked_on = None
-        now = self.env._now  # env.now without the property call (up to once per CB wait)
+        now = env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.consumer.blocked_cycles += now - t
         if self.trace is None:  # _stall, inline (once per blocked wait)
             if now > t:
@@ -305,7 +331,7 @@ class KernelContext:
             cb.publish_push(n)
         else:
             event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [cb.on_push_event], n, True
+            event.env, event.callbacks, event._value, event._ok = env, [cb.push_callback], n, True
             event._delay = delay = t - now
             heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
         return t
@@ -342,7 +368,7 @@ class KernelContext:
             cb.publish_pop(n)
         else:
             event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [cb.on_pop_event], n, True
+            event.env, event.callbacks, event._value, event._ok = env, [cb.pop_callback], n, True
             event._delay = delay = t - now
             heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
         return t
