@@ -20,6 +20,17 @@ reader kernels wait on ``clear_value_cb``. Because a kernel's local clock may ru
 of the SimPy clock (see :mod:`ttsim.kernel_api.base`), pushes and pops have a producer/consumer
 side that changes at once and a visible side that another kernel sees at the right simulated
 time (:meth:`publish_push`, :meth:`publish_pop`).
+
+A kernel whose clock is ahead of SimPy's lets SimPy reach its time ``t`` before it looks at the
+CB, and blocks if the pages are not there then. When no other kernel waits on that side, it
+joins the queue at once as an *early waiter* (its pages, its event, and the schedule key
+``(t, NORMAL, id)`` its timeout to ``t`` would have had, that id taken as the timeout would take
+it) instead of scheduling that timeout: it then is exactly as if it had joined at that key. A
+publication or another waiter arriving before the key sends the kernel to it (its event is
+scheduled under that key with the value :data:`SYNC_POINT`, and the kernel looks at the CB there
+as it would have); one arriving after finds it waiting as it would have been. Whether the key
+has passed is a comparison with the schedule entry SimPy is processing
+(:class:`ttsim.device.device.Environment`). It saves one SimPy event per blocked call.
 """
 
 from __future__ import annotations
@@ -33,6 +44,10 @@ import simpy
 from simpy.events import NORMAL
 
 from ttsim.errors import CBRequestError
+
+SYNC_POINT = object()
+"""The value an early waiter's event carries when the waiter is sent to its sync point (see the
+module docstring); a waiter woken by a publication gets None."""
 from ttsim.formats import DataFormat, tile_size_bytes
 
 
@@ -97,10 +112,11 @@ class CircularBuffer:
         self._popped_by_consumer = 0
         self._visible_pushed = 0
         self._visible_popped = 0
-        self._front_waiters: deque[tuple[int, simpy.Event]] = deque()
-        """(pages, event) of every consumer blocked in cb_wait_front, in arrival order."""
-        self._back_waiters: deque[tuple[int, simpy.Event]] = deque()
-        """(pages, event) of every producer blocked in cb_reserve_back, in arrival order."""
+        self._front_waiters: deque[tuple] = deque()
+        """(pages, event) of every consumer blocked in cb_wait_front, in arrival order, or
+        (pages, event, time, id) of an early waiter (then the only one; see the module docstring)."""
+        self._back_waiters: deque[tuple] = deque()
+        """As :attr:`_front_waiters`, for the producers blocked in cb_reserve_back."""
         self.waited = 0
         """Pages cb_wait_front has granted and cb_pop_front not yet freed (the kernel API's
         check that a pop frees only pages waited for)."""
@@ -148,7 +164,7 @@ class CircularBuffer:
     def reserve_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are free (the producer blocks on it)."""
         event = self.env.event()
-        self._back_waiters.append((n, event))
+        enqueue(self.env, self._back_waiters, n, event)
         return event
 
     def reserve_detail(self, n: int) -> str:
@@ -196,7 +212,7 @@ class CircularBuffer:
     def front_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are available (the consumer blocks on it)."""
         event = self.env.event()
-        self._front_waiters.append((n, event))
+        enqueue(self.env, self._front_waiters, n, event)
         return event
 
     def wait_detail(self, n: int) -> str:
@@ -244,8 +260,35 @@ class CircularBuffer:
         """Pages pushed and not yet popped, as seen from outside."""
         return self._visible_pushed - self._visible_popped
 
+    def sync_points(self) -> list[float]:
+        """The times of the sync points of this CB's early waiters (see the module docstring)."""
+        return [entry[2] for waiters in (self._front_waiters, self._back_waiters)
+                for entry in waiters if len(entry) == 4]
 
-def _wake(env: simpy.Environment, waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
+
+def _passed(env: simpy.Environment, time: float, eid: int) -> bool:
+    """True when SimPy has processed the schedule key ``(time, NORMAL, eid)``: it sorts before
+    the entry being processed (:attr:`ttsim.device.device.Environment.current`)."""
+    return (time, NORMAL, eid) < env.current  # type: ignore[attr-defined]
+
+
+def enqueue(env: simpy.Environment, waiters: deque[tuple], n: int, event: simpy.Event) -> None:
+    """Queue a waiter for ``n`` pages behind the others. An early waiter there (only ever alone)
+    whose sync point has passed joined before this one: it stays, as a plain waiter; one whose
+    sync point is still ahead would join after: it is sent to its sync point to do so."""
+    if waiters and len(waiters[0]) == 4:
+        need, early, time, eid = waiters[0]
+        if _passed(env, time, eid):
+            waiters[0] = (need, early)
+        else:
+            waiters.popleft()
+            early._ok = True
+            early._value = SYNC_POINT
+            heappush(env._queue, (time, NORMAL, eid, early))
+    waiters.append((n, event))
+
+
+def _wake(env: simpy.Environment, waiters: deque[tuple], pages: int) -> None:
     """Succeed, in arrival order, every waiter that asked for at most ``pages`` pages; the others
     keep their place in the queue.
 
@@ -256,12 +299,20 @@ def _wake(env: simpy.Environment, waiters: deque[tuple[int, simpy.Event]], pages
     Unlike a SimPy ``Container``, which stops at the first request it cannot serve, a satisfied
     waiter behind an unsatisfied one is woken too: waiting takes no pages (each kernel polls the
     shared counters on its own RISC), so a small wait never queues behind a larger one.
+
+    An early waiter (see the module docstring) whose sync point is still ahead is sent there
+    instead: its event is scheduled under that key, with the value :data:`SYNC_POINT`.
     """
     for _ in range(len(waiters)):
-        need, event = waiters.popleft()
-        if pages >= need:
+        entry = waiters.popleft()
+        if pages >= entry[0]:
+            event = entry[1]
             event._ok = True
-            event._value = None
-            heappush(env._queue, (env._now, NORMAL, next(env._eid), event))
+            if len(entry) == 4 and not _passed(env, entry[2], entry[3]):
+                event._value = SYNC_POINT
+                heappush(env._queue, (entry[2], NORMAL, entry[3], event))
+            else:
+                event._value = None
+                heappush(env._queue, (env._now, NORMAL, next(env._eid), event))
         else:
-            waiters.append((need, event))
+            waiters.append(entry)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Generator, Mapping
 import simpy
 from simpy.events import NORMAL, Event, Timeout
 
-from ttsim.cb import CircularBuffer
+from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, SimulationLimitError
@@ -225,21 +225,35 @@ class KernelContext:
             self._check_deadline(t)
         env = self.env
         now = env._now
+        waiters = cb._back_waiters
+        woken = False
         if t > now:
-            event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [], None, True
-            event._delay = delay = t - now
-            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+            if waiters:  # others wait for space: sync to t, then queue behind them
+                event = _new_timeout(Timeout)
+                event.env, event.callbacks, event._value, event._ok = env, [], None, True
+                event._delay = delay = t - now
+                heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+                yield event
+            else:  # wait as an early waiter from the sync point t on (ttsim/cb.py): no timeout
+                event = _new_event(Event)
+                event.env, event.callbacks = env, []
+                waiters.append((n, event, now + (t - now), next(env._eid)))
+                self.blocked_on = partial(cb.reserve_detail, n)
+                woken = (yield event) is not SYNC_POINT  # else: at the sync point, looking
+                self.blocked_on = None
+        if not woken:
+            if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
+                self._t = t
+                return
+            self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
+            event = _new_event(Event)  # cb.reserve_event(n), inline: env.event() without its frames
+            event.env, event.callbacks = env, []
+            if waiters:
+                enqueue(env, waiters, n, event)
+            else:
+                waiters.append((n, event))
             yield event
-        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
-            self._t = t
-            return
-        self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
-        event = _new_event(Event)  # cb.reserve_event(n), inline: env.event() without its frames
-        event.env, event.callbacks = env, []
-        cb._back_waiters.append((n, event))
-        yield event
-        self.blocked_on = None
+            self.blocked_on = None
         now = env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.producer.blocked_cycles += now - t
         if self.trace is None:  # _stall, inline (once per blocked reserve)
@@ -266,26 +280,40 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        # _sync_to(t) and _block, inline, as in _reserve
+        # _sync_to(t) and _block, inline, as in _reserve (an early waiter when nobody else waits)
         if t > self.deadline:
             self._check_deadline(t)
         env = self.env
         now = env._now
+        waiters = cb._front_waiters
+        woken = False
         if t > now:
-            event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [], None, True
-            event._delay = delay = t - now
-            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+            if waiters:
+                event = _new_timeout(Timeout)
+                event.env, event.callbacks, event._value, event._ok = env, [], None, True
+                event._delay = delay = t - now
+                heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+                yield event
+            else:
+                event = _new_event(Event)
+                event.env, event.callbacks = env, []
+                waiters.append((n, event, now + (t - now), next(env._eid)))
+                self.blocked_on = partial(cb.wait_detail, n)
+                woken = (yield event) is not SYNC_POINT
+                self.blocked_on = None
+        if not woken:
+            if cb._visible_pushed - cb._popped_by_consumer >= n:
+                self._t = t
+                return
+            self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
+            event = _new_event(Event)  # cb.front_event(n), inline
+            event.env, event.callbacks = env, []
+            if waiters:
+                enqueue(env, waiters, n, event)
+            else:
+                waiters.append((n, event))
             yield event
-        if cb._visible_pushed - cb._popped_by_consumer >= n:
-            self._t = t
-            return
-        self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
-        event = _new_event(Event)  # cb.front_event(n), inline
-        event.env, event.callbacks = env, []
-        cb._front_waiters.append((n, event))
-        yield event
-        self.blocked_on = None
+            self.blocked_on = None
         now = env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.consumer.blocked_cycles += now - t
         if self.trace is None:  # _stall, inline (once per blocked wait)

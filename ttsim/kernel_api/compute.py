@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from simpy.events import NORMAL, Event, Timeout
 
-from ttsim.cb import CircularBuffer
+from ttsim.cb import CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
@@ -632,7 +632,10 @@ class ComputeContext(EltwiseOps, KernelContext):
             self.blocked_on = functools.partial(cb.reserve_detail, n)
             event = _new_event(Event)
             event.env, event.callbacks = env, []
-            cb._back_waiters.append((n, event))
+            if cb._back_waiters:  # another producer waits (or is about to: ttsim/cb.py)
+                enqueue(env, cb._back_waiters, n, event)
+            else:
+                cb._back_waiters.append((n, event))
             yield event
             self.blocked_on = None
             now = env._now
