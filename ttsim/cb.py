@@ -308,7 +308,8 @@ def _wake(env: simpy.Environment, waiters: deque[tuple], pages: int) -> None:
         if pages >= entry[0]:
             event = entry[1]
             event._ok = True
-            if len(entry) == 4 and not _passed(env, entry[2], entry[3]):
+            # an early waiter whose sync point is ahead (not _passed, inline: once per wake)
+            if len(entry) == 4 and not (entry[2], NORMAL, entry[3]) < env.current:  # type: ignore
                 event._value = SYNC_POINT
                 heappush(env._queue, (entry[2], NORMAL, entry[3], event))
             else:
