@@ -1,7 +1,9 @@
 """Early CB waiters (ttsim/cb.py): a kernel ahead of SimPy's clock that must block waits from its
-sync point on without scheduling the timeout to it. The reference is the kernel API without
-them: every blocked call first lets SimPy reach its time with a timeout, then looks at the CB and
-queues (the two generators below, as ttsim/kernel_api/base.py had them). Racing programs, with
+sync point on without scheduling the timeout to it; and a publication timeout that wakes one
+waiter whose event would be processed next processes it at once (cb._wake_last). The reference
+is the kernel API without either: every blocked call first lets SimPy reach its time with a
+timeout, then looks at the CB and queues (the two generators below, as ttsim/kernel_api/base.py
+had them), and every wake goes through the schedule. Racing programs, with
 several waiters on each side of a CB and integer costs that make equal times common, run the
 same way under both: the same order of every kernel call, clocks, stalls and CB statistics, and
 the same deadlock report."""
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 from simpy.events import NORMAL, Event, Timeout
 
-from ttsim.cb import CBConfig
+from ttsim.cb import CBConfig, CircularBuffer
 from ttsim.device.core import Risc
 from ttsim.device.device import Device
 from ttsim.device.spec import load_device
@@ -161,6 +163,9 @@ def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch):
         if reference:
             patch.setattr(KernelContext, "_reserve", _reference_reserve)
             patch.setattr(KernelContext, "_wait_front", _reference_wait_front)
+            # and publications that wake their waiters through the schedule (no _wake_last)
+            patch.setattr(CircularBuffer, "on_push_event", lambda cb, event: cb.publish_push(event._value))
+            patch.setattr(CircularBuffer, "on_pop_event", lambda cb, event: cb.publish_pop(event._value))
         log: list = []
         device = Device(load_device("wormhole_b0"))
         try:
@@ -181,7 +186,8 @@ def test_racing_waiters_run_as_without_early_waiters(seed: int, monkeypatch: pyt
 
 def test_the_racing_programs_exercise_every_early_waiter_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Across the seeds, early waiters are sent to their sync point by a publication and by
-    another waiter, joined after their sync point by another waiter, and woken after it."""
+    another waiter, joined after their sync point by another waiter, and woken after it; and
+    publications process the event of the waiter they wake at once."""
     import ttsim.cb as cb_module
 
     seen: set[str] = set()
@@ -198,12 +204,25 @@ def test_the_racing_programs_exercise_every_early_waiter_path(monkeypatch: pytes
                 seen.add("woken after" if cb_module._passed(env, *entry[2:]) else "sent by a publication")
         wake(env, waiters, pages)
 
+    def counting_wake_last(env, waiters, pages):
+        queue, entry = env._queue, waiters[0]
+        if (len(waiters) == 1 and pages >= entry[0]
+                and (len(entry) == 2 or cb_module._passed(env, *entry[2:]))):
+            if len(entry) == 4:
+                seen.add("woken after")
+            seen.add("behind an entry at its time" if queue and queue[0][0] <= env.now
+                     else "processed at once")
+        wake_last(env, waiters, pages)
+
+    wake_last = cb_module._wake_last
     monkeypatch.setattr(cb_module, "_wake", counting_wake)
+    monkeypatch.setattr(cb_module, "_wake_last", counting_wake_last)
     for module in ("ttsim.kernel_api.base", "ttsim.kernel_api.compute"):
         monkeypatch.setattr(f"{module}.enqueue", counting_enqueue)
     for seed in range(24):
         _outcome(partial(_racing_program, seed), False, monkeypatch)
-    assert seen == {"joined after", "sent by a waiter", "woken after", "sent by a publication"}
+    assert seen == {"joined after", "sent by a waiter", "woken after", "sent by a publication",
+                    "processed at once", "behind an entry at its time"}
 
 
 def _tie_program(producer_first: bool, shift: int, log: list) -> Program:

@@ -192,7 +192,8 @@ class CircularBuffer:
 
     def on_push_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a push; its value is the page count
-        (:meth:`publish_push` inline: once per push published later than it is made)."""
+        (:meth:`publish_push` inline: once per push published later than it is made; the wake is
+        the last thing the event does, see :func:`_wake_last`)."""
         self._visible_pushed += event._value
         stats = self.stats
         stats.pages_pushed += event._value
@@ -202,7 +203,7 @@ class CircularBuffer:
         if self.trace is not None:
             self.trace(occupancy, self.env.now)
         if self._front_waiters:
-            _wake(self.env, self._front_waiters, self._visible_pushed - self._popped_by_consumer)
+            _wake_last(self.env, self._front_waiters, self._visible_pushed - self._popped_by_consumer)
 
     # -- consumer side --------------------------------------------------------------------
     def available_pages(self) -> int:
@@ -253,8 +254,8 @@ class CircularBuffer:
         if self.trace is not None:
             self.trace(self._visible_pushed - self._visible_popped, self.env.now)
         if self._back_waiters:
-            _wake(self.env, self._back_waiters,
-                  self.num_pages - (self._pushed_by_producer - self._visible_popped))
+            _wake_last(self.env, self._back_waiters,
+                       self.num_pages - (self._pushed_by_producer - self._visible_popped))
 
     def occupancy(self) -> int:
         """Pages pushed and not yet popped, as seen from outside."""
@@ -317,3 +318,32 @@ def _wake(env: simpy.Environment, waiters: deque[tuple], pages: int) -> None:
                 heappush(env._queue, (env._now, NORMAL, next(env._eid), event))
         else:
             waiters.append(entry)
+
+
+def _wake_last(env: simpy.Environment, waiters: deque[tuple], pages: int) -> None:
+    """:func:`_wake`, as the last thing a publication timeout's processing does (its one
+    callback). When it wakes a single waiter and no other entry is scheduled at this time, that
+    waiter's event (now, NORMAL, the next id) is the next one SimPy would process, and nothing
+    happens in between: it is processed at once, as :class:`ttsim.device.device.Environment`'s
+    step would (the entry it processes recorded, its callbacks run), without its trip through
+    the schedule (once per blocked CB call)."""
+    if len(waiters) == 1:
+        entry = waiters[0]
+        # a plain waiter, or an early one whose sync point has passed (_passed, inline)
+        if pages >= entry[0] and (len(entry) == 2 or (entry[2], NORMAL, entry[3]) < env.current):  # type: ignore
+            waiters.popleft()
+            event = entry[1]
+            event._ok = True
+            event._value = None
+            now = env._now
+            key = (now, NORMAL, next(env._eid), event)
+            queue = env._queue
+            if queue and queue[0][0] <= now:  # another entry at this time goes first
+                heappush(queue, key)
+                return
+            env.current = key  # type: ignore[attr-defined]
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            return
+    _wake(env, waiters, pages)
