@@ -6,6 +6,8 @@ already known, compute work) only advance ``_t``. The kernel synchronises with S
 it must observe another kernel (blocking CB and semaphore calls); pushes and pops become
 visible to other kernels at the local time through scheduled events. This keeps one SimPy
 event per interaction rather than per call, which is what makes whole ops simulate in seconds.
+A blocking CB call that finds its pages missing and is alone on its side of the CB waits as an
+early waiter (ttsim/cb.py) instead of first scheduling the timeout to its local time.
 
 Porting mistakes fail loudly (:class:`~ttsim.errors.KernelAPIError`) with cheap checks only:
 a blocking call is a plain method that records itself as not yet run and returns a generator
