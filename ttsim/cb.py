@@ -20,6 +20,17 @@ reader kernels wait on ``clear_value_cb``. Because a kernel's local clock may ru
 of the SimPy clock (see :mod:`ttsim.kernel_api.base`), pushes and pops have a producer/consumer
 side that changes at once and a visible side that another kernel sees at the right simulated
 time (:meth:`publish_push`, :meth:`publish_pop`).
+
+A kernel whose clock is ahead of SimPy's lets SimPy reach its time ``t`` before it looks at the
+CB, and blocks if the pages are not there then. When no other kernel waits on that side, it
+joins the queue at once as an *early waiter* (its pages, its event, and the schedule key
+``(t, NORMAL, id)`` its timeout to ``t`` would have had, that id taken as the timeout would take
+it) instead of scheduling that timeout: it then is exactly as if it had joined at that key. A
+publication or another waiter arriving before the key sends the kernel to it (its event is
+scheduled under that key with the value :data:`SYNC_POINT`, and the kernel looks at the CB there
+as it would have); one arriving after finds it waiting as it would have been. Whether the key
+has passed is a comparison with the schedule entry SimPy is processing
+(:class:`ttsim.device.device.Environment`). It saves one SimPy event per blocked call.
 """
 
 from __future__ import annotations
@@ -33,6 +44,10 @@ import simpy
 from simpy.events import NORMAL
 
 from ttsim.errors import CBRequestError
+
+SYNC_POINT = object()
+"""The value an early waiter's event carries when the waiter is sent to its sync point (see the
+module docstring); a waiter woken by a publication gets None."""
 from ttsim.formats import DataFormat, tile_size_bytes
 
 
@@ -97,16 +112,21 @@ class CircularBuffer:
         self._popped_by_consumer = 0
         self._visible_pushed = 0
         self._visible_popped = 0
-        self._front_waiters: deque[tuple[int, simpy.Event]] = deque()
-        """(pages, event) of every consumer blocked in cb_wait_front, in arrival order."""
-        self._back_waiters: deque[tuple[int, simpy.Event]] = deque()
-        """(pages, event) of every producer blocked in cb_reserve_back, in arrival order."""
+        self._front_waiters: deque[tuple] = deque()
+        """(pages, event) of every consumer blocked in cb_wait_front, in arrival order, or
+        (pages, event, time, id) of an early waiter (then the only one; see the module docstring)."""
+        self._back_waiters: deque[tuple] = deque()
+        """As :attr:`_front_waiters`, for the producers blocked in cb_reserve_back."""
         self.waited = 0
         """Pages cb_wait_front has granted and cb_pop_front not yet freed (the kernel API's
         check that a pop frees only pages waited for)."""
         self.stats = CBStats()
         self.trace: Callable[[int, float], None] | None = None
         """When tracing: called with (occupancy in pages, cycle) whenever it changes."""
+        self.push_callback = self.on_push_event
+        self.pop_callback = self.on_pop_event
+        """The callbacks of the timeouts that publish a push or a pop, bound once (the kernel
+        API builds one such timeout per push and pop)."""
 
     # -- identity -------------------------------------------------------------------------
     def describe(self) -> str:
@@ -144,7 +164,7 @@ class CircularBuffer:
     def reserve_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are free (the producer blocks on it)."""
         event = self.env.event()
-        self._back_waiters.append((n, event))
+        enqueue(self.env, self._back_waiters, n, event)
         return event
 
     def reserve_detail(self, n: int) -> str:
@@ -171,8 +191,19 @@ class CircularBuffer:
             _wake(self.env, self._front_waiters, self._visible_pushed - self._popped_by_consumer)
 
     def on_push_event(self, event: simpy.Event) -> None:
-        """Callback of the timeout that publishes a push; its value is the page count."""
-        self.publish_push(event._value)
+        """Callback of the timeout that publishes a push; its value is the page count
+        (:meth:`publish_push` inline: once per push published later than it is made; the wake is
+        the last thing the event does, see :func:`_wake_last`)."""
+        self._visible_pushed += event._value
+        stats = self.stats
+        stats.pages_pushed += event._value
+        occupancy = self._visible_pushed - self._visible_popped
+        if occupancy > stats.max_occupancy:
+            stats.max_occupancy = occupancy
+        if self.trace is not None:
+            self.trace(occupancy, self.env.now)
+        if self._front_waiters:
+            _wake_last(self.env, self._front_waiters, self._visible_pushed - self._popped_by_consumer)
 
     # -- consumer side --------------------------------------------------------------------
     def available_pages(self) -> int:
@@ -182,7 +213,7 @@ class CircularBuffer:
     def front_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are available (the consumer blocks on it)."""
         event = self.env.event()
-        self._front_waiters.append((n, event))
+        enqueue(self.env, self._front_waiters, n, event)
         return event
 
     def wait_detail(self, n: int) -> str:
@@ -216,15 +247,49 @@ class CircularBuffer:
             _wake(self.env, self._back_waiters, free)
 
     def on_pop_event(self, event: simpy.Event) -> None:
-        """Callback of the timeout that publishes a pop; its value is the page count."""
-        self.publish_pop(event._value)
+        """Callback of the timeout that publishes a pop; its value is the page count
+        (:meth:`publish_pop` inline, as :meth:`on_push_event`)."""
+        self._visible_popped += event._value
+        self.stats.pages_popped += event._value
+        if self.trace is not None:
+            self.trace(self._visible_pushed - self._visible_popped, self.env.now)
+        if self._back_waiters:
+            _wake_last(self.env, self._back_waiters,
+                       self.num_pages - (self._pushed_by_producer - self._visible_popped))
 
     def occupancy(self) -> int:
         """Pages pushed and not yet popped, as seen from outside."""
         return self._visible_pushed - self._visible_popped
 
+    def sync_points(self) -> list[float]:
+        """The times of the sync points of this CB's early waiters (see the module docstring)."""
+        return [entry[2] for waiters in (self._front_waiters, self._back_waiters)
+                for entry in waiters if len(entry) == 4]
 
-def _wake(env: simpy.Environment, waiters: deque[tuple[int, simpy.Event]], pages: int) -> None:
+
+def _passed(env: simpy.Environment, time: float, eid: int) -> bool:
+    """True when SimPy has processed the schedule key ``(time, NORMAL, eid)``: it sorts before
+    the entry being processed (:attr:`ttsim.device.device.Environment.current`)."""
+    return (time, NORMAL, eid) < env.current  # type: ignore[attr-defined]
+
+
+def enqueue(env: simpy.Environment, waiters: deque[tuple], n: int, event: simpy.Event) -> None:
+    """Queue a waiter for ``n`` pages behind the others. An early waiter there (only ever alone)
+    whose sync point has passed joined before this one: it stays, as a plain waiter; one whose
+    sync point is still ahead would join after: it is sent to its sync point to do so."""
+    if waiters and len(waiters[0]) == 4:
+        need, early, time, eid = waiters[0]
+        if _passed(env, time, eid):
+            waiters[0] = (need, early)
+        else:
+            waiters.popleft()
+            early._ok = True
+            early._value = SYNC_POINT
+            heappush(env._queue, (time, NORMAL, eid, early))
+    waiters.append((n, event))
+
+
+def _wake(env: simpy.Environment, waiters: deque[tuple], pages: int) -> None:
     """Succeed, in arrival order, every waiter that asked for at most ``pages`` pages; the others
     keep their place in the queue.
 
@@ -235,12 +300,50 @@ def _wake(env: simpy.Environment, waiters: deque[tuple[int, simpy.Event]], pages
     Unlike a SimPy ``Container``, which stops at the first request it cannot serve, a satisfied
     waiter behind an unsatisfied one is woken too: waiting takes no pages (each kernel polls the
     shared counters on its own RISC), so a small wait never queues behind a larger one.
+
+    An early waiter (see the module docstring) whose sync point is still ahead is sent there
+    instead: its event is scheduled under that key, with the value :data:`SYNC_POINT`.
     """
     for _ in range(len(waiters)):
-        need, event = waiters.popleft()
-        if pages >= need:
+        entry = waiters.popleft()
+        if pages >= entry[0]:
+            event = entry[1]
+            event._ok = True
+            # an early waiter whose sync point is ahead (not _passed, inline: once per wake)
+            if len(entry) == 4 and not (entry[2], NORMAL, entry[3]) < env.current:  # type: ignore
+                event._value = SYNC_POINT
+                heappush(env._queue, (entry[2], NORMAL, entry[3], event))
+            else:
+                event._value = None
+                heappush(env._queue, (env._now, NORMAL, next(env._eid), event))
+        else:
+            waiters.append(entry)
+
+
+def _wake_last(env: simpy.Environment, waiters: deque[tuple], pages: int) -> None:
+    """:func:`_wake`, as the last thing a publication timeout's processing does (its one
+    callback). When it wakes a single waiter and no other entry is scheduled at this time, that
+    waiter's event (now, NORMAL, the next id) is the next one SimPy would process, and nothing
+    happens in between: it is processed at once, as :class:`ttsim.device.device.Environment`'s
+    step would (the entry it processes recorded, its callbacks run), without its trip through
+    the schedule (once per blocked CB call)."""
+    if len(waiters) == 1:
+        entry = waiters[0]
+        # a plain waiter, or an early one whose sync point has passed (_passed, inline)
+        if pages >= entry[0] and (len(entry) == 2 or (entry[2], NORMAL, entry[3]) < env.current):  # type: ignore
+            waiters.popleft()
+            event = entry[1]
             event._ok = True
             event._value = None
-            heappush(env._queue, (env._now, NORMAL, next(env._eid), event))
-        else:
-            waiters.append((need, event))
+            now = env._now
+            key = (now, NORMAL, next(env._eid), event)
+            queue = env._queue
+            if queue and queue[0][0] <= now:  # another entry at this time goes first
+                heappush(queue, key)
+                return
+            env.current = key  # type: ignore[attr-defined]
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            return
+    _wake(env, waiters, pages)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from heapq import heappop
+
 import numpy as np
 import simpy
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import URGENT, EventPriority
 
 from ttsim.device.core import TensixCore
 from ttsim.device.dram import Dram
@@ -35,12 +39,44 @@ class L1Buffer:
         return self.addresses[core]
 
 
+class Environment(simpy.Environment):
+    """SimPy's environment, remembering the schedule entry it is processing (:attr:`current`):
+    the CBs compare their early waiters' sync points with it (ttsim/cb.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: tuple = (float("-inf"), URGENT, -1, None)
+        """The (time, priority, id, event) entry being processed (before the first: one that
+        sorts before every entry)."""
+
+    def step(self) -> None:
+        """:meth:`simpy.Environment.step` (its code and signals), recording :attr:`current`."""
+        try:
+            self.current = entry = heappop(self._queue)
+        except IndexError:
+            raise EmptySchedule from None
+        self._now = entry[0]
+        event = entry[3]
+        callbacks, event.callbacks = event.callbacks, None
+        try:
+            for callback in callbacks:
+                callback(event)
+        except StopSimulation:
+            event.callbacks = callbacks[callbacks.index(callback) + 1:]
+            self.schedule(event, EventPriority(-1))
+            raise
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
+
+
 class Device:
     """One chip: ``spec`` gives every constant; state is the L1/DRAM bytes and the clock."""
 
     def __init__(self, spec: DeviceSpec) -> None:
         self.spec = spec
-        self.env = simpy.Environment()
+        self.env = Environment()
         self.noc = NocModel(spec, lambda: self.env.now)
         self.dram = Dram(spec)
         grid_x, grid_y = spec.chip.compute_grid.value

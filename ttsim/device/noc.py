@@ -21,6 +21,7 @@ from typing import Callable
 from ttsim.device.spec import DeviceSpec
 
 XY = tuple[int, int]
+_NEG_INF = float("-inf")  # a port's last end before any booking (read_planned_many, per read)
 RoutePlan = tuple[tuple["Port", ...], float, float]
 """A read (or unicast write) route's ports, rate in bytes per cycle and latency in cycles
 (NocModel.read_plan, NocModel.write)."""
@@ -387,7 +388,7 @@ class NocModel:
         if nbytes > self.max_burst:  # several bursts per read: one call each
             return max(self.read_planned(plan, nbytes, t) for t in times)
         duration = nbytes / rate
-        last_land = float("-inf")
+        last_land = _NEG_INF
         count = len(times)
         i = 0
         while i < count:
@@ -395,7 +396,7 @@ class NocModel:
             before = []
             for port in ports:
                 ends = port._ends
-                before.append(ends[-1] if ends else float("-inf"))
+                before.append(ends[-1] if ends else _NEG_INF)
             land = self.read_planned(plan, nbytes, t)
             i += 1
             if land > last_land:

@@ -6,6 +6,8 @@ already known, compute work) only advance ``_t``. The kernel synchronises with S
 it must observe another kernel (blocking CB and semaphore calls); pushes and pops become
 visible to other kernels at the local time through scheduled events. This keeps one SimPy
 event per interaction rather than per call, which is what makes whole ops simulate in seconds.
+A blocking CB call that finds its pages missing and is alone on its side of the CB waits as an
+early waiter (ttsim/cb.py) instead of first scheduling the timeout to its local time.
 
 Porting mistakes fail loudly (:class:`~ttsim.errors.KernelAPIError`) with cheap checks only:
 a blocking call is a plain method that records itself as not yet run and returns a generator
@@ -22,9 +24,9 @@ from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
-from simpy.events import NORMAL, Timeout
+from simpy.events import NORMAL, Event, Timeout
 
-from ttsim.cb import CircularBuffer
+from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, SimulationLimitError
@@ -32,6 +34,8 @@ from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, Sim
 KernelGen = Generator[simpy.Event, Any, None]
 _new_timeout = Timeout.__new__
 """Allocates a Timeout without running its __init__ (:meth:`KernelContext._push` sets it up)."""
+_new_event = Event.__new__
+"""Allocates an Event without running its __init__ (:meth:`KernelContext._reserve` sets it up)."""
 
 
 class _CBTable(dict):
@@ -130,11 +134,18 @@ class KernelContext:
                 f"({self.deadline:,.0f}); is the kernel looping forever?")
 
     def _sync_to(self, t: float) -> KernelGen:
+        """Let the SimPy clock reach ``t`` (one timeout, built as :meth:`_push` builds its
+        publication, when ``t`` is later than now)."""
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now
+        env = self.env
+        now = env._now
         if t > now:
-            yield self.env.timeout(t - now)
+            event = _new_timeout(Timeout)
+            event.env, event.callbacks, event._value, event._ok = env, [], None, True
+            event._delay = delay = t - now
+            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+            yield event
 
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
@@ -210,19 +221,42 @@ class KernelContext:
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
             self._t = t
             return
-        # _sync_to(t) and _block, inline (one generator level less on every resume)
+        # _sync_to(t) and _block, inline (one generator level less on every resume); the
+        # timeout and the event are built as _push builds its publication (see there)
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now
+        env = self.env
+        now = env._now
+        waiters = cb._back_waiters
+        woken = False
         if t > now:
-            yield self.env.timeout(t - now)
-        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
-            self._t = t
-            return
-        self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
-        yield cb.reserve_event(n)
-        self.blocked_on = None
-        now = self.env._now  # env.now without the property call (up to once per CB wait)
+            if waiters:  # others wait for space: sync to t, then queue behind them
+                event = _new_timeout(Timeout)
+                event.env, event.callbacks, event._value, event._ok = env, [], None, True
+                event._delay = delay = t - now
+                heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+                yield event
+            else:  # wait as an early waiter from the sync point t on (ttsim/cb.py): no timeout
+                event = _new_event(Event)
+                event.env, event.callbacks = env, []
+                waiters.append((n, event, now + (t - now), next(env._eid)))
+                self.blocked_on = partial(cb.reserve_detail, n)
+                woken = (yield event) is not SYNC_POINT  # else: at the sync point, looking
+                self.blocked_on = None
+        if not woken:
+            if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
+                self._t = t
+                return
+            self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
+            event = _new_event(Event)  # cb.reserve_event(n), inline: env.event() without its frames
+            event.env, event.callbacks = env, []
+            if waiters:
+                enqueue(env, waiters, n, event)
+            else:
+                waiters.append((n, event))
+            yield event
+            self.blocked_on = None
+        now = env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.producer.blocked_cycles += now - t
         if self.trace is None:  # _stall, inline (once per blocked reserve)
             if now > t:
@@ -248,19 +282,41 @@ class KernelContext:
         if cb._visible_pushed - cb._popped_by_consumer >= n:
             self._t = t
             return
-        # _sync_to(t) and _block, inline (one generator level less on every resume)
+        # _sync_to(t) and _block, inline, as in _reserve (an early waiter when nobody else waits)
         if t > self.deadline:
             self._check_deadline(t)
-        now = self.env._now
+        env = self.env
+        now = env._now
+        waiters = cb._front_waiters
+        woken = False
         if t > now:
-            yield self.env.timeout(t - now)
-        if cb._visible_pushed - cb._popped_by_consumer >= n:
-            self._t = t
-            return
-        self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
-        yield cb.front_event(n)
-        self.blocked_on = None
-        now = self.env._now  # env.now without the property call (up to once per CB wait)
+            if waiters:
+                event = _new_timeout(Timeout)
+                event.env, event.callbacks, event._value, event._ok = env, [], None, True
+                event._delay = delay = t - now
+                heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+                yield event
+            else:
+                event = _new_event(Event)
+                event.env, event.callbacks = env, []
+                waiters.append((n, event, now + (t - now), next(env._eid)))
+                self.blocked_on = partial(cb.wait_detail, n)
+                woken = (yield event) is not SYNC_POINT
+                self.blocked_on = None
+        if not woken:
+            if cb._visible_pushed - cb._popped_by_consumer >= n:
+                self._t = t
+                return
+            self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
+            event = _new_event(Event)  # cb.front_event(n), inline
+            event.env, event.callbacks = env, []
+            if waiters:
+                enqueue(env, waiters, n, event)
+            else:
+                waiters.append((n, event))
+            yield event
+            self.blocked_on = None
+        now = env._now  # env.now without the property call (up to once per CB wait)
         cb.stats.consumer.blocked_cycles += now - t
         if self.trace is None:  # _stall, inline (once per blocked wait)
             if now > t:
@@ -305,7 +361,7 @@ class KernelContext:
             cb.publish_push(n)
         else:
             event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [cb.on_push_event], n, True
+            event.env, event.callbacks, event._value, event._ok = env, [cb.push_callback], n, True
             event._delay = delay = t - now
             heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
         return t
@@ -342,7 +398,7 @@ class KernelContext:
             cb.publish_pop(n)
         else:
             event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [cb.on_pop_event], n, True
+            event.env, event.callbacks, event._value, event._ok = env, [cb.pop_callback], n, True
             event._delay = delay = t - now
             heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
         return t

@@ -26,11 +26,13 @@ from __future__ import annotations
 import functools
 import sys
 from collections import deque
+from heapq import heappush
 from typing import Any, Callable, Mapping
 
 import numpy as np
+from simpy.events import NORMAL, Event, Timeout
 
-from ttsim.cb import CircularBuffer
+from ttsim.cb import CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
@@ -42,6 +44,10 @@ from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import EltwiseOps, ReluType
 from ttsim.numerics import ACTIVATIONS
+_new_timeout = Timeout.__new__
+_new_event = Event.__new__
+"""A Timeout and an Event allocated without their __init__ (:meth:`ComputeContext._cb_reserve_back`
+sets them up as :mod:`ttsim.kernel_api.base` does)."""
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
@@ -605,14 +611,34 @@ class ComputeContext(EltwiseOps, KernelContext):
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         resume = self._pack_t + self._cb_check
         self._busy_producer += self._cb_check
+        env = self.env
         # free space only grows while the producer waits (free_pages() inline: the hot path)
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
-            yield from self._sync_to(self._t)
+            # _sync_to(self._t), inline as in KernelContext._reserve (one generator level less)
+            t = self._t
+            if t > self.deadline:
+                self._check_deadline(t)
+            now = env._now
+            if t > now:
+                event = _new_timeout(Timeout)
+                event.env, event.callbacks, event._value, event._ok = env, [], None, True
+                event._delay = delay = t - now
+                heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+                yield event
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
-            start = self.env._now  # env.now without the property call (once per blocked reserve)
-            yield from self._block(cb.reserve_event(n), functools.partial(cb.reserve_detail, n))
-            now = self.env._now
+            start = env._now  # env.now without the property call (once per blocked reserve)
+            # _block(cb.reserve_event(n), ...), inline as in KernelContext._reserve
+            self.blocked_on = functools.partial(cb.reserve_detail, n)
+            event = _new_event(Event)
+            event.env, event.callbacks = env, []
+            if cb._back_waiters:  # another producer waits (or is about to: ttsim/cb.py)
+                enqueue(env, cb._back_waiters, n, event)
+            else:
+                cb._back_waiters.append((n, event))
+            yield event
+            self.blocked_on = None
+            now = env._now
             cb.stats.producer.blocked_cycles += now - start
             reason = cb.reserve_back_stall
             self._stall(Risc.TRISC0, reason, self._t, now)

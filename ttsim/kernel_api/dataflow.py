@@ -310,12 +310,21 @@ class DataflowContext(KernelContext):
         """Wait until every read this RISC issued has landed."""
         if self._unrun is not None:
             raise self._unrun_error("noc_async_read_barrier()")
-        if self._state_reads:
-            self._book_state_reads()
-        self._t += self._barrier_poll
-        if self._reads_land > self._t:
-            self._stall(self.risc, "noc_read_barrier", self._t, self._reads_land)
-            self._t = self._reads_land
+        reads = self._state_reads
+        if reads:  # _book_state_reads, inline (a reader's barrier follows its reads: once per window)
+            land = self._noc.read_planned_many(self._state_plan, self._state_size, reads)
+            reads.clear()
+            if land > self._reads_land:
+                self._reads_land = land
+        t = self._t + self._barrier_poll
+        land = self._reads_land
+        if land > t:
+            if self.trace is None:  # _stall, inline
+                self.stalls[self.risc]["noc_read_barrier"] += land - t
+            else:
+                self._stall(self.risc, "noc_read_barrier", t, land)
+            t = land
+        self._t = t
 
     # -- writes ---------------------------------------------------------------------------------
     def noc_async_write(self, src_l1: int, dst: NocAddr, size: int) -> None:

@@ -1,0 +1,299 @@
+"""Early CB waiters (ttsim/cb.py): a kernel ahead of SimPy's clock that must block waits from its
+sync point on without scheduling the timeout to it; and a publication timeout that wakes one
+waiter whose event would be processed next processes it at once (cb._wake_last). The reference
+is the kernel API without either: every blocked call first lets SimPy reach its time with a
+timeout, then looks at the CB and queues (the two generators below, as ttsim/kernel_api/base.py
+had them), and every wake goes through the schedule. Racing programs, with
+several waiters on each side of a CB and integer costs that make equal times common, run the
+same way under both: the same order of every kernel call, clocks, stalls and CB statistics, and
+the same deadlock report."""
+
+from __future__ import annotations
+
+import random
+from functools import partial
+from heapq import heappush
+
+import numpy as np
+import pytest
+from simpy.events import NORMAL, Event, Timeout
+
+from ttsim.cb import CBConfig, CircularBuffer
+from ttsim.device.core import Risc
+from ttsim.device.device import Device
+from ttsim.device.spec import load_device
+from ttsim.errors import DeadlockError, KernelAPIError
+from ttsim.formats import DataFormat
+from ttsim.host import Program, run_program
+from ttsim.kernel_api.base import KernelContext
+
+CORE = (0, 0)
+FRONT_CB, BACK_CB = 3, 4
+PAGE = 64
+
+
+def _reference_reserve(self, cb_id: int, n: int):
+    """``KernelContext._reserve`` without early waiters: a timeout to t, then look, then queue."""
+    self._unrun = None
+    cb = self._cbs[cb_id]
+    if n <= 0 or n > cb.num_pages:
+        cb.check_request(n, "cb_reserve_back", self.kernel_name)
+    t = self._t + self._cb_check
+    self._busy_producer += self._cb_check
+    if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
+        self._t = t
+        return
+    if t > self.deadline:
+        self._check_deadline(t)
+    env = self.env
+    now = env._now
+    if t > now:
+        yield env.timeout(t - now)
+    if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
+        self._t = t
+        return
+    self.blocked_on = partial(cb.reserve_detail, n)
+    event = Event(env)
+    cb._back_waiters.append((n, event))
+    yield event
+    self.blocked_on = None
+    now = env._now
+    cb.stats.producer.blocked_cycles += now - t
+    self._stall(self._producer_risc, cb.reserve_back_stall, t, now)
+    self._busy_producer += self._cb_poll
+    self._t = now + self._cb_poll
+
+
+def _reference_wait_front(self, cb_id: int, n: int):
+    """``KernelContext._wait_front`` without early waiters, as :func:`_reference_reserve`."""
+    self._unrun = None
+    cb = self._cbs[cb_id]
+    if n <= 0 or n > cb.num_pages:
+        cb.check_request(n, "cb_wait_front", self.kernel_name)
+    if n > cb.waited:
+        cb.waited = n
+    t = self._t + self._cb_check
+    self._busy_consumer += self._cb_check
+    if cb._visible_pushed - cb._popped_by_consumer >= n:
+        self._t = t
+        return
+    if t > self.deadline:
+        self._check_deadline(t)
+    env = self.env
+    now = env._now
+    if t > now:
+        yield env.timeout(t - now)
+    if cb._visible_pushed - cb._popped_by_consumer >= n:
+        self._t = t
+        return
+    self.blocked_on = partial(cb.wait_detail, n)
+    event = Event(env)
+    cb._front_waiters.append((n, event))
+    yield event
+    self.blocked_on = None
+    now = env._now
+    cb.stats.consumer.blocked_cycles += now - t
+    self._stall(self._consumer_risc, cb.wait_front_stall, t, now)
+    self._busy_consumer += self._cb_poll
+    self._t = now + self._cb_poll
+
+
+def _burn(ctx, words: int) -> None:
+    """5 cycles per 32-bit store (risc.l1_store_cycles): integer clocks, so times often tie."""
+    if words:
+        ctx.l1_store(ctx.core.l1.base + 8192, np.zeros(words, dtype=np.uint32))
+
+
+def _racing_program(seed: int, log: list) -> Program:
+    """BRISC pushes FRONT_CB's pages one by one; NCRISC and compute both wait on them
+    (cumulatively, without popping) at random times. BACK_CB, two pages, has two producers, NCRISC
+    and compute (compute's cb_reserve_back queues through its own path), and BRISC pops."""
+    rng = random.Random(seed)
+    pages = 8
+    program = Program("early_waiters")
+    program.create_circular_buffer([CORE], CBConfig(FRONT_CB, "front", PAGE, pages, DataFormat.BFLOAT16))
+    program.create_circular_buffer([CORE], CBConfig(BACK_CB, "back", PAGE, 2, DataFormat.BFLOAT16))
+    burns = {name: [rng.choice((0, 0, 1, 2, 3, 8, 20)) for _ in range(3 * pages)]
+             for name in ("brisc", "ncrisc")}
+
+    def note(ctx, what: str) -> None:
+        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+
+    def brisc(ctx):
+        for i in range(pages):
+            yield from ctx.cb_reserve_back(FRONT_CB, 1)
+            _burn(ctx, burns["brisc"][i])
+            ctx.cb_push_back(FRONT_CB, 1)
+            note(ctx, f"push {i}")
+            if i % 2:
+                yield from ctx.cb_wait_front(BACK_CB, 1)
+                note(ctx, f"back {i}")
+                _burn(ctx, burns["brisc"][pages + i])
+                ctx.cb_pop_front(BACK_CB, 1)
+
+    def ncrisc(ctx):
+        for i in range(pages):
+            _burn(ctx, burns["ncrisc"][i])
+            yield from ctx.cb_wait_front(FRONT_CB, i + 1)
+            note(ctx, f"front {i}")
+            if i % 4 == 1:
+                yield from ctx.cb_reserve_back(BACK_CB, 1)
+                note(ctx, f"reserve {i}")
+                ctx.cb_push_back(BACK_CB, 1)
+
+    def compute(ctx):
+        for i in range(pages):
+            yield from ctx.cb_wait_front(FRONT_CB, i + 1)
+            note(ctx, f"front {i}")
+            if i % 4 == 3:
+                yield from ctx.cb_reserve_back(BACK_CB, 1)
+                note(ctx, f"reserve {i}")
+                ctx.cb_push_back(BACK_CB, 1)
+
+    program.create_kernel("brisc", brisc, [CORE], Risc.BRISC, {})
+    program.create_kernel("ncrisc", ncrisc, [CORE], Risc.NCRISC, {})
+    program.create_kernel("compute", compute, [CORE], "compute", {})
+    return program
+
+
+def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch):
+    """Everything a run shows: the log of calls in simulation order and the profile (or the
+    error raised)."""
+    with monkeypatch.context() as patch:
+        if reference:
+            patch.setattr(KernelContext, "_reserve", _reference_reserve)
+            patch.setattr(KernelContext, "_wait_front", _reference_wait_front)
+            # and publications that wake their waiters through the schedule (no _wake_last)
+            patch.setattr(CircularBuffer, "on_push_event", lambda cb, event: cb.publish_push(event._value))
+            patch.setattr(CircularBuffer, "on_pop_event", lambda cb, event: cb.publish_pop(event._value))
+        log: list = []
+        device = Device(load_device("wormhole_b0"))
+        try:
+            profile = run_program(device, program_of(log))
+        except (DeadlockError, KernelAPIError) as exc:
+            return log, f"{type(exc).__name__}: {exc}"
+        return log, (profile.zones, profile.blocked, profile.busy, profile.cbs,
+                     profile.device_kernel_duration_cycles)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_racing_waiters_run_as_without_early_waiters(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    program_of = partial(_racing_program, seed)
+    expected = _outcome(program_of, True, monkeypatch)
+    assert _outcome(program_of, False, monkeypatch) == expected
+    assert expected[0]  # the kernels ran
+
+
+def test_the_racing_programs_exercise_every_early_waiter_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across the seeds, early waiters are sent to their sync point by a publication and by
+    another waiter, joined after their sync point by another waiter, and woken after it; and
+    publications process the event of the waiter they wake at once."""
+    import ttsim.cb as cb_module
+
+    seen: set[str] = set()
+    enqueue, wake = cb_module.enqueue, cb_module._wake
+
+    def counting_enqueue(env, waiters, n, event):
+        if waiters and len(waiters[0]) == 4:
+            seen.add("joined after" if cb_module._passed(env, *waiters[0][2:]) else "sent by a waiter")
+        enqueue(env, waiters, n, event)
+
+    def counting_wake(env, waiters, pages):
+        for entry in waiters:
+            if len(entry) == 4 and pages >= entry[0]:
+                seen.add("woken after" if cb_module._passed(env, *entry[2:]) else "sent by a publication")
+        wake(env, waiters, pages)
+
+    def counting_wake_last(env, waiters, pages):
+        queue, entry = env._queue, waiters[0]
+        if (len(waiters) == 1 and pages >= entry[0]
+                and (len(entry) == 2 or cb_module._passed(env, *entry[2:]))):
+            if len(entry) == 4:
+                seen.add("woken after")
+            seen.add("behind an entry at its time" if queue and queue[0][0] <= env.now
+                     else "processed at once")
+        wake_last(env, waiters, pages)
+
+    wake_last = cb_module._wake_last
+    monkeypatch.setattr(cb_module, "_wake", counting_wake)
+    monkeypatch.setattr(cb_module, "_wake_last", counting_wake_last)
+    for module in ("ttsim.kernel_api.base", "ttsim.kernel_api.compute"):
+        monkeypatch.setattr(f"{module}.enqueue", counting_enqueue)
+    for seed in range(24):
+        _outcome(partial(_racing_program, seed), False, monkeypatch)
+    assert seen == {"joined after", "sent by a waiter", "woken after", "sent by a publication",
+                    "processed at once", "behind an entry at its time"}
+
+
+def _tie_program(producer_first: bool, shift: int, log: list) -> Program:
+    """A push published at exactly the consumer's sync time (reserve 20 + 5k + push 10 cycles
+    against 5(k + 2) + wait 20), its timeout made before or after the consumer's wait: the
+    schedule keys' ids decide whether the consumer finds the page at its sync point."""
+    program = Program("early_tie")
+    program.create_circular_buffer([CORE], CBConfig(FRONT_CB, "front", PAGE, 2, DataFormat.BFLOAT16))
+
+    def producer(ctx):
+        yield from ctx.cb_reserve_back(FRONT_CB, 1)
+        _burn(ctx, 40)
+        ctx.cb_push_back(FRONT_CB, 1)
+        log.append(("pushed", ctx.now))
+
+    def consumer(ctx):
+        _burn(ctx, 42 + shift)
+        yield from ctx.cb_wait_front(FRONT_CB, 1)
+        log.append(("got", ctx.now))
+        ctx.cb_pop_front(FRONT_CB, 1)
+
+    kernels = [("producer", producer, Risc.BRISC), ("consumer", consumer, Risc.NCRISC)]
+    for name, function, risc in kernels if producer_first else kernels[::-1]:
+        program.create_kernel(name, function, [CORE], risc, {})
+    return program
+
+
+@pytest.mark.parametrize("producer_first", [True, False])
+@pytest.mark.parametrize("shift", [-1, 0, 1])
+def test_a_publication_at_the_sync_time(producer_first: bool, shift: int,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    program_of = partial(_tie_program, producer_first, shift)
+    expected = _outcome(program_of, True, monkeypatch)
+    assert _outcome(program_of, False, monkeypatch) == expected
+
+
+def _deadlocking_program(log: list) -> Program:
+    """The consumer, ahead of SimPy's clock, waits for a page nobody pushes."""
+    program = Program("early_deadlock")
+    program.create_circular_buffer([CORE], CBConfig(FRONT_CB, "front", PAGE, 2, DataFormat.BFLOAT16))
+
+    def producer(ctx):
+        yield from ctx.cb_reserve_back(FRONT_CB, 1)
+        log.append(ctx.now)
+
+    def consumer(ctx):
+        _burn(ctx, 300)
+        yield from ctx.cb_wait_front(FRONT_CB, 1)
+
+    program.create_kernel("producer", producer, [CORE], Risc.BRISC, {})
+    program.create_kernel("consumer", consumer, [CORE], Risc.NCRISC, {})
+    return program
+
+
+def test_a_deadlock_is_reported_at_the_early_waiters_sync_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _outcome(_deadlocking_program, True, monkeypatch)
+    assert expected[1].startswith("DeadlockError: deadlock in early_deadlock at cycle 1,5")
+    assert _outcome(_deadlocking_program, False, monkeypatch) == expected
+
+
+def test_the_environment_records_the_entry_it_processes() -> None:
+    """ttsim's Environment steps as SimPy's does and keeps the entry being processed."""
+    device = Device(load_device("wormhole_b0"))
+    env = device.env
+    seen = []
+    for delay in (3, 1, 2):
+        timeout = Timeout(env, delay, delay)
+        timeout.callbacks.append(lambda event: seen.append((env.now, env.current[3] is event)))
+    event = Event(env)
+    heappush(env._queue, (1, NORMAL - 1, next(env._eid), event))  # an urgent entry at 1 goes first
+    event._ok, event._value = True, None
+    event.callbacks.append(lambda e: seen.append(("urgent", env.current[:2])))
+    env.run()
+    assert seen == [("urgent", (1, 0)), (1, True), (2, True), (3, True)]
