@@ -694,3 +694,15 @@ def test_a_release_zeroes_every_dst_tile_written() -> None:
 
     run = run_compute(kernel, {A: tiles_cb(x)}, {OUT: (F32, 4096, 8)})
     assert not _out_values(run, 8).any()
+
+
+def test_tiles_decoded_by_another_core_from_the_same_bytes_are_those_bytes_values() -> None:
+    """DecodedTiles of two cores share decodes by the tiles' bytes: each core reads its own
+    bytes' values (same bytes at other addresses: the shared decode; other bytes: their own)."""
+    from ttsim.kernel_api.compute import DecodedTiles
+
+    first, other = pack_tile(_mixed_tiles(2, 191), BF8), pack_tile(_mixed_tiles(2, 192), BF8)
+    a, b = DecodedTiles(8), DecodedTiles(8)
+    for cache, address, raw in ((a, 0, first), (b, 4096, first), (b, 0, other), (a, 0, first)):
+        got = cache.values(address, raw, BF8)
+        np.testing.assert_array_equal(got.view(np.uint32), unpack_tiles(raw, BF8).view(np.uint32))

@@ -84,13 +84,18 @@ def _bfloat16() -> np.dtype:
 
 
 def elwmul(dst: np.ndarray | None, srca: np.ndarray, srcb: np.ndarray, phases: int,
-           dst_bf16: bool, round_last: bool = True) -> np.ndarray:
+           dst_bf16: bool, round_last: bool = True,
+           srcb_parts: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
     """``Dst += SrcA * SrcB`` element-wise over ``phases`` fidelity phases (any equal shapes;
     ``dst`` None is a zero DST); DST is rounded after each phase (the last rounding is left to
-    the caller when ``round_last`` is false). Returns the new DST values (float32)."""
+    the caller when ``round_last`` is false). Returns the new DST values (float32).
+
+    ``srcb_parts``: ``srcb_part(srcb, p)`` for each phase p, if the caller kept them (weights
+    multiplied again and again)."""
     acc = dst
     for phase in range(phases):
-        product = srca_part(srca, phase) * srcb_part(srcb, phase)
+        b = srcb_part(srcb, phase) if srcb_parts is None else srcb_parts[phase]
+        product = srca_part(srca, phase) * b
         acc = product if acc is None else acc + product
         if round_last or phase < phases - 1:
             acc = round_dst(acc, dst_bf16)

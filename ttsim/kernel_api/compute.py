@@ -45,6 +45,13 @@ from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
+SHARED_DECODED_KEPT = 64
+"""Decoded tiles kept by their bytes for every core of the process (see :data:`_SHARED_DECODED`)."""
+_SHARED_DECODED: dict[tuple, np.ndarray] = {}
+"""Decoded values of non-bfloat16 tiles by (format, shape, bytes), shared by every compute kernel
+of the process: every core of a depthwise conv reads the same weight tiles, so each core's first
+read of them would decode what another core already did. Keyed by everything the decode reads;
+its values are read-only."""
 IN0_RUNS_KEPT = 8
 """Prepared in0 operands of matmul runs (a subblock row's inner-k steps, used by the subblocks
 of the row one after another) a compute kernel keeps for reuse."""
@@ -112,7 +119,8 @@ def _row_columns(rows: int) -> np.ndarray:
 
 
 class DecodedTiles:
-    """Decoded values of recently read tiles, reused only while their L1 bytes are unchanged.
+    """Decoded values of recently read tiles, reused only while their L1 bytes are unchanged
+    (a tile another core decoded from the same bytes is taken from :data:`_SHARED_DECODED`).
 
     Decoding a block-float tile costs several times more than comparing its bytes, and kernels
     read the same weight and bias tiles for every output. Every lookup compares the tile's
@@ -123,6 +131,25 @@ class DecodedTiles:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._entries: dict[tuple, tuple[bytes, np.ndarray, np.ndarray | None]] = {}
+        self._parts: dict[int, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
+        """Per decoded values (by id, the values kept so the id stays theirs): their SrcB parts."""
+
+    def srcb_parts(self, values: np.ndarray, phases: int) -> tuple[np.ndarray, ...] | None:
+        """``srcb_part(values, p)`` for p < ``phases`` when ``values`` is read-only (decoded values
+        this cache returned, unchanged while kept), computed once per values; else None (the
+        caller computes them)."""
+        if values.flags.writeable:
+            return None
+        entry = self._parts.get(id(values))
+        if entry is not None and entry[0] is values and len(entry[1]) >= phases:
+            return entry[1]
+        parts = tuple(srcb_part(values, p) for p in range(phases))
+        for part in parts:
+            part.flags.writeable = False
+        if len(self._parts) >= self.capacity:
+            self._parts.clear()
+        self._parts[id(values)] = (values, parts)
+        return parts
 
     def values(self, address: int, raw: np.ndarray, fmt: DataFormat, columns: np.ndarray | None = None) -> np.ndarray:
         """Float32 values of the tiles whose bytes ``raw`` (one tile, or [n, tile bytes] for n
@@ -134,10 +161,17 @@ class DecodedTiles:
         entry = self._entries.get(key)
         if entry is not None and entry[0] == current and entry[2] is columns:
             return entry[1]
-        values = unpack_tile(raw, fmt) if raw.ndim == 1 else unpack_tiles(raw, fmt)
+        shared_key = (fmt, raw.shape, current)
+        values = _SHARED_DECODED.get(shared_key)
+        if values is None:
+            values = unpack_tile(raw, fmt) if raw.ndim == 1 else unpack_tiles(raw, fmt)
+            values.flags.writeable = False
+            if len(_SHARED_DECODED) >= SHARED_DECODED_KEPT:
+                _SHARED_DECODED.clear()
+            _SHARED_DECODED[shared_key] = values
         if columns is not None:
             values = values.take(columns, axis=1)
-        values.flags.writeable = False
+            values.flags.writeable = False
         if len(self._entries) >= self.capacity:
             self._entries.clear()
         self._entries[key] = (current, values, columns)  # columns: its id in the key stays its own
@@ -391,11 +425,13 @@ class ComputeContext(EltwiseOps, KernelContext):
             elif kind == "add_dest":  # DST + the CB tile
                 result = dst[rows] + a
             elif kind == "mul_dest":  # DST (srcA) * the CB tile (srcB)
-                result = elwmul(None, dst[rows], a, self._phases, self._dst_bf16, round_last=False)
+                result = elwmul(None, dst[rows], a, self._phases, self._dst_bf16, round_last=False,
+                                srcb_parts=self._decoded.srcb_parts(a, self._phases))
             else:  # "mul": DST (zero unless written before) += A * B
                 b = self._tile_values([e[2][1] for e in entries], columns)
                 acc = dst[rows] if op[1] else None
-                result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False)
+                result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False,
+                                srcb_parts=self._decoded.srcb_parts(b, self._phases))
         dst[rows] = result.astype(self._bf16) if self._dst_bf16 else result
 
     @property
