@@ -18,9 +18,9 @@ import pytest
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
 from ttsim.formats import (_BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _BFP8_SPARSE_MIN,
                            _bfp8_decode, _bfp8_encode, _bfp8_encode_blocks)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column_sum_from_zero, column_sum_partials,
-                       dense_mvmul_plan, elwmul, mvmul, mvmul_accumulate, mvmul_plan, mvmul_sums, round_dst, srca_part,
-                       srcb_part, zero_groups)
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column_sum_from_zero,
+                       column_sum_partials, dense_mvmul_plan, elwmul, mvmul, mvmul_accumulate, mvmul_plan,
+                       mvmul_sums, round_dst, srca_part, srcb_part, zero_groups)
 from ttsim.kernel_api.compute import BFLOAT16_CLOSED_ACTIVATIONS, ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
 

@@ -151,7 +151,8 @@ class DecodedTiles:
         self._parts[id(values)] = (values, parts)
         return parts
 
-    def values(self, address: int, raw: np.ndarray, fmt: DataFormat, columns: np.ndarray | None = None) -> np.ndarray:
+    def values(self, address: int, raw: np.ndarray, fmt: DataFormat,
+               columns: np.ndarray | None = None) -> np.ndarray:
         """Float32 values of the tiles whose bytes ``raw`` (one tile, or [n, tile bytes] for n
         consecutive tiles: [n, 1024] values) sit at ``address`` in format ``fmt``; with
         ``columns`` (storage-order positions, [n, 1024] tiles only) those elements of each tile,
@@ -341,8 +342,8 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _evaluate(self, pending: list[tuple], dst: np.ndarray, columns: np.ndarray | None) -> None:
         """Compute the ops ``pending`` in call order into ``dst``: DST itself (``columns`` None),
         or a copy of the elements ``columns`` (storage-order positions) of DST tiles 0 .. n - 1,
-        [n, len(columns)] (every tile the ops touch), when every op is element-wise (no matmul step). Each run of
-        consecutive equal element-wise ops on distinct DST tiles is computed at once (a tile's
+        [n, len(columns)] (every tile the ops touch), when every op is element-wise (no matmul
+        step). Each run of consecutive equal element-wise ops on distinct DST tiles is computed at once (a tile's
         values are those of computing it alone), each run of ``matmul_block`` steps into the same
         DST tiles too (:meth:`_matmul_run`)."""
         start, count = 0, len(pending)
@@ -362,7 +363,8 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._compute(op, pending[start:end], dst, columns)
             start = end
 
-    def _tile_values(self, tiles: list[tuple[int, CircularBuffer]], columns: np.ndarray | None = None) -> np.ndarray:
+    def _tile_values(self, tiles: list[tuple[int, CircularBuffer]],
+                     columns: np.ndarray | None = None) -> np.ndarray:
         """Float32 values [n, 1024] of the CB tiles at (address, CB) ``tiles``; with ``columns``
         (storage-order positions) only those elements of each tile, [n, len(columns)]."""
         l1 = self._l1
@@ -1205,7 +1207,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         if cached is not None and idst < len(cached):
             return cached
         zero_from, width = self._srca_window("sum", idst)
-        row = column_sum_from_zero(self._srca[:, :width], self._scalar, self._phases, self._dst_bf16, zero_from)
+        row = column_sum_from_zero(self._srca[:, :width], self._scalar, self._phases, self._dst_bf16,
+                                   zero_from)
         cached = self._srca_reductions["from_zero"] = row.reshape(-1, 2, FACE_W)
         return cached
 
