@@ -18,10 +18,10 @@ import pytest
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
 from ttsim.formats import (_BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _BFP8_SPARSE_MIN,
                            _bfp8_decode, _bfp8_encode, _bfp8_encode_blocks)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column_sum_partials, dense_mvmul_plan,
-                       elwmul, mvmul, mvmul_accumulate, mvmul_plan, mvmul_sums, round_dst, srca_part, srcb_part,
-                       zero_groups)
-from ttsim.kernel_api.compute import ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column_sum_from_zero,
+                       column_sum_partials, dense_mvmul_plan, elwmul, mvmul, mvmul_accumulate, mvmul_plan,
+                       mvmul_sums, round_dst, srca_part, srcb_part, zero_groups)
+from ttsim.kernel_api.compute import BFLOAT16_CLOSED_ACTIVATIONS, ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
 
 from test_compute_ops import A, B, BF16, OUT, CBData, random_tiles, run_compute, tiles_cb
@@ -258,13 +258,17 @@ def test_pack_tile_block_writes_the_bytes_of_per_tile_packs(fmt: DataFormat) -> 
 
 @pytest.mark.parametrize("name", sorted(ELEMENTWISE_ACTIVATIONS))
 def test_batched_activations_equal_per_tile(name: str) -> None:
-    """The activations deferred DST ops batch give each tile the values it gets alone."""
+    """The activations deferred DST ops batch give each tile the values it gets alone, and each
+    face the values it gets alone (the SFPU's VectorMode.RC computes a tile in one call)."""
     x = _mixed_tiles(8, 101) * 4
     func = FLOAT32_ACTIVATIONS.get(name) or (lambda v: ACTIVATIONS["none" if name == "identity" else name](v)
                                              .astype(np.float32, copy=False))
     batched = func(x)
     for i in range(len(x)):
         np.testing.assert_array_equal(batched[i].view(np.uint32), func(x[i]).view(np.uint32))
+        for face in range(4):
+            np.testing.assert_array_equal(batched[i, face * 256 : (face + 1) * 256].view(np.uint32),
+                                          func(x[i, face * 256 : (face + 1) * 256]).view(np.uint32))
 
 
 @pytest.mark.parametrize("fmt", [BF8, BF16, F32, DataFormat.UINT16])
@@ -603,3 +607,102 @@ def test_reduce_tile_math_of_a_short_window_equals_reducing_all_of_srca(rows: in
         else:
             want = np.zeros(32, np.float32)
         np.testing.assert_array_equal(second[t].view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("fidelity", ["LoFi", "HiFi2", "HiFi3", "HiFi4"])
+@pytest.mark.parametrize("scalar", [1.0, 2.0, 0.3, -1.0, 0.0, -0.0, 1e-40, np.inf, np.nan])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf, inf * 0 and the NaN casts
+def test_column_sum_from_zero_equals_the_chain_of_every_partial(fidelity: str, scalar: float) -> None:
+    """column_sum_from_zero (no array of partials; a short window's rows only) gives the bits of
+    the DST chain R(R(p0) + p1)... over column_sum_partials of all 32 rows, for window heights
+    0..32 and both DST formats."""
+    phases = FIDELITY_PHASES[fidelity]
+    b = np.float32(scalar)
+    for zero_from in (None, 0, 1, 9, 15, 16, 17, 25, 31, 32):
+        rows = _edge_rows(32, 96, 160 + (zero_from or 0))
+        if zero_from is not None:
+            rows[zero_from:] = 0.0
+            rows[zero_from:, ::3] = -0.0
+        full = column_sum_partials(rows, b, phases)
+        for dst_bf16 in (True, False):
+            chain = round_dst(accumulate(round_dst(full[0], dst_bf16), full[1:], dst_bf16), dst_bf16)
+            got = column_sum_from_zero(rows, b, phases, dst_bf16, zero_from)
+            assert got.shape == (96,) and got.dtype == np.float32
+            np.testing.assert_array_equal(got.view(np.uint32), chain.view(np.uint32))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN patterns cast to bfloat16
+@pytest.mark.parametrize("name", sorted(BFLOAT16_CLOSED_ACTIVATIONS))
+def test_bfloat16_closed_activations_need_no_rounding_on_bfloat16_values(name: str) -> None:
+    """The deferred SFPU ops skip rounding these activations' results on a bfloat16 DST: on
+    every bfloat16 bit pattern (as DST holds them) the result rounded is the result."""
+    w = round_dst((np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32), True)
+    func = FLOAT32_ACTIVATIONS.get(name) or (lambda v: ACTIVATIONS["none" if name == "identity" else name](v)
+                                             .astype(np.float32, copy=False))
+    out = func(w)
+    np.testing.assert_array_equal(round_dst(out, True).view(np.uint32), out.view(np.uint32))
+
+
+@pytest.mark.parametrize("fmt", [BF8, BF16])
+def test_tile_values_of_some_elements_equal_those_of_the_whole_tiles(fmt: DataFormat) -> None:
+    """``ComputeContext._tile_values`` with columns (pack_untilize_dest's rows: bfloat16 taken
+    before the cast, other formats taken once and kept) gives those elements of the whole tiles'
+    values, again after the tiles are rewritten in L1."""
+    from types import SimpleNamespace
+
+    from ttsim.kernel_api.compute import ComputeContext, DecodedTiles, _row_columns
+
+    tiles = _mixed_tiles(3, 171)
+    packed = pack_tile(tiles, fmt)
+    size = packed.shape[1]
+    l1 = np.zeros(8 * size, dtype=np.uint8)
+    cb = SimpleNamespace(tile_bytes=size, is_bf16=fmt is BF16, data_format=fmt)
+    ctx = SimpleNamespace(_l1=l1, _bf16=np.dtype(ml_dtypes.bfloat16), _decoded=DecodedTiles(8))
+    for seed in (172, 173):
+        l1[size : 4 * size] = packed.reshape(-1)
+        whole = ComputeContext._tile_values(ctx, [(size + k * size, cb) for k in range(3)])
+        for rows in (1, 9, 32):
+            columns = _row_columns(rows)
+            for _ in range(2):  # the second read of the unchanged bytes: the kept values
+                got = ComputeContext._tile_values(ctx, [(size + k * size, cb) for k in range(3)], columns)
+                np.testing.assert_array_equal(got.view(np.uint32), whole.take(columns, axis=1).view(np.uint32))
+        packed = pack_tile(_mixed_tiles(3, seed), fmt)
+
+
+def test_a_release_zeroes_every_dst_tile_written() -> None:
+    """tile_regs_release zeroes the DST tiles written (by math and the pack thread's SFPU), so
+    the next acquire packs zeros from every tile of the half."""
+    x = _mixed_tiles(2, 181) + 3.0
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, 2)
+        yield from ctx.cb_reserve_back(OUT, 8)
+        ctx.tile_regs_acquire()
+        ctx.copy_tile(A, 0, 1)
+        ctx.copy_tile(A, 1, 6)
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        ctx.sfpu_tile_pack("silu", 3)
+        ctx.tile_regs_release()
+        ctx.tile_regs_acquire()
+        ctx.tile_regs_commit()
+        ctx.tile_regs_wait()
+        for t in range(8):
+            ctx.pack_tile(t, OUT)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 8)
+
+    run = run_compute(kernel, {A: tiles_cb(x)}, {OUT: (F32, 4096, 8)})
+    assert not _out_values(run, 8).any()
+
+
+def test_tiles_decoded_by_another_core_from_the_same_bytes_are_those_bytes_values() -> None:
+    """DecodedTiles of two cores share decodes by the tiles' bytes: each core reads its own
+    bytes' values (same bytes at other addresses: the shared decode; other bytes: their own)."""
+    from ttsim.kernel_api.compute import DecodedTiles
+
+    first, other = pack_tile(_mixed_tiles(2, 191), BF8), pack_tile(_mixed_tiles(2, 192), BF8)
+    a, b = DecodedTiles(8), DecodedTiles(8)
+    for cache, address, raw in ((a, 0, first), (b, 4096, first), (b, 0, other), (a, 0, first)):
+        got = cache.values(address, raw, BF8)
+        np.testing.assert_array_equal(got.view(np.uint32), unpack_tiles(raw, BF8).view(np.uint32))

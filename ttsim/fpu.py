@@ -36,14 +36,18 @@ from ttsim.formats import bfloat16_dtype
 FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
 """Fidelity phases each ``MathFidelity`` runs (tt-metal ``MathFidelity``; ELWMUL.md)."""
 
-_SRCA_HIGH = 0xFFF80000
-"""Sign, exponent, and the 4 mantissa bits SrcA offers in even phases (ELWMUL.md)."""
-_SRCA_LOW_CLEAR = 0xFFF83FFF
+_SRCA_HIGH = np.array(0xFFF80000, dtype=np.uint32)
+"""Sign, exponent, and the 4 mantissa bits SrcA offers in even phases (ELWMUL.md). The masks are
+0-d uint32 arrays: ``bits & mask`` then skips the conversion of a Python int operand, which
+costs more than the ``&`` of a tile."""
+_SRCA_LOW_CLEAR = np.array(0xFFF83FFF, dtype=np.uint32)
 """Clears the next 5 mantissa bits, which SrcA offers in odd phases."""
-_SRCB_HIGH = 0xFFFE0000
+_SRCB_HIGH = np.array(0xFFFE0000, dtype=np.uint32)
 """Sign, exponent, and the 6 mantissa bits SrcB offers in phases 0 and 1."""
-_SRCB_LOW_CLEAR = 0xFFFE1FFF
+_SRCB_LOW_CLEAR = np.array(0xFFFE1FFF, dtype=np.uint32)
 """Clears the next 4 mantissa bits, which SrcB offers in phases 2 and 3."""
+for _mask in (_SRCA_HIGH, _SRCA_LOW_CLEAR, _SRCB_HIGH, _SRCB_LOW_CLEAR):
+    _mask.flags.writeable = False
 _U32 = np.dtype(np.uint32)
 _F32 = np.dtype(np.float32)
 _MANTISSA = 0x7FFFFF
@@ -69,17 +73,29 @@ def srcb_part(x: np.ndarray, phase: int) -> np.ndarray:
 
 def round_dst(values: np.ndarray, dst_bf16: bool) -> np.ndarray:
     """``values`` as DST stores them: rounded to bfloat16 (nearest even) unless DST is FP32."""
-    return values.astype(bfloat16_dtype()).astype(np.float32) if dst_bf16 else values
+    return values.astype(_bfloat16()).astype(_F32) if dst_bf16 else values
+
+
+@functools.cache
+def _bfloat16() -> np.dtype:
+    """:func:`ttsim.formats.bfloat16_dtype`, looked up once (round_dst runs several times per
+    pool output stick; the lookup imports ml_dtypes on first use only, as that function does)."""
+    return bfloat16_dtype()
 
 
 def elwmul(dst: np.ndarray | None, srca: np.ndarray, srcb: np.ndarray, phases: int,
-           dst_bf16: bool, round_last: bool = True) -> np.ndarray:
+           dst_bf16: bool, round_last: bool = True,
+           srcb_parts: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
     """``Dst += SrcA * SrcB`` element-wise over ``phases`` fidelity phases (any equal shapes;
     ``dst`` None is a zero DST); DST is rounded after each phase (the last rounding is left to
-    the caller when ``round_last`` is false). Returns the new DST values (float32)."""
+    the caller when ``round_last`` is false). Returns the new DST values (float32).
+
+    ``srcb_parts``: ``srcb_part(srcb, p)`` for each phase p, if the caller kept them (weights
+    multiplied again and again)."""
     acc = dst
     for phase in range(phases):
-        product = srca_part(srca, phase) * srcb_part(srcb, phase)
+        b = srcb_part(srcb, phase) if srcb_parts is None else srcb_parts[phase]
+        product = srca_part(srca, phase) * b
         acc = product if acc is None else acc + product
         if round_last or phase < phases - 1:
             acc = round_dst(acc, dst_bf16)
@@ -165,6 +181,39 @@ def column_sum_partials(srca: np.ndarray, scalar: np.float32, phases: int,
             a = srca_part(srca[: summed * step], phase).reshape(summed, step, cols)
             partials[phase * groups : phase * groups + summed] = _scaled_sum(a, b, power_of_two)
     return partials
+
+
+def column_sum_from_zero(srca: np.ndarray, scalar: np.float32, phases: int, dst_bf16: bool,
+                         zero_from: int | None = None) -> np.ndarray:
+    """A zero DST row after the GAPOOL column reduce of ``srca`` [R, C] by ``scalar``, [C]:
+    ``accumulate_from_zero(column_sum_partials(srca, scalar, phases, zero_from), dst_bf16,
+    zero_groups(R, phases, scalar, zero_from))`` (tests/test_vectorised_numerics.py), the same
+    operations on each partial in the same order, without building the array of partials (the
+    pool kernels' hot path: one call per output stick and channel block)."""
+    rows, cols = srca.shape
+    step = REDUCE_ROWS_PER_INSTRUCTION
+    groups = rows // step
+    zero = zero_groups(rows, phases, float(scalar), zero_from)
+    summed = groups - sum(zero[:groups])  # per phase, the first groups are summed and the rest +0
+    if not summed:
+        zeros = np.zeros(cols, dtype=np.float32)
+        return accumulate_from_zero(np.broadcast_to(zeros, (phases * groups, cols)), dst_bf16, zero)
+    # one 16-row group summed and its rows zero_from.. zero (a pool window of up to 16 rows):
+    # those rows only. The rows left out add products +-0 (every scalar part finite, as
+    # zero_groups found): a nonzero sum stays as it is and a zero one is the +0 exact_sum makes.
+    live = zero_from if summed == 1 and summed < groups and zero[summed] else step
+    acc = None
+    for phase, (b, power_of_two) in enumerate(_scalar_parts(float(scalar), phases)):
+        a = srca_part(srca[: (summed - 1) * step + live], phase).reshape(summed, -1, cols)
+        sums = _scaled_sum(a, b, power_of_two)
+        for g in range(groups):
+            if g >= summed:  # a +0 partial (zero_groups), as accumulate_from_zero adds it
+                acc = acc + np.float32(0.0)
+            elif acc is None:
+                acc = round_dst(sums[g], dst_bf16)
+            else:
+                acc = round_dst(acc + sums[g], dst_bf16)
+    return acc
 
 
 @functools.lru_cache(maxsize=256)

@@ -39,10 +39,10 @@ from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype,
                            pack_bfloat16_tiles, pack_tile, tilize, unpack_tile, unpack_tiles, untilize,
                            decode_row_major, encode_row_major)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column_sum_partials, dense_mvmul_plan,
-                       elwmul, mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_part, zero_groups)
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_from_zero, column_sum_partials, dense_mvmul_plan,
+                       elwmul, mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
-from ttsim.kernel_api.compute_eltwise import EltwiseOps, ReluType
+from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType
 from ttsim.numerics import ACTIVATIONS
 _new_timeout = Timeout.__new__
 _new_event = Event.__new__
@@ -51,6 +51,13 @@ sets them up as :mod:`ttsim.kernel_api.base` does)."""
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
+SHARED_DECODED_KEPT = 64
+"""Decoded tiles kept by their bytes for every core of the process (see :data:`_SHARED_DECODED`)."""
+_SHARED_DECODED: dict[tuple, np.ndarray] = {}
+"""Decoded values of non-bfloat16 tiles by (format, shape, bytes), shared by every compute kernel
+of the process: every core of a depthwise conv reads the same weight tiles, so each core's first
+read of them would decode what another core already did. Keyed by everything the decode reads;
+its values are read-only."""
 IN0_RUNS_KEPT = 8
 """Prepared in0 operands of matmul runs (a subblock row's inner-k steps, used by the subblocks
 of the row one after another) a compute kernel keeps for reuse."""
@@ -84,10 +91,10 @@ def _relu6_float32(x: np.ndarray) -> np.ndarray:
 FLOAT32_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu6": _relu6_float32}
 """Activations whose float32 result is bit-identical to the reference's; others go through
 :data:`ttsim.numerics.ACTIVATIONS` and are cast back to float32."""
-ELEMENTWISE_ACTIVATIONS = frozenset({"identity", "relu", "relu6", "silu"})
-"""SFPU activations whose value at each element does not depend on the other elements in the
-same numpy call (gelu's ``erf`` series runs until every element converged), so several tiles
-may be computed in one call (tested)."""
+BFLOAT16_CLOSED_ACTIVATIONS = frozenset({"identity", "relu", "relu6"})
+"""SFPU activations whose every value is its input or a bfloat16 constant (0, 6): on bfloat16
+values (a bfloat16 DST holds nothing else) the result is bfloat16 already, and rounding it to
+the DST format leaves its bits as they are (tested on every bfloat16 bit pattern)."""
 
 
 def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int,
@@ -118,7 +125,8 @@ def _row_columns(rows: int) -> np.ndarray:
 
 
 class DecodedTiles:
-    """Decoded values of recently read tiles, reused only while their L1 bytes are unchanged.
+    """Decoded values of recently read tiles, reused only while their L1 bytes are unchanged
+    (a tile another core decoded from the same bytes is taken from :data:`_SHARED_DECODED`).
 
     Decoding a block-float tile costs several times more than comparing its bytes, and kernels
     read the same weight and bias tiles for every output. Every lookup compares the tile's
@@ -128,21 +136,52 @@ class DecodedTiles:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: dict[tuple[int, DataFormat], tuple[bytes, np.ndarray]] = {}
+        self._entries: dict[tuple, tuple[bytes, np.ndarray, np.ndarray | None]] = {}
+        self._parts: dict[int, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
+        """Per decoded values (by id, the values kept so the id stays theirs): their SrcB parts."""
 
-    def values(self, address: int, raw: np.ndarray, fmt: DataFormat) -> np.ndarray:
+    def srcb_parts(self, values: np.ndarray, phases: int) -> tuple[np.ndarray, ...] | None:
+        """``srcb_part(values, p)`` for p < ``phases`` when ``values`` is read-only (decoded values
+        this cache returned, unchanged while kept), computed once per values; else None (the
+        caller computes them)."""
+        if values.flags.writeable:
+            return None
+        entry = self._parts.get(id(values))
+        if entry is not None and entry[0] is values and len(entry[1]) >= phases:
+            return entry[1]
+        parts = tuple(srcb_part(values, p) for p in range(phases))
+        for part in parts:
+            part.flags.writeable = False
+        if len(self._parts) >= self.capacity:
+            self._parts.clear()
+        self._parts[id(values)] = (values, parts)
+        return parts
+
+    def values(self, address: int, raw: np.ndarray, fmt: DataFormat,
+               columns: np.ndarray | None = None) -> np.ndarray:
         """Float32 values of the tiles whose bytes ``raw`` (one tile, or [n, tile bytes] for n
-        consecutive tiles: [n, 1024] values) sit at ``address`` in format ``fmt``."""
-        key = (address, fmt, raw.shape)
+        consecutive tiles: [n, 1024] values) sit at ``address`` in format ``fmt``; with
+        ``columns`` (storage-order positions, [n, 1024] tiles only) those elements of each tile,
+        kept as such (pack_untilize_dest reads the same bias elements for every output row)."""
+        key = (address, fmt, raw.shape, None if columns is None else id(columns))
         current = raw.tobytes()
         entry = self._entries.get(key)
-        if entry is not None and entry[0] == current:
+        if entry is not None and entry[0] == current and entry[2] is columns:
             return entry[1]
-        values = unpack_tile(raw, fmt) if raw.ndim == 1 else unpack_tiles(raw, fmt)
-        values.flags.writeable = False
+        shared_key = (fmt, raw.shape, current)
+        values = _SHARED_DECODED.get(shared_key)
+        if values is None:
+            values = unpack_tile(raw, fmt) if raw.ndim == 1 else unpack_tiles(raw, fmt)
+            values.flags.writeable = False
+            if len(_SHARED_DECODED) >= SHARED_DECODED_KEPT:
+                _SHARED_DECODED.clear()
+            _SHARED_DECODED[shared_key] = values
+        if columns is not None:
+            values = values.take(columns, axis=1)
+            values.flags.writeable = False
         if len(self._entries) >= self.capacity:
             self._entries.clear()
-        self._entries[key] = (current, values)
+        self._entries[key] = (current, values, columns)  # columns: its id in the key stays its own
         return values
 
 
@@ -213,9 +252,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._srca_zero = (0, self._srca.shape[1])
         """(r, w): srcA rows r.. of columns ..w are zero (the last tilize's rows past its valid
         ones; at first all of srcA), so a tilize that needs no more zero rows skips zeroing them."""
-        self._srca_reductions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        """Per pool type, every srcA tile column-reduced: (the accumulations into DST, their result
-        on a zero DST row); cleared when srcA changes."""
+        self._srca_reductions: dict[str, np.ndarray] = {}
+        """Every srcA tile column-reduced: per pool type ("sum", "max") the accumulations into DST,
+        and ("from_zero") the sum's result on a zero DST row; cleared when srcA changes."""
         self._acc_to_dest = False
         """Set by ``add_tiles_init(..., acc_to_dest=True)``: ELWADD adds to DST, not assigns."""
         self._tilize_row_tiles = 1
@@ -308,9 +347,9 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def _evaluate(self, pending: list[tuple], dst: np.ndarray, columns: np.ndarray | None) -> None:
         """Compute the ops ``pending`` in call order into ``dst``: DST itself (``columns`` None),
-        or a copy of the elements ``columns`` (storage-order positions) of every DST tile,
-        [16, len(columns)], when every op is element-wise (no matmul step). Each run of
-        consecutive equal element-wise ops on distinct DST tiles is computed at once (a tile's
+        or a copy of the elements ``columns`` (storage-order positions) of DST tiles 0 .. n - 1,
+        [n, len(columns)] (every tile the ops touch), when every op is element-wise (no matmul
+        step). Each run of consecutive equal element-wise ops on distinct DST tiles is computed at once (a tile's
         values are those of computing it alone), each run of ``matmul_block`` steps into the same
         DST tiles too (:meth:`_matmul_run`)."""
         start, count = 0, len(pending)
@@ -330,18 +369,24 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._compute(op, pending[start:end], dst, columns)
             start = end
 
-    def _tile_values(self, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray:
-        """Float32 values [n, 1024] of the CB tiles at (address, CB) ``tiles``."""
+    def _tile_values(self, tiles: list[tuple[int, CircularBuffer]],
+                     columns: np.ndarray | None = None) -> np.ndarray:
+        """Float32 values [n, 1024] of the CB tiles at (address, CB) ``tiles``; with ``columns``
+        (storage-order positions) only those elements of each tile, [n, len(columns)]."""
         l1 = self._l1
         first, cb = tiles[0]
         size = cb.tile_bytes
         n = len(tiles)
-        if all(c is cb and a == first + k * size for k, (a, c) in enumerate(tiles)):  # consecutive
+        if n == 1 or all(c is cb and a == first + k * size for k, (a, c) in enumerate(tiles)):  # consecutive
             raw = l1[first : first + n * size]
             if cb.is_bf16:
-                return raw.view(self._bf16).astype(np.float32).reshape(n, TILE_ELEMENTS)
-            return self._decoded.values(first, raw.reshape(n, size), cb.data_format)
-        return np.concatenate([self._read_at(a, c)[None] for a, c in tiles])
+                values = raw.view(self._bf16).reshape(n, TILE_ELEMENTS)
+                if columns is not None:  # the elements, then their cast: the same values
+                    values = values.take(columns, axis=1)
+                return values.astype(np.float32)
+            return self._decoded.values(first, raw.reshape(n, size), cb.data_format, columns)
+        values = np.concatenate([self._read_at(a, c)[None] for a, c in tiles])
+        return values if columns is None else values.take(columns, axis=1)
 
     def _read_at(self, address: int, cb: CircularBuffer) -> np.ndarray:
         """Float32 values (storage order) of the tile of ``cb`` at ``address``; read-only."""
@@ -378,22 +423,23 @@ class ComputeContext(EltwiseOps, KernelContext):
             else:
                 func = ACTIVATIONS["none" if op[1] == "identity" else op[1]]
                 result = func(dst[rows]).astype(np.float32, copy=False)
+            if self._dst_bf16 and op[1] in BFLOAT16_CLOSED_ACTIVATIONS:  # DST holds bfloat16 values
+                dst[rows] = result
+                return
         else:
-            a = self._tile_values([e[2][0] for e in entries])
-            if columns is not None:
-                a = a.take(columns, axis=1)
+            a = self._tile_values([e[2][0] for e in entries], columns)
             if kind == "copy":
                 result = a
             elif kind == "add_dest":  # DST + the CB tile
                 result = dst[rows] + a
             elif kind == "mul_dest":  # DST (srcA) * the CB tile (srcB)
-                result = elwmul(None, dst[rows], a, self._phases, self._dst_bf16, round_last=False)
+                result = elwmul(None, dst[rows], a, self._phases, self._dst_bf16, round_last=False,
+                                srcb_parts=self._decoded.srcb_parts(a, self._phases))
             else:  # "mul": DST (zero unless written before) += A * B
-                b = self._tile_values([e[2][1] for e in entries])
-                if columns is not None:
-                    b = b.take(columns, axis=1)
+                b = self._tile_values([e[2][1] for e in entries], columns)
                 acc = dst[rows] if op[1] else None
-                result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False)
+                result = elwmul(acc, a, b, self._phases, self._dst_bf16, round_last=False,
+                                srcb_parts=self._decoded.srcb_parts(b, self._phases))
         dst[rows] = result.astype(self._bf16) if self._dst_bf16 else result
 
     @property
@@ -751,8 +797,10 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._pack(self._handshake)
         if self.numerics:
             self._pending.clear()  # their results would be zeroed now
-            self._dst[: self._dst_limit] = 0.0
-            self._dst_written.clear()
+            written = self._dst_written
+            if written:  # every DST write marks its tile: the others are zero already
+                self._dst[min(written) : max(written) + 1] = 0.0
+                written.clear()
         self._released.append(self._pack_t)
 
     # -- inits and reconfiguration ---------------------------------------------------------------
@@ -1143,35 +1191,51 @@ class ComputeContext(EltwiseOps, KernelContext):
             else:
                 self._math(self._t, cycles)
             if self.numerics:
-                self._row0[idst] = self._srca_reduction(pool, idst)[1][idst]
+                self._row0[idst] = self._srca_sums_from_zero(idst)[idst]
                 self._dst_written.add(idst)
             return
         if not self.numerics:
             self._accumulate_row0(None, None, idst, pool, self._t, num_faces)
             return
-        reduced, from_zero = self._srca_reduction(pool, idst)
-        self._accumulate_row0(reduced[:, idst], from_zero[idst], idst, pool, self._t, num_faces)
+        fresh = pool == "sum" and idst not in self._dst_written
+        from_zero = self._srca_sums_from_zero(idst)[idst] if fresh else None
+        self._accumulate_row0(self._srca_reduction(pool, idst)[:, idst], from_zero, idst, pool, self._t,
+                              num_faces)
 
-    def _srca_reduction(self, pool: str, idst: int) -> tuple[np.ndarray, np.ndarray]:
-        """srcA tiles column-reduced (:func:`_reduce_columns`, [k, tiles, 2, 16]) and the sum's
-        result on a zero DST row ([tiles, 2, 16], in the DST format), computed once per unpack
-        for tile ``idst`` and its neighbours: a few numpy calls per unpack, not per tile.
-
-        A sum reduces the tiles the last tilize wrote (those before ``idst`` too), their rows
-        past its valid ones known zero (:attr:`_srca_zero`; a 3x3 window sums one 16-row group of two,
-        exact as :func:`ttsim.fpu.column_sum_partials` and
-        :func:`ttsim.fpu.accumulate_from_zero` say); a tile past them, and a max, reduce all of
-        srcA."""
-        cached = self._srca_reductions.get(pool)
-        if cached is not None and idst < len(cached[1]):
-            return cached
+    def _srca_window(self, pool: str, idst: int) -> tuple[int | None, int]:
+        """(rows known zero from, columns) of srcA a reduce of tile ``idst`` reads: a sum reads
+        the tiles the last tilize wrote (those before ``idst`` too), their rows past its valid ones
+        known zero (:attr:`_srca_zero`; a 3x3 window sums one 16-row group of two, exact as
+        :func:`ttsim.fpu.column_sum_partials` and :func:`ttsim.fpu.accumulate_from_zero` say); a
+        tile past them, and a max, read all of srcA (no rows known zero)."""
         zero_from, width = self._srca_zero
         if pool != "sum" or idst >= width // TILE_W:
-            zero_from, width = None, self._srca.shape[1]
-        zero = zero_groups(len(self._srca), self._phases, float(self._scalar), zero_from) if pool == "sum" else ()
-        reduced = _reduce_columns(self._srca[:, :width], self._scalar, pool, self._phases, zero_from)
-        cached = (reduced, accumulate_from_zero(reduced, self._dst_bf16, zero))
+            return None, self._srca.shape[1]
+        return zero_from, width
+
+    def _srca_reduction(self, pool: str, idst: int) -> np.ndarray:
+        """srcA tiles column-reduced (:func:`_reduce_columns`, [k, tiles, 2, 16]; the columns
+        :meth:`_srca_window` says), computed once per unpack for tile ``idst`` and its
+        neighbours: a few numpy calls per unpack, not per tile."""
+        cached = self._srca_reductions.get(pool)
+        if cached is not None and idst < cached.shape[1]:
+            return cached
+        zero_from, width = self._srca_window(pool, idst)
+        cached = _reduce_columns(self._srca[:, :width], self._scalar, pool, self._phases, zero_from)
         self._srca_reductions[pool] = cached
+        return cached
+
+    def _srca_sums_from_zero(self, idst: int) -> np.ndarray:
+        """The column sums of srcA tiles (as :meth:`_srca_reduction`'s) added to a zero DST row,
+        [tiles, 2, 16] in the DST format (:func:`ttsim.fpu.column_sum_from_zero`), once per
+        unpack for tile ``idst`` and its neighbours."""
+        cached = self._srca_reductions.get("from_zero")
+        if cached is not None and idst < len(cached):
+            return cached
+        zero_from, width = self._srca_window("sum", idst)
+        row = column_sum_from_zero(self._srca[:, :width], self._scalar, self._phases, self._dst_bf16,
+                                   zero_from)
+        cached = self._srca_reductions["from_zero"] = row.reshape(-1, 2, FACE_W)
         return cached
 
     def matmul_block(self, in0_cb_id: int, in1_cb_id: int, in0_tile_index: int, in1_tile_index: int,
@@ -1464,7 +1528,8 @@ class ComputeContext(EltwiseOps, KernelContext):
                 # only these rows leave DST before the release zeroes it: the pending ops on them
                 # alone (element-wise: the same values), kept pending should DST be read again
                 columns = _row_columns(rows)
-                work = self._dst.take(columns, axis=1)
+                top = max(ntiles, max(entry[1] for entry in self._pending) + 1)  # the DST tiles read
+                work = self._dst[:top].take(columns, axis=1)
                 self._evaluate(self._pending, work, columns)
                 tiles = work[:ntiles]  # [tile][row, face column, column]
                 values = (tiles.reshape(1, -1) if rows == 1 else

@@ -38,7 +38,7 @@ import numpy as np
 
 from ttsim.device.core import Risc
 from ttsim.errors import ConfigurationError, KernelAPIError
-from ttsim.formats import (FACE_H, FACE_W, TILE_ELEMENTS, DataFormat, bfloat16_bits, bfloat16_dtype,
+from ttsim.formats import (FACE_H, FACE_W, TILE_ELEMENTS, DataFormat, bfloat16_bits,
                            bfloat16_to_float32, decode_row_major, pack_tile, tilize, untilize)
 from ttsim.fpu import accumulate, column_sum_partials, elwmul, round_dst
 from ttsim.numerics import ACTIVATIONS
@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     from ttsim.kernel_api.compute import ComputeContext
 
 FACE_ELEMENTS = FACE_H * FACE_W
+ELEMENTWISE_ACTIVATIONS = frozenset({"identity", "relu", "relu6", "silu"})
+"""SFPU activations whose value at each element does not depend on the other elements in the
+same numpy call (gelu's ``erf`` series runs until every element converged), so several tiles,
+or a tile's four faces, may be computed in one call (tested)."""
 
 
 class VectorMode(enum.IntEnum):
@@ -175,14 +179,18 @@ class EltwiseOps:
                 self._set_dst(idst, None)
             return
         func = ACTIVATIONS["none" if name == "identity" else name]
-        faces = self.dst[idst].reshape(4, FACE_ELEMENTS).copy()
-        for face in VECTOR_MODE_FACES[VectorMode(vector_mode)]:
-            faces[face] = func(faces[face]).astype(np.float32, copy=False)
+        if vector_mode == VectorMode.RC and name in ELEMENTWISE_ACTIVATIONS:  # every face: one call
+            values = func(self.dst[idst]).astype(np.float32, copy=False)
+        else:
+            faces = self.dst[idst].reshape(4, FACE_ELEMENTS).copy()
+            for face in VECTOR_MODE_FACES[VectorMode(vector_mode)]:
+                faces[face] = func(faces[face]).astype(np.float32, copy=False)
+            values = faces.reshape(TILE_ELEMENTS)
         if pack_call is None:
-            self._set_dst(idst, faces.reshape(TILE_ELEMENTS))
+            self._set_dst(idst, values)
             return
-        values = faces.reshape(TILE_ELEMENTS)
-        self.dst[idst] = values.astype(bfloat16_dtype()) if self._dst_bf16 else values
+        self.dst[idst] = values.astype(self._bf16) if self._dst_bf16 else values
+        self._dst_written.add(idst)  # tile_regs_release zeroes the DST tiles written
 
     def _sfpu_cycles(self: ComputeContext, name: str, vector_mode: VectorMode) -> float:
         """The tile's SFPU cost scaled by the faces done (cost flat per vector op, PR #50744)."""
@@ -288,7 +296,7 @@ class EltwiseOps:
         partials = column_sum_partials(products, self._scalar, self._phases).reshape(-1, 2, FACE_W)
         current = self._dst_row0[idst] if idst in self._dst_written else np.zeros((2, FACE_W), np.float32)
         row = accumulate(current, partials, self._dst_bf16)
-        self._dst_row0[idst] = row.astype(bfloat16_dtype()) if self._dst_bf16 else row
+        self._dst_row0[idst] = row.astype(self._bf16) if self._dst_bf16 else row
         self._dst_written.add(idst)
 
     # -- custom LLK: weights held in SrcB, the row chosen by the SrcB row counter (not in tt-metal) --
