@@ -53,6 +53,8 @@ _F32 = np.dtype(np.float32)
 _MANTISSA = 0x7FFFFF
 REDUCE_ROWS_PER_INSTRUCTION = 16
 """Rows of SrcA one GAPOOL / MVMUL sums into DST before DST is rounded (one face height)."""
+FACE_COLUMNS = 16
+"""Columns of a face: the output columns of one MVMUL's SrcA block."""
 
 
 def srca_part(x: np.ndarray, phase: int) -> np.ndarray:
@@ -284,6 +286,23 @@ def accumulate_from_zero(partials: np.ndarray, dst_bf16: bool, zero: tuple[bool,
     return acc
 
 
+def srcb_lofi_bits(bits: np.ndarray) -> np.ndarray:
+    """:func:`srcb_part` of bfloat16 values in phase 0, on their uint16 bit patterns ``bits``:
+    the same mask on the float32 bits' upper half (a bfloat16 is that half), so the part is
+    taken before the values are widened. Returns new uint16 bit patterns."""
+    return np.bitwise_and(bits, np.uint16(_SRCB_HIGH >> 16))
+
+
+def all_finite(parts: np.ndarray) -> bool:
+    """Whether every value of the float64 array ``parts`` (float32 values or their fidelity
+    parts) is finite, by one BLAS dot product with itself: a square of at most float32's maximum
+    (~1.2e77) cannot overflow float64 in any sum of fewer than 1e231 of them, while an inf or NaN
+    makes the sum inf or NaN (inf - inf is NaN too). One pass, where ``np.isfinite(...).all()``
+    makes two and a bool array."""
+    flat = parts.reshape(-1)
+    return bool(np.isfinite(np.dot(flat, flat)))
+
+
 @dataclass(frozen=True)
 class MvmulPlan:
     """Which products of a run of MVMUL accumulations to compute: for operand blocks
@@ -304,7 +323,13 @@ class MvmulPlan:
     ranks: tuple[tuple[int, int, "slice | np.ndarray"], ...]
     """Per rank: the range of its pairs, and its faces (a slice when they are consecutive)."""
     dense: bool
-    """Every pair is computed, rank ``r`` being accumulation ``r`` (``steps``/``faces`` unused)."""
+    """Every pair is computed, rank ``r`` being accumulation ``r`` (the fields below unused)."""
+    srcb_steps: "slice | np.ndarray"
+    """``steps`` as an index of SrcB's accumulations: a slice when they are consecutive and
+    ascending (a block-diagonal weight's pairs often are), so SrcB's blocks are not copied."""
+    srca_pairs: np.ndarray
+    """[pairs, 16, 16] the SrcA block of each pair, gathered once: the plan is kept with its SrcA
+    operand (the cached weights), which every run of the plan would otherwise gather again."""
 
 
 def mvmul_plan(srca: np.ndarray) -> MvmulPlan:
@@ -326,7 +351,14 @@ def mvmul_plan(srca: np.ndarray) -> MvmulPlan:
         consecutive = members[-1] - members[0] == len(members) - 1
         which = slice(members[0], members[-1] + 1) if consecutive else np.array(members)
         ranks.append((start, len(steps), which))
-    return MvmulPlan(np.array(steps, dtype=np.intp), np.array(pair_faces, dtype=np.intp), tuple(ranks), False)
+    step_array = np.array(steps, dtype=np.intp)
+    face_array = np.array(pair_faces, dtype=np.intp)
+    first = steps[0] if steps else 0
+    consecutive = steps == list(range(first, first + len(steps)))
+    srcb_steps = slice(first, first + len(steps)) if consecutive else step_array
+    srca_pairs = srca[step_array, face_array]
+    srca_pairs.flags.writeable = False
+    return MvmulPlan(step_array, face_array, tuple(ranks), False, srcb_steps, srca_pairs)
 
 
 @functools.lru_cache(maxsize=64)
@@ -334,7 +366,7 @@ def dense_mvmul_plan(accumulations: int, faces: int) -> MvmulPlan:
     """The plan computing every product (SrcB not finite, or no SrcA block zero)."""
     none = np.zeros(0, dtype=np.intp)
     ranks = tuple((s * faces, (s + 1) * faces, slice(None)) for s in range(accumulations))
-    return MvmulPlan(none, none, ranks, True)
+    return MvmulPlan(none, none, ranks, True, none, np.zeros((0, REDUCE_ROWS_PER_INSTRUCTION, FACE_COLUMNS)))
 
 
 def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: MvmulPlan,
@@ -344,7 +376,8 @@ def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: 
 
     ``srcb`` [S, R, 16] and ``srca`` [S, F, 16, 16] are float64 fidelity parts (R output rows,
     16 deep; F faces of 16 output columns), ``plan`` the products to compute
-    (:func:`mvmul_plan`); each product is :func:`mvmul_sums`'s exact sum. ``fresh``: DST was
+    (:func:`mvmul_plan` of ``srca``, whose SrcA blocks a sparse plan holds gathered); each
+    product is :func:`mvmul_sums`'s exact sum. ``fresh``: DST was
     zero (``acc`` is +0). The same values as adding every accumulation's [R, F * 16] sums in
     order (:func:`accumulate`), with one numpy product for the run."""
     if not plan.ranks:  # every SrcA block zero: DST unchanged but for -0
@@ -355,7 +388,7 @@ def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: 
     if plan.dense:
         sums = np.matmul(srcb[:, None], srca)
     else:
-        sums = np.matmul(srcb[plan.steps], srca[plan.steps, plan.faces])
+        sums = np.matmul(srcb[plan.srcb_steps], plan.srca_pairs)
     sums32 = sums.astype(np.float32).reshape(-1, rows, REDUCE_ROWS_PER_INSTRUCTION)
     sums32 += np.float32(0.0)  # a zero sum is +0
     for start, stop, faces in plan.ranks:

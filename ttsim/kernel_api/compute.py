@@ -39,8 +39,9 @@ from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype,
                            pack_bfloat16_tiles, pack_tile, tilize, unpack_tile, unpack_tiles, untilize,
                            decode_row_major, encode_row_major)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, column_sum_from_zero, column_sum_partials, dense_mvmul_plan,
-                       elwmul, mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_part)
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, all_finite, column_sum_from_zero, column_sum_partials,
+                       dense_mvmul_plan, elwmul, mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_lofi_bits,
+                       srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType
 from ttsim.numerics import ACTIVATIONS
@@ -1374,11 +1375,18 @@ class ComputeContext(EltwiseOps, KernelContext):
         whether every value is finite) and ``(blocks [S, ct * 2, 16, 16], plan)`` for in1 (output
         faces: tile, face column; K; columns; and its :func:`ttsim.fpu.mvmul_plan`); read-only."""
         n = steps * per_step
+        phases = self._phases
+        if role == "in0" and phases == 1 and cb.is_bf16:  # the conv's activations at LoFi
+            # the SrcB part on the bit patterns, widened straight to float64 in block order:
+            # (step, tile, face row, face column, row, column) -> (step, face column, tile, ...)
+            bits = srcb_lofi_bits(raw.view(np.uint16)).reshape(steps, per_step, 2, 2, FACE_H, FACE_W)
+            blocks = np.ascontiguousarray(bits.transpose(0, 3, 1, 2, 4, 5).view(self._bf16), dtype=np.float64)
+            blocks.flags.writeable = False
+            return blocks.reshape(steps * 2, per_step * TILE_W, FACE_W), all_finite(blocks)
         if cb.is_bf16:
             values = raw.view(self._bf16).astype(np.float32).reshape(n, TILE_ELEMENTS)
         else:
             values = unpack_tiles(raw.reshape(n, cb.tile_bytes), cb.data_format)
-        phases = self._phases
         part = srcb_part if role == "in0" else srca_part
         parts = (part(values, 0)[None] if phases == 1 else np.stack([part(values, p) for p in range(phases)]))
         parts = parts.reshape(phases, steps, per_step, 2, 2, FACE_H, FACE_W)
@@ -1393,7 +1401,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         blocks = np.ascontiguousarray(parts.transpose(order), dtype=np.float64)
         blocks.flags.writeable = False
         if role == "in0":  # a fidelity part is finite where the value is
-            return blocks.reshape(accumulations, per_step * TILE_W, FACE_W), bool(np.isfinite(values).all())
+            return blocks.reshape(accumulations, per_step * TILE_W, FACE_W), all_finite(blocks)
         blocks = blocks.reshape(accumulations, per_step * 2, FACE_H, FACE_W)
         return blocks, mvmul_plan(blocks)
 
@@ -1486,7 +1494,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         """``pack_tile_block(ifrom_dst, icb, ntiles)`` (compute_kernel_api/pack.h): DST tiles
         ``ifrom_dst`` .. ``ifrom_dst + ntiles - 1`` into the next slots, each costing a pack_tile.
 
-        The tiles are encoded together (one call for the block: the same values as one by one)."""
+        The tiles are encoded together (one call for the block: the same values as one by one) and
+        written with one copy when their pages follow each other in L1."""
         batch = self.numerics and self._dst_pack and ntiles > 1 and 0 <= ifrom_dst <= DST_TILES - ntiles
         if batch:
             cb = self.cb(icb)
@@ -1495,9 +1504,13 @@ class ComputeContext(EltwiseOps, KernelContext):
             packed = (values.astype(self._bf16).view(np.uint8) if cb.is_bf16
                       else pack_tile(values, cb.data_format))
             size = packed.shape[1]
-            for i in range(ntiles):
-                address = cb.back_page_address(start + i)
-                self._l1[address : address + size] = packed[i]
+            first = cb.back_page_address(start)
+            if size == cb.page_size and first + ntiles * size <= cb.limit:  # consecutive pages: one write
+                self._l1[first : first + ntiles * size] = packed.reshape(-1)
+            else:
+                for i in range(ntiles):
+                    address = cb.back_page_address(start + i)
+                    self._l1[address : address + size] = packed[i]
         for i in range(ntiles):
             self._pack_one(ifrom_dst + i, icb, None, "pack_tile_block", numerics=not batch)
 
