@@ -18,9 +18,9 @@ import pytest
 from ttsim.formats import DataFormat, pack_tile, tilize, unpack_tile, unpack_tiles, untilize
 from ttsim.formats import (_BFP8_BIT_DECODE_MIN, _BFP8_SCALE, _BFP8_SIGNED_MANTISSA, _BFP8_SPARSE_MIN,
                            _bfp8_decode, _bfp8_encode, _bfp8_encode_blocks)
-from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, column_sum_from_zero,
+from ttsim.fpu import (FIDELITY_PHASES, accumulate, accumulate_from_zero, all_finite, column_sum_from_zero,
                        column_sum_partials, dense_mvmul_plan, elwmul, mvmul, mvmul_accumulate, mvmul_plan,
-                       mvmul_sums, round_dst, srca_part, srcb_part, zero_groups)
+                       mvmul_sums, round_dst, srca_part, srcb_lofi_bits, srcb_part, zero_groups)
 from ttsim.kernel_api.compute import BFLOAT16_CLOSED_ACTIVATIONS, ELEMENTWISE_ACTIVATIONS, FLOAT32_ACTIVATIONS
 from ttsim.numerics import ACTIVATIONS
 
@@ -335,16 +335,25 @@ def _mvmul_operands(accumulations: int, faces: int, rows: int, zero_faces: float
 
 @pytest.mark.parametrize("dst_bf16", [True, False])
 @pytest.mark.parametrize("fresh", [True, False])
-@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0, "block diagonal"])
 @pytest.mark.parametrize("srcb_finite", [True, False])
-def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: bool, fresh: bool, zero_faces: float,
-                                                                   srcb_finite: bool) -> None:
+def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: bool, fresh: bool,
+                                                                   zero_faces: float | str, srcb_finite: bool) -> None:
     """A matmul run accumulated with the zero SrcA blocks skipped gives every DST bit of adding
     every accumulation's :func:`mvmul_sums` in order with DST rounded after each (then the DST
     store): zero, -0 and NaN DST values, all-zero weight faces, and SrcB holding inf or NaN (where
-    nothing may be skipped) included."""
+    nothing may be skipped) included. "block diagonal": a grouped conv's weights, one nonzero
+    face per accumulation (face s mod 5, face 5 and the last accumulation all zero), whose pairs
+    are consecutive accumulations (SrcB taken by a slice)."""
     accumulations, faces, rows = 12, 6, 64
-    srcb, srca = _mvmul_operands(accumulations, faces, rows, zero_faces, 151)
+    diagonal = zero_faces == "block diagonal"
+    srcb, srca = _mvmul_operands(accumulations, faces, rows, 0.0 if diagonal else zero_faces, 151)
+    if diagonal:
+        keep = np.zeros((accumulations, faces), dtype=bool)
+        keep[np.arange(accumulations - 1), np.arange(accumulations - 1) % 5] = True
+        srca[~keep] = 0.0
+        assert mvmul_plan(srca).srcb_steps == slice(0, accumulations - 1)
+        zero_faces = 1.0 - keep.mean()
     if not srcb_finite:
         srcb[3, 5, 2], srcb[7, 0, 0] = np.inf, np.nan
     plan = mvmul_plan(srca) if srcb_finite else dense_mvmul_plan(accumulations, faces)
@@ -378,8 +387,11 @@ def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
     pairs = [list(zip(plan.steps[a:b].tolist(), plan.faces[a:b].tolist())) for a, b, _ in plan.ranks]
     assert pairs == [[(0, 0), (1, 1), (3, 2)], [(2, 0)]]
     assert plan.ranks[0][2] == slice(0, 3) and plan.ranks[1][2] == slice(0, 1)
+    assert plan.steps.tolist() == [0, 1, 3, 2] and plan.srcb_steps.tolist() == [0, 1, 3, 2]
+    np.testing.assert_array_equal(plan.srca_pairs, srca[plan.steps, plan.faces])
     srca[1] = 0.0  # faces 0 and 2 only: not consecutive
     assert mvmul_plan(srca).ranks[0][2].tolist() == [0, 2]
+    assert mvmul_plan(srca).srcb_steps.tolist() == [0, 3, 2]
     assert mvmul_plan(np.zeros((2, 3, 16, 16))).ranks == ()
 
 
@@ -706,3 +718,21 @@ def test_tiles_decoded_by_another_core_from_the_same_bytes_are_those_bytes_value
     for cache, address, raw in ((a, 0, first), (b, 4096, first), (b, 0, other), (a, 0, first)):
         got = cache.values(address, raw, BF8)
         np.testing.assert_array_equal(got.view(np.uint32), unpack_tiles(raw, BF8).view(np.uint32))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # ml_dtypes' casts of the NaN patterns
+def test_lofi_srcb_bits_and_the_finiteness_dot_product_on_every_bfloat16() -> None:
+    """:func:`ttsim.fpu.srcb_lofi_bits` widened gives :func:`ttsim.fpu.srcb_part`'s phase 0 of
+    the float32 values, every bit (NaN payloads too) on all 65536 bfloat16 bit patterns, and
+    :func:`ttsim.fpu.all_finite` answers as ``np.isfinite(...).all()`` on each value alone, on
+    all finite values together (the largest included) and in float32-range float64 parts."""
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    values = bits.view(ml_dtypes.bfloat16).astype(np.float32)
+    want = srcb_part(values, 0).astype(np.float64)
+    got = srcb_lofi_bits(bits).view(ml_dtypes.bfloat16).astype(np.float64)
+    np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
+    finite = np.isfinite(values)
+    assert [all_finite(v[None].astype(np.float64)) for v in values[::97]] == finite[::97].tolist()
+    assert all_finite(values[finite].astype(np.float64))
+    assert all_finite(np.full(1 << 16, np.finfo(np.float32).max, dtype=np.float64))
+    assert not all_finite(values.astype(np.float64))
