@@ -297,8 +297,8 @@ def all_finite(parts: np.ndarray) -> bool:
     """Whether every value of the float64 array ``parts`` (float32 values or their fidelity
     parts) is finite, by one BLAS dot product with itself: a square of at most float32's maximum
     (~1.2e77) cannot overflow float64 in any sum of fewer than 1e231 of them, while an inf or NaN
-    makes the sum inf or NaN (inf - inf is NaN too). One pass, where ``np.isfinite(...).all()``
-    makes two and a bool array."""
+    makes the sum inf or NaN (squares are never negative, so no inf cancels). One pass, where
+    ``np.isfinite(...).all()`` makes two and a bool array."""
     flat = parts.reshape(-1)
     return bool(np.isfinite(np.dot(flat, flat)))
 
