@@ -269,7 +269,7 @@ class CircularBuffer:
 
 def _passed(env: simpy.Environment, time: float, eid: int) -> bool:
     """True when SimPy has processed the schedule key ``(time, NORMAL, eid)``: it sorts before
-    the entry being processed (:attr:`ttsim.device.device.Environment.current`)."""
+    the entry being processed (the ``current`` entry of :class:`ttsim.device.device.Environment`)."""
     return (time, NORMAL, eid) < env.current  # type: ignore[attr-defined]
 
 
