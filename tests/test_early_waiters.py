@@ -297,3 +297,52 @@ def test_the_environment_records_the_entry_it_processes() -> None:
     event.callbacks.append(lambda e: seen.append(("urgent", env.current[:2])))
     env.run()
     assert seen == [("urgent", (1, 0)), (1, True), (2, True), (3, True)]
+
+
+def _stepped(forever: bool) -> tuple[list, str]:
+    """A schedule with ties, an urgent entry, a process that stops the run at 4 and one that
+    fails at 6, run by :meth:`Environment.step_forever` or ``while True: step()`` to the first
+    signal, then stepped on: what every callback saw and how the run ended."""
+    import simpy
+
+    device = Device(load_device("wormhole_b0"))
+    env = device.env
+    seen = []
+
+    def record(event) -> None:
+        seen.append((env.now, env.current[1], env.current[2], event.value))
+
+    for delay in (3, 1, 2, 2, 1):
+        Timeout(env, delay, delay).callbacks.append(record)
+    event = Event(env)
+    heappush(env._queue, (1, NORMAL - 1, next(env._eid), event))
+    event._ok, event._value = True, "urgent"
+    event.callbacks.append(record)
+
+    def stopper():
+        yield env.timeout(4)
+        raise simpy.core.StopSimulation("stop")
+
+    def failing():
+        yield env.timeout(6)
+        raise ValueError("kernel fault")
+
+    env.process(stopper()).callbacks.append(lambda e: None)
+    env.process(failing())
+    ending = []
+    for _ in range(2):
+        try:
+            if forever:
+                env.step_forever()
+            while True:
+                env.step()
+        except (simpy.core.StopSimulation, ValueError, simpy.core.EmptySchedule) as signal:
+            ending.append(f"{type(signal).__name__}: {signal} at {env.now}")
+    return seen, "; ".join(ending)
+
+
+def test_step_forever_processes_the_entries_as_step_does() -> None:
+    forever = _stepped(True)
+    assert forever == _stepped(False)
+    assert forever[1] == "StopSimulation: stop at 4; ValueError: kernel fault at 6"
+    assert [s[0] for s in forever[0]] == [1, 1, 1, 2, 2, 3]

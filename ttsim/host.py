@@ -10,16 +10,14 @@ profiler's view of the op.
 from __future__ import annotations
 
 import inspect
-from heapq import heappop
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Generator, Mapping
 
 import simpy
-from simpy.events import EventPriority
 
 from ttsim.cb import CBConfig, CircularBuffer
 from ttsim.device.core import Risc
-from ttsim.device.device import Device, Environment, L1Buffer
+from ttsim.device.device import Device, L1Buffer
 from ttsim.device.profiler import CBRecord, KernelZone, OpProfile
 from ttsim.errors import CBRequestError, ConfigurationError, DeadlockError, KernelAPIError
 from ttsim.kernel_api.base import KernelContext
@@ -252,7 +250,7 @@ def _run_kernels(device: Device, program: Program, done: simpy.Event,
             outcome = step_until_split(device, live, processes, zones)
             if outcome is not None:
                 return outcome
-        _step_forever(env)
+        env.step_forever()
     except simpy.core.StopSimulation:
         return None
     except simpy.core.EmptySchedule:
@@ -264,34 +262,6 @@ def _run_kernels(device: Device, program: Program, done: simpy.Event,
         if error is None:
             raise
         raise error from exc
-
-
-def _step_forever(env: Environment) -> None:
-    """``while True: env.step()`` with :meth:`Environment.step` inline, its code and its signals
-    unchanged (one Python frame less per event: a run processes one event per CB publication and
-    per blocked CB call). Returns only by raising, as the loop does."""
-    queue = env._queue
-    while True:
-        try:
-            env.current = entry = heappop(queue)
-        except IndexError:
-            raise simpy.core.EmptySchedule from None
-        env._now = entry[0]
-        event = entry[3]
-        callbacks, event.callbacks = event.callbacks, None
-        try:
-            for callback in callbacks:
-                callback(event)
-        except simpy.core.StopSimulation:
-            # as step does: keep the remaining callbacks and process the event first on resuming
-            event.callbacks = callbacks[callbacks.index(callback) + 1:]
-            env.schedule(event, EventPriority(-1))
-            raise
-        if not event._ok and not hasattr(event, "_defused"):
-            # a failed event nobody handled (a kernel raised): crash with a copy, as step does
-            exc = type(event._value)(*event._value.args)
-            exc.__cause__ = event._value
-            raise exc
 
 
 def _cb_records(device: Device, program: Program) -> list[CBRecord]:

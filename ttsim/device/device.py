@@ -70,6 +70,34 @@ class Environment(simpy.Environment):
             exc.__cause__ = event._value
             raise exc
 
+    def step_forever(self) -> None:
+        """``while True: self.step()`` with :meth:`step` inline, its code and its signals
+        unchanged (one Python frame less per event: a run processes one event per CB publication
+        and per blocked CB call; the host's kernel loop). Returns only by raising, as the loop
+        does."""
+        queue = self._queue
+        while True:
+            try:
+                self.current = entry = heappop(queue)
+            except IndexError:
+                raise EmptySchedule from None
+            self._now = entry[0]
+            event = entry[3]
+            callbacks, event.callbacks = event.callbacks, None
+            try:
+                for callback in callbacks:
+                    callback(event)
+            except StopSimulation:
+                # as step does: keep the remaining callbacks and process the event first on resuming
+                event.callbacks = callbacks[callbacks.index(callback) + 1:]
+                self.schedule(event, EventPriority(-1))
+                raise
+            if not event._ok and not hasattr(event, "_defused"):
+                # a failed event nobody handled (a kernel raised): crash with a copy, as step does
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
+
 
 class Device:
     """One chip: ``spec`` gives every constant; state is the L1/DRAM bytes and the clock."""
