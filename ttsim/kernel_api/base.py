@@ -33,9 +33,27 @@ from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, Sim
 
 KernelGen = Generator[simpy.Event, Any, None]
 _new_timeout = Timeout.__new__
-"""Allocates a Timeout without running its __init__ (:meth:`KernelContext._push` sets it up)."""
 _new_event = Event.__new__
-"""Allocates an Event without running its __init__ (:meth:`KernelContext._reserve` sets it up)."""
+
+
+def scheduled_timeout(env: simpy.Environment, delay: float, value: Any = None,
+                      callbacks: list | None = None) -> Timeout:
+    """``env.timeout(delay, value)`` with ``callbacks`` attached, built without SimPy's frames
+    (``Timeout.__init__``, ``schedule``): the same event under the same schedule key
+    (now + delay, NORMAL, the next id). The kernel API makes one per CB publication later than
+    its call and per sync with SimPy's clock."""
+    event = _new_timeout(Timeout)
+    event.env, event.callbacks, event._value, event._ok = env, [] if callbacks is None else callbacks, value, True
+    event._delay = delay
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
+    return event
+
+
+def waiter_event(env: simpy.Environment) -> Event:
+    """``env.event()`` without its frames: the event a blocked CB call waits on."""
+    event = _new_event(Event)
+    event.env, event.callbacks = env, []
+    return event
 
 
 class _CBTable(dict):
@@ -141,11 +159,7 @@ class KernelContext:
         env = self.env
         now = env._now
         if t > now:
-            event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [], None, True
-            event._delay = delay = t - now
-            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
-            yield event
+            yield scheduled_timeout(env, t - now)
 
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
@@ -231,14 +245,9 @@ class KernelContext:
         woken = False
         if t > now:
             if waiters:  # others wait for space: sync to t, then queue behind them
-                event = _new_timeout(Timeout)
-                event.env, event.callbacks, event._value, event._ok = env, [], None, True
-                event._delay = delay = t - now
-                heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
-                yield event
+                yield scheduled_timeout(env, t - now)
             else:  # wait as an early waiter from the sync point t on (ttsim/cb.py): no timeout
-                event = _new_event(Event)
-                event.env, event.callbacks = env, []
+                event = waiter_event(env)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
                 self.blocked_on = partial(cb.reserve_detail, n)
                 woken = (yield event) is not SYNC_POINT  # else: at the sync point, looking
@@ -248,12 +257,8 @@ class KernelContext:
                 self._t = t
                 return
             self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
-            event = _new_event(Event)  # cb.reserve_event(n), inline: env.event() without its frames
-            event.env, event.callbacks = env, []
-            if waiters:
-                enqueue(env, waiters, n, event)
-            else:
-                waiters.append((n, event))
+            event = waiter_event(env)  # cb.reserve_event(n) without env.event()'s frames
+            enqueue(env, waiters, n, event)
             yield event
             self.blocked_on = None
         now = env._now  # env.now without the property call (up to once per CB wait)
@@ -291,14 +296,9 @@ class KernelContext:
         woken = False
         if t > now:
             if waiters:
-                event = _new_timeout(Timeout)
-                event.env, event.callbacks, event._value, event._ok = env, [], None, True
-                event._delay = delay = t - now
-                heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
-                yield event
+                yield scheduled_timeout(env, t - now)
             else:
-                event = _new_event(Event)
-                event.env, event.callbacks = env, []
+                event = waiter_event(env)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
                 self.blocked_on = partial(cb.wait_detail, n)
                 woken = (yield event) is not SYNC_POINT
@@ -308,12 +308,8 @@ class KernelContext:
                 self._t = t
                 return
             self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
-            event = _new_event(Event)  # cb.front_event(n), inline
-            event.env, event.callbacks = env, []
-            if waiters:
-                enqueue(env, waiters, n, event)
-            else:
-                waiters.append((n, event))
+            event = waiter_event(env)  # cb.front_event(n), likewise
+            enqueue(env, waiters, n, event)
             yield event
             self.blocked_on = None
         now = env._now  # env.now without the property call (up to once per CB wait)
@@ -360,10 +356,7 @@ class KernelContext:
         if t <= now:
             cb.publish_push(n)
         else:
-            event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [cb.push_callback], n, True
-            event._delay = delay = t - now
-            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+            scheduled_timeout(env, t - now, n, [cb.push_callback])
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -397,10 +390,7 @@ class KernelContext:
         if t <= now:
             cb.publish_pop(n)
         else:
-            event = _new_timeout(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [cb.pop_callback], n, True
-            event._delay = delay = t - now
-            heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
+            scheduled_timeout(env, t - now, n, [cb.pop_callback])
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------

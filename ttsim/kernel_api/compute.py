@@ -26,11 +26,9 @@ from __future__ import annotations
 import functools
 import sys
 from collections import deque
-from heapq import heappush
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from simpy.events import NORMAL, Event, Timeout
 
 from ttsim.cb import CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
@@ -40,15 +38,11 @@ from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bf
                            pack_bfloat16_tiles, pack_tile, tilize, unpack_tile, unpack_tiles, untilize,
                            decode_row_major, encode_row_major)
 from ttsim.fpu import (FIDELITY_PHASES, accumulate, all_finite, column_sum_from_zero, column_sum_partials,
-                       dense_mvmul_plan, elwmul, mvmul_accumulate, mvmul_plan, round_dst, srca_part, srcb_lofi_bits,
+                       dense_mvmul_plan, elwmul, mvmul_accumulate, mvmul_plan, srca_part, srcb_lofi_bits,
                        srcb_part)
-from ttsim.kernel_api.base import KernelContext, KernelGen
+from ttsim.kernel_api.base import KernelContext, KernelGen, scheduled_timeout, waiter_event
 from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType
 from ttsim.numerics import ACTIVATIONS
-_new_timeout = Timeout.__new__
-_new_event = Event.__new__
-"""A Timeout and an Event allocated without their __init__ (:meth:`ComputeContext._cb_reserve_back`
-sets them up as :mod:`ttsim.kernel_api.base` does)."""
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
@@ -667,22 +661,14 @@ class ComputeContext(EltwiseOps, KernelContext):
                 self._check_deadline(t)
             now = env._now
             if t > now:
-                event = _new_timeout(Timeout)
-                event.env, event.callbacks, event._value, event._ok = env, [], None, True
-                event._delay = delay = t - now
-                heappush(env._queue, (now + delay, NORMAL, next(env._eid), event))
-                yield event
+                yield scheduled_timeout(env, t - now)
         if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = env._now  # env.now without the property call (once per blocked reserve)
             # _block(cb.reserve_event(n), ...), inline as in KernelContext._reserve
             self.blocked_on = functools.partial(cb.reserve_detail, n)
-            event = _new_event(Event)
-            event.env, event.callbacks = env, []
-            if cb._back_waiters:  # another producer waits (or is about to: ttsim/cb.py)
-                enqueue(env, cb._back_waiters, n, event)
-            else:
-                cb._back_waiters.append((n, event))
+            event = waiter_event(env)
+            enqueue(env, cb._back_waiters, n, event)
             yield event
             self.blocked_on = None
             now = env._now
