@@ -249,6 +249,60 @@ def test_add_tiles_bcast_rows_uses_row_0_of_b() -> None:
     np.testing.assert_array_equal(got, bf16(a_rows.astype(np.float64) + b_rows[0][None, :]))
 
 
+def _bcast_rows_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DST after ``add_tiles_bcast_rows`` of tiles ``a`` and ``b`` (float32 storage order): the
+    float32 sum of A and row 0 of B repeated over the rows, rounded to bfloat16."""
+    row = untilize(b[None])[0]
+    return bf16(a + tilize(np.repeat(row[None], 32, axis=0))[0])
+
+
+@pytest.mark.parametrize("fmt", [BF16, DataFormat.BFLOAT8_B])
+@pytest.mark.parametrize("untilized", [False, True])
+def test_add_tiles_bcast_rows_over_subblocks_and_a_changed_bias(fmt: DataFormat, untilized: bool) -> None:
+    """The conv's bias add: subblocks of 4 DST tiles, tile t adding bias tile t % 2 (the deferred
+    adds computed together, the broadcast bias kept between subblocks), then the bias rewritten
+    in L1 (standing in for a new bias at the same address: its broadcast is not reused). Packed
+    as tiles or, with ``untilized``, as rows (the pending adds computed on those rows only)."""
+    n, subblocks = 4, 2
+    a = round_to_format(random_tiles(n * subblocks, 31, 4.0), fmt)
+    b = round_to_format(random_tiles(2, 32), fmt)
+    new_b = round_to_format(random_tiles(2, 33), fmt)
+    size = tile_size_bytes(fmt)
+    out_fmt = BF16 if untilized else fmt
+
+    def kernel(ctx):
+        ctx.add_bcast_rows_init_short(A, B)
+        yield from ctx.cb_wait_front(A, n * subblocks)
+        yield from ctx.cb_wait_front(B, 2)
+        for s in range(subblocks):
+            if s == subblocks - 1:  # the bias tiles' bytes change (same addresses)
+                address = ctx.cb(B).front_page_address(0)
+                ctx.core.l1.data[address : address + 2 * size] = pack_tile(new_b, fmt).reshape(-1)
+            yield from ctx.cb_reserve_back(OUT, n)
+            ctx.tile_regs_acquire()
+            for t in range(n):
+                ctx.add_tiles_bcast_rows(A, B, s * n + t, t % 2, t)
+            ctx.tile_regs_commit()
+            ctx.tile_regs_wait()
+            if untilized:
+                ctx.pack_untilize_dest(OUT, 1, 0, 16, 4, block_ct_dim=n, row_width=32 * n)
+            else:
+                ctx.pack_tile_block(0, OUT, n)
+            ctx.tile_regs_release()
+            ctx.cb_push_back(OUT, n)
+
+    run = run_compute(kernel, {A: tiles_cb(a, fmt), B: tiles_cb(b, fmt)},
+                      {OUT: (out_fmt, tile_size_bytes(out_fmt), n * subblocks)})
+    expected = np.stack([_bcast_rows_reference(a[i], (new_b if i >= n else b)[i % 2])
+                         for i in range(n * subblocks)])
+    if untilized:
+        got = decode_row_major(run.outputs[OUT].reshape(-1), BF16).reshape(subblocks, 32, 32 * n)
+        np.testing.assert_array_equal(got, np.stack([untilize(expected[s * n : (s + 1) * n])
+                                                     for s in range(subblocks)]))
+    else:
+        np.testing.assert_array_equal(out_tiles(run, fmt), round_to_format(expected, fmt))
+
+
 @pytest.mark.parametrize("op", ["add", "mul"])
 def test_binary_dest_reuse_tiles(op: str) -> None:
     a, b = random_tiles(2, 8), random_tiles(2, 9)

@@ -41,7 +41,7 @@ from ttsim.fpu import (FIDELITY_PHASES, accumulate, all_finite, column_sum_from_
                        dense_mvmul_plan, elwmul, mvmul_accumulate, mvmul_plan, srca_part, srcb_lofi_bits,
                        srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen, scheduled_timeout, waiter_event
-from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType
+from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType, row_broadcast
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
@@ -53,6 +53,9 @@ _SHARED_DECODED: dict[tuple, np.ndarray] = {}
 of the process: every core of a depthwise conv reads the same weight tiles, so each core's first
 read of them would decode what another core already did. Keyed by everything the decode reads;
 its values are read-only."""
+BROADCASTS_KEPT = 64
+"""Runs of row-broadcast bias tiles a compute kernel keeps for reuse (see
+:meth:`ComputeContext._broadcast_rows`)."""
 IN0_RUNS_KEPT = 8
 """Prepared in0 operands of matmul runs (a subblock row's inner-k steps, used by the subblocks
 of the row one after another) a compute kernel keeps for reuse."""
@@ -184,7 +187,7 @@ class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
     __slots__ = (
-        "_acc_to_dest", "_add_cycles", "_bf16", "_busy_math", "_c", "_commit_t", "_datacopy_cycles",
+        "_acc_to_dest", "_add_cycles", "_bf16", "_broadcasts", "_busy_math", "_c", "_commit_t", "_datacopy_cycles",
         "_decoded", "_dst", "_dst_bf16", "_dst_committed", "_dst_limit", "_dst_math", "_dst_pack",
         "_dst_written", "_faces", "_front_region", "_handshake", "_in0_runs", "_in1_runs",
         "_init_costs", "_init_math", "_init_pack", "_l1", "_last_busy", "_math_stalls", "_math_t",
@@ -231,6 +234,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._dst_written: set[int] = set()
         self._l1 = core.l1.data
         self._decoded = DecodedTiles(DECODED_TILES_KEPT)
+        self._broadcasts: dict[tuple, tuple[bytes, np.ndarray, np.ndarray | None]] = {}
+        """Per run of broadcast CB tiles (their addresses and formats, the columns' id): the
+        tiles' bytes, their rows broadcast and the columns (see :meth:`_broadcast_rows`)."""
         self._in0_runs: dict[tuple, tuple[bytes, np.ndarray]] = {}
         """Per (role, format, tile addresses of a matmul run): the tiles' bytes and their operand blocks."""
         self._in1_runs: dict[tuple, tuple[bytes, np.ndarray]] = {}
@@ -390,6 +396,29 @@ class ComputeContext(EltwiseOps, KernelContext):
             return raw.view(self._bf16).astype(np.float32)
         return self._decoded.values(address, raw, cb.data_format)
 
+    def _broadcast_rows(self, tiles: list[tuple[int, CircularBuffer]], columns: np.ndarray | None) -> np.ndarray:
+        """Row 0 of each CB tile at (address, CB) ``tiles`` broadcast over all 32 rows, float32
+        [n, 1024] in storage order (with ``columns``: those elements, [n, len(columns)]); read-only.
+
+        The conv's bias add broadcasts the same bias tiles for every subblock of every block, so
+        the broadcast of a run of tiles is kept while their L1 bytes are unchanged (compared on
+        every lookup, as :class:`DecodedTiles` does): a hit costs a byte comparison instead of a
+        decode and a broadcast per tile. The values are the tiles' own (moved, not computed)."""
+        l1 = self._l1
+        current = b"".join(l1[a : a + cb.tile_bytes].tobytes() for a, cb in tiles)
+        key = (tuple((a, cb.data_format) for a, cb in tiles), None if columns is None else id(columns))
+        entry = self._broadcasts.get(key)
+        if entry is not None and entry[0] == current and entry[2] is columns:
+            return entry[1]
+        values = np.stack([row_broadcast(self._read_at(a, cb), 0) for a, cb in tiles])
+        if columns is not None:
+            values = values.take(columns, axis=1)
+        values.flags.writeable = False
+        if len(self._broadcasts) >= BROADCASTS_KEPT:
+            self._broadcasts.clear()
+        self._broadcasts[key] = (current, values, columns)  # columns: its id in the key stays its own
+        return values
+
     def _pending_elementwise_apart(self, start: int, end: int) -> bool:
         """True when every pending op is element-wise and none reads a CB tile that overlaps
         the L1 range [start, end) (so writing it leaves their operands as they were called)."""
@@ -425,6 +454,8 @@ class ComputeContext(EltwiseOps, KernelContext):
             a = self._tile_values([e[2][0] for e in entries], columns)
             if kind == "copy":
                 result = a
+            elif kind == "add_bcast_rows":  # A + row 0 of B broadcast over the rows
+                result = a + self._broadcast_rows([e[2][1] for e in entries], columns)
             elif kind == "add_dest":  # DST + the CB tile
                 result = dst[rows] + a
             elif kind == "mul_dest":  # DST (srcA) * the CB tile (srcB)
@@ -1007,14 +1038,17 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def add_tiles_bcast_rows(self, icb0: int, icb1: int, itile0: int, itile1: int, idst: int) -> None:
         """``add_tiles_bcast_rows`` (compute_kernel_api/bcast.h): DST[idst] = A + row 0 of B
-        broadcast over all 32 rows (the conv bias add)."""
-        a, b, ready = self._unpack_two(icb0, icb1, itile0, itile1)
+        broadcast over all 32 rows (the conv bias add).
+
+        Deferred (see :meth:`_defer`): a subblock's adds are computed together, the partials
+        decoded in one go and each run's broadcast bias taken from :meth:`_broadcast_rows`."""
+        cb0, cb1 = self.cb(icb0), self.cb(icb1)
+        tiles = ((cb0.front_page_address(itile0), cb0), (cb1.front_page_address(itile1), cb1)) if self.numerics else ()
+        ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True))
         self._math(ready, self._add_cycles)
-        result = None
+        self._set_dst(idst, None)  # the checks
         if self.numerics:
-            row = untilize(b[None, :])[0]
-            result = a + tilize(np.broadcast_to(row, (32, 32)).astype(np.float32))[0]
-        self._set_dst(idst, result)
+            self._defer(("add_bcast_rows",), idst, *tiles)
 
     def binary_dest_reuse_tiles(self, in_cb_id: int, in_tile_index: int, dst_tile_index: int,
                                 op: str = "add") -> None:

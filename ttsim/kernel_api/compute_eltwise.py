@@ -101,7 +101,7 @@ def _relu_fields(config: int) -> tuple[ReluType | None, float, bool]:
     return mode, threshold, bool(np.signbit(threshold))
 
 
-def _row_broadcast(tile: np.ndarray, row: int) -> np.ndarray:
+def row_broadcast(tile: np.ndarray, row: int) -> np.ndarray:
     """Row ``row`` of a tile (storage order) broadcast over all 32 rows, in storage order."""
     base = (row // FACE_H) * 2 * FACE_ELEMENTS + (row % FACE_H) * FACE_W
     out = np.empty((2, 2, FACE_H, FACE_W), dtype=np.float32)
@@ -142,7 +142,7 @@ class EltwiseOps:
         if not self.numerics:  # --timing-only: only the DST checks
             self._set_dst(idst, None)
             return
-        self._mul_into_dst(idst, a, _row_broadcast(b, bcast_row_idx))
+        self._mul_into_dst(idst, a, row_broadcast(b, bcast_row_idx))
 
     def _mul_into_dst(self: ComputeContext, idst: int, a: np.ndarray, b: np.ndarray) -> None:
         """DST[idst] += A * B as ELWMUL computes it at this kernel's fidelity (a DST tile not
