@@ -333,6 +333,59 @@ def test_copy_tile_rounds_to_bf16_in_dst() -> None:
     np.testing.assert_array_equal(unpack_tile(run.outputs[OUT], fp32), a)
 
 
+def _every_bfp8_code_and_exponent() -> np.ndarray:
+    """bfloat8_b tile bytes [64, 1088] holding every (shared exponent, code byte) pair."""
+    exps = np.repeat(np.arange(256, dtype=np.uint8), 16)
+    codes = np.tile(np.arange(256, dtype=np.uint8), 16 * 16).reshape(-1, 16)[: exps.size]
+    return np.concatenate([exps.reshape(-1, 64), codes.reshape(-1, 1024)], axis=1)
+
+
+def test_bfloat8_b_values_are_bfloat16_values_that_round_to_themselves() -> None:
+    """What lets a copy from a bfloat8_b CB skip DST's rounding (BFLOAT16_VALUED_FORMATS): every
+    decoded value, on every exponent and code byte, keeps its float32 bits through the bfloat16
+    cast DST's rounding is, and none is NaN."""
+    from ttsim.kernel_api.compute import BFLOAT16_VALUED_FORMATS
+
+    assert BFLOAT16_VALUED_FORMATS == {DataFormat.BFLOAT8_B}
+    with np.errstate(over="ignore"):
+        values = unpack_tile(_every_bfp8_code_and_exponent(), DataFormat.BFLOAT8_B)
+    assert not np.isnan(values).any()
+    np.testing.assert_array_equal(bf16(values).view(np.uint32), values.view(np.uint32))
+
+
+def test_copy_tile_from_bfloat8_b_holds_every_value_bit_for_bit() -> None:
+    """copy_tile (and copy_block_matmul_partials) from a bfloat8_b CB into a bfloat16 DST, packed
+    as float32: every decoded value, -0, subnormals and infinities included, as rounding them
+    to bfloat16 gives."""
+    raw = _every_bfp8_code_and_exponent()
+    with np.errstate(over="ignore"):
+        values = unpack_tile(raw, DataFormat.BFLOAT8_B)
+    n = raw.shape[0]
+
+    def kernel(ctx):
+        ctx.copy_tile_init(A)
+        yield from ctx.cb_wait_front(A, n)
+        yield from ctx.cb_reserve_back(OUT, n)
+        for first in range(0, n, 4):
+            ctx.tile_regs_acquire()
+            if first % 8:
+                ctx.copy_block_matmul_partials(A, first, 0, 4)
+            else:
+                for i in range(4):
+                    ctx.copy_tile(A, first + i, i)
+            ctx.tile_regs_commit()
+            ctx.tile_regs_wait()
+            ctx.pack_tile_block(0, OUT, 4)
+            ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, n)
+
+    fp32 = DataFormat.FLOAT32
+    with np.errstate(over="ignore"):  # the decode's infinities
+        run = run_compute(kernel, {A: CBData(DataFormat.BFLOAT8_B, raw)}, {OUT: (fp32, 4096, n)})
+    got = unpack_tile(run.outputs[OUT], fp32)
+    np.testing.assert_array_equal(got.view(np.uint32), bf16(values).view(np.uint32))
+
+
 def test_copy_tile_into_other_dst_slots_and_pack_by_index() -> None:
     a = random_tiles(3, 11)
 

@@ -94,6 +94,13 @@ BFLOAT16_CLOSED_ACTIVATIONS = frozenset({"identity", "relu", "relu6"})
 values (a bfloat16 DST holds nothing else) the result is bfloat16 already, and rounding it to
 the DST format leaves its bits as they are (tested on every bfloat16 bit pattern)."""
 
+BFLOAT16_VALUED_FORMATS = frozenset({DataFormat.BFLOAT8_B})
+"""CB formats whose every decoded value is a bfloat16 value other than NaN (bfloat8_b: at most 7
+significant bits, at or above 2^-133, or infinity past float32's range), which rounding to
+bfloat16 leaves bit for bit as it is (tested on every exponent and code byte): a copy from such
+a CB into a bfloat16 DST needs no rounding. (bfloat16 itself is not here: the rounding makes
+a NaN the quiet NaN of its sign.)"""
+
 
 def _reduce_columns(rows: np.ndarray, scalar: np.float32, pool: str, phases: int,
                     zero_from: int | None = None) -> np.ndarray:
@@ -453,6 +460,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         else:
             a = self._tile_values([e[2][0] for e in entries], columns)
             if kind == "copy":
+                if all(e[2][0][1].data_format in BFLOAT16_VALUED_FORMATS for e in entries):
+                    dst[rows] = a  # bfloat16 values already: rounding them leaves their bits as they are
+                    return
                 result = a
             elif kind == "add_bcast_rows":  # A + row 0 of B broadcast over the rows
                 result = a + self._broadcast_rows([e[2][1] for e in entries], columns)
