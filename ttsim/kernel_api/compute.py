@@ -1053,12 +1053,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         Deferred (see :meth:`_defer`): a subblock's adds are computed together, the partials
         decoded in one go and each run's broadcast bias taken from :meth:`_broadcast_rows`."""
         cb0, cb1 = self.cb(icb0), self.cb(icb1)
-        tiles = ((cb0.front_page_address(itile0), cb0), (cb1.front_page_address(itile1), cb1)) if self.numerics else ()
         ready = self._unpack(self._unpack_cost(cb0.tile_bytes + cb1.tile_bytes, ntiles=2, two_operand=True))
         self._math(ready, self._add_cycles)
         self._set_dst(idst, None)  # the checks
         if self.numerics:
-            self._defer(("add_bcast_rows",), idst, *tiles)
+            self._defer(("add_bcast_rows",), idst, (cb0.front_page_address(itile0), cb0),
+                        (cb1.front_page_address(itile1), cb1))
 
     def binary_dest_reuse_tiles(self, in_cb_id: int, in_tile_index: int, dst_tile_index: int,
                                 op: str = "add") -> None:
