@@ -98,6 +98,11 @@ def _reference_wait_front(self, cb_id: int, n: int):
     self._t = now + self._cb_poll
 
 
+def _scheduled_push(cb: CircularBuffer, n: int, delay: float) -> None:
+    """``CircularBuffer.defer_push`` as a timeout carrying ``n`` whose callback publishes it."""
+    cb.env.timeout(delay, n).callbacks.append(cb.push_callback)
+
+
 def _burn(ctx, words: int) -> None:
     """5 cycles per 32-bit store (risc.l1_store_cycles): integer clocks, so times often tie."""
     if words:
@@ -166,6 +171,8 @@ def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch):
             # and publications that wake their waiters through the schedule (no _wake_last)
             patch.setattr(CircularBuffer, "on_push_event", lambda cb, event: cb.publish_push(event._value))
             patch.setattr(CircularBuffer, "on_pop_event", lambda cb, event: cb.publish_pop(event._value))
+            # and every push published later than made is scheduled (no unscheduled pushes)
+            patch.setattr(CircularBuffer, "defer_push", _scheduled_push)
         log: list = []
         device = Device(load_device("wormhole_b0"))
         try:

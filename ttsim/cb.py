@@ -31,19 +31,33 @@ scheduled under that key with the value :data:`SYNC_POINT`, and the kernel looks
 as it would have); one arriving after finds it waiting as it would have been. Whether the key
 has passed is a comparison with the schedule entry SimPy is processing
 (:class:`ttsim.device.device.Environment`). It saves one SimPy event per blocked call.
+
+A push published later than it is made, with no consumer waiting, is not scheduled either: it
+takes the schedule key its timeout would have had (that id taken as the timeout would take it)
+and waits in the CB's :attr:`~CircularBuffer._unscheduled` heap. Processed, its timeout would
+only have changed the counters and statistics (nobody to wake), and only a later look at the
+CB could see that: so every look that could (a kernel finding too few pages, a publication, a
+report) first applies the unscheduled pushes whose keys SimPy has passed, in key order, each
+at its own time. A consumer about to wait schedules the rest under their keys, so it is woken
+exactly as by the timeouts; while a consumer waits, pushes are scheduled as before. It saves
+one SimPy event per push nobody waits for.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Callable
 
 import simpy
-from simpy.events import NORMAL
+from simpy.events import NORMAL, Timeout
 
 from ttsim.errors import CBRequestError
+
+_NEG_INF = float("-inf")
+_AFTER_EVERY_KEY = (float("inf"),)
+"""Sorts after every schedule key (a run never reaches time inf)."""
 
 SYNC_POINT = object()
 """The value an early waiter's event carries when the waiter is sent to its sync point (see the
@@ -127,6 +141,10 @@ class CircularBuffer:
         self.pop_callback = self.on_pop_event
         """The callbacks of the timeouts that publish a push or a pop, bound once (the kernel
         API builds one such timeout per push and pop)."""
+        self._unscheduled: list[tuple[float, int, int, int, float]] = []
+        """The pushes published later than made that nobody waited for, not scheduled (see the
+        module docstring): a heap of their schedule keys ``(time, NORMAL, id)``, each followed
+        by its page count and its timeout's delay."""
 
     # -- identity -------------------------------------------------------------------------
     def describe(self) -> str:
@@ -180,6 +198,8 @@ class CircularBuffer:
 
     def publish_push(self, n: int) -> None:
         """Make n pushed pages visible to the consumer (at the producer's time)."""
+        if self._unscheduled:  # the unscheduled pushes before this one first
+            self.apply_unscheduled()
         self._visible_pushed += n
         self.stats.pages_pushed += n
         occupancy = self._visible_pushed - self._visible_popped
@@ -194,6 +214,8 @@ class CircularBuffer:
         """Callback of the timeout that publishes a push; its value is the page count
         (:meth:`publish_push` inline: once per push published later than it is made; the wake is
         the last thing the event does, see :func:`_wake_last`)."""
+        if self._unscheduled:  # (pushes of another producer, made after a consumer woke)
+            self.apply_unscheduled()
         self._visible_pushed += event._value
         stats = self.stats
         stats.pages_pushed += event._value
@@ -208,11 +230,16 @@ class CircularBuffer:
     # -- consumer side --------------------------------------------------------------------
     def available_pages(self) -> int:
         """Pages the consumer may read."""
+        if self._unscheduled:
+            self.apply_unscheduled()
         return self._visible_pushed - self._popped_by_consumer
 
     def front_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are available (the consumer blocks on it)."""
         event = self.env.event()
+        if self._unscheduled:
+            self.apply_unscheduled()
+            self.schedule_pushes()
         enqueue(self.env, self._front_waiters, n, event)
         return event
 
@@ -238,6 +265,8 @@ class CircularBuffer:
 
     def publish_pop(self, n: int) -> None:
         """Make n popped pages free for the producer (at the consumer's time)."""
+        if self._unscheduled:  # the unscheduled pushes before this pop first
+            self.apply_unscheduled()
         self._visible_popped += n
         self.stats.pages_popped += n
         if self.trace is not None:
@@ -249,6 +278,8 @@ class CircularBuffer:
     def on_pop_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a pop; its value is the page count
         (:meth:`publish_pop` inline, as :meth:`on_push_event`)."""
+        if self._unscheduled:
+            self.apply_unscheduled()
         self._visible_popped += event._value
         self.stats.pages_popped += event._value
         if self.trace is not None:
@@ -259,7 +290,50 @@ class CircularBuffer:
 
     def occupancy(self) -> int:
         """Pages pushed and not yet popped, as seen from outside."""
+        if self._unscheduled:
+            self.apply_unscheduled()
         return self._visible_pushed - self._visible_popped
+
+    # -- unscheduled pushes (see the module docstring) ------------------------------------------
+    def defer_push(self, n: int, delay: float) -> None:
+        """Publish a push of ``n`` pages ``delay`` cycles from now without scheduling it (nobody
+        waits for it): under the key ``env.timeout(delay, n)`` would have, its id taken now."""
+        env = self.env
+        heappush(self._unscheduled, (env._now + delay, NORMAL, next(env._eid), n, delay))
+
+    def apply_unscheduled(self, before: tuple | None = None) -> None:
+        """Apply, in key order, the unscheduled pushes whose keys sort before ``before`` (by
+        default the entry SimPy is processing: those it has passed), each as its timeout's
+        :meth:`on_push_event` would have (nobody waited: no one to wake, and no trace)."""
+        unscheduled = self._unscheduled
+        if before is None:
+            before = self.env.current  # type: ignore[attr-defined]
+        stats = self.stats
+        while unscheduled and unscheduled[0] < before:
+            n = heappop(unscheduled)[3]
+            self._visible_pushed += n
+            stats.pages_pushed += n
+            occupancy = self._visible_pushed - self._visible_popped
+            if occupancy > stats.max_occupancy:
+                stats.max_occupancy = occupancy
+
+    def schedule_pushes(self) -> None:
+        """Schedule the unscheduled pushes (none passed: :meth:`apply_unscheduled` first), each
+        as the timeout it stands for, under its key: a consumer is about to wait for them."""
+        queue = self.env._queue
+        for time, priority, eid, n, delay in self._unscheduled:
+            event = Timeout.__new__(Timeout)
+            event.env, event.callbacks, event._value, event._ok = self.env, [self.push_callback], n, True
+            event._delay = delay
+            heappush(queue, (time, priority, eid, event))
+        self._unscheduled = []
+
+    def apply_all_unscheduled(self) -> float:
+        """Apply every unscheduled push, in key order (the run ended or deadlocked: SimPy would
+        have processed them all); returns the last one's time (-inf if there was none)."""
+        last = max((entry[0] for entry in self._unscheduled), default=_NEG_INF)
+        self.apply_unscheduled(_AFTER_EVERY_KEY)
+        return last
 
     def sync_points(self) -> list[float]:
         """The times of the sync points of this CB's early waiters (see the module docstring)."""

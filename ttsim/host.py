@@ -212,6 +212,10 @@ def run_program(device: Device, program: Program, max_cycles: int = DEFAULT_MAX_
             processes.append(env.process(_kernel_process(env, delay, make, kernel, live, zones)))
     outcome = _run_kernels(device, program, env.all_of(processes), live, processes, zones,
                            split and not traced)
+    if outcome is None:  # the pushes not scheduled (ttsim/cb.py): SimPy has passed them all
+        for xy in launch_order:
+            for cb in device.core(xy).cbs.values():
+                cb.apply_all_unscheduled()
     summaries = outcome.summaries if outcome else [summarize(context) for context in live.values()]
     profile = OpProfile(program.op_code, device.spec.clock_mhz)
     profile.zones = sorted(outcome.zones if outcome else zones, key=lambda z: (z.core[1], z.core[0], z.risc.value))
@@ -279,10 +283,12 @@ def _cb_records(device: Device, program: Program) -> list[CBRecord]:
 
 
 def _reach_sync_points(device: Device, live: Collection[KernelContext]) -> None:
-    """Let the clock reach the last sync point of the CBs' early waiters (ttsim/cb.py), as their
-    timeouts would have: with nothing left to happen, each would have found its pages missing
-    there and waited, and the deadlock is reported at that cycle."""
-    times = [time for context in live for cb in context.core.cbs.values() for time in cb.sync_points()]
+    """Let the clock reach the last sync point of the CBs' early waiters and the last of their
+    unscheduled pushes (ttsim/cb.py), as their timeouts would have: with nothing left to happen,
+    each waiter would have found its pages missing there and waited, each push would have been
+    published (applied here), and the deadlock is reported at that cycle."""
+    times = [time for context in live for cb in context.core.cbs.values()
+             for time in (*cb.sync_points(), cb.apply_all_unscheduled())]
     if times and max(times) > device.env._now:
         device.env._now = max(times)
 

@@ -245,6 +245,9 @@ def _run_half(device: Device, live: dict[simpy.Process, KernelContext], zones: l
         pass
     if queue:
         raise _Crossed("events still pending after this half's kernels finished")
+    for xy in half:  # the pushes not scheduled (ttsim/cb.py): this half's run passed them all
+        for cb in device.core(xy).cbs.values():
+            cb.apply_all_unscheduled()
     order = {context: i for i, context in enumerate(live.values())}
     return _HalfResult(
         True, now=env.now, events=next(env._eid) - first_event,

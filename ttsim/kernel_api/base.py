@@ -283,8 +283,9 @@ class KernelContext:
             cb.waited = n
         t = self._t + self._cb_check
         self._busy_consumer += self._cb_check
-        # available pages only grow while the consumer waits (available_pages() inline)
-        if cb._visible_pushed - cb._popped_by_consumer >= n:
+        # available pages only grow while the consumer waits (available_pages() inline; the
+        # method applies the unscheduled pushes SimPy has passed, ttsim/cb.py)
+        if cb._visible_pushed - cb._popped_by_consumer >= n or cb._unscheduled and cb.available_pages() >= n:
             self._t = t
             return
         # _sync_to(t) and _block, inline, as in _reserve (an early waiter when nobody else waits)
@@ -299,16 +300,20 @@ class KernelContext:
                 yield scheduled_timeout(env, t - now)
             else:
                 event = waiter_event(env)
+                if cb._unscheduled:  # (none passed: applied above) a consumer waits for them
+                    cb.schedule_pushes()
                 waiters.append((n, event, now + (t - now), next(env._eid)))
                 self.blocked_on = partial(cb.wait_detail, n)
                 woken = (yield event) is not SYNC_POINT
                 self.blocked_on = None
         if not woken:
-            if cb._visible_pushed - cb._popped_by_consumer >= n:
+            if cb._visible_pushed - cb._popped_by_consumer >= n or cb._unscheduled and cb.available_pages() >= n:
                 self._t = t
                 return
             self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
             event = waiter_event(env)  # cb.front_event(n), likewise
+            if cb._unscheduled:  # (none passed: applied above) a consumer waits for them
+                cb.schedule_pushes()
             enqueue(env, waiters, n, event)
             yield event
             self.blocked_on = None
@@ -351,12 +356,15 @@ class KernelContext:
         # Timeout.__init__ and Environment.schedule (once per push and pop): the same Timeout,
         # queued under the key schedule gives it, (now + delay, NORMAL, next event id);
         # ttsim/split_run.py reads that queue too.
+        # A publication nobody waits for (and no trace follows) is not scheduled (ttsim/cb.py).
         env = self.env
         now = env._now
         if t <= now:
             cb.publish_push(n)
-        else:
+        elif cb._front_waiters or cb.trace is not None:
             scheduled_timeout(env, t - now, n, [cb.push_callback])
+        else:
+            cb.defer_push(n, t - now)
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -376,7 +384,8 @@ class KernelContext:
                 f"granted only {cb.waited} not yet popped: wait for them first with "
                 f"'yield from ctx.cb_wait_front({cb_id}, {n})'")
         cb.waited -= n
-        if n > cb._visible_pushed - cb._popped_by_consumer:  # cb.pop(n), inline (once per pop)
+        # cb.pop(n), inline (once per pop); available_pages() applies the passed unscheduled pushes
+        if n > cb._visible_pushed - cb._popped_by_consumer and n > cb.available_pages():
             raise cb.overpop_error(n)
         cb._popped_by_consumer += n
         rd_ptr = cb.fifo_rd_ptr + n * cb.page_size
