@@ -143,6 +143,53 @@ def test_several_waiters_on_one_side_wake_in_arrival_order() -> None:
     assert woken[3:] == ["needs_one"]
 
 
+def test_unscheduled_publications_apply_in_key_order_once_passed() -> None:
+    """Unscheduled pushes and pops (ttsim/cb.py) take their timeouts' keys and apply in key order
+    once SimPy's current entry is past them: a pop before a push frees its pages before the push
+    counts its occupancy, and a publication at the same time as the current entry applies only if
+    its id is smaller."""
+    env = _device().env
+    cb = CircularBuffer(env, CBConfig(7, "unit", 32, 4, DataFormat.BFLOAT16), 1024, "(2,3)")
+    cb.push(2)
+    cb.publish_push(2)
+    cb.pop(2)
+    cb.defer(2, 5.0, False)  # key (5, NORMAL, id0)
+    cb.push(2)
+    cb.defer(2, 7.0, True)  # key (7, NORMAL, id0 + 1)
+    next(env._eid)  # (id0 + 2: taken by another event)
+    first = cb._unscheduled_pops[0][2]
+    env.current = (5.0, simpy.events.NORMAL, first - 1, None)  # an earlier id at 5: not passed
+    assert cb.free_pages() == 0 and cb.available_pages() == 0
+    env.current = (7.0, simpy.events.NORMAL, first + 2, None)  # both passed (a later id at 7)
+    assert cb.free_pages() == 2 and cb.available_pages() == 2
+    assert cb.stats.max_occupancy == 2 and cb.stats.pages_pushed == 4 and cb.stats.pages_popped == 2
+    cb.push(1)
+    cb.defer(1, 7.0, True)  # key (7, NORMAL, id0 + 3): after the current entry
+    assert cb._unscheduled_pushes[0][2] == first + 3
+    assert cb.free_pages() == 1 and cb.available_pages() == 2
+    assert cb.apply_all_unscheduled() == 7.0  # the run's end: the last push, at 7
+    assert cb.occupancy() == 3 and cb.stats.max_occupancy == 3 and cb.stats.pages_pushed == 5
+    assert cb.apply_all_unscheduled() == float("-inf")
+
+
+def test_unscheduled_publications_are_scheduled_under_their_keys() -> None:
+    """A kernel about to wait schedules the unscheduled publications of the side that wakes it
+    as the timeouts they stand for: same keys, values and callbacks."""
+    env = _device().env
+    cb = CircularBuffer(env, CBConfig(7, "unit", 32, 4, DataFormat.BFLOAT16), 1024, "(2,3)")
+    cb.push(3)
+    cb.defer(3, 4.0, True)
+    key = cb._unscheduled_pushes[0][:3]
+    woken = []
+    cb.front_event(3).callbacks.append(lambda event: woken.append(env.now))
+    assert not cb._unscheduled_pushes
+    assert [entry[:3] for entry in env._queue] == [key]
+    timeout = env._queue[0][3]
+    assert isinstance(timeout, simpy.Timeout) and timeout.value == 3 and timeout._delay == 4.0
+    env.run()
+    assert woken == [4.0] and cb.available_pages() == 3
+
+
 # -- through programs ---------------------------------------------------------------------------
 
 def test_fifo_order_of_real_bytes_and_pointer_wrap() -> None:

@@ -11,6 +11,7 @@ the same deadlock report."""
 from __future__ import annotations
 
 import random
+import sys
 from functools import partial
 from heapq import heappush
 
@@ -98,9 +99,9 @@ def _reference_wait_front(self, cb_id: int, n: int):
     self._t = now + self._cb_poll
 
 
-def _scheduled_push(cb: CircularBuffer, n: int, delay: float) -> None:
-    """``CircularBuffer.defer_push`` as a timeout carrying ``n`` whose callback publishes it."""
-    cb.env.timeout(delay, n).callbacks.append(cb.push_callback)
+def _scheduled(cb: CircularBuffer, n: int, delay: float, push: bool) -> None:
+    """``CircularBuffer.defer`` as a timeout carrying ``n`` whose callback publishes it."""
+    cb.env.timeout(delay, n).callbacks.append(cb.push_callback if push else cb.pop_callback)
 
 
 def _burn(ctx, words: int) -> None:
@@ -161,18 +162,74 @@ def _racing_program(seed: int, log: list) -> Program:
     return program
 
 
-def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch):
+def _popping_program(seed: int, log: list) -> Program:
+    """BRISC and compute push FRONT_CB's pages one by one (it holds 2) and NCRISC pops them, each
+    after random work; BACK_CB, one page, goes from compute to BRISC and NCRISC in turn, so each of
+    them resumes from it at times the other side of FRONT_CB did not see."""
+    rng = random.Random(seed)
+    pages = 12
+    program = Program("unscheduled")
+    program.create_circular_buffer([CORE], CBConfig(FRONT_CB, "front", PAGE, 2, DataFormat.BFLOAT16))
+    program.create_circular_buffer([CORE], CBConfig(BACK_CB, "back", PAGE, 1, DataFormat.BFLOAT16))
+    burns = {name: [rng.choice((0, 0, 1, 2, 3, 8, 20)) for _ in range(3 * pages)]
+             for name in ("brisc", "ncrisc")}
+
+    def note(ctx, what: str) -> None:
+        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+
+    def brisc(ctx):
+        for i in range(pages):
+            yield from ctx.cb_reserve_back(FRONT_CB, 1)
+            note(ctx, f"reserve {i}")
+            _burn(ctx, burns["brisc"][i])
+            ctx.cb_push_back(FRONT_CB, 1)
+            if i % 3 == 0:
+                yield from ctx.cb_wait_front(BACK_CB, 1)
+                note(ctx, f"back {i}")
+                _burn(ctx, burns["brisc"][pages + i])
+                ctx.cb_pop_front(BACK_CB, 1)
+
+    def ncrisc(ctx):
+        for i in range(pages + pages // 3):
+            _burn(ctx, burns["ncrisc"][i])
+            yield from ctx.cb_wait_front(FRONT_CB, 1)
+            note(ctx, f"front {i}")
+            _burn(ctx, burns["ncrisc"][pages + i])
+            ctx.cb_pop_front(FRONT_CB, 1)
+            if i % 3 == 1 and i < pages:
+                yield from ctx.cb_wait_front(BACK_CB, 1)
+                note(ctx, f"back {i}")
+                ctx.cb_pop_front(BACK_CB, 1)
+
+    def compute(ctx):
+        for i in range(2 * pages // 3):
+            yield from ctx.cb_reserve_back(BACK_CB, 1)
+            note(ctx, f"reserve {i}")
+            ctx.cb_push_back(BACK_CB, 1)
+            if i % 2:
+                yield from ctx.cb_reserve_back(FRONT_CB, 1)
+                ctx.cb_push_back(FRONT_CB, 1)
+
+    program.create_kernel("brisc", brisc, [CORE], Risc.BRISC, {})
+    program.create_kernel("ncrisc", ncrisc, [CORE], Risc.NCRISC, {})
+    program.create_kernel("compute", compute, [CORE], "compute", {})
+    return program
+
+
+def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch, scheduled: bool = False):
     """Everything a run shows: the log of calls in simulation order and the profile (or the
-    error raised)."""
+    error raised). ``scheduled``: with early waiters, but every publication scheduled."""
     with monkeypatch.context() as patch:
+        if scheduled:
+            patch.setattr(CircularBuffer, "defer", _scheduled)
         if reference:
             patch.setattr(KernelContext, "_reserve", _reference_reserve)
             patch.setattr(KernelContext, "_wait_front", _reference_wait_front)
             # and publications that wake their waiters through the schedule (no _wake_last)
             patch.setattr(CircularBuffer, "on_push_event", lambda cb, event: cb.publish_push(event._value))
             patch.setattr(CircularBuffer, "on_pop_event", lambda cb, event: cb.publish_pop(event._value))
-            # and every push published later than made is scheduled (no unscheduled pushes)
-            patch.setattr(CircularBuffer, "defer_push", _scheduled_push)
+            # and every publication later than its call is scheduled (none unscheduled)
+            patch.setattr(CircularBuffer, "defer", _scheduled)
         log: list = []
         device = Device(load_device("wormhole_b0"))
         try:
@@ -230,6 +287,45 @@ def test_the_racing_programs_exercise_every_early_waiter_path(monkeypatch: pytes
         _outcome(partial(_racing_program, seed), False, monkeypatch)
     assert seen == {"joined after", "sent by a waiter", "woken after", "sent by a publication",
                     "processed at once", "behind an entry at its time"}
+
+
+@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("program", [_racing_program, _popping_program])
+def test_racing_programs_run_as_with_every_publication_scheduled(program, seed: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unscheduled CB publications (ttsim/cb.py) against the same kernel API scheduling each."""
+    program_of = partial(program, seed)
+    expected = _outcome(program_of, False, monkeypatch, scheduled=True)
+    assert _outcome(program_of, False, monkeypatch) == expected
+
+
+def test_the_racing_programs_exercise_every_unscheduled_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across the seeds, unscheduled pushes and pops are applied by a kernel that found too few
+    pages, by a publication and at the run's end, and scheduled when a consumer or a producer
+    is about to wait; and the deadlocking program applies them in its report."""
+    seen: set[str] = set()
+    apply, schedule = CircularBuffer.apply_unscheduled, CircularBuffer.schedule_unscheduled
+
+    def counting_apply(cb, before=None):
+        pending = len(cb._unscheduled_pushes) + len(cb._unscheduled_pops)
+        apply(cb, before)
+        if len(cb._unscheduled_pushes) + len(cb._unscheduled_pops) < pending:
+            seen.add(f"applied in {sys._getframe(1).f_code.co_name}")
+
+    def counting_schedule(cb, push):
+        if cb._unscheduled_pushes if push else cb._unscheduled_pops:
+            seen.add("pushes scheduled" if push else "pops scheduled")
+        schedule(cb, push)
+
+    monkeypatch.setattr(CircularBuffer, "apply_unscheduled", counting_apply)
+    monkeypatch.setattr(CircularBuffer, "schedule_unscheduled", counting_schedule)
+    for seed in range(24):
+        for program in (_racing_program, _popping_program):
+            _outcome(partial(program, seed), False, monkeypatch)
+    assert seen == {"applied in available_pages", "applied in free_pages", "applied in publish_push",
+                    "applied in on_push_event",
+                    "applied in on_pop_event", "applied in apply_all_unscheduled", "pushes scheduled",
+                    "pops scheduled"}
 
 
 def _tie_program(producer_first: bool, shift: int, log: list) -> Program:

@@ -32,15 +32,16 @@ as it would have); one arriving after finds it waiting as it would have been. Wh
 has passed is a comparison with the schedule entry SimPy is processing
 (:class:`ttsim.device.device.Environment`). It saves one SimPy event per blocked call.
 
-A push published later than it is made, with no consumer waiting, is not scheduled either: it
-takes the schedule key its timeout would have had (that id taken as the timeout would take it)
-and waits in the CB's :attr:`~CircularBuffer._unscheduled` heap. Processed, its timeout would
-only have changed the counters and statistics (nobody to wake), and only a later look at the
-CB could see that: so every look that could (a kernel finding too few pages, a publication, a
-report) first applies the unscheduled pushes whose keys SimPy has passed, in key order, each
-at its own time. A consumer about to wait schedules the rest under their keys, so it is woken
-exactly as by the timeouts; while a consumer waits, pushes are scheduled as before. It saves
-one SimPy event per push nobody waits for.
+A push (pop) published later than it is made, with no consumer (producer) waiting and no
+trace, is not scheduled either: it takes the schedule key its timeout would have had (that id
+taken as the timeout would take it) and waits in the CB's heap of unscheduled pushes (pops).
+Processed, its timeout would only have changed the counters and statistics (nobody to wake),
+and only a later look at the CB could see that: so every look that could (a kernel finding too
+few pages, a publication, a report, the run's end) first applies the unscheduled publications
+whose keys SimPy has passed, in key order. A consumer (producer) about to wait schedules the
+pushes (pops) left under their keys, so it is woken exactly as by the timeouts; while one
+waits, the publications that could wake it are scheduled as before. It saves one SimPy event
+per publication nobody waits for.
 """
 
 from __future__ import annotations
@@ -141,10 +142,12 @@ class CircularBuffer:
         self.pop_callback = self.on_pop_event
         """The callbacks of the timeouts that publish a push or a pop, bound once (the kernel
         API builds one such timeout per push and pop)."""
-        self._unscheduled: list[tuple[float, int, int, int, float]] = []
+        self._unscheduled_pushes: list[tuple[float, int, int, int, float]] = []
         """The pushes published later than made that nobody waited for, not scheduled (see the
         module docstring): a heap of their schedule keys ``(time, NORMAL, id)``, each followed
         by its page count and its timeout's delay."""
+        self._unscheduled_pops: list[tuple[float, int, int, int, float]] = []
+        """As :attr:`_unscheduled_pushes`, for the pops."""
 
     # -- identity -------------------------------------------------------------------------
     def describe(self) -> str:
@@ -177,11 +180,16 @@ class CircularBuffer:
     # -- producer side --------------------------------------------------------------------
     def free_pages(self) -> int:
         """Free pages as the producer sees them."""
+        if self._unscheduled_pops:
+            self.apply_unscheduled()
         return self.num_pages - (self._pushed_by_producer - self._visible_popped)
 
     def reserve_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are free (the producer blocks on it)."""
         event = self.env.event()
+        if self._unscheduled_pops:
+            self.apply_unscheduled()
+            self.schedule_unscheduled(False)
         enqueue(self.env, self._back_waiters, n, event)
         return event
 
@@ -198,7 +206,7 @@ class CircularBuffer:
 
     def publish_push(self, n: int) -> None:
         """Make n pushed pages visible to the consumer (at the producer's time)."""
-        if self._unscheduled:  # the unscheduled pushes before this one first
+        if self._unscheduled_pushes or self._unscheduled_pops:  # those before this one first
             self.apply_unscheduled()
         self._visible_pushed += n
         self.stats.pages_pushed += n
@@ -214,7 +222,7 @@ class CircularBuffer:
         """Callback of the timeout that publishes a push; its value is the page count
         (:meth:`publish_push` inline: once per push published later than it is made; the wake is
         the last thing the event does, see :func:`_wake_last`)."""
-        if self._unscheduled:  # (pushes of another producer, made after a consumer woke)
+        if self._unscheduled_pushes or self._unscheduled_pops:  # those before this one first
             self.apply_unscheduled()
         self._visible_pushed += event._value
         stats = self.stats
@@ -230,16 +238,16 @@ class CircularBuffer:
     # -- consumer side --------------------------------------------------------------------
     def available_pages(self) -> int:
         """Pages the consumer may read."""
-        if self._unscheduled:
+        if self._unscheduled_pushes:
             self.apply_unscheduled()
         return self._visible_pushed - self._popped_by_consumer
 
     def front_event(self, n: int) -> simpy.Event:
         """An event that fires once ``n`` pages are available (the consumer blocks on it)."""
         event = self.env.event()
-        if self._unscheduled:
+        if self._unscheduled_pushes:
             self.apply_unscheduled()
-            self.schedule_pushes()
+            self.schedule_unscheduled(True)
         enqueue(self.env, self._front_waiters, n, event)
         return event
 
@@ -265,7 +273,7 @@ class CircularBuffer:
 
     def publish_pop(self, n: int) -> None:
         """Make n popped pages free for the producer (at the consumer's time)."""
-        if self._unscheduled:  # the unscheduled pushes before this pop first
+        if self._unscheduled_pushes or self._unscheduled_pops:  # those before this one first
             self.apply_unscheduled()
         self._visible_popped += n
         self.stats.pages_popped += n
@@ -278,7 +286,7 @@ class CircularBuffer:
     def on_pop_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a pop; its value is the page count
         (:meth:`publish_pop` inline, as :meth:`on_push_event`)."""
-        if self._unscheduled:
+        if self._unscheduled_pushes or self._unscheduled_pops:  # those before this one first
             self.apply_unscheduled()
         self._visible_popped += event._value
         self.stats.pages_popped += event._value
@@ -290,48 +298,63 @@ class CircularBuffer:
 
     def occupancy(self) -> int:
         """Pages pushed and not yet popped, as seen from outside."""
-        if self._unscheduled:
+        if self._unscheduled_pushes or self._unscheduled_pops:
             self.apply_unscheduled()
         return self._visible_pushed - self._visible_popped
 
-    # -- unscheduled pushes (see the module docstring) ------------------------------------------
-    def defer_push(self, n: int, delay: float) -> None:
-        """Publish a push of ``n`` pages ``delay`` cycles from now without scheduling it (nobody
-        waits for it): under the key ``env.timeout(delay, n)`` would have, its id taken now."""
+    # -- unscheduled publications (see the module docstring) --------------------------------------
+    def defer(self, n: int, delay: float, push: bool) -> None:
+        """Publish a push (or pop) of ``n`` pages ``delay`` cycles from now without scheduling it
+        (nobody waits for it): under the key ``env.timeout(delay, n)`` would have, its id taken
+        now."""
         env = self.env
-        heappush(self._unscheduled, (env._now + delay, NORMAL, next(env._eid), n, delay))
+        heappush(self._unscheduled_pushes if push else self._unscheduled_pops,
+                 (env._now + delay, NORMAL, next(env._eid), n, delay))
 
     def apply_unscheduled(self, before: tuple | None = None) -> None:
-        """Apply, in key order, the unscheduled pushes whose keys sort before ``before`` (by
-        default the entry SimPy is processing: those it has passed), each as its timeout's
-        :meth:`on_push_event` would have (nobody waited: no one to wake, and no trace)."""
-        unscheduled = self._unscheduled
+        """Apply, in key order, the unscheduled publications whose keys sort before ``before``
+        (by default the entry SimPy is processing: those it has passed), each as its timeout's
+        :meth:`on_push_event` or :meth:`on_pop_event` would have (nobody waited: no one to wake,
+        and no trace)."""
+        pushes, pops = self._unscheduled_pushes, self._unscheduled_pops
         if before is None:
             before = self.env.current  # type: ignore[attr-defined]
         stats = self.stats
-        while unscheduled and unscheduled[0] < before:
-            n = heappop(unscheduled)[3]
-            self._visible_pushed += n
-            stats.pages_pushed += n
-            occupancy = self._visible_pushed - self._visible_popped
-            if occupancy > stats.max_occupancy:
-                stats.max_occupancy = occupancy
+        while True:  # the earlier of the two heads, while it is before ``before``
+            if pushes and pushes[0] < before and not (pops and pops[0] < pushes[0]):
+                self._visible_pushed += (n := heappop(pushes)[3])
+                stats.pages_pushed += n
+                occupancy = self._visible_pushed - self._visible_popped
+                if occupancy > stats.max_occupancy:
+                    stats.max_occupancy = occupancy
+            elif pops and pops[0] < before:
+                self._visible_popped += (n := heappop(pops)[3])
+                stats.pages_popped += n
+            else:
+                return
 
-    def schedule_pushes(self) -> None:
-        """Schedule the unscheduled pushes (none passed: :meth:`apply_unscheduled` first), each
-        as the timeout it stands for, under its key: a consumer is about to wait for them."""
-        queue = self.env._queue
-        for time, priority, eid, n, delay in self._unscheduled:
+    def schedule_unscheduled(self, push: bool) -> None:
+        """Schedule the unscheduled pushes (or pops; none passed: :meth:`apply_unscheduled`
+        first), each as the timeout it stands for, under its key: a kernel is about to wait for
+        them."""
+        env = self.env
+        queue = env._queue
+        callback = self.push_callback if push else self.pop_callback
+        for time, priority, eid, n, delay in self._unscheduled_pushes if push else self._unscheduled_pops:
             event = Timeout.__new__(Timeout)
-            event.env, event.callbacks, event._value, event._ok = self.env, [self.push_callback], n, True
+            event.env, event.callbacks, event._value, event._ok = env, [callback], n, True
             event._delay = delay
             heappush(queue, (time, priority, eid, event))
-        self._unscheduled = []
+        if push:
+            self._unscheduled_pushes = []
+        else:
+            self._unscheduled_pops = []
 
     def apply_all_unscheduled(self) -> float:
-        """Apply every unscheduled push, in key order (the run ended or deadlocked: SimPy would
-        have processed them all); returns the last one's time (-inf if there was none)."""
-        last = max((entry[0] for entry in self._unscheduled), default=_NEG_INF)
+        """Apply every unscheduled publication, in key order (the run ended or deadlocked: SimPy
+        would have processed them all); returns the last one's time (-inf if there was none)."""
+        last = max((entry[0] for entry in (*self._unscheduled_pushes, *self._unscheduled_pops)),
+                   default=_NEG_INF)
         self.apply_unscheduled(_AFTER_EVERY_KEY)
         return last
 

@@ -231,8 +231,10 @@ class KernelContext:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         t = self._t + self._cb_check
         self._busy_producer += self._cb_check
-        # free space only grows while the producer waits (free_pages() inline: the hot path)
-        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
+        # free space only grows while the producer waits (free_pages() inline: the hot path; the
+        # method applies the unscheduled pops SimPy has passed, ttsim/cb.py)
+        if (cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n
+                or cb._unscheduled_pops and cb.free_pages() >= n):
             self._t = t
             return
         # _sync_to(t) and _block, inline (one generator level less on every resume); the
@@ -248,16 +250,21 @@ class KernelContext:
                 yield scheduled_timeout(env, t - now)
             else:  # wait as an early waiter from the sync point t on (ttsim/cb.py): no timeout
                 event = waiter_event(env)
+                if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
+                    cb.schedule_unscheduled(False)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
                 self.blocked_on = partial(cb.reserve_detail, n)
                 woken = (yield event) is not SYNC_POINT  # else: at the sync point, looking
                 self.blocked_on = None
         if not woken:
-            if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n:
+            if (cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n
+                    or cb._unscheduled_pops and cb.free_pages() >= n):
                 self._t = t
                 return
             self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
             event = waiter_event(env)  # cb.reserve_event(n) without env.event()'s frames
+            if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
+                cb.schedule_unscheduled(False)
             enqueue(env, waiters, n, event)
             yield event
             self.blocked_on = None
@@ -285,7 +292,8 @@ class KernelContext:
         self._busy_consumer += self._cb_check
         # available pages only grow while the consumer waits (available_pages() inline; the
         # method applies the unscheduled pushes SimPy has passed, ttsim/cb.py)
-        if cb._visible_pushed - cb._popped_by_consumer >= n or cb._unscheduled and cb.available_pages() >= n:
+        if (cb._visible_pushed - cb._popped_by_consumer >= n
+                or cb._unscheduled_pushes and cb.available_pages() >= n):
             self._t = t
             return
         # _sync_to(t) and _block, inline, as in _reserve (an early waiter when nobody else waits)
@@ -300,20 +308,21 @@ class KernelContext:
                 yield scheduled_timeout(env, t - now)
             else:
                 event = waiter_event(env)
-                if cb._unscheduled:  # (none passed: applied above) a consumer waits for them
-                    cb.schedule_pushes()
+                if cb._unscheduled_pushes:  # (none passed: applied above) a consumer waits for them
+                    cb.schedule_unscheduled(True)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
                 self.blocked_on = partial(cb.wait_detail, n)
                 woken = (yield event) is not SYNC_POINT
                 self.blocked_on = None
         if not woken:
-            if cb._visible_pushed - cb._popped_by_consumer >= n or cb._unscheduled and cb.available_pages() >= n:
+            if (cb._visible_pushed - cb._popped_by_consumer >= n
+                    or cb._unscheduled_pushes and cb.available_pages() >= n):
                 self._t = t
                 return
             self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
             event = waiter_event(env)  # cb.front_event(n), likewise
-            if cb._unscheduled:  # (none passed: applied above) a consumer waits for them
-                cb.schedule_pushes()
+            if cb._unscheduled_pushes:  # (none passed: applied above) a consumer waits for them
+                cb.schedule_unscheduled(True)
             enqueue(env, waiters, n, event)
             yield event
             self.blocked_on = None
@@ -339,7 +348,8 @@ class KernelContext:
             cb.check_request(n, "cb_push_back", self.kernel_name)
         if self._unrun is not None:
             raise self._unrun_error(f"cb_push_back({cb.describe()}, {n})")
-        if n > cb.num_pages - (cb._pushed_by_producer - cb._visible_popped):  # free_pages()
+        # free_pages() inline; the method applies the passed unscheduled pops (ttsim/cb.py)
+        if n > cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) and n > cb.free_pages():
             raise KernelAPIError(
                 f"{self.where}: cb_push_back({cb.describe()}, {n}) pushes {n} pages but only "
                 f"{cb.free_pages()} of its {cb.num_pages} pages are free, so it would overwrite pages "
@@ -364,7 +374,7 @@ class KernelContext:
         elif cb._front_waiters or cb.trace is not None:
             scheduled_timeout(env, t - now, n, [cb.push_callback])
         else:
-            cb.defer_push(n, t - now)
+            cb.defer(n, t - now, True)
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -398,8 +408,10 @@ class KernelContext:
         now = env._now  # the pop's publication at t, as in _push
         if t <= now:
             cb.publish_pop(n)
-        else:
+        elif cb._back_waiters or cb.trace is not None:
             scheduled_timeout(env, t - now, n, [cb.pop_callback])
+        else:
+            cb.defer(n, t - now, False)
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -694,8 +694,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         resume = self._pack_t + self._cb_check
         self._busy_producer += self._cb_check
         env = self.env
-        # free space only grows while the producer waits (free_pages() inline: the hot path)
-        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
+        # free space only grows while the producer waits (free_pages() inline: the hot path; the
+        # method applies the unscheduled pops SimPy has passed, ttsim/cb.py)
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n and cb.free_pages() < n:
             # _sync_to(self._t), inline as in KernelContext._reserve (one generator level less)
             t = self._t
             if t > self.deadline:
@@ -703,12 +704,14 @@ class ComputeContext(EltwiseOps, KernelContext):
             now = env._now
             if t > now:
                 yield scheduled_timeout(env, t - now)
-        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
+        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n and cb.free_pages() < n:
             # the process (unpack's clock) blocks too: a modelling approximation, see docs
             start = env._now  # env.now without the property call (once per blocked reserve)
             # _block(cb.reserve_event(n), ...), inline as in KernelContext._reserve
             self.blocked_on = functools.partial(cb.reserve_detail, n)
             event = waiter_event(env)
+            if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
+                cb.schedule_unscheduled(False)
             enqueue(env, cb._back_waiters, n, event)
             yield event
             self.blocked_on = None
