@@ -458,11 +458,58 @@ def test_read_planned_many_books_exactly_as_one_read_at_a_time() -> None:
                              duration, duration + 5e-10, duration + 2e-9])
             times.append(t)
         expected = max(ref.read_planned(plans[1], nbytes, t) for t in times)
-        assert mine.read_planned_many(plans[0], nbytes, times) == expected
+        assert mine.read_planned_many(plans[0], nbytes, times)[0] == expected
         assert mine._issued == ref._issued
         for a, b in zip(plans[0][0], plans[1][0]):
             assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
                    (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
+
+
+def test_batches_of_reads_chained_book_exactly_as_one_read_at_a_time() -> None:
+    """Batches of reads, each passed the end the previous one returned, with other transfers
+    booked on the path's ports in between (before, across and after the last read's end, on
+    some ports or all) and the clock moving on (forgetting the past): every batch lands at the
+    same float and leaves the same calendars, totals and issue count, bit for bit, as one
+    read_planned call per read."""
+    spec = load_device("wormhole_b0")
+    rng = np.random.default_rng(29)
+    dram = tuple(spec.dram.bank_noc_xy.value[0])
+    chained = 0
+    for case in range(200):
+        now = [0.0]
+        mine, ref = NocModel(spec, lambda: now[0]), NocModel(spec, lambda: now[0])
+        requester = (1, 1)
+        target = [requester, (3, 4), dram][case % 3]
+        noc = int(rng.integers(0, 2))
+        plans = [model.read_plan(noc, requester, target) for model in (mine, ref)]
+        mine._issued = ref._issued = int(rng.integers(0, 4096 * 2))
+        nbytes = int(rng.choice([32, 288, 864, 2048]))
+        duration = nbytes / plans[0][1]
+        t = float(rng.integers(0, 100))
+        last = None
+        for _ in range(int(rng.integers(1, 40))):
+            times = []
+            for _ in range(int(rng.integers(1, 6 if case % 5 else 600))):
+                t += rng.choice([10.0, 0.0, 1e-10, 7.3, duration, duration + 5e-10, duration + 2e-9, 95.0])
+                times.append(t)
+            expected = max(ref.read_planned(plans[1], nbytes, t) for t in times)
+            chained += last is not None
+            land, last = mine.read_planned_many(plans[0], nbytes, times, last)
+            assert land == expected
+            assert mine._issued == ref._issued
+            for a, b in zip(plans[0][0], plans[1][0]):
+                assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
+                       (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
+            if rng.random() < 0.5:  # another transfer on some ports of the path, in the first gap
+                some = [k for k in range(len(plans[0][0])) if rng.random() < 0.6]  # from its issue
+                issue, size = max(now[0], t + float(rng.integers(-60, 80)) / 3), int(rng.integers(1, 300))
+                for model, plan in ((mine, plans[0]), (ref, plans[1])):
+                    model._book(tuple(plan[0][k] for k in some), size, issue, 2.5)
+            if rng.random() < 0.3:  # the clock moves on to the last issue (never past one)
+                now[0] = t
+                mine._forget_past()
+                ref._forget_past()
+    assert chained > 1000
 
 
 def test_unicast_write_lands_and_books_as_its_path_streamed() -> None:

@@ -278,7 +278,8 @@ def _guard(device: Device, own: set[XY]) -> None:
     (a core's NIU ports serve its own half only: the guard sees to it)."""
     noc = device.noc
     banks = {bank.noc_xy for bank in device.dram.banks}
-    write, multicast, atomic, read_planned = noc.write, noc.multicast, noc.atomic, noc.read_planned
+    write, multicast, atomic = noc.write, noc.multicast, noc.atomic
+    read_planned, read_planned_many = noc.read_planned, noc.read_planned_many
     # a read's plan starts at the port its bytes leave from: an own core's NIU or a DRAM bank
     sources = {noc.niu(index, xy, "out") for index in (0, 1) for xy in own}
     sources.update(noc.port_at(("bank", xy)) for xy in banks)
@@ -290,6 +291,12 @@ def _guard(device: Device, own: set[XY]) -> None:
         if plan[0][0] not in sources:
             raise _Crossed(f"a read from {plan[0][0].name} outside this half")
         return read_planned(plan, nbytes, t)
+
+    def checked_read_planned_many(plan: RoutePlan, nbytes: int, times: list[float],
+                                  last: float | None = None) -> tuple[float, float | None]:
+        if plan[0][0] not in sources:  # (it may book without read_planned)
+            raise _Crossed(f"a read from {plan[0][0].name} outside this half")
+        return read_planned_many(plan, nbytes, times, last)
 
     def checked_write(index: int, src: XY, dst: XY, nbytes: int, t: float) -> float:
         if dst not in own:
@@ -309,6 +316,7 @@ def _guard(device: Device, own: set[XY]) -> None:
 
     noc.read_planned, noc.write, noc.multicast, noc.atomic = (checked_read_planned, checked_write,
                                                               checked_multicast, checked_atomic)
+    noc.read_planned_many = checked_read_planned_many
     noc.keep_shared_history()
 
 

@@ -366,54 +366,62 @@ class NocModel:
         """:meth:`read` along a :meth:`read_plan` (a kernel keeps the plans of its sources)."""
         return self._book(plan[0], nbytes, t, plan[1]) + plan[2]
 
-    def read_planned_many(self, plan: RoutePlan, nbytes: int, times: list[float]) -> float:
+    def read_planned_many(self, plan: RoutePlan, nbytes: int, times: list[float],
+                          last: float | None = None) -> tuple[float, float | None]:
         """:meth:`read_planned` of ``nbytes`` issued at each of ``times`` (non-decreasing), in
-        order; returns the last landing (the largest). The calendars, totals and landings are
-        those of one :meth:`read_planned` call per read.
+        order. ``last`` is what the previous call of the same issuer along ``plan`` returned
+        second (its reads issued no later than these). Returns the last landing (the largest) and,
+        when the last read ended last on every port of the path, its end (else None). The
+        calendars, totals and landings are those of one :meth:`read_planned` call per read.
 
-        A read is booked by :meth:`read_planned` itself (so a split run's guard, which wraps it,
-        sees the plan every read of the batch shares) unless the previous read of the batch
-        ended last on every port of the path at ``e``: then the read starts at ``max(t, e)``.
-        That is exactly what :func:`_earliest` returns. With ``t >= e`` no port is booked after
-        ``t``. With ``t < e`` no start in [t, e) is free: a free gap there would be free in the
-        calendar the previous read was booked in (the same but for that read's own interval,
-        which such a gap does not touch) at a start >= its issue time and earlier than its own,
-        which _earliest would have found (it never moves a start past a free one). The
-        interval then joins the last one or is appended as in :meth:`_book`, the ends are the
-        same ``start + duration`` sums, and each port's busy total gains the same durations in
-        the same order. A read whose issue count is a multiple of 4096 (when :meth:`_book`
-        forgets the past) goes through :meth:`read_planned`.
+        A read is booked by :meth:`read_planned` itself unless the previous read of the issuer
+        along the path ended last on every port at ``e`` and every port's last interval still ends
+        at ``e``: then the read starts at ``max(t, e)``. That is exactly what :func:`_earliest`
+        returns. With ``t >= e`` no port is booked after ``t``. With ``t < e`` no start in [t, e)
+        is free: a free gap there would be free in the calendar the previous read was booked in
+        (calendars only gain intervals, but for the past ones forgotten, which end before any
+        issue time; and the previous read's own interval, still booked, ends at ``e`` after any
+        such gap's start, so the gap starts before the previous read did) at a start >= its issue
+        time and earlier than its own, which _earliest would have found (it never moves a start
+        past a free one). The interval then joins the last one or is appended as in :meth:`_book`,
+        the ends are the same ``start + duration`` sums, and each port's busy total gains the same
+        durations in the same order. A read whose issue count is a multiple of 4096 (when
+        :meth:`_book` forgets the past) goes through :meth:`read_planned`.
         """
         ports, rate, latency = plan
         if nbytes > self.max_burst:  # several bursts per read: one call each
-            return max(self.read_planned(plan, nbytes, t) for t in times)
+            return max(self.read_planned(plan, nbytes, t) for t in times), None
         duration = nbytes / rate
         last_land = _NEG_INF
         count = len(times)
         i = 0
-        while i < count:
-            t = times[i]
-            before = []
+        e = last  # the end of the issuer's last read along the path while it ends last everywhere
+        if e is not None:
             for port in ports:
                 ends = port._ends
-                before.append(ends[-1] if ends else _NEG_INF)
-            land = self.read_planned(plan, nbytes, t)
-            i += 1
-            if land > last_land:
-                last_land = land
-            # the read ended last on every port when every last end moved, all to the same e
-            # (a port's last end only moves to the end of the interval just booked)
-            e = ports[0]._ends[-1]
-            ended_last = True  # (a plain loop: cheaper than any() over a generator)
-            for port, old in zip(ports, before):
-                last = port._ends[-1]
-                if last != e or last <= old:
-                    ended_last = False
+                if not ends or ends[-1] != e:  # booked after it since (or all forgotten)
+                    e = None
                     break
-            if not ended_last:
-                continue
-            stop = min(count, i + 4095 - self._issued % 4096)
-            if stop <= i:
+        while i < count:
+            stop = i if e is None else min(count, i + 4095 - self._issued % 4096)
+            if stop <= i:  # read i through read_planned
+                t = times[i]
+                before = []
+                for port in ports:
+                    ends = port._ends
+                    before.append(ends[-1] if ends else _NEG_INF)
+                land = self.read_planned(plan, nbytes, t)
+                i += 1
+                if land > last_land:
+                    last_land = land
+                # the read ended last on every port when every last end moved, all to the same e
+                # (a port's last end only moves to the end of the interval just booked)
+                e = ports[0]._ends[-1]
+                for port, old in zip(ports, before):  # (a plain loop: cheaper than any())
+                    end = port._ends[-1]
+                    if end != e or end <= old:
+                        e = None
+                        break
                 continue
             # the fast reads of times[i:stop]: every port's calendar gains the same intervals
             first_end = e  # the end of the current last interval, once a gap closes it
@@ -451,7 +459,7 @@ class NocModel:
             if land > last_land:
                 last_land = land
             i = stop
-        return last_land
+        return last_land, e
 
     def read_plan(self, noc: int, requester: XY, target: XY) -> RoutePlan:
         """What every read from ``target`` to ``requester`` on ``noc`` shares: its path, its

@@ -88,9 +88,9 @@ class DataflowContext(KernelContext):
     __slots__ = (
         "_atomic_issue", "_barrier_poll", "_cores_by_xy", "_dests", "_dram_by_xy", "_l1_bytes",
         "_l1_data", "_max_burst", "_mcast_cache", "_noc", "_page_address", "_read_issue",
-        "_read_state_issue", "_reads_land", "_sem_poll", "_sources", "_state_l1", "_state_plan",
-        "_state_reads", "_state_size", "_state_src", "_store", "_write_issue", "_writes_land",
-        "noc_index")
+        "_read_state_issue", "_reads_land", "_sem_poll", "_sources", "_state_end", "_state_l1",
+        "_state_plan", "_state_reads", "_state_size", "_state_src", "_store", "_write_issue",
+        "_writes_land", "noc_index")
     """The data-movement state in slots, :class:`KernelContext`'s in the instance dict, as
     :class:`~ttsim.kernel_api.compute.ComputeContext` does: together they would pass the 30
     attributes past which CPython 3.11 makes the dict a plain one and specializes no method call
@@ -122,6 +122,10 @@ class DataflowContext(KernelContext):
         """Issue times of the ``*_with_state`` reads not booked on the NoC yet (None before
         ``*_set_state``): :meth:`_book_state_reads` books them before this kernel books anything
         else, reads its landings or lets another kernel run."""
+        self._state_end: float | None = None
+        """The end of the last ``*_with_state`` read booked, when it ended last on every port of
+        its path (what :meth:`NocModel.read_planned_many` returned second, passed to its next
+        call)."""
         self._noc = device.noc
         self._l1_data = core.l1.data
         """This core's L1 bytes (a fixed array: reads land in it)."""
@@ -265,6 +269,7 @@ class DataflowContext(KernelContext):
         self._state_size = size
         self._state_l1, self._state_plan = self._sources.get(self._state_src) or self._add_source(self._state_src)
         self._state_reads = []
+        self._state_end = None
 
     def noc_async_read_one_packet_with_state(self, src_local_addr: int, dst_l1: int) -> None:
         """A read that reuses the preloaded node and size; only addresses are written.
@@ -296,7 +301,8 @@ class DataflowContext(KernelContext):
     def _book_state_reads(self) -> None:
         """Book the ``*_with_state`` reads issued since the last booking (:attr:`_state_reads`)."""
         reads = self._state_reads
-        land = self._noc.read_planned_many(self._state_plan, self._state_size, reads)
+        land, self._state_end = self._noc.read_planned_many(self._state_plan, self._state_size, reads,
+                                                            self._state_end)
         reads.clear()
         if land > self._reads_land:
             self._reads_land = land
@@ -312,7 +318,8 @@ class DataflowContext(KernelContext):
             raise self._unrun_error("noc_async_read_barrier()")
         reads = self._state_reads
         if reads:  # _book_state_reads, inline (a reader's barrier follows its reads: once per window)
-            land = self._noc.read_planned_many(self._state_plan, self._state_size, reads)
+            land, self._state_end = self._noc.read_planned_many(self._state_plan, self._state_size, reads,
+                                                                self._state_end)
             reads.clear()
             if land > self._reads_land:
                 self._reads_land = land
