@@ -4,8 +4,9 @@ Each kernel keeps a local clock ``_t`` (device cycles) that may run ahead of the
 costs of calls that touch nobody else (issuing a NoC read, a barrier whose completion time is
 already known, compute work) only advance ``_t``. The kernel synchronises with SimPy only when
 it must observe another kernel (blocking CB and semaphore calls); pushes and pops become
-visible to other kernels at the local time through scheduled events. This keeps one SimPy
-event per interaction rather than per call, which is what makes whole ops simulate in seconds.
+visible to other kernels at the local time through scheduled events (kept unscheduled under
+the same keys while nobody waits for them: ttsim/cb.py). This keeps at most one SimPy event per
+interaction rather than per call, which is what makes whole ops simulate in seconds.
 A blocking CB call that finds its pages missing and is alone on its side of the CB waits as an
 early waiter (ttsim/cb.py) instead of first scheduling the timeout to its local time.
 
@@ -365,8 +366,8 @@ class KernelContext:
         # event, no closure). The timeout is env.timeout(t - now, n) without the Python frames of
         # Timeout.__init__ and Environment.schedule (once per push and pop): the same Timeout,
         # queued under the key schedule gives it, (now + delay, NORMAL, next event id);
-        # ttsim/split_run.py reads that queue too.
-        # A publication nobody waits for (and no trace follows) is not scheduled (ttsim/cb.py).
+        # ttsim/split_run.py reads that queue too. A publication nobody waits for (and no trace
+        # follows) is not scheduled: the CB keeps it under that key (ttsim/cb.py).
         env = self.env
         now = env._now
         if t <= now:
