@@ -25,6 +25,7 @@ STACK = (
     ("ttsim.bounded_yaml",),
     ("ttsim.formats", "ttsim.config", "ttsim.output_paths"),
     ("ttsim.numerics", "ttsim.fpu"),
+    ("ttsim.sim_events",),
     ("ttsim.device",),
     ("ttsim.results", "ttsim.limits"),
     ("ttsim.cb",),

@@ -52,9 +52,10 @@ from heapq import heappop, heappush
 from typing import Callable
 
 import simpy
-from simpy.events import NORMAL, Timeout
+from simpy.events import NORMAL
 
 from ttsim.errors import CBRequestError
+from ttsim.sim_events import timeout_under_key
 
 _NEG_INF = float("-inf")
 _AFTER_EVERY_KEY = (float("inf"),)
@@ -338,13 +339,9 @@ class CircularBuffer:
         first), each as the timeout it stands for, under its key: a kernel is about to wait for
         them."""
         env = self.env
-        queue = env._queue
         callback = self.push_callback if push else self.pop_callback
-        for time, priority, eid, n, delay in self._unscheduled_pushes if push else self._unscheduled_pops:
-            event = Timeout.__new__(Timeout)
-            event.env, event.callbacks, event._value, event._ok = env, [callback], n, True
-            event._delay = delay
-            heappush(queue, (time, priority, eid, event))
+        for time, _, eid, n, delay in self._unscheduled_pushes if push else self._unscheduled_pops:
+            timeout_under_key(env, time, eid, delay, n, [callback])
         if push:
             self._unscheduled_pushes = []
         else:

@@ -21,40 +21,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import partial
-from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
-from simpy.events import NORMAL, Event, Timeout
 
 from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, SimulationLimitError
+from ttsim.sim_events import scheduled_timeout, waiter_event
 
 KernelGen = Generator[simpy.Event, Any, None]
-_new_timeout = Timeout.__new__
-_new_event = Event.__new__
-
-
-def scheduled_timeout(env: simpy.Environment, delay: float, value: Any = None,
-                      callbacks: list | None = None) -> Timeout:
-    """``env.timeout(delay, value)`` with ``callbacks`` attached, built without SimPy's frames
-    (``Timeout.__init__``, ``schedule``): the same event under the same schedule key
-    (now + delay, NORMAL, the next id). The kernel API makes one per CB publication later than
-    its call and per sync with SimPy's clock."""
-    event = _new_timeout(Timeout)
-    event.env, event.callbacks, event._value, event._ok = env, [] if callbacks is None else callbacks, value, True
-    event._delay = delay
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
-    return event
-
-
-def waiter_event(env: simpy.Environment) -> Event:
-    """``env.event()`` without its frames: the event a blocked CB call waits on."""
-    event = _new_event(Event)
-    event.env, event.callbacks = env, []
-    return event
 
 
 class _CBTable(dict):

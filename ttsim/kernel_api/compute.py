@@ -40,7 +40,8 @@ from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bf
 from ttsim.fpu import (FIDELITY_PHASES, accumulate, all_finite, column_sum_from_zero, column_sum_partials,
                        dense_mvmul_plan, elwmul, mvmul_accumulate, mvmul_plan, srca_part, srcb_lofi_bits,
                        srcb_part)
-from ttsim.kernel_api.base import KernelContext, KernelGen, scheduled_timeout, waiter_event
+from ttsim.kernel_api.base import KernelContext, KernelGen
+from ttsim.sim_events import scheduled_timeout, waiter_event
 from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType, row_broadcast
 from ttsim.numerics import ACTIVATIONS
 DST_TILES = 16
