@@ -41,9 +41,9 @@ from ttsim.fpu import (FIDELITY_PHASES, accumulate, all_finite, column_sum_from_
                        dense_mvmul_plan, elwmul, mvmul_accumulate, mvmul_plan, srca_part, srcb_lofi_bits,
                        srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
-from ttsim.sim_events import scheduled_timeout, waiter_event
 from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType, row_broadcast
 from ttsim.numerics import ACTIVATIONS
+from ttsim.sim_events import scheduled_timeout, waiter_event
 DST_TILES = 16
 DECODED_TILES_KEPT = 512
 """Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
