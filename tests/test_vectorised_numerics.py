@@ -662,7 +662,8 @@ def test_tile_values_of_some_elements_equal_those_of_the_whole_tiles(fmt: DataFo
     values, again after the tiles are rewritten in L1."""
     from types import SimpleNamespace
 
-    from ttsim.kernel_api.compute import ComputeContext, DecodedTiles, _row_columns
+    from ttsim.kernel_api.compute import ComputeContext, _row_columns
+    from ttsim.kernel_api.tile_cache import DecodedTiles
 
     tiles = _mixed_tiles(3, 171)
     packed = pack_tile(tiles, fmt)
@@ -711,7 +712,7 @@ def test_a_release_zeroes_every_dst_tile_written() -> None:
 def test_tiles_decoded_by_another_core_from_the_same_bytes_are_those_bytes_values() -> None:
     """DecodedTiles of two cores share decodes by the tiles' bytes: each core reads its own
     bytes' values (same bytes at other addresses: the shared decode; other bytes: their own)."""
-    from ttsim.kernel_api.compute import DecodedTiles
+    from ttsim.kernel_api.tile_cache import DecodedTiles
 
     first, other = pack_tile(_mixed_tiles(2, 191), BF8), pack_tile(_mixed_tiles(2, 192), BF8)
     a, b = DecodedTiles(8), DecodedTiles(8)

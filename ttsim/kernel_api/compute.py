@@ -35,25 +35,18 @@ from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
 from ttsim.formats import (DataFormat, FACE_H, FACE_W, TILE_ELEMENTS, TILE_W, bfloat16_dtype,
-                           pack_bfloat16_tiles, pack_tile, tilize, unpack_tile, unpack_tiles, untilize,
+                           pack_bfloat16_tiles, pack_tile, tilize, unpack_tiles, untilize,
                            decode_row_major, encode_row_major)
 from ttsim.fpu import (FIDELITY_PHASES, accumulate, all_finite, column_sum_from_zero, column_sum_partials,
                        dense_mvmul_plan, elwmul, mvmul_accumulate, mvmul_plan, srca_part, srcb_lofi_bits,
                        srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType, row_broadcast
+from ttsim.kernel_api.tile_cache import DECODED_TILES_KEPT, DecodedTiles, KeptByBytes, keep
 from ttsim.numerics import ACTIVATIONS
 from ttsim.sim_events import scheduled_timeout, waiter_event
+
 DST_TILES = 16
-DECODED_TILES_KEPT = 512
-"""Decoded non-bfloat16 tiles a compute kernel keeps for reuse (see :class:`DecodedTiles`)."""
-SHARED_DECODED_KEPT = 64
-"""Decoded tiles kept by their bytes for every core of the process (see :data:`_SHARED_DECODED`)."""
-_SHARED_DECODED: dict[tuple, np.ndarray] = {}
-"""Decoded values of non-bfloat16 tiles by (format, shape, bytes), shared by every compute kernel
-of the process: every core of a depthwise conv reads the same weight tiles, so each core's first
-read of them would decode what another core already did. Keyed by everything the decode reads;
-its values are read-only."""
 BROADCASTS_KEPT = 64
 """Runs of row-broadcast bias tiles a compute kernel keeps for reuse (see
 :meth:`ComputeContext._broadcast_rows`)."""
@@ -130,67 +123,6 @@ def _row_columns(rows: int) -> np.ndarray:
     return array
 
 
-class DecodedTiles:
-    """Decoded values of recently read tiles, reused only while their L1 bytes are unchanged
-    (a tile another core decoded from the same bytes is taken from :data:`_SHARED_DECODED`).
-
-    Decoding a block-float tile costs several times more than comparing its bytes, and kernels
-    read the same weight and bias tiles for every output. Every lookup compares the tile's
-    current bytes with the bytes that were decoded, so a tile rewritten in L1 is decoded again.
-    Values are returned read-only, as they are shared between reads.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._entries: dict[tuple, tuple[bytes, np.ndarray, np.ndarray | None]] = {}
-        self._parts: dict[int, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
-        """Per decoded values (by id, the values kept so the id stays theirs): their SrcB parts."""
-
-    def srcb_parts(self, values: np.ndarray, phases: int) -> tuple[np.ndarray, ...] | None:
-        """``srcb_part(values, p)`` for p < ``phases`` when ``values`` is read-only (decoded values
-        this cache returned, unchanged while kept), computed once per values; else None (the
-        caller computes them)."""
-        if values.flags.writeable:
-            return None
-        entry = self._parts.get(id(values))
-        if entry is not None and entry[0] is values and len(entry[1]) >= phases:
-            return entry[1]
-        parts = tuple(srcb_part(values, p) for p in range(phases))
-        for part in parts:
-            part.flags.writeable = False
-        if len(self._parts) >= self.capacity:
-            self._parts.clear()
-        self._parts[id(values)] = (values, parts)
-        return parts
-
-    def values(self, address: int, raw: np.ndarray, fmt: DataFormat,
-               columns: np.ndarray | None = None) -> np.ndarray:
-        """Float32 values of the tiles whose bytes ``raw`` (one tile, or [n, tile bytes] for n
-        consecutive tiles: [n, 1024] values) sit at ``address`` in format ``fmt``; with
-        ``columns`` (storage-order positions, [n, 1024] tiles only) those elements of each tile,
-        kept as such (pack_untilize_dest reads the same bias elements for every output row)."""
-        key = (address, fmt, raw.shape, None if columns is None else id(columns))
-        current = raw.tobytes()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] == current and entry[2] is columns:
-            return entry[1]
-        shared_key = (fmt, raw.shape, current)
-        values = _SHARED_DECODED.get(shared_key)
-        if values is None:
-            values = unpack_tile(raw, fmt) if raw.ndim == 1 else unpack_tiles(raw, fmt)
-            values.flags.writeable = False
-            if len(_SHARED_DECODED) >= SHARED_DECODED_KEPT:
-                _SHARED_DECODED.clear()
-            _SHARED_DECODED[shared_key] = values
-        if columns is not None:
-            values = values.take(columns, axis=1)
-            values.flags.writeable = False
-        if len(self._entries) >= self.capacity:
-            self._entries.clear()
-        self._entries[key] = (current, values, columns)  # columns: its id in the key stays its own
-        return values
-
-
 class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
@@ -242,12 +174,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._dst_written: set[int] = set()
         self._l1 = core.l1.data
         self._decoded = DecodedTiles(DECODED_TILES_KEPT)
-        self._broadcasts: dict[tuple, tuple[bytes, np.ndarray, np.ndarray | None]] = {}
-        """Per run of broadcast CB tiles (their addresses and formats, the columns' id): the
-        tiles' bytes, their rows broadcast and the columns (see :meth:`_broadcast_rows`)."""
-        self._in0_runs: dict[tuple, tuple[bytes, np.ndarray]] = {}
-        """Per (role, format, tile addresses of a matmul run): the tiles' bytes and their operand blocks."""
-        self._in1_runs: dict[tuple, tuple[bytes, np.ndarray]] = {}
+        self._broadcasts = KeptByBytes(BROADCASTS_KEPT)
+        """Per run of broadcast CB tiles (their addresses and formats, the columns' id): their rows
+        broadcast (see :meth:`_broadcast_rows`)."""
+        self._in0_runs = KeptByBytes(IN0_RUNS_KEPT)
+        """Per (role, format, tile addresses of a matmul run): the tiles' operand blocks."""
+        self._in1_runs = KeptByBytes(IN1_RUNS_KEPT)
         """As :attr:`_in0_runs`, for the in1 operands."""
         self._matmul_costs: dict[tuple, tuple[float, float]] = {}
         """Per (in0 CB, in1 CB, rt_dim, ct_dim): a matmul_block step's unpack and math cycles."""
@@ -415,17 +347,14 @@ class ComputeContext(EltwiseOps, KernelContext):
         l1 = self._l1
         current = b"".join(l1[a : a + cb.tile_bytes].tobytes() for a, cb in tiles)
         key = (tuple((a, cb.data_format) for a, cb in tiles), None if columns is None else id(columns))
-        entry = self._broadcasts.get(key)
-        if entry is not None and entry[0] == current and entry[2] is columns:
-            return entry[1]
+        values = self._broadcasts.get(key, current, columns)
+        if values is not None:
+            return values
         values = np.stack([row_broadcast(self._read_at(a, cb), 0) for a, cb in tiles])
         if columns is not None:
             values = values.take(columns, axis=1)
         values.flags.writeable = False
-        if len(self._broadcasts) >= BROADCASTS_KEPT:
-            self._broadcasts.clear()
-        self._broadcasts[key] = (current, values, columns)  # columns: its id in the key stays its own
-        return values
+        return self._broadcasts.put(key, current, values, columns)
 
     def _pending_elementwise_apart(self, start: int, end: int) -> bool:
         """True when every pending op is element-wise and none reads a CB tile that overlaps
@@ -1326,9 +1255,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         _, idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, transpose = op
         count = rt_dim * ct_dim
         steps = len(entries)
-        a, finite = self._run_operand(self._in0_runs, IN0_RUNS_KEPT, self.cb(in0_cb_id),
+        a, finite = self._run_operand(self._in0_runs, self.cb(in0_cb_id),
                                       [address for e in entries for address in e[2][0]], "in0", steps)
-        b, plan = self._run_operand(self._in1_runs, IN1_RUNS_KEPT, self.cb(in1_cb_id),
+        b, plan = self._run_operand(self._in1_runs, self.cb(in1_cb_id),
                                     [address for e in entries for address in e[2][1]],
                                     "in1_t" if transpose else "in1", steps)
         if not finite:  # inf * 0 is NaN: no product may be skipped
@@ -1343,12 +1272,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         mvmul_accumulate(acc, a, b, plan, self._dst_bf16, fresh)
         tiles[...] = acc.reshape(ct_dim, 2, rt_dim, 2, FACE_H, FACE_W).transpose(2, 0, 3, 1, 4, 5)
 
-    def _run_operand(self, cache: dict[tuple, tuple[bytes, tuple]], capacity: int, cb: CircularBuffer,
+    def _run_operand(self, cache: KeptByBytes, cb: CircularBuffer,
                      addresses: list[int], role: str, steps: int) -> tuple:
         """MVMUL operand blocks of a run of ``steps`` matmul steps reading the tiles at
         ``addresses`` (step-major, each step's tiles in order) of ``cb`` (see :meth:`_run_blocks`).
 
-        Kept in ``cache`` (at most ``capacity`` runs) while the tiles' L1 bytes are unchanged: a
+        Kept in ``cache`` while the tiles' L1 bytes are unchanged: a
         subblock row's in0 run serves every subblock of the row, an in1 run (the weights) every
         output block; an in1 run another core prepared from the same bytes is taken from
         :data:`_SHARED_IN1_RUNS`. All the run's tiles are read, compared and decoded in one go."""
@@ -1362,23 +1291,18 @@ class ComputeContext(EltwiseOps, KernelContext):
             raw = self._gather_tiles(addresses, steps, size)
         key = (role, cb.data_format, tuple(addresses))
         current = raw.tobytes()
-        entry = cache.get(key)
-        if entry is not None and entry[0] == current:
-            return entry[1]
-        if len(cache) >= capacity:
-            cache.clear()
+        prepared = cache.get(key, current)
+        if prepared is not None:
+            return prepared
         if role == "in0":  # activations: each core's own, no other core prepares them
             prepared = self._run_blocks(raw, cb, steps, n // steps, role)
         else:
             shared_key = (role, cb.data_format, size, steps, self._phases, current)
             prepared = _SHARED_IN1_RUNS.get(shared_key)
             if prepared is None:
-                prepared = self._run_blocks(raw, cb, steps, n // steps, role)
-                if len(_SHARED_IN1_RUNS) >= SHARED_IN1_RUNS_KEPT:
-                    _SHARED_IN1_RUNS.clear()
-                _SHARED_IN1_RUNS[shared_key] = prepared
-        cache[key] = (current, prepared)
-        return prepared
+                prepared = keep(_SHARED_IN1_RUNS, SHARED_IN1_RUNS_KEPT, shared_key,
+                                self._run_blocks(raw, cb, steps, n // steps, role))
+        return cache.put(key, current, prepared)
 
     def _gather_tiles(self, addresses: list[int], steps: int, size: int) -> np.ndarray:
         """The bytes of the ``size``-byte tiles at ``addresses`` (``steps`` equal groups), in order,
