@@ -2,8 +2,8 @@
 sync point on without scheduling the timeout to it; and a publication timeout that wakes one
 waiter whose event would be processed next processes it at once (cb._wake_last). The reference
 is the kernel API without either: every blocked call first lets SimPy reach its time with a
-timeout, then looks at the CB and queues (the two generators below, as ttsim/kernel_api/base.py
-had them), and every wake goes through the schedule. Racing programs, with
+timeout, then looks at the CB and queues (the generators below, as ttsim/kernel_api/base.py and
+compute.py had them), and every wake goes through the schedule. Racing programs, with
 several waiters on each side of a CB and integer costs that make equal times common, run the
 same way under both: the same order of every kernel call, clocks, stalls and CB statistics, and
 the same deadlock report."""
@@ -27,6 +27,7 @@ from ttsim.errors import DeadlockError, KernelAPIError
 from ttsim.formats import DataFormat
 from ttsim.host import Program, run_program
 from ttsim.kernel_api.base import KernelContext
+from ttsim.kernel_api.compute import ComputeContext
 
 CORE = (0, 0)
 FRONT_CB, BACK_CB = 3, 4
@@ -97,6 +98,41 @@ def _reference_wait_front(self, cb_id: int, n: int):
     self._stall(self._consumer_risc, cb.wait_front_stall, t, now)
     self._busy_consumer += self._cb_poll
     self._t = now + self._cb_poll
+
+
+def _reference_compute_reserve(self, cb_id: int, n: int):
+    """``ComputeContext._cb_reserve_back`` without early waiters: pack looks from ``_pack_t``,
+    the process lets SimPy reach unpack's ``_t`` with a timeout, looks again, then queues."""
+    self._unrun = None
+    cb = self.cb(cb_id)
+    if n <= 0 or n > cb.num_pages:
+        cb.check_request(n, "cb_reserve_back", self.kernel_name)
+    resume = self._pack_t + self._cb_check
+    self._busy_producer += self._cb_check
+    env = self.env
+    if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
+        t = self._t
+        if t > self.deadline:
+            self._check_deadline(t)
+        now = env._now
+        if t > now:
+            yield env.timeout(t - now)
+    if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n:
+        start = env._now
+        self.blocked_on = partial(cb.reserve_detail, n)
+        event = Event(env)
+        cb._back_waiters.append((n, event))
+        yield event
+        self.blocked_on = None
+        now = env._now
+        cb.stats.producer.blocked_cycles += now - start
+        self._stall(Risc.TRISC0, cb.reserve_back_stall, self._t, now)
+        self._t = max(self._t, float(now))
+        if now > resume:
+            self._stall(Risc.TRISC2, cb.reserve_back_stall, resume, now)
+            resume = now + self._cb_poll
+            self._busy_producer += self._cb_poll
+    self._pack_t = resume
 
 
 def _scheduled(cb: CircularBuffer, n: int, delay: float, push: bool) -> None:
@@ -216,6 +252,61 @@ def _popping_program(seed: int, log: list) -> Program:
     return program
 
 
+def _compute_producer_program(seed: int, log: list) -> Program:
+    """Compute pops FRONT_CB's pages (NCRISC pushes them) and pushes BACK_CB's (two pages), which
+    BRISC pops; now and then NCRISC waits until BACK_CB is empty (cb_reserve_back of every page,
+    without a push). Random reconfigurations move unpack's clock (the one compute syncs at) and
+    pack's (the one it checks at) ahead of SimPy's, so compute's cb_reserve_back waits early, is
+    sent to its sync point by BRISC's pops and by NCRISC's reserve, wakes after it and syncs with
+    a timeout behind NCRISC."""
+    rng = random.Random(seed)
+    pages = 12
+    program = Program("compute_producer")
+    program.create_circular_buffer([CORE], CBConfig(FRONT_CB, "front", PAGE, 2, DataFormat.BFLOAT16))
+    program.create_circular_buffer([CORE], CBConfig(BACK_CB, "back", PAGE, 2, DataFormat.BFLOAT16))
+    burns = {name: [rng.choice((0, 0, 1, 2, 3, 8, 20)) for _ in range(2 * pages)]
+             for name in ("brisc", "ncrisc", "unpack", "pack")}
+    probes = [i for i in range(pages) if rng.random() < 0.3]
+    """The iterations in which NCRISC waits for BACK_CB to be empty."""
+
+    def note(ctx, what: str) -> None:
+        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+
+    def brisc(ctx):
+        for i in range(pages):
+            _burn(ctx, burns["brisc"][i])
+            yield from ctx.cb_wait_front(BACK_CB, 1)
+            note(ctx, f"back {i}")
+            _burn(ctx, burns["brisc"][pages + i])
+            ctx.cb_pop_front(BACK_CB, 1)
+
+    def ncrisc(ctx):
+        for i in range(pages):
+            _burn(ctx, burns["ncrisc"][i])
+            yield from ctx.cb_reserve_back(FRONT_CB, 1)
+            ctx.cb_push_back(FRONT_CB, 1)
+            if i in probes:
+                yield from ctx.cb_reserve_back(BACK_CB, 2)
+                note(ctx, f"empty {i}")
+
+    def compute(ctx):
+        for i in range(pages):
+            yield from ctx.cb_wait_front(FRONT_CB, 1)
+            for _ in range(burns["unpack"][i] % 4):  # 40 unpack cycles each
+                ctx.reconfig_data_format(FRONT_CB, FRONT_CB)
+            ctx.cb_pop_front(FRONT_CB, 1)
+            for _ in range(burns["pack"][i] % 3):  # 40 pack cycles each
+                ctx.pack_reconfig_data_format(BACK_CB)
+            yield from ctx.cb_reserve_back(BACK_CB, 1)
+            note(ctx, f"reserve {i}")
+            ctx.cb_push_back(BACK_CB, 1)
+
+    program.create_kernel("brisc", brisc, [CORE], Risc.BRISC, {})
+    program.create_kernel("ncrisc", ncrisc, [CORE], Risc.NCRISC, {})
+    program.create_kernel("compute", compute, [CORE], "compute", {})
+    return program
+
+
 def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch, scheduled: bool = False):
     """Everything a run shows: the log of calls in simulation order and the profile (or the
     error raised). ``scheduled``: with early waiters, but every publication scheduled."""
@@ -225,6 +316,7 @@ def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch, sched
         if reference:
             patch.setattr(KernelContext, "_reserve", _reference_reserve)
             patch.setattr(KernelContext, "_wait_front", _reference_wait_front)
+            patch.setattr(ComputeContext, "_cb_reserve_back", _reference_compute_reserve)
             # and publications that wake their waiters through the schedule (no _wake_last)
             patch.setattr(CircularBuffer, "on_push_event", lambda cb, event: cb.publish_push(event._value))
             patch.setattr(CircularBuffer, "on_pop_event", lambda cb, event: cb.publish_pop(event._value))
@@ -290,7 +382,7 @@ def test_the_racing_programs_exercise_every_early_waiter_path(monkeypatch: pytes
 
 
 @pytest.mark.parametrize("seed", range(24))
-@pytest.mark.parametrize("program", [_racing_program, _popping_program])
+@pytest.mark.parametrize("program", [_racing_program, _popping_program, _compute_producer_program])
 def test_racing_programs_run_as_with_every_publication_scheduled(program, seed: int,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Unscheduled CB publications (ttsim/cb.py) against the same kernel API scheduling each."""
@@ -326,6 +418,58 @@ def test_the_racing_programs_exercise_every_unscheduled_path(monkeypatch: pytest
                     "applied in on_push_event",
                     "applied in on_pop_event", "applied in apply_all_unscheduled", "pushes scheduled",
                     "pops scheduled"}
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_compute_reserves_run_as_without_early_waiters(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compute's cb_reserve_back (two clocks: it checks at pack's, syncs at unpack's) waiting
+    early, against the reference that syncs with a timeout first."""
+    program_of = partial(_compute_producer_program, seed)
+    expected = _outcome(program_of, True, monkeypatch)
+    assert _outcome(program_of, False, monkeypatch) == expected
+    assert len(expected[0]) > 24  # the kernels ran
+
+
+def test_the_compute_program_exercises_every_compute_reserve_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across the seeds, compute's cb_reserve_back waits early and is sent to its sync point by a
+    publication and by another waiter, wakes after it, and syncs with a timeout behind another
+    waiter and where its own pops, not yet published, would free the pages."""
+    import ttsim.kernel_api.base as base_module
+    from ttsim.cb import SYNC_POINT
+
+    seen: set[str] = set()
+    early_events: set = set()
+    reserve, enqueue = ComputeContext._cb_reserve_back, base_module.enqueue
+
+    def counting_reserve(ctx, cb_id, n):
+        cb, steps, value = ctx.cb(cb_id), reserve(ctx, cb_id, n), None
+        while True:
+            try:
+                event = steps.send(value)
+            except StopIteration:
+                return
+            waiters = cb._back_waiters
+            early = bool(waiters) and len(waiters[-1]) == 4 and waiters[-1][1] is event
+            if early:
+                early_events.add(event)
+            elif isinstance(event, Timeout):
+                seen.add("timeout behind a waiter" if waiters else "timeout, pops pending")
+            value = yield event
+            if early:
+                seen.add("early, at its sync point" if value is SYNC_POINT else "early, woken after it")
+
+    def counting_enqueue(env, waiters, n, event):
+        if waiters and len(waiters[0]) == 4 and waiters[0][1] in early_events:
+            if not (waiters[0][2], NORMAL, waiters[0][3]) < env.current:
+                seen.add("early, sent by a waiter")
+        enqueue(env, waiters, n, event)
+
+    monkeypatch.setattr(ComputeContext, "_cb_reserve_back", counting_reserve)
+    monkeypatch.setattr(base_module, "enqueue", counting_enqueue)
+    for seed in range(24):
+        _outcome(partial(_compute_producer_program, seed), False, monkeypatch)
+    assert seen == {"early, at its sync point", "early, woken after it", "early, sent by a waiter",
+                    "timeout behind a waiter", "timeout, pops pending"}
 
 
 def _tie_program(producer_first: bool, shift: int, log: list) -> Program:
@@ -384,6 +528,28 @@ def test_a_deadlock_is_reported_at_the_early_waiters_sync_point(monkeypatch: pyt
     expected = _outcome(_deadlocking_program, True, monkeypatch)
     assert expected[1].startswith("DeadlockError: deadlock in early_deadlock at cycle 1,5")
     assert _outcome(_deadlocking_program, False, monkeypatch) == expected
+
+
+def _compute_deadlocking_program(log: list) -> Program:
+    """Compute, unpack's clock ahead of SimPy's, reserves a page of a full CB nobody pops."""
+    program = Program("early_deadlock")
+    program.create_circular_buffer([CORE], CBConfig(BACK_CB, "back", PAGE, 1, DataFormat.BFLOAT16))
+
+    def compute(ctx):
+        yield from ctx.cb_reserve_back(BACK_CB, 1)
+        ctx.cb_push_back(BACK_CB, 1)
+        for _ in range(10):  # 400 unpack cycles
+            ctx.reconfig_data_format(BACK_CB, BACK_CB)
+        yield from ctx.cb_reserve_back(BACK_CB, 1)
+
+    program.create_kernel("compute", compute, [CORE], "compute", {})
+    return program
+
+
+def test_a_deadlock_is_reported_at_compute_s_sync_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _outcome(_compute_deadlocking_program, True, monkeypatch)
+    assert expected[1].startswith("DeadlockError: deadlock in early_deadlock at cycle 400:")
+    assert _outcome(_compute_deadlocking_program, False, monkeypatch) == expected
 
 
 def test_the_environment_records_the_entry_it_processes() -> None:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ttsim.cb import CircularBuffer, enqueue
+from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.errors import ConfigurationError, KernelAPIError
@@ -617,43 +617,72 @@ class ComputeContext(EltwiseOps, KernelContext):
         return self._cb_reserve_back(cb_id, n)
 
     def _cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
+        """The generator ``cb_reserve_back`` returns: pack checks for ``n`` free pages from its
+        clock ``_pack_t``; when they are missing the kernel's process (whose SimPy time is
+        unpack's clock ``_t``) lets SimPy reach ``_t``, looks again and blocks, all three threads
+        with it (a modelling approximation, see docs). Alone on its side of the CB and ahead of
+        SimPy, it waits as an early waiter from its sync point ``_t`` on, as
+        :meth:`KernelContext._reserve` does (ttsim/cb.py)."""
         self._unrun = None
         cb = self.cb(cb_id)
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         resume = self._pack_t + self._cb_check
         self._busy_producer += self._cb_check
-        env = self.env
         # free space only grows while the producer waits (free_pages() inline: the hot path; the
         # method applies the unscheduled pops SimPy has passed, ttsim/cb.py)
-        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n and cb.free_pages() < n:
-            # _sync_to(self._t), inline as in KernelContext._reserve (one generator level less)
-            t = self._t
-            if t > self.deadline:
-                self._check_deadline(t)
-            now = env._now
-            if t > now:
+        if (cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n
+                or cb._unscheduled_pops and cb.free_pages() >= n):
+            self._pack_t = resume
+            return
+        # _sync_to(self._t) and _block, inline as in KernelContext._reserve (one generator level
+        # less; an early waiter when nobody else waits)
+        t = self._t
+        if t > self.deadline:
+            self._check_deadline(t)
+        env = self.env
+        now = env._now
+        waiters = cb._back_waiters
+        woken = False
+        if t > now:
+            if waiters or cb._unscheduled_pops and (
+                    cb.num_pages - (cb._pushed_by_producer - cb._visible_popped)
+                    + sum(entry[3] for entry in cb._unscheduled_pops) >= n):
+                # others wait for space (sync to t, then queue behind them), or the pops made
+                # and not yet published would free the pages: the look at t likely finds them,
+                # and an early waiter would only be sent there (by those pops, scheduled for it)
                 yield scheduled_timeout(env, t - now)
-        if cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) < n and cb.free_pages() < n:
-            # the process (unpack's clock) blocks too: a modelling approximation, see docs
+            else:  # wait as an early waiter from the sync point on (ttsim/cb.py): no timeout
+                event = waiter_event(env)
+                if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
+                    cb.schedule_unscheduled(False)
+                start = now + (t - now)  # the sync point: SimPy's clock when that timeout fires
+                waiters.append((n, event, start, next(env._eid)))
+                self.blocked_on = functools.partial(cb.reserve_detail, n)
+                woken = (yield event) is not SYNC_POINT  # else: at the sync point, looking
+                self.blocked_on = None
+        if not woken:
+            if (cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n
+                    or cb._unscheduled_pops and cb.free_pages() >= n):
+                self._pack_t = resume
+                return
             start = env._now  # env.now without the property call (once per blocked reserve)
-            # _block(cb.reserve_event(n), ...), inline as in KernelContext._reserve
             self.blocked_on = functools.partial(cb.reserve_detail, n)
-            event = waiter_event(env)
+            event = waiter_event(env)  # cb.reserve_event(n) without env.event()'s frames
             if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
                 cb.schedule_unscheduled(False)
-            enqueue(env, cb._back_waiters, n, event)
+            enqueue(env, waiters, n, event)
             yield event
             self.blocked_on = None
-            now = env._now
-            cb.stats.producer.blocked_cycles += now - start
-            reason = cb.reserve_back_stall
-            self._stall(Risc.TRISC0, reason, self._t, now)
-            self._t = max(self._t, float(now))
-            if now > resume:
-                self._stall(Risc.TRISC2, reason, resume, now)
-                resume = now + self._cb_poll
-                self._busy_producer += self._cb_poll
+        now = env._now
+        cb.stats.producer.blocked_cycles += now - start
+        reason = cb.reserve_back_stall
+        self._stall(Risc.TRISC0, reason, self._t, now)
+        self._t = max(self._t, float(now))
+        if now > resume:
+            self._stall(Risc.TRISC2, reason, resume, now)
+            resume = now + self._cb_poll
+            self._busy_producer += self._cb_poll
         self._pack_t = resume
 
     def cb_push_back(self, cb_id: int, n: int) -> None:
