@@ -1,12 +1,13 @@
-"""Early CB waiters (ttsim/cb.py): a kernel ahead of SimPy's clock that must block waits from its
-sync point on without scheduling the timeout to it; and a publication timeout that wakes one
-waiter whose event would be processed next processes it at once (cb._wake_last). The reference
-is the kernel API without either: every blocked call first lets SimPy reach its time with a
-timeout, then looks at the CB and queues (the generators below, as ttsim/kernel_api/base.py and
-compute.py had them), and every wake goes through the schedule. Racing programs, with
-several waiters on each side of a CB and integer costs that make equal times common, run the
-same way under both: the same order of every kernel call, clocks, stalls and CB statistics, and
-the same deadlock report."""
+"""Early CB waiters (ttsim/cb.py) and semaphore watchers (TensixCore.early_word_event): a kernel
+ahead of SimPy's clock that must block waits from its sync point on without scheduling the
+timeout to it; and a publication timeout that wakes one waiter whose event would be processed
+next processes it at once (cb._wake_last). The reference is the kernel API without either: every
+blocked call first lets SimPy reach its time with a timeout, then looks at the CB (reads the
+word) and queues (the generators below, as ttsim/kernel_api/base.py, compute.py and dataflow.py
+had them), and every wake goes through the schedule. Racing programs, with several waiters on
+each side of a CB (on a semaphore) and integer costs that make equal times common, run the same
+way under both: the same order of every kernel call, clocks, stalls and CB statistics, and the
+same deadlock report."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ttsim.formats import DataFormat
 from ttsim.host import Program, run_program
 from ttsim.kernel_api.base import KernelContext
 from ttsim.kernel_api.compute import ComputeContext
+from ttsim.kernel_api.dataflow import DataflowContext
 
 CORE = (0, 0)
 FRONT_CB, BACK_CB = 3, 4
@@ -133,6 +135,20 @@ def _reference_compute_reserve(self, cb_id: int, n: int):
             resume = now + self._cb_poll
             self._busy_producer += self._cb_poll
     self._pack_t = resume
+
+
+def _reference_semaphore_spin(self, call: str, sem_addr: int, value: int, at_least: bool):
+    """``DataflowContext._semaphore_spin`` without early watchers: a timeout to the kernel's
+    time, then read the word, then watch it."""
+    self._unrun = None
+    yield from self._sync_to(self._t)
+    word = self.core.read_word(sem_addr)
+    if (word < value) if at_least else (word != value):
+        yield from self._block(self.core.word_event(sem_addr, value, at_least=at_least),
+                               partial(self._semaphore_detail, call, sem_addr, value))
+        self._stall(self.risc, "semaphore_wait", self._t, self.env.now)
+        self._t = float(self.env.now)
+    self._t += self._sem_poll
 
 
 def _scheduled(cb: CircularBuffer, n: int, delay: float, push: bool) -> None:
@@ -307,6 +323,68 @@ def _compute_producer_program(seed: int, log: list) -> Program:
     return program
 
 
+def _semaphore_program(seed: int, log: list) -> Program:
+    """Semaphores on cores A (0,0) and B (1,0): A's BRISC counts B's ``count`` up (NoC
+    increments); B's BRISC and NCRISC both wait on it (at least i + 1, at least 2i + 1), B's
+    NCRISC setting B's ``local`` to its count, which B's BRISC waits on too; B's BRISC and A's
+    NCRISC play ping-pong on the ``flag`` semaphores (equality waits). Random work between the
+    calls puts the kernels ahead of SimPy's clock and makes equal times common."""
+    rng = random.Random(seed)
+    rounds = 12
+    program = Program("early_semaphores")
+    a, b = (0, 0), (1, 0)
+    count, flag, local = (program.create_semaphore([a, b], 0) for _ in range(3))
+    burns = {name: [rng.choice((0, 0, 1, 2, 3, 8, 20)) for _ in range(2 * rounds)]
+             for name in ("a_brisc", "a_ncrisc", "b_brisc", "b_ncrisc")}
+
+    def note(ctx, what: str) -> None:
+        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+
+    def a_brisc(ctx):
+        b_xy = ctx.device.worker_core(b)
+        for i in range(rounds):
+            _burn(ctx, burns["a_brisc"][i])
+            ctx.noc_semaphore_inc(ctx.get_noc_addr(*b_xy, ctx.get_semaphore(count)), 1)
+        yield from ()
+
+    def b_brisc(ctx):
+        a_xy = ctx.device.worker_core(a)
+        for i in range(rounds):
+            _burn(ctx, burns["b_brisc"][i])
+            yield from ctx.noc_semaphore_wait_min(ctx.get_semaphore(count), i + 1)
+            note(ctx, f"count {i}")
+            if i % 4 == 3:
+                yield from ctx.noc_semaphore_wait_min(ctx.get_semaphore(local), i // 4 + 1)
+                note(ctx, f"local {i}")
+            if i % 3 == 2:
+                _burn(ctx, burns["b_brisc"][rounds + i])
+                ctx.noc_semaphore_inc(ctx.get_noc_addr(*a_xy, ctx.get_semaphore(flag)), 1)
+                yield from ctx.noc_semaphore_wait(ctx.get_semaphore(flag), i // 3 + 1)
+                note(ctx, f"pong {i}")
+
+    def b_ncrisc(ctx):
+        for i in range(rounds // 2):
+            _burn(ctx, burns["b_ncrisc"][i])
+            yield from ctx.noc_semaphore_wait_min(ctx.get_semaphore(count), 2 * i + 1)
+            note(ctx, f"count {i}")
+            ctx.noc_semaphore_set(ctx.get_semaphore(local), i + 1)
+
+    def a_ncrisc(ctx):
+        b_xy = ctx.device.worker_core(b)
+        for k in range(1, rounds // 3 + 1):
+            _burn(ctx, burns["a_ncrisc"][k])
+            yield from ctx.noc_semaphore_wait(ctx.get_semaphore(flag), k)
+            note(ctx, f"ping {k}")
+            _burn(ctx, burns["a_ncrisc"][rounds + k])
+            ctx.noc_semaphore_inc(ctx.get_noc_addr(*b_xy, ctx.get_semaphore(flag)), 1)
+
+    program.create_kernel("a_brisc", a_brisc, [a], Risc.BRISC, {})
+    program.create_kernel("a_ncrisc", a_ncrisc, [a], Risc.NCRISC, {})
+    program.create_kernel("b_brisc", b_brisc, [b], Risc.BRISC, {})
+    program.create_kernel("b_ncrisc", b_ncrisc, [b], Risc.NCRISC, {})
+    return program
+
+
 def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch, scheduled: bool = False):
     """Everything a run shows: the log of calls in simulation order and the profile (or the
     error raised). ``scheduled``: with early waiters, but every publication scheduled."""
@@ -317,6 +395,7 @@ def _outcome(program_of, reference: bool, monkeypatch: pytest.MonkeyPatch, sched
             patch.setattr(KernelContext, "_reserve", _reference_reserve)
             patch.setattr(KernelContext, "_wait_front", _reference_wait_front)
             patch.setattr(ComputeContext, "_cb_reserve_back", _reference_compute_reserve)
+            patch.setattr(DataflowContext, "_semaphore_spin", _reference_semaphore_spin)
             # and publications that wake their waiters through the schedule (no _wake_last)
             patch.setattr(CircularBuffer, "on_push_event", lambda cb, event: cb.publish_push(event._value))
             patch.setattr(CircularBuffer, "on_pop_event", lambda cb, event: cb.publish_pop(event._value))
@@ -472,6 +551,73 @@ def test_the_compute_program_exercises_every_compute_reserve_path(monkeypatch: p
                     "timeout behind a waiter", "timeout, pops pending"}
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_semaphore_waits_run_as_without_early_watchers(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Semaphore waits watching early (TensixCore.early_word_event) against the reference that
+    syncs with a timeout first."""
+    program_of = partial(_semaphore_program, seed)
+    expected = _outcome(program_of, True, monkeypatch)
+    assert _outcome(program_of, False, monkeypatch) == expected
+    assert len(expected[0]) == 12 + 3 + 4 + 6 + 4  # every wait returned
+
+
+def test_the_semaphore_program_exercises_every_early_watcher_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across the seeds, semaphore waits watch early and are sent to their sync point by a store
+    and by another watcher, are joined after it by another watcher and woken after it, and sync
+    with a timeout when the word matches already and when others watch it."""
+    from ttsim.device.core import SYNC_POINT, TensixCore
+
+    seen: set[str] = set()
+    spin, word_event, write_word = (DataflowContext._semaphore_spin, TensixCore.word_event,
+                                    TensixCore.write_word)
+
+    def counting_spin(ctx, call, sem_addr, value, at_least):
+        steps, sent = spin(ctx, call, sem_addr, value, at_least), None
+        while True:
+            try:
+                event = steps.send(sent)
+            except StopIteration:
+                return
+            watchers = ctx.core._word_watchers.get(sem_addr, [])
+            early = any(len(entry) == 4 and entry[1] is event for entry in watchers)
+            if isinstance(event, Timeout):
+                word = ctx.core.read_word(sem_addr)
+                seen.add("timeout, others watch" if watchers
+                         else "timeout, the word matches" if (word >= value if at_least else word == value)
+                         else "timeout, ?")
+            sent = yield event
+            if early:
+                seen.add("early, woken after it" if sent is not SYNC_POINT else "early, at its sync point")
+
+    def early_head(core, address):
+        watchers = core._word_watchers.get(address)
+        if watchers and len(watchers[0]) == 4:
+            return (watchers[0][2], NORMAL, watchers[0][3]) < core.env.current
+        return None
+
+    def counting_word_event(core, address, value, at_least=False):
+        passed = early_head(core, address)
+        if passed is not None:
+            seen.add("joined after by a watcher" if passed else "sent by a watcher")
+        return word_event(core, address, value, at_least)
+
+    def counting_write_word(core, address, value):
+        watchers = core._word_watchers.get(address) or []
+        before = [entry for entry in watchers if len(entry) == 4]
+        write_word(core, address, value)
+        if before and before[0][1]._value is SYNC_POINT:
+            seen.add("sent by a store")
+
+    monkeypatch.setattr(DataflowContext, "_semaphore_spin", counting_spin)
+    monkeypatch.setattr(TensixCore, "word_event", counting_word_event)
+    monkeypatch.setattr(TensixCore, "write_word", counting_write_word)
+    for seed in range(24):
+        _outcome(partial(_semaphore_program, seed), False, monkeypatch)
+    assert seen == {"early, at its sync point", "early, woken after it", "sent by a watcher",
+                    "joined after by a watcher", "sent by a store", "timeout, others watch",
+                    "timeout, the word matches"}
+
+
 def _tie_program(producer_first: bool, shift: int, log: list) -> Program:
     """A push published at exactly the consumer's sync time (reserve 20 + 5k + push 10 cycles
     against 5(k + 2) + wait 20), its timeout made before or after the consumer's wait: the
@@ -550,6 +696,33 @@ def test_a_deadlock_is_reported_at_compute_s_sync_point(monkeypatch: pytest.Monk
     expected = _outcome(_compute_deadlocking_program, True, monkeypatch)
     assert expected[1].startswith("DeadlockError: deadlock in early_deadlock at cycle 400:")
     assert _outcome(_compute_deadlocking_program, False, monkeypatch) == expected
+
+
+def _semaphore_deadlocking_program(log: list) -> Program:
+    """A kernel ahead of SimPy's clock waits for a semaphore nobody sets; another kernel sets it
+    to a value that does not match before that kernel's sync point."""
+    program = Program("early_deadlock")
+    sem = program.create_semaphore([CORE], 0)
+
+    def setter(ctx):
+        _burn(ctx, 10)
+        ctx.noc_semaphore_set(ctx.get_semaphore(sem), 2)
+        yield from ()
+
+    def waiter(ctx):
+        _burn(ctx, 300)
+        yield from ctx.noc_semaphore_wait(ctx.get_semaphore(sem), 1)
+
+    program.create_kernel("setter", setter, [CORE], Risc.BRISC, {})
+    program.create_kernel("waiter", waiter, [CORE], Risc.NCRISC, {})
+    return program
+
+
+def test_a_deadlock_is_reported_at_the_early_watchers_sync_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _outcome(_semaphore_deadlocking_program, True, monkeypatch)
+    assert expected[1].startswith("DeadlockError: deadlock in early_deadlock at cycle 1,5")
+    assert "noc_semaphore_wait(" in expected[1] and "value is 2" in expected[1]
+    assert _outcome(_semaphore_deadlocking_program, False, monkeypatch) == expected
 
 
 def test_the_environment_records_the_entry_it_processes() -> None:

@@ -54,16 +54,13 @@ from typing import Callable
 import simpy
 from simpy.events import NORMAL
 
+from ttsim.device.core import SYNC_POINT
 from ttsim.errors import CBRequestError
 from ttsim.sim_events import timeout_under_key
 
 _NEG_INF = float("-inf")
 _AFTER_EVERY_KEY = (float("inf"),)
 """Sorts after every schedule key (a run never reaches time inf)."""
-
-SYNC_POINT = object()
-"""The value an early waiter's event carries when the waiter is sent to its sync point (see the
-module docstring); a waiter woken by a publication gets None."""
 from ttsim.formats import DataFormat, tile_size_bytes
 
 

@@ -283,12 +283,14 @@ def _cb_records(device: Device, program: Program) -> list[CBRecord]:
 
 
 def _reach_sync_points(device: Device, live: Collection[KernelContext]) -> None:
-    """Let the clock reach the last sync point of the CBs' early waiters and the last of their
-    unscheduled pushes (ttsim/cb.py), as their timeouts would have: with nothing left to happen,
-    each waiter would have found its pages missing there and waited, each push would have been
-    published (applied here), and the deadlock is reported at that cycle."""
+    """Let the clock reach the last sync point of the CBs' early waiters and the semaphores' early
+    watchers and the last of the CBs' unscheduled publications (ttsim/cb.py), as their timeouts
+    would have: with nothing left to happen, each waiter would have found its pages (its word)
+    missing there and waited, each publication would have been made (applied here), and the
+    deadlock is reported at that cycle."""
     times = [time for context in live for cb in context.core.cbs.values()
              for time in (*cb.sync_points(), cb.apply_all_unscheduled())]
+    times += [time for context in live for time in context.core.sync_points()]  # semaphore watchers
     if times and max(times) > device.env._now:
         device.env._now = max(times)
 

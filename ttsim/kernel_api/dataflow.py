@@ -8,17 +8,19 @@ kernel's clock to the last landing. Costs come from the device description only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import simpy
 
-from ttsim.device.core import Risc, TensixCore
+from ttsim.device.core import SYNC_POINT, Risc, TensixCore
 from ttsim.device.device import Device
 from ttsim.device.dram import InterleavedBuffer
 from ttsim.device.noc import RoutePlan
 from ttsim.errors import ConfigurationError
 from ttsim.kernel_api.base import KernelContext, KernelGen
+from ttsim.sim_events import scheduled_timeout
 
 
 XY = tuple[int, int]
@@ -484,18 +486,44 @@ class DataflowContext(KernelContext):
 
     def _semaphore_spin(self, call: str, sem_addr: int, value: int, at_least: bool) -> KernelGen:
         """The spin of ``noc_semaphore_wait`` (``== value``) or ``noc_semaphore_wait_min``
-        (``>= value``): blocked until the word matches, then one poll."""
+        (``>= value``): SimPy reaches the kernel's time, the word is read there, and the kernel
+        blocks until it matches, then polls once. A kernel ahead of SimPy that finds the word not
+        matching now, with nobody else watching it, watches it as an early watcher from its sync
+        point on instead of scheduling the timeout there (TensixCore.early_word_event): a word
+        that matches now may change before then, so then it syncs."""
         self._unrun = None
-        yield from self._sync_to(self._t)
-        word = self.core.read_word(sem_addr)
-        if (word < value) if at_least else (word != value):
-            def detail() -> str:
-                return f"{call}(0x{sem_addr:x}, {value}): value is {self.core.read_word(sem_addr)}"
-
-            yield from self._block(self.core.word_event(sem_addr, value, at_least=at_least), detail)
-            self._stall(self.risc, "semaphore_wait", self._t, self.env.now)
-            self._t = float(self.env.now)
+        t = self._t
+        if t > self.deadline:  # _sync_to(t), inline
+            self._check_deadline(t)
+        env = self.env
+        now = env._now
+        core = self.core
+        woken = False
+        if t > now:
+            word = core.read_word(sem_addr)
+            event = None
+            if (word < value) if at_least else (word != value):
+                event = core.early_word_event(sem_addr, value, at_least, t - now)
+            if event is None:
+                yield scheduled_timeout(env, t - now)
+            else:
+                self.blocked_on = partial(self._semaphore_detail, call, sem_addr, value)
+                woken = (yield event) is not SYNC_POINT  # else: at the sync point, reading
+                self.blocked_on = None
+        if not woken:
+            word = core.read_word(sem_addr)
+            if (word < value) if at_least else (word != value):
+                yield from self._block(core.word_event(sem_addr, value, at_least=at_least),
+                                       partial(self._semaphore_detail, call, sem_addr, value))
+                woken = True
+        if woken:
+            self._stall(self.risc, "semaphore_wait", self._t, env.now)
+            self._t = float(env.now)
         self._t += self._sem_poll
+
+    def _semaphore_detail(self, call: str, sem_addr: int, value: int) -> str:
+        """What a kernel blocked in a semaphore wait waits for (deadlock reports)."""
+        return f"{call}(0x{sem_addr:x}, {value}): value is {self.core.read_word(sem_addr)}"
 
     # -- lifecycle -------------------------------------------------------------------------------
     def finish(self) -> KernelGen:
