@@ -512,7 +512,7 @@ def test_compute_reserves_run_as_without_early_waiters(seed: int, monkeypatch: p
 def test_the_compute_program_exercises_every_compute_reserve_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Across the seeds, compute's cb_reserve_back waits early and is sent to its sync point by a
     publication and by another waiter, wakes after it, and syncs with a timeout behind another
-    waiter and where its own pops, not yet published, would free the pages."""
+    waiter and where pops are made and not yet published."""
     import ttsim.kernel_api.base as base_module
     from ttsim.cb import SYNC_POINT
 

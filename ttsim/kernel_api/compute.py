@@ -645,12 +645,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         waiters = cb._back_waiters
         woken = False
         if t > now:
-            if waiters or cb._unscheduled_pops and (
-                    cb.num_pages - (cb._pushed_by_producer - cb._visible_popped)
-                    + sum(entry[3] for entry in cb._unscheduled_pops) >= n):
-                # others wait for space (sync to t, then queue behind them), or the pops made
-                # and not yet published would free the pages: the look at t likely finds them,
-                # and an early waiter would only be sent there (by those pops, scheduled for it)
+            if waiters or cb._unscheduled_pops:
+                # others wait for space (sync to t, then queue behind them), or pops are made and
+                # not yet published: the look at t likely finds the pages they free, and an early
+                # waiter would only be sent there (by those pops, scheduled for it)
                 yield scheduled_timeout(env, t - now)
             else:  # wait as an early waiter from the sync point on (ttsim/cb.py): no timeout
                 event = waiter_event(env)
