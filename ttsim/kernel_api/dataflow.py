@@ -440,11 +440,13 @@ class DataflowContext(KernelContext):
         t = self._t = self._t + self._atomic_issue
         target = self._cores_by_xy[dst[:2]]
         land = self._noc.atomic(self.noc_index, self.core.noc_xy, target.noc_xy, t)
-        now = self.env._now  # the add lands now, or one timeout carrying it lands it (no closure)
+        env = self.env
+        now = env._now  # the add lands now, or one timeout carrying it lands it (no closure; built
+        # as _push builds its publication: env.timeout's event under its key, without its frames)
         if land <= now:
             target.add_word(dst.addr, increment)
         else:
-            self.env.timeout(land - now, (target, dst.addr, increment)).callbacks.append(_land_increment)
+            scheduled_timeout(env, land - now, (target, dst.addr, increment), [_land_increment])
 
     def noc_semaphore_set_multicast(self, src_l1: int, dst: McastAddr, num_dests: int,
                                     loopback_src: bool = False) -> None:
@@ -459,13 +461,13 @@ class DataflowContext(KernelContext):
         t = self._t = self._t + self._write_issue
         value = self.core.read_word(src_l1)
         atomic, index, src_xy, env, address = self._noc.atomic, self.noc_index, self.core.noc_xy, self.env, dst.addr
-        for core in dests:  # per core: set now, or one timeout carrying the value (no closures)
-            land = atomic(index, src_xy, core.noc_xy, t)
+        for core in dests:  # per core: set now, or one timeout carrying the value (no closures;
+            land = atomic(index, src_xy, core.noc_xy, t)  # built as in noc_semaphore_inc)
             now = env._now
             if land <= now:
                 core.write_word(address, value)
             else:
-                env.timeout(land - now, (core, address, value)).callbacks.append(_land_word)
+                scheduled_timeout(env, land - now, (core, address, value), [_land_word])
 
     def noc_semaphore_wait(self, sem_addr: int, value: int) -> KernelGen:
         """Spin until the semaphore in this core's L1 equals ``value`` (run with ``yield from``)."""
