@@ -56,12 +56,12 @@ from simpy.events import NORMAL
 
 from ttsim.device.core import SYNC_POINT
 from ttsim.errors import CBRequestError
+from ttsim.formats import DataFormat, tile_size_bytes
 from ttsim.sim_events import timeout_under_key
 
 _NEG_INF = float("-inf")
 _AFTER_EVERY_KEY = (float("inf"),)
 """Sorts after every schedule key (a run never reaches time inf)."""
-from ttsim.formats import DataFormat, tile_size_bytes
 
 
 @dataclass(frozen=True)
