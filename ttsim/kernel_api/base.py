@@ -34,18 +34,24 @@ from ttsim.sim_events import scheduled_timeout, waiter_event
 KernelGen = Generator[simpy.Event, Any, None]
 
 
+def _missing_cb_error(where: str, cb_id: int) -> CBRequestError:
+    """The error for a CB index the kernel's core does not have."""
+    return CBRequestError(f"{where}: no circular buffer {cb_id} on this core")
+
+
 class _CBTable(dict):
     """The CBs one kernel sees, by index; looking up a missing index raises the API's error.
 
-    Kernels look a CB up on nearly every call, so :meth:`KernelContext.cb` is this dict's own
-    ``__getitem__`` (no Python frame per lookup) and the error comes from ``__missing__``.
+    :meth:`KernelContext.cb`, which kernels call, is this dict's own ``__getitem__`` (no Python
+    frame per lookup) and the error comes from ``__missing__``. The API's own lookups use the
+    plain dict :attr:`KernelContext._cbs` instead (see there).
     """
 
     where = ""
     """The kernel, for the error (:attr:`KernelContext.where`)."""
 
     def __missing__(self, cb_id: int) -> CircularBuffer:
-        raise CBRequestError(f"{self.where}: no circular buffer {cb_id} on this core")
+        raise _missing_cb_error(self.where, cb_id)
 
 
 class KernelContext:
@@ -84,10 +90,17 @@ class KernelContext:
         self._cb_check = risc_spec.cb_check_cycles.value
         self._cb_update = risc_spec.cb_update_cycles.value
         self._cb_poll = risc_spec.cb_poll_cycles.value
-        self._cbs = _CBTable(core.cbs)
-        """The core's CBs (the launcher places them before any kernel starts)."""
-        self._cbs.where = self.where
-        self.cb = self._cbs.__getitem__  # type: ignore[method-assign]  # see _CBTable
+        self._cbs: dict[int, CircularBuffer] = dict(core.cbs)
+        """The core's CBs (the launcher places them before any kernel starts), as a plain dict
+        for the API's own lookups, several per call: a subscript of a dict subclass goes through
+        the subclass's ``__getitem__`` slot (twice a dict's), a call of :meth:`cb` through a
+        method lookup CPython cannot specialize (the instance attribute shadows the class's), so
+        each costs a few times this dict's subscript. A missing index raises
+        the error of :meth:`_no_cb_error` (the lookups catch the KeyError: free when nothing is
+        raised)."""
+        table = _CBTable(core.cbs)
+        table.where = self.where
+        self.cb = table.__getitem__  # type: ignore[method-assign]  # see _CBTable
         self.get_local_cb_interface = self.cb  # type: ignore[method-assign]  # the same lookup
         self._unrun: tuple[str, int, int] | None = None
         """(call, CB id or semaphore address, count) of the blocking call whose generator has
@@ -184,7 +197,15 @@ class KernelContext:
     # -- circular buffers ------------------------------------------------------------------------
     def cb(self, cb_id: int) -> CircularBuffer:
         """The CB with index ``cb_id`` (replaced per instance by its table's lookup: _CBTable)."""
-        return self._cbs[cb_id]
+        try:
+            return self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
+
+    def _no_cb_error(self, *cb_ids: int) -> CBRequestError:
+        """The error for the first of ``cb_ids`` this core has no CB for (a lookup of them in
+        :attr:`_cbs` raised KeyError)."""
+        return _missing_cb_error(self.where, next(i for i in cb_ids if i not in self._cbs))
 
     def get_local_cb_interface(self, cb_id: int) -> CircularBuffer:
         """The CB's local interface, whose ``fifo_rd_ptr`` / ``fifo_wr_ptr`` kernels may move by
@@ -194,17 +215,26 @@ class KernelContext:
 
     def get_write_ptr(self, cb_id: int) -> int:
         """L1 address where the producer writes next (``get_write_ptr``)."""
-        return self.cb(cb_id).fifo_wr_ptr
+        try:
+            return self._cbs[cb_id].fifo_wr_ptr
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
 
     def get_read_ptr(self, cb_id: int) -> int:
         """L1 address of the front page (``get_read_ptr``)."""
-        return self.cb(cb_id).fifo_rd_ptr
+        try:
+            return self._cbs[cb_id].fifo_rd_ptr
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
 
     def _reserve(self, cb_id: int, n: int) -> KernelGen:
         """The generator ``cb_reserve_back`` returns: the producer waits for ``n`` free pages
         from its local clock ``_t`` and advances ``_t`` to the resume time."""
         self._unrun = None
-        cb = self._cbs[cb_id]
+        try:
+            cb = self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         t = self._t + self._cb_check
@@ -261,7 +291,10 @@ class KernelContext:
         from its local clock ``_t`` (unpack's, in a compute kernel) and advances ``_t`` to the
         resume time."""
         self._unrun = None
-        cb = self._cbs[cb_id]
+        try:
+            cb = self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_wait_front", self.kernel_name)
         if n > cb.waited:  # cumulative: the pages granted once this returns
@@ -321,7 +354,10 @@ class KernelContext:
         into a CB they know is empty without reserving (``reader_pool_2d.cpp`` does so for
         ``clear_value_cb``), but a push beyond the free pages overwrites pages not yet popped.
         """
-        cb = self._cbs[cb_id]
+        try:
+            cb = self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_push_back", self.kernel_name)
         if self._unrun is not None:
@@ -361,7 +397,10 @@ class KernelContext:
         Only pages a ``cb_wait_front`` granted may be popped: without the wait the pages may not
         have arrived yet (on hardware the pop would free pages the producer is still writing).
         """
-        cb = self._cbs[cb_id]
+        try:
+            cb = self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_pop_front", self.kernel_name)
         if self._unrun is not None:

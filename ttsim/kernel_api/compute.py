@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections import deque
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -127,17 +126,17 @@ class ComputeContext(EltwiseOps, KernelContext):
     """The API a compute kernel sees."""
 
     __slots__ = (
-        "_acc_to_dest", "_add_cycles", "_bf16", "_broadcasts", "_busy_math", "_c", "_commit_t", "_datacopy_cycles",
-        "_decoded", "_dst", "_dst_bf16", "_dst_committed", "_dst_limit", "_dst_math", "_dst_pack",
-        "_dst_written", "_faces", "_front_region", "_handshake", "_in0_runs", "_in1_runs",
+        "_acc_to_dest", "_add_cycles", "_bf16", "_broadcasts", "_busy_math", "_c", "_commit_t",
+        "_datacopy_cycles", "_decoded", "_dst", "_dst_bf16", "_dst_committed", "_dst_limit", "_dst_math",
+        "_dst_pack", "_dst_written", "_faces", "_front_region", "_handshake", "_in0_runs", "_in1_runs",
         "_init_costs", "_init_math", "_init_pack", "_l1", "_last_busy", "_math_stalls", "_math_t",
-        "_matmul_costs", "_mul_cycles", "_pack_overhead", "_pack_position", "_pack_rate",
-        "_pack_stalls", "_pack_t", "_pack_untilize_cycles", "_pending", "_phases",
-        "_reduce_cycles_per_phase", "_released", "_relu_mode", "_relu_threshold", "_row0", "_scalar",
-        "_sfpu_costs", "_sfpu_free", "_src_banks", "_srca", "_srca_reductions", "_srca_tiles",
-        "_srca_zero", "_srcb_held", "_tile_costs", "_tilize_row_tiles", "_unpack_overhead",
-        "_unpack_rate", "_unpack_stalls", "_unpack_tilize_cycles", "_unpack_two_operand_rate",
-        "math_fidelity", "numerics")
+        "_matmul_costs", "_mul_cycles", "_pack_costs", "_pack_overhead", "_pack_position", "_pack_rate",
+        "_pack_stalls", "_pack_t", "_pack_untilize_cycles", "_pending", "_phases", "_reduce_costs",
+        "_reduce_cycles_per_phase", "_released", "_released_last", "_relu_mode", "_relu_threshold", "_row0",
+        "_scalar", "_sfpu_costs", "_sfpu_free", "_src_bank_free", "_src_bank_last", "_srca",
+        "_srca_reductions", "_srca_tiles", "_srca_zero", "_srcb_held", "_tile_costs", "_tilize_row_tiles",
+        "_unpack_overhead", "_unpack_rate", "_unpack_stalls", "_unpack_tilize_cycles",
+        "_unpack_two_operand_rate", "math_fidelity", "numerics")
     """The compute state in slots, :class:`KernelContext`'s (25 attributes) in the instance dict:
     an instance dict of more than 30 attributes is a plain dict, on which CPython 3.11 specializes
     no method lookup, and a kernel calls a method of this class some 40 times per pool output
@@ -184,9 +183,14 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._matmul_costs: dict[tuple, tuple[float, float]] = {}
         """Per (in0 CB, in1 CB, rt_dim, ct_dim): a matmul_block step's unpack and math cycles."""
         self._tile_costs: dict[tuple, tuple[float, ...]] = {}
-        """Per (call, CBs, variant) of a per-tile call (``mul_tiles``, ``binary_dest_reuse_tiles``,
-        ``reduce_tile_math``, ``pack_tile``): the cycles it charges its threads, in thread order
-        (unpack, math, pack; those it charges), computed once by the call's formula."""
+        """Per (call, CBs, variant) of a per-tile call (``mul_tiles``, ``binary_dest_reuse_tiles``):
+        the cycles it charges its threads, in thread order (unpack, math), computed once by the
+        call's formula."""
+        self._reduce_costs: dict[int, float] = {}
+        """As :attr:`_tile_costs` for ``reduce_tile_math``'s math, per num_faces (a key without a
+        tuple to build and hash: five calls per pool output stick)."""
+        self._pack_costs: dict[CircularBuffer, float] = {}
+        """As :attr:`_tile_costs` for a ``pack_tile``, per CB."""
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
@@ -206,14 +210,21 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._math_t = start
         self._pack_t = start
         self._commit_t = start
-        self._released = deque([start, start], maxlen=2)
+        self._released = start
+        self._released_last = start
+        """When pack released the DST half used two acquires ago (the half the next acquire takes)
+        and the one of the last release: half-sync DST double buffering."""
         self._dst_math = False
         """True between tile_regs_acquire and tile_regs_commit: math owns a DST half."""
         self._dst_committed = 0
         """DST halves math committed that pack has not yet taken with tile_regs_wait."""
         self._dst_pack = False
         """True between tile_regs_wait and tile_regs_release: pack owns a DST half."""
-        self._src_banks = deque([start, start], maxlen=2)
+        self._src_bank_free = start
+        self._src_bank_last = start
+        """When math finished with the source bank the next unpack fills (the one used two tile
+        ops ago) and with the other one (the last op's): two source-register banks. Two
+        attributes rather than a two-slot deque: a plain load and store per tile op."""
         self._pack_position: dict[int, int] = {}
         self._busy_math = 0.0
         """Busy cycles of math; unpack's and pack's are :attr:`_busy_consumer` and
@@ -432,7 +443,7 @@ class ComputeContext(EltwiseOps, KernelContext):
 
     def _unpack(self, cycles: float) -> float:
         """Charge the unpack thread; returns when the unpacked operands are ready for math."""
-        free = self._src_banks[0]
+        free = self._src_bank_free
         if self.trace is not None:
             if free > self._t:
                 self._stall(Risc.TRISC0, "unpack_wait_math", self._t, free)
@@ -461,7 +472,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         math_t += cycles
         self._math_t = math_t
         self._busy_math += cycles
-        self._src_banks.append(math_t)
+        self._src_bank_free, self._src_bank_last = self._src_bank_last, math_t
 
     def _unpack_math(self, unpack: float, math: float) -> None:
         """``_math(_unpack(unpack), math)`` in one call: unpack a tile op's operands, then its
@@ -470,7 +481,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._math(self._unpack(unpack), math)
             return
         t = self._t
-        free = self._src_banks[0]
+        free = self._src_bank_free
         if free > t:
             self._unpack_stalls["unpack_wait_math"] += free - t
             t = free
@@ -486,7 +497,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         math_t += math
         self._math_t = math_t
         self._busy_math += math
-        self._src_banks.append(math_t)
+        self._src_bank_free, self._src_bank_last = self._src_bank_last, math_t
 
     def _math_dst(self, cycles: float) -> None:
         """Charge math that only touches DST (no source operands), right after the last."""
@@ -596,8 +607,8 @@ class ComputeContext(EltwiseOps, KernelContext):
         if self._unrun is not None:  # a previous blocking call never ran
             raise self._unrun_error(self._describe_call("cb_wait_front", cb_id, n))
         self._unrun = ("cb_wait_front", cb_id, n)
-        cb = self.cb(cb_id)
         if self.numerics:  # only the numerics of unpack_tilizeA_B_block read it
+            cb = self.cb(cb_id)
             self._front_region[cb_id] = (cb.fifo_rd_ptr, cb.fifo_rd_ptr + n * cb.page_size)
         return self._wait_front(cb_id, n)
 
@@ -719,7 +730,7 @@ class ComputeContext(EltwiseOps, KernelContext):
     def tile_regs_acquire(self) -> None:
         """MATH: take a DST half (waits for pack to release it)."""
         self._dst_math = True
-        released = self._released[0]
+        released = self._released
         if released > self._math_t:
             self._stall(Risc.TRISC1, "math_wait_pack", self._math_t, released)
             self._math_t = released
@@ -789,7 +800,7 @@ class ComputeContext(EltwiseOps, KernelContext):
             if written:  # every DST write marks its tile: the others are zero already
                 self._dst[min(written) : max(written) + 1] = 0.0
                 written.clear()
-        self._released.append(self._pack_t)
+        self._released, self._released_last = self._released_last, self._pack_t
 
     # -- inits and reconfiguration ---------------------------------------------------------------
     # Signatures follow tenstorrent/tt-metal tt_metal/include/compute_kernel_api/*.h (named per
@@ -979,7 +990,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         A (``icb0``) in srcA and B (``icb1``) in srcB, at this kernel's math fidelity
         (:func:`ttsim.fpu.elwmul`). DST is zero after ``tile_regs_acquire`` (the packer cleared
         it), so this is A * B unless the kernel already wrote DST[idst]."""
-        cb0, cb1 = self.cb(icb0), self.cb(icb1)
+        try:
+            cb0, cb1 = self._cbs[icb0], self._cbs[icb1]
+        except KeyError:
+            raise self._no_cb_error(icb0, icb1) from None
         key = ("mul_tiles", cb0, cb1)
         costs = self._tile_costs.get(key)
         if costs is None:  # hot path (every window page of a pool stick): the costs once per CB pair
@@ -1025,7 +1039,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         """``binary_dest_reuse_tiles<op, DEST_TO_SRCA>(in_cb_id, in_tile_index, dst_tile_index)``
         (compute_kernel_api/eltwise_binary.h): DST[idst] moves to srcA, the CB tile is unpacked to
         srcB, and DST[idst] = srcA (op) srcB (``mul`` at this kernel's fidelity)."""
-        cb = self.cb(in_cb_id)
+        try:
+            cb = self._cbs[in_cb_id]
+        except KeyError:
+            raise self._no_cb_error(in_cb_id) from None
         if not 0 <= dst_tile_index < self._dst_limit:
             raise self._dst_index_error(dst_tile_index)
         key = ("binary_dest_reuse_tiles", cb, op)
@@ -1165,11 +1182,9 @@ class ComputeContext(EltwiseOps, KernelContext):
                 and idst not in self._dst_written):
             # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline,
             # its cycles by _accumulate_row0's formula once per num_faces
-            key = ("reduce_tile_math", num_faces)
-            costs = self._tile_costs.get(key)
-            if costs is None:
-                costs = self._tile_costs[key] = (self._reduce_cycles_per_phase * self._phases * num_faces / 4,)
-            cycles = costs[0]
+            cycles = self._reduce_costs.get(num_faces)
+            if cycles is None:
+                cycles = self._reduce_costs[num_faces] = self._reduce_cycles_per_phase * self._phases * num_faces / 4
             if self.trace is None:  # _math(self._t, cycles), inline
                 ready, math_t = self._t, self._math_t
                 if ready > math_t:
@@ -1178,7 +1193,7 @@ class ComputeContext(EltwiseOps, KernelContext):
                 math_t += cycles
                 self._math_t = math_t
                 self._busy_math += cycles
-                self._src_banks.append(math_t)
+                self._src_bank_free, self._src_bank_last = self._src_bank_last, math_t
             else:
                 self._math(self._t, cycles)
             if self.numerics:
@@ -1454,20 +1469,21 @@ class ComputeContext(EltwiseOps, KernelContext):
         if output_tile_index is None:
             output_tile_index = self._pack_position.get(icb, 0)
             self._pack_position[icb] = output_tile_index + 1
-        cb = self.cb(icb)
+        try:
+            cb = self._cbs[icb]
+        except KeyError:
+            raise self._no_cb_error(icb) from None
         if self.numerics and numerics:
             values = self._relu_stage(self.dst[ifrom_dst])
             self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
-        key = ("pack_tile", cb)
-        costs = self._tile_costs.get(key)
-        if costs is None:  # hot path (every packed tile): the cost once per CB
-            costs = self._tile_costs[key] = (self._pack_cost(cb.tile_bytes),)
+        cycles = self._pack_costs.get(cb)
+        if cycles is None:  # hot path (every packed tile): the cost once per CB
+            cycles = self._pack_costs[cb] = self._pack_cost(cb.tile_bytes)
         if self.trace is None:  # _pack, inline
-            cycles = costs[0]
             self._pack_t += cycles
             self._busy_producer += cycles
         else:
-            self._pack(costs[0])
+            self._pack(cycles)
 
     def pack_tile(self, ifrom_dst: int, icb: int, output_tile_index: int | None = None) -> None:
         """``pack_tile(ifrom_dst, icb[, output_tile_index])`` (compute_kernel_api/pack.h): DST
@@ -1515,7 +1531,10 @@ class ComputeContext(EltwiseOps, KernelContext):
             raise ConfigurationError(
                 f"{self.where}: pack_untilize_dest with block_rt_dim {block_rt_dim}, block_c_index "
                 f"{block_c_index} (only one tile row at block 0 is modelled)")
-        cb = self.cb(ocb)
+        try:
+            cb = self._cbs[ocb]
+        except KeyError:
+            raise self._no_cb_error(ocb) from None
         ntiles, rows = block_ct_dim, face_r_dim * (2 if num_faces == 4 else 1)
         if self.numerics:
             elem = 4 if cb.data_format is DataFormat.FLOAT32 else 2
