@@ -662,9 +662,7 @@ class ComputeContext(EltwiseOps, KernelContext):
                 # waiter would only be sent there (by those pops, scheduled for it)
                 yield scheduled_timeout(env, t - now)
             else:  # wait as an early waiter from the sync point on (ttsim/cb.py): no timeout
-                event = waiter_event(env)
-                if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
-                    cb.schedule_unscheduled(False)
+                event = waiter_event(env)  # (no pops are pending: none to schedule for it)
                 start = now + (t - now)  # the sync point: SimPy's clock when that timeout fires
                 waiters.append((n, event, start, next(env._eid)))
                 self.blocked_on = functools.partial(cb.reserve_detail, n)
@@ -1319,10 +1317,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         """MVMUL operand blocks of a run of ``steps`` matmul steps reading the tiles at
         ``addresses`` (step-major, each step's tiles in order) of ``cb`` (see :meth:`_run_blocks`).
 
-        Kept in ``cache`` while the tiles' L1 bytes are unchanged: a
-        subblock row's in0 run serves every subblock of the row, an in1 run (the weights) every
-        output block; an in1 run another core prepared from the same bytes is taken from
-        :data:`_SHARED_IN1_RUNS`. All the run's tiles are read, compared and decoded in one go."""
+        Kept in ``cache`` while the tiles' L1 bytes are unchanged: a subblock row's in0 run serves
+        every subblock of the row, an in1 run (the weights) every output block; an in1 run another
+        core prepared from the same bytes is taken from :data:`_SHARED_IN1_RUNS`. All the run's
+        tiles are read, compared and decoded in one go."""
         size = cb.tile_bytes
         l1 = self._l1
         first = addresses[0]
