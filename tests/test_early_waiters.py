@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 from functools import partial
 from heapq import heappush
 
@@ -162,20 +163,37 @@ def _burn(ctx, words: int) -> None:
         ctx.l1_store(ctx.core.l1.base + 8192, np.zeros(words, dtype=np.uint32))
 
 
+def _noter(log: list) -> Callable:
+    """``note(ctx, what)``: append (kernel, what, the kernel's clock, SimPy's) to ``log``."""
+    def note(ctx, what: str) -> None:
+        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+    return note
+
+
+def _core_program(name: str, pages: dict[int, int], brisc: Callable, ncrisc: Callable,
+                  compute: Callable) -> Program:
+    """A program on CORE: a bfloat16 CB of ``pages[id]`` pages of PAGE bytes per CB id (FRONT_CB is
+    "front", BACK_CB "back"), and the three kernels on BRISC, NCRISC and compute."""
+    program = Program(name)
+    for cb_id, count in pages.items():
+        program.create_circular_buffer([CORE], CBConfig(cb_id, "front" if cb_id == FRONT_CB else "back",
+                                                        PAGE, count, DataFormat.BFLOAT16))
+    program.create_kernel("brisc", brisc, [CORE], Risc.BRISC, {})
+    program.create_kernel("ncrisc", ncrisc, [CORE], Risc.NCRISC, {})
+    program.create_kernel("compute", compute, [CORE], "compute", {})
+    return program
+
+
 def _racing_program(seed: int, log: list) -> Program:
     """BRISC pushes FRONT_CB's pages one by one; NCRISC and compute both wait on them
     (cumulatively, without popping) at random times. BACK_CB, two pages, has two producers, NCRISC
     and compute (compute's cb_reserve_back queues through its own path), and BRISC pops."""
     rng = random.Random(seed)
     pages = 8
-    program = Program("early_waiters")
-    program.create_circular_buffer([CORE], CBConfig(FRONT_CB, "front", PAGE, pages, DataFormat.BFLOAT16))
-    program.create_circular_buffer([CORE], CBConfig(BACK_CB, "back", PAGE, 2, DataFormat.BFLOAT16))
     burns = {name: [rng.choice((0, 0, 1, 2, 3, 8, 20)) for _ in range(3 * pages)]
              for name in ("brisc", "ncrisc")}
 
-    def note(ctx, what: str) -> None:
-        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+    note = _noter(log)
 
     def brisc(ctx):
         for i in range(pages):
@@ -208,10 +226,7 @@ def _racing_program(seed: int, log: list) -> Program:
                 note(ctx, f"reserve {i}")
                 ctx.cb_push_back(BACK_CB, 1)
 
-    program.create_kernel("brisc", brisc, [CORE], Risc.BRISC, {})
-    program.create_kernel("ncrisc", ncrisc, [CORE], Risc.NCRISC, {})
-    program.create_kernel("compute", compute, [CORE], "compute", {})
-    return program
+    return _core_program("early_waiters", {FRONT_CB: pages, BACK_CB: 2}, brisc, ncrisc, compute)
 
 
 def _popping_program(seed: int, log: list) -> Program:
@@ -220,14 +235,10 @@ def _popping_program(seed: int, log: list) -> Program:
     them resumes from it at times the other side of FRONT_CB did not see."""
     rng = random.Random(seed)
     pages = 12
-    program = Program("unscheduled")
-    program.create_circular_buffer([CORE], CBConfig(FRONT_CB, "front", PAGE, 2, DataFormat.BFLOAT16))
-    program.create_circular_buffer([CORE], CBConfig(BACK_CB, "back", PAGE, 1, DataFormat.BFLOAT16))
     burns = {name: [rng.choice((0, 0, 1, 2, 3, 8, 20)) for _ in range(3 * pages)]
              for name in ("brisc", "ncrisc")}
 
-    def note(ctx, what: str) -> None:
-        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+    note = _noter(log)
 
     def brisc(ctx):
         for i in range(pages):
@@ -262,10 +273,7 @@ def _popping_program(seed: int, log: list) -> Program:
                 yield from ctx.cb_reserve_back(FRONT_CB, 1)
                 ctx.cb_push_back(FRONT_CB, 1)
 
-    program.create_kernel("brisc", brisc, [CORE], Risc.BRISC, {})
-    program.create_kernel("ncrisc", ncrisc, [CORE], Risc.NCRISC, {})
-    program.create_kernel("compute", compute, [CORE], "compute", {})
-    return program
+    return _core_program("unscheduled", {FRONT_CB: 2, BACK_CB: 1}, brisc, ncrisc, compute)
 
 
 def _compute_producer_program(seed: int, log: list) -> Program:
@@ -277,16 +285,12 @@ def _compute_producer_program(seed: int, log: list) -> Program:
     a timeout behind NCRISC."""
     rng = random.Random(seed)
     pages = 12
-    program = Program("compute_producer")
-    program.create_circular_buffer([CORE], CBConfig(FRONT_CB, "front", PAGE, 2, DataFormat.BFLOAT16))
-    program.create_circular_buffer([CORE], CBConfig(BACK_CB, "back", PAGE, 2, DataFormat.BFLOAT16))
     burns = {name: [rng.choice((0, 0, 1, 2, 3, 8, 20)) for _ in range(2 * pages)]
              for name in ("brisc", "ncrisc", "unpack", "pack")}
     probes = [i for i in range(pages) if rng.random() < 0.3]
     """The iterations in which NCRISC waits for BACK_CB to be empty."""
 
-    def note(ctx, what: str) -> None:
-        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+    note = _noter(log)
 
     def brisc(ctx):
         for i in range(pages):
@@ -317,10 +321,7 @@ def _compute_producer_program(seed: int, log: list) -> Program:
             note(ctx, f"reserve {i}")
             ctx.cb_push_back(BACK_CB, 1)
 
-    program.create_kernel("brisc", brisc, [CORE], Risc.BRISC, {})
-    program.create_kernel("ncrisc", ncrisc, [CORE], Risc.NCRISC, {})
-    program.create_kernel("compute", compute, [CORE], "compute", {})
-    return program
+    return _core_program("compute_producer", {FRONT_CB: 2, BACK_CB: 2}, brisc, ncrisc, compute)
 
 
 def _semaphore_program(seed: int, log: list) -> Program:
@@ -337,8 +338,7 @@ def _semaphore_program(seed: int, log: list) -> Program:
     burns = {name: [rng.choice((0, 0, 1, 2, 3, 8, 20)) for _ in range(2 * rounds)]
              for name in ("a_brisc", "a_ncrisc", "b_brisc", "b_ncrisc")}
 
-    def note(ctx, what: str) -> None:
-        log.append((ctx.kernel_name, what, ctx.now, ctx.env.now))
+    note = _noter(log)
 
     def a_brisc(ctx):
         b_xy = ctx.device.worker_core(b)

@@ -421,6 +421,15 @@ def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
                    (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
 
 
+def _twin_read_models(spec, rng: np.random.Generator, target: tuple[int, int]) -> tuple:
+    """Two fresh NoC models on one clock (``now[0]``) and the plan of a read by core (1, 1) from
+    ``target`` on a random NoC in each: (now, model, reference model, [plan, reference plan])."""
+    now = [0.0]
+    mine, ref = NocModel(spec, lambda: now[0]), NocModel(spec, lambda: now[0])
+    noc = int(rng.integers(0, 2))
+    return now, mine, ref, [model.read_plan(noc, (1, 1), target) for model in (mine, ref)]
+
+
 def test_read_planned_many_books_exactly_as_one_read_at_a_time() -> None:
     """A batch of reads (local, core to core, from DRAM; the path idle, busy later or with gaps
     before other bookings; issues queued behind each other, gapped by more or less than the
@@ -431,12 +440,7 @@ def test_read_planned_many_books_exactly_as_one_read_at_a_time() -> None:
     rng = np.random.default_rng(13)
     dram = tuple(spec.dram.bank_noc_xy.value[0])
     for case in range(300):
-        now = [0.0]
-        mine, ref = NocModel(spec, lambda: now[0]), NocModel(spec, lambda: now[0])
-        requester = (1, 1)
-        target = [requester, (3, 4), dram][case % 3]
-        noc = int(rng.integers(0, 2))
-        plans = [model.read_plan(noc, requester, target) for model in (mine, ref)]
+        now, mine, ref, plans = _twin_read_models(spec, rng, [(1, 1), (3, 4), dram][case % 3])
         shared = case % 4 == 0  # every port of the path booked alike: its last ends all equal
         slots = sorted(rng.permutation(60)[: rng.integers(0, 8)].tolist())
         for a, b in zip(plans[0][0], plans[1][0]):  # the same bookings of other transfers
@@ -476,12 +480,7 @@ def test_batches_of_reads_chained_book_exactly_as_one_read_at_a_time() -> None:
     dram = tuple(spec.dram.bank_noc_xy.value[0])
     chained = 0
     for case in range(200):
-        now = [0.0]
-        mine, ref = NocModel(spec, lambda: now[0]), NocModel(spec, lambda: now[0])
-        requester = (1, 1)
-        target = [requester, (3, 4), dram][case % 3]
-        noc = int(rng.integers(0, 2))
-        plans = [model.read_plan(noc, requester, target) for model in (mine, ref)]
+        now, mine, ref, plans = _twin_read_models(spec, rng, [(1, 1), (3, 4), dram][case % 3])
         mine._issued = ref._issued = int(rng.integers(0, 4096 * 2))
         nbytes = int(rng.choice([32, 288, 864, 2048]))
         duration = nbytes / plans[0][1]
