@@ -211,3 +211,28 @@ def test_intervals_minus_and_overlap_against_a_grid() -> None:
         assert cells(added) == cells(zip(*have)) - cells(zip(*base))
         other_added = split_run._minus(other, ([], []))
         assert split_run._overlap(added, other_added) == bool(cells(added) & cells(other_added))
+
+
+def test_changed_blocks_from_the_nonzero_snapshot_are_a_whole_comparison() -> None:
+    """A child's L1 changes found from its snapshot of the non-zero blocks (_nonzero_blocks) are
+    exactly the blocks a byte-by-byte comparison with a whole copy finds, with their bytes: blocks
+    written with other values, with zeros over data, with zeros over zeros (no change) and with
+    the values they held (no change)."""
+    rng = np.random.default_rng(5)
+    size = 64 * split_run.L1_BLOCK
+    for _ in range(300):
+        before = np.zeros(size, dtype=np.uint8)
+        for block in rng.integers(0, 64, int(rng.integers(0, 40))):
+            where = block * split_run.L1_BLOCK + rng.integers(0, split_run.L1_BLOCK, 4)
+            before[where] = rng.integers(1, 256, 4)
+        snapshot = split_run._nonzero_blocks(before)
+        after = before.copy()
+        for block in rng.integers(0, 64, int(rng.integers(0, 25))):
+            where = block * split_run.L1_BLOCK + rng.integers(0, split_run.L1_BLOCK, 3)
+            kind = rng.integers(0, 3)
+            after[where] = (rng.integers(0, 256, 3) if kind == 0 else 0 if kind == 1 else before[where])
+        rows_before, rows_after = before.reshape(-1, split_run.L1_BLOCK), after.reshape(-1, split_run.L1_BLOCK)
+        expected = np.flatnonzero((rows_before != rows_after).any(axis=1))
+        indices, data = split_run._changed_blocks(snapshot, after)
+        assert indices.tolist() == expected.tolist()
+        assert data == rows_after[expected].tobytes()

@@ -225,7 +225,7 @@ def _run_half(device: Device, live: dict[simpy.Process, KernelContext], zones: l
             process._generator = trap
     _guard(device, {device.core(xy).noc_xy for xy in half})
     first_event = next(env._eid)
-    l1_before = {xy: device.core(xy).l1.data.copy() for xy in half}
+    l1_before = {xy: _nonzero_blocks(device.core(xy).l1.data) for xy in half}
     zones_before = len(zones)
     ports_before = {name: port.calendar() for name, port in device.noc.all_ports()}
     running = [sum(p.is_alive for p in mine)]
@@ -266,10 +266,31 @@ def _blocks_of(data: np.ndarray) -> np.ndarray:
     return data.reshape(-1, L1_BLOCK)
 
 
-def _changed_blocks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, bytes]:
-    """The blocks of ``after`` that differ from ``before``: their indices and bytes."""
-    changed = np.flatnonzero((_blocks_of(before) != _blocks_of(after)).any(axis=1))
-    return changed, _blocks_of(after)[changed].tobytes()
+def _words_of(data: np.ndarray) -> np.ndarray:
+    """:func:`_blocks_of` as 64-bit words (a view): a block is all zeros, or equal to another,
+    exactly when its words are, and a pass over words is several times faster than over bytes."""
+    return _blocks_of(data).view(np.uint64)
+
+
+def _nonzero_blocks(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The L1 blocks of ``data`` that hold a byte other than zero: their indices and a copy of
+    them. Most of a core's L1 is zeros that nothing wrote (pages the parent never touched), so
+    this snapshot reads the L1 once and copies a part of it, where a whole copy allocated and
+    wrote the whole L1 again in each child (about 0.2 s of a split on op14)."""
+    words = _words_of(data)
+    nonzero = np.flatnonzero(words.any(axis=1))
+    return nonzero, words[nonzero]
+
+
+def _changed_blocks(before: tuple[np.ndarray, np.ndarray], after: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """The blocks of ``after`` that differ from the snapshot ``before`` (:func:`_nonzero_blocks`:
+    every other block was zeros): their indices and bytes."""
+    indices, saved = before
+    words = _words_of(after)
+    changed = words.any(axis=1)
+    changed[indices] = (words[indices] != saved).any(axis=1)
+    where = np.flatnonzero(changed)
+    return where, _blocks_of(after)[where].tobytes()
 
 
 def _guard(device: Device, own: set[XY]) -> None:
