@@ -57,7 +57,7 @@ from simpy.events import NORMAL
 from ttsim.device.core import SYNC_POINT
 from ttsim.errors import CBRequestError
 from ttsim.formats import DataFormat, tile_size_bytes
-from ttsim.sim_events import timeout_under_key
+from ttsim.sim_events import timeouts_under_keys
 
 _NEG_INF = float("-inf")
 _AFTER_EVERY_KEY = (float("inf"),)
@@ -335,13 +335,11 @@ class CircularBuffer:
         """Schedule the unscheduled pushes (or pops; none passed: :meth:`apply_unscheduled`
         first), each as the timeout it stands for, under its key: a kernel is about to wait for
         them."""
-        env = self.env
-        callback = self.push_callback if push else self.pop_callback
-        for time, _, eid, n, delay in self._unscheduled_pushes if push else self._unscheduled_pops:
-            timeout_under_key(env, time, eid, delay, n, [callback])
         if push:
+            timeouts_under_keys(self.env, self._unscheduled_pushes, self.push_callback)
             self._unscheduled_pushes = []
         else:
+            timeouts_under_keys(self.env, self._unscheduled_pops, self.pop_callback)
             self._unscheduled_pops = []
 
     def apply_all_unscheduled(self) -> float:
