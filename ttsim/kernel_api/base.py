@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import partial
+from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
+from simpy.events import NORMAL
 
 from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
@@ -387,8 +389,8 @@ class KernelContext:
             cb.publish_push(n)
         elif cb._front_waiters or cb.trace is not None:
             scheduled_timeout(env, t - now, n, [cb.push_callback])
-        else:
-            cb.defer(n, t - now, True)
+        else:  # cb.defer(n, t - now, True), inline (once per push nobody waits for)
+            heappush(cb._unscheduled_pushes, (now + (t - now), NORMAL, next(env._eid), n, t - now))
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -427,8 +429,8 @@ class KernelContext:
             cb.publish_pop(n)
         elif cb._back_waiters or cb.trace is not None:
             scheduled_timeout(env, t - now, n, [cb.pop_callback])
-        else:
-            cb.defer(n, t - now, False)
+        else:  # cb.defer(n, t - now, False), inline, as in _push
+            heappush(cb._unscheduled_pops, (now + (t - now), NORMAL, next(env._eid), n, t - now))
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------
