@@ -304,9 +304,11 @@ class KernelContext:
         t = self._t + self._cb_check
         self._busy_consumer += self._cb_check
         # available pages only grow while the consumer waits (available_pages() inline; the
-        # method applies the unscheduled pushes SimPy has passed, ttsim/cb.py)
+        # method applies the unscheduled pushes SimPy has passed, ttsim/cb.py, when its head has:
+        # that test inline too, as a consumer ahead of SimPy mostly finds it has not)
         if (cb._visible_pushed - cb._popped_by_consumer >= n
-                or cb._unscheduled_pushes and cb.available_pages() >= n):
+                or cb._unscheduled_pushes and cb._unscheduled_pushes[0] < self.env.current
+                and cb.available_pages() >= n):
             self._t = t
             return
         # _sync_to(t) and _block, inline, as in _reserve (an early waiter when nobody else waits)
