@@ -20,7 +20,6 @@ pages and a pop needs pages waited for.
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import partial
 from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
@@ -72,6 +71,14 @@ class KernelContext:
         self._t = float(self.env.now)
         self.start_time = self._t
         self.blocked_on: Callable[[], str] | None = None
+        """What the kernel is blocked in, described when called (deadlock reports); None when it
+        is not blocked."""
+        self._blocked_cb: tuple[Callable[[int], str], int] = (str, 0)
+        """The detail method (``wait_detail`` or ``reserve_detail``) of the CB a blocked CB call
+        waits on, and its page count: :meth:`_cb_detail` describes the call from them."""
+        self._cb_detail_bound = self._cb_detail
+        """:meth:`_cb_detail`, bound once: a blocked CB call sets it as :attr:`blocked_on` with
+        :attr:`_blocked_cb` (once per block, cheaper than a ``functools.partial`` each time)."""
         self.deadline = float("inf")
         """Simulated-time guard set by the launcher: passing it raises SimulationLimitError."""
         self.stalls: dict[Risc, dict[str, float]] = {r: defaultdict(float) for r in self.riscs()}
@@ -153,6 +160,11 @@ class KernelContext:
         now = env._now
         if t > now:
             yield scheduled_timeout(env, t - now)
+
+    def _cb_detail(self) -> str:
+        """What the blocked CB call of :attr:`_blocked_cb` waits for (its :attr:`blocked_on`)."""
+        detail, n = self._blocked_cb
+        return detail(n)
 
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
@@ -263,7 +275,8 @@ class KernelContext:
                 if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
                     cb.schedule_unscheduled(False)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
-                self.blocked_on = partial(cb.reserve_detail, n)
+                self._blocked_cb = (cb.reserve_detail, n)
+                self.blocked_on = self._cb_detail_bound
                 woken = (yield event) is not SYNC_POINT  # else: at the sync point, looking
                 self.blocked_on = None
         if not woken:
@@ -271,7 +284,8 @@ class KernelContext:
                     or cb._unscheduled_pops and cb.free_pages() >= n):
                 self._t = t
                 return
-            self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
+            self._blocked_cb = (cb.reserve_detail, n)  # no closure: cb and n stay plain locals
+            self.blocked_on = self._cb_detail_bound
             event = waiter_event(env)  # cb.reserve_event(n) without env.event()'s frames
             if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
                 cb.schedule_unscheduled(False)
@@ -326,7 +340,8 @@ class KernelContext:
                 if cb._unscheduled_pushes:  # (none passed: applied above) a consumer waits for them
                     cb.schedule_unscheduled(True)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
-                self.blocked_on = partial(cb.wait_detail, n)
+                self._blocked_cb = (cb.wait_detail, n)
+                self.blocked_on = self._cb_detail_bound
                 woken = (yield event) is not SYNC_POINT
                 self.blocked_on = None
         if not woken:
@@ -334,7 +349,8 @@ class KernelContext:
                     or cb._unscheduled_pushes and cb.available_pages() >= n):
                 self._t = t
                 return
-            self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
+            self._blocked_cb = (cb.wait_detail, n)  # no closure: cb and n stay plain locals
+            self.blocked_on = self._cb_detail_bound
             event = waiter_event(env)  # cb.front_event(n), likewise
             if cb._unscheduled_pushes:  # (none passed: applied above) a consumer waits for them
                 cb.schedule_unscheduled(True)
