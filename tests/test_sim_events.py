@@ -4,8 +4,9 @@ keys, same event state, same processing."""
 from __future__ import annotations
 
 import simpy
+from simpy.events import NORMAL
 
-from ttsim.sim_events import scheduled_timeout, timeout_under_key, waiter_event
+from ttsim.sim_events import scheduled_timeout, timeouts_under_keys, waiter_event
 
 _STATE = ("_value", "_ok", "_delay")
 
@@ -47,7 +48,7 @@ def test_scheduled_timeout_without_callbacks_can_be_yielded() -> None:
     assert log == [(3, "x")]
 
 
-def test_timeout_under_key_takes_the_key_its_id_was_taken_under() -> None:
+def test_timeouts_under_keys_take_the_keys_their_ids_were_taken_under() -> None:
     """A timeout whose id was taken earlier sorts among the others as env.timeout made then would."""
     ours_env, simpy_env = simpy.Environment(), simpy.Environment()
     order: dict[str, list] = {"ours": [], "simpy": []}
@@ -59,8 +60,9 @@ def test_timeout_under_key_takes_the_key_its_id_was_taken_under() -> None:
     # ours: the first one's id taken first, scheduled only after the second was made
     eid = next(ours_env._eid)
     made = scheduled_timeout(ours_env, 4, "second", [lambda e: order["ours"].append(e.value)])
-    kept = timeout_under_key(ours_env, ours_env.now + 4, eid, 4, "first",
-                             [lambda e: order["ours"].append(e.value)])
+    timeouts_under_keys(ours_env, [(ours_env.now + 4, NORMAL, eid, "first", 4)],
+                        lambda e: order["ours"].append(e.value))
+    kept = next(entry[3] for entry in ours_env._queue if entry[2] == eid)
     assert sorted(entry[:3] for entry in ours_env._queue) == sorted(entry[:3] for entry in simpy_env._queue)
     assert _state(kept) == _state(first) and _state(made) == _state(second)
     ours_env.run()

@@ -38,10 +38,13 @@ taken as the timeout would take it) and waits in the CB's heap of unscheduled pu
 Processed, its timeout would only have changed the counters and statistics (nobody to wake),
 and only a later look at the CB could see that: so every look that could (a kernel finding too
 few pages, a publication, a report, the run's end) first applies the unscheduled publications
-whose keys SimPy has passed, in key order. A consumer (producer) about to wait schedules the
-pushes (pops) left under their keys, so it is woken exactly as by the timeouts; while one
-waits, the publications that could wake it are scheduled as before. It saves one SimPy event
-per publication nobody waits for.
+whose keys SimPy has passed, in key order. A look at one side's counter only (the free pages
+see the pops alone, the available pages the pushes) applies them when one of that side has
+passed, else leaves them to the next look: applied later, they are applied in the same key
+order (a publication made since sorts after the entry SimPy is processing), so nothing
+changes. A consumer (producer) about to wait schedules the pushes (pops) left under their
+keys, so it is woken exactly as by the timeouts; while one waits, the publications that could
+wake it are scheduled as before. It saves one SimPy event per publication nobody waits for.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from simpy.events import NORMAL
 from ttsim.device.core import SYNC_POINT
 from ttsim.errors import CBRequestError
 from ttsim.formats import DataFormat, tile_size_bytes
-from ttsim.sim_events import timeout_under_key
+from ttsim.sim_events import timeouts_under_keys
 
 _NEG_INF = float("-inf")
 _AFTER_EVERY_KEY = (float("inf"),)
@@ -177,8 +180,11 @@ class CircularBuffer:
 
     # -- producer side --------------------------------------------------------------------
     def free_pages(self) -> int:
-        """Free pages as the producer sees them."""
-        if self._unscheduled_pops:
+        """Free pages as the producer sees them. The unscheduled publications SimPy has passed
+        are applied first when a pop is among them, that is when the earliest pop (the heap's
+        head) is (see the module docstring)."""
+        pops = self._unscheduled_pops
+        if pops and pops[0] < self.env.current:  # type: ignore[attr-defined]
             self.apply_unscheduled()
         return self.num_pages - (self._pushed_by_producer - self._visible_popped)
 
@@ -235,8 +241,10 @@ class CircularBuffer:
 
     # -- consumer side --------------------------------------------------------------------
     def available_pages(self) -> int:
-        """Pages the consumer may read."""
-        if self._unscheduled_pushes:
+        """Pages the consumer may read (the unscheduled publications SimPy has passed applied
+        first when a push is among them, as :meth:`free_pages` does for pops)."""
+        pushes = self._unscheduled_pushes
+        if pushes and pushes[0] < self.env.current:  # type: ignore[attr-defined]
             self.apply_unscheduled()
         return self._visible_pushed - self._popped_by_consumer
 
@@ -335,13 +343,11 @@ class CircularBuffer:
         """Schedule the unscheduled pushes (or pops; none passed: :meth:`apply_unscheduled`
         first), each as the timeout it stands for, under its key: a kernel is about to wait for
         them."""
-        env = self.env
-        callback = self.push_callback if push else self.pop_callback
-        for time, _, eid, n, delay in self._unscheduled_pushes if push else self._unscheduled_pops:
-            timeout_under_key(env, time, eid, delay, n, [callback])
         if push:
+            timeouts_under_keys(self.env, self._unscheduled_pushes, self.push_callback)
             self._unscheduled_pushes = []
         else:
+            timeouts_under_keys(self.env, self._unscheduled_pops, self.pop_callback)
             self._unscheduled_pops = []
 
     def apply_all_unscheduled(self) -> float:

@@ -12,7 +12,7 @@ calls in tests/test_sim_events.py.
 from __future__ import annotations
 
 from heapq import heappush
-from typing import Any
+from typing import Any, Callable
 
 import simpy
 from simpy.events import NORMAL, Event, Timeout
@@ -32,17 +32,17 @@ def scheduled_timeout(env: simpy.Environment, delay: float, value: Any = None,
     return event
 
 
-def timeout_under_key(env: simpy.Environment, time: float, eid: int, delay: float, value: Any,
-                      callbacks: list) -> Timeout:
-    """The timeout ``env.timeout(delay, value)`` made when its id ``eid`` was taken would be
-    (due at ``time``), with ``callbacks`` attached, scheduled now under its key
-    ``(time, NORMAL, eid)``: a publication kept unscheduled (ttsim/cb.py) until a kernel waits
-    for it."""
-    event = _new_timeout(Timeout)
-    event.env, event.callbacks, event._value, event._ok = env, callbacks, value, True
-    event._delay = delay
-    heappush(env._queue, (time, NORMAL, eid, event))
-    return event
+def timeouts_under_keys(env: simpy.Environment, entries: list[tuple], callback: Callable) -> None:
+    """For each ``(time, NORMAL, eid, value, delay)`` of ``entries``: the timeout
+    ``env.timeout(delay, value)`` made when its id ``eid`` was taken would be (due at ``time``),
+    with the one callback ``callback``, scheduled now under its key ``(time, NORMAL, eid)``: the
+    publications a CB kept unscheduled (ttsim/cb.py) until a kernel waits for them."""
+    queue = env._queue
+    for time, _, eid, value, delay in entries:
+        event = _new_timeout(Timeout)
+        event.env, event.callbacks, event._value, event._ok = env, [callback], value, True
+        event._delay = delay
+        heappush(queue, (time, NORMAL, eid, event))
 
 
 def waiter_event(env: simpy.Environment) -> Event:

@@ -138,6 +138,46 @@ def _earliest(ports: tuple[Port, ...], t: float, duration: float) -> float:
     return start
 
 
+def _append_reads(ports: tuple[Port, ...], times: list[float], e: float, duration: float,
+                  nbytes: int) -> float:
+    """Book reads of ``nbytes`` issued at ``times`` (non-decreasing) on ``ports``, every one of
+    whose last intervals ends at ``e``, each read starting at ``max(t, e)`` and lasting
+    ``duration`` (the fast reads of :meth:`NocModel.read_planned_many`, see there); returns the
+    last one's end. Every port's calendar gains the same intervals: a read starting more than
+    :meth:`Port.reserve`'s tolerance after ``e`` opens one, the others extend the last."""
+    first_end = e  # the end of the current last interval, once a gap closes it
+    new_starts: list[float] = []
+    new_ends: list[float] = []
+    for t in times:
+        if t > e:
+            if e < t - 1e-9:  # a gap: a new interval (Port.reserve's rule)
+                if new_starts:
+                    new_ends.append(e)
+                else:
+                    first_end = e
+                new_starts.append(t)
+            e = t + duration
+        else:
+            e = e + duration
+    moved = len(times) * nbytes
+    for port in ports:
+        busy = port.busy_cycles
+        for _ in times:  # one addition per read, in order (the float sums of one booking each)
+            busy += duration
+        port.busy_cycles = busy
+        port.bytes_moved += moved
+        ends = port._ends
+        if new_starts:
+            ends[-1] = first_end
+            port._starts += new_starts
+            if new_ends:
+                ends += new_ends
+            ends.append(e)
+        else:
+            ends[-1] = e
+    return e
+
+
 class NocModel:
     """Both NoCs of one device, plus the DRAM bank ports they reach."""
 
@@ -394,7 +434,6 @@ class NocModel:
         duration = nbytes / rate
         last_land = _NEG_INF
         count = len(times)
-        i = 0
         e = last  # the end of the issuer's last read along the path while it ends last everywhere
         if e is not None:
             for port in ports:
@@ -402,6 +441,13 @@ class NocModel:
                 if not ends or ends[-1] != e:  # booked after it since (or all forgotten)
                     e = None
                     break
+            else:
+                if self._issued % 4096 + count < 4096:  # every read fast (the common case)
+                    self._issued += count
+                    e = _append_reads(ports, times, e, duration, nbytes)
+                    return e + latency, e
+        last_land = _NEG_INF
+        i = 0
         while i < count:
             stop = i if e is None else min(count, i + 4095 - self._issued % 4096)
             if stop <= i:  # read i through read_planned
@@ -423,38 +469,8 @@ class NocModel:
                         e = None
                         break
                 continue
-            # the fast reads of times[i:stop]: every port's calendar gains the same intervals
-            first_end = e  # the end of the current last interval, once a gap closes it
-            new_starts: list[float] = []
-            new_ends: list[float] = []
-            for j in range(i, stop):
-                t = times[j]
-                if t > e:
-                    if e < t - 1e-9:  # a gap: a new interval (Port.reserve's rule)
-                        if new_starts:
-                            new_ends.append(e)
-                        else:
-                            first_end = e
-                        new_starts.append(t)
-                    e = t + duration
-                else:
-                    e = e + duration
-            fast = stop - i
-            for port in ports:
-                busy = port.busy_cycles
-                for _ in range(fast):
-                    busy += duration
-                port.busy_cycles = busy
-                port.bytes_moved += fast * nbytes
-                ends = port._ends
-                if new_starts:
-                    ends[-1] = first_end
-                    port._starts.extend(new_starts)
-                    ends.extend(new_ends)
-                    ends.append(e)
-                else:
-                    ends[-1] = e
-            self._issued += fast
+            self._issued += stop - i
+            e = _append_reads(ports, times[i:stop], e, duration, nbytes)
             land = e + latency
             if land > last_land:
                 last_land = land

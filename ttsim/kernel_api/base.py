@@ -20,10 +20,11 @@ pages and a pop needs pages waited for.
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import partial
+from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
+from simpy.events import NORMAL
 
 from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
@@ -70,6 +71,14 @@ class KernelContext:
         self._t = float(self.env.now)
         self.start_time = self._t
         self.blocked_on: Callable[[], str] | None = None
+        """What the kernel is blocked in, described when called (deadlock reports); None when it
+        is not blocked."""
+        self._blocked_cb: tuple[Callable[[int], str], int] = (str, 0)
+        """The detail method (``wait_detail`` or ``reserve_detail``) of the CB a blocked CB call
+        waits on, and its page count: :meth:`_cb_detail` describes the call from them."""
+        self._cb_detail_bound = self._cb_detail
+        """:meth:`_cb_detail`, bound once: a blocked CB call sets it as :attr:`blocked_on` with
+        :attr:`_blocked_cb` (once per block, cheaper than a ``functools.partial`` each time)."""
         self.deadline = float("inf")
         """Simulated-time guard set by the launcher: passing it raises SimulationLimitError."""
         self.stalls: dict[Risc, dict[str, float]] = {r: defaultdict(float) for r in self.riscs()}
@@ -151,6 +160,11 @@ class KernelContext:
         now = env._now
         if t > now:
             yield scheduled_timeout(env, t - now)
+
+    def _cb_detail(self) -> str:
+        """What the blocked CB call of :attr:`_blocked_cb` waits for (its :attr:`blocked_on`)."""
+        detail, n = self._blocked_cb
+        return detail(n)
 
     def _block(self, event: simpy.Event, detail: Callable[[], str]) -> KernelGen:
         """Wait for ``event``. ``detail`` describes the wait when called (at deadlock-report
@@ -261,7 +275,8 @@ class KernelContext:
                 if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
                     cb.schedule_unscheduled(False)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
-                self.blocked_on = partial(cb.reserve_detail, n)
+                self._blocked_cb = (cb.reserve_detail, n)
+                self.blocked_on = self._cb_detail_bound
                 woken = (yield event) is not SYNC_POINT  # else: at the sync point, looking
                 self.blocked_on = None
         if not woken:
@@ -269,7 +284,8 @@ class KernelContext:
                     or cb._unscheduled_pops and cb.free_pages() >= n):
                 self._t = t
                 return
-            self.blocked_on = partial(cb.reserve_detail, n)  # no closure: cb and n stay plain locals
+            self._blocked_cb = (cb.reserve_detail, n)  # no closure: cb and n stay plain locals
+            self.blocked_on = self._cb_detail_bound
             event = waiter_event(env)  # cb.reserve_event(n) without env.event()'s frames
             if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
                 cb.schedule_unscheduled(False)
@@ -302,9 +318,11 @@ class KernelContext:
         t = self._t + self._cb_check
         self._busy_consumer += self._cb_check
         # available pages only grow while the consumer waits (available_pages() inline; the
-        # method applies the unscheduled pushes SimPy has passed, ttsim/cb.py)
+        # method applies the unscheduled pushes SimPy has passed, ttsim/cb.py, when its head has:
+        # that test inline too, as a consumer ahead of SimPy mostly finds it has not)
         if (cb._visible_pushed - cb._popped_by_consumer >= n
-                or cb._unscheduled_pushes and cb.available_pages() >= n):
+                or cb._unscheduled_pushes and cb._unscheduled_pushes[0] < self.env.current
+                and cb.available_pages() >= n):
             self._t = t
             return
         # _sync_to(t) and _block, inline, as in _reserve (an early waiter when nobody else waits)
@@ -322,7 +340,8 @@ class KernelContext:
                 if cb._unscheduled_pushes:  # (none passed: applied above) a consumer waits for them
                     cb.schedule_unscheduled(True)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
-                self.blocked_on = partial(cb.wait_detail, n)
+                self._blocked_cb = (cb.wait_detail, n)
+                self.blocked_on = self._cb_detail_bound
                 woken = (yield event) is not SYNC_POINT
                 self.blocked_on = None
         if not woken:
@@ -330,7 +349,8 @@ class KernelContext:
                     or cb._unscheduled_pushes and cb.available_pages() >= n):
                 self._t = t
                 return
-            self.blocked_on = partial(cb.wait_detail, n)  # no closure: cb and n stay plain locals
+            self._blocked_cb = (cb.wait_detail, n)  # no closure: cb and n stay plain locals
+            self.blocked_on = self._cb_detail_bound
             event = waiter_event(env)  # cb.front_event(n), likewise
             if cb._unscheduled_pushes:  # (none passed: applied above) a consumer waits for them
                 cb.schedule_unscheduled(True)
@@ -387,8 +407,8 @@ class KernelContext:
             cb.publish_push(n)
         elif cb._front_waiters or cb.trace is not None:
             scheduled_timeout(env, t - now, n, [cb.push_callback])
-        else:
-            cb.defer(n, t - now, True)
+        else:  # cb.defer(n, t - now, True), inline (once per push nobody waits for)
+            heappush(cb._unscheduled_pushes, (now + (t - now), NORMAL, next(env._eid), n, t - now))
         return t
 
     def _pop(self, cb_id: int, n: int, t: float) -> float:
@@ -427,8 +447,8 @@ class KernelContext:
             cb.publish_pop(n)
         elif cb._back_waiters or cb.trace is not None:
             scheduled_timeout(env, t - now, n, [cb.pop_callback])
-        else:
-            cb.defer(n, t - now, False)
+        else:  # cb.defer(n, t - now, False), inline, as in _push
+            heappush(cb._unscheduled_pops, (now + (t - now), NORMAL, next(env._eid), n, t - now))
         return t
 
     # -- lifecycle -------------------------------------------------------------------------------
