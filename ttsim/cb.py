@@ -312,7 +312,8 @@ class CircularBuffer:
     def defer(self, n: int, delay: float, push: bool) -> None:
         """Publish a push (or pop) of ``n`` pages ``delay`` cycles from now without scheduling it
         (nobody waits for it): under the key ``env.timeout(delay, n)`` would have, its id taken
-        now."""
+        now. The entry's form is the contract of the heaps: the kernel API's ``_push`` and ``_pop``
+        make it inline (their hot path), and tests/test_cb.py drives the heaps through here."""
         env = self.env
         heappush(self._unscheduled_pushes if push else self._unscheduled_pops,
                  (env._now + delay, NORMAL, next(env._eid), n, delay))
