@@ -335,7 +335,7 @@ def _mvmul_operands(accumulations: int, faces: int, rows: int, zero_faces: float
 
 @pytest.mark.parametrize("dst_bf16", [True, False])
 @pytest.mark.parametrize("fresh", [True, False])
-@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0, "block diagonal"])
+@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0, "block diagonal", "depthwise"])
 @pytest.mark.parametrize("srcb_finite", [True, False])
 def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: bool, fresh: bool,
                                                                    zero_faces: float | str, srcb_finite: bool) -> None:
@@ -344,15 +344,20 @@ def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: boo
     store): zero, -0 and NaN DST values, all-zero weight faces, and SrcB holding inf or NaN (where
     nothing may be skipped) included. "block diagonal": a grouped conv's weights, one nonzero
     face per accumulation (face s mod 5, face 5 and the last accumulation all zero), whose pairs
-    are consecutive accumulations (SrcB taken by a slice)."""
+    are consecutive accumulations (SrcB taken by a slice). "depthwise": those faces zero off their
+    diagonals (one product per sum, some of them zero, -0 among the zeros)."""
     accumulations, faces, rows = 12, 6, 64
-    diagonal = zero_faces == "block diagonal"
+    diagonal = zero_faces in ("block diagonal", "depthwise")
     srcb, srca = _mvmul_operands(accumulations, faces, rows, 0.0 if diagonal else zero_faces, 151)
     if diagonal:
         keep = np.zeros((accumulations, faces), dtype=bool)
         keep[np.arange(accumulations - 1), np.arange(accumulations - 1) % 5] = True
         srca[~keep] = 0.0
+        if zero_faces == "depthwise":
+            srca[:, :, ~np.eye(16, dtype=bool)] *= -0.0  # -0 where positive, +0 where negative
+            srca[2, 2, 3, 3] = -0.0
         assert mvmul_plan(srca).srcb_steps == slice(0, accumulations - 1)
+        assert (mvmul_plan(srca).diagonal is not None) == (zero_faces == "depthwise")
         zero_faces = 1.0 - keep.mean()
     if not srcb_finite:
         srcb[3, 5, 2], srcb[7, 0, 0] = np.inf, np.nan
@@ -393,6 +398,21 @@ def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
     assert mvmul_plan(srca).ranks[0][2].tolist() == [0, 2]
     assert mvmul_plan(srca).srcb_steps.tolist() == [0, 3, 2]
     assert mvmul_plan(np.zeros((2, 3, 16, 16))).ranks == ()
+
+
+def test_mvmul_plan_keeps_the_diagonals_of_finite_blocks_zero_off_them() -> None:
+    """A plan's ``diagonal`` is each pair's SrcA diagonal when every pair block is finite and zero
+    (+0 or -0) off its diagonal; an inf or NaN anywhere, or a nonzero off a diagonal, gives None."""
+    srca = np.zeros((3, 2, 16, 16))
+    srca[0, 0] = np.diag(np.arange(1.0, 17.0))
+    srca[2, 1] = np.diag(np.full(16, -0.5))
+    srca[2, 1, 4, 5] = -0.0
+    plan = mvmul_plan(srca)
+    np.testing.assert_array_equal(plan.diagonal[:, 0], [np.arange(1.0, 17.0), np.full(16, -0.5)])
+    for row, column, value in ((0, 1, 2.0), (3, 3, np.inf), (3, 3, np.nan), (5, 4, np.nan)):
+        changed = srca.copy()
+        changed[0, 0, row, column] = value
+        assert mvmul_plan(changed).diagonal is None
 
 
 @pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])
