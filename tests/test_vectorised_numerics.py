@@ -411,13 +411,17 @@ def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
 
 def test_mvmul_plan_keeps_the_diagonals_of_finite_blocks_zero_off_them() -> None:
     """A plan's ``diagonal`` is each pair's SrcA diagonal when every pair block is finite and zero
-    (+0 or -0) off its diagonal; an inf or NaN anywhere, or a nonzero off a diagonal, gives None."""
+    (+0 or -0) off its diagonal (``diagonal_rows``: repeated over rows, kept); an inf or NaN
+    anywhere, or a nonzero off a diagonal, gives None."""
     srca = np.zeros((3, 2, 16, 16))
     srca[0, 0] = np.diag(np.arange(1.0, 17.0))
     srca[2, 1] = np.diag(np.full(16, -0.5))
     srca[2, 1, 4, 5] = -0.0
     plan = mvmul_plan(srca)
     np.testing.assert_array_equal(plan.diagonal[:, 0], [np.arange(1.0, 17.0), np.full(16, -0.5)])
+    rows = plan.diagonal_rows(5)
+    assert plan.diagonal_rows(5) is rows and rows.shape == (2, 5, 16)
+    np.testing.assert_array_equal(rows, np.broadcast_to(plan.diagonal, (2, 5, 16)))
     for row, column, value in ((0, 1, 2.0), (3, 3, np.inf), (3, 3, np.nan), (5, 4, np.nan)):
         changed = srca.copy()
         changed[0, 0, row, column] = value

@@ -27,7 +27,7 @@ the model writes it. Subnormals and NaN handling are not modelled.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -337,6 +337,18 @@ class MvmulPlan:
     :func:`mvmul_sums` of the pair is that product, exact in float64 (7 by 5 significant bits),
     with -0 made +0 like every zero sum: one element-wise multiply instead of a BLAS call per
     pair."""
+    _diagonal_rows: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    """:meth:`diagonal_rows` by rows."""
+
+    def diagonal_rows(self, rows: int) -> np.ndarray:
+        """[pairs, rows, 16] :attr:`diagonal` repeated over ``rows`` rows, kept per rows: the
+        product with SrcB is then one contiguous multiply rather than rows x pairs broadcasts of
+        16 values (several times the instructions)."""
+        tiled = self._diagonal_rows.get(rows)
+        if tiled is None:
+            tiled = self._diagonal_rows[rows] = np.repeat(self.diagonal, rows, axis=1)
+            tiled.flags.writeable = False
+        return tiled
 
 
 def mvmul_plan(srca: np.ndarray) -> MvmulPlan:
@@ -407,7 +419,7 @@ def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: 
     if plan.dense:
         sums = np.matmul(srcb[:, None], srca)
     elif plan.diagonal is not None:  # one product per sum: the product
-        sums = np.multiply(srcb[plan.srcb_steps], plan.diagonal)
+        sums = np.multiply(srcb[plan.srcb_steps], plan.diagonal_rows(rows))
     else:
         sums = np.matmul(srcb[plan.srcb_steps], plan.srca_pairs)
     sums32 = sums.astype(np.float32).reshape(-1, rows, REDUCE_ROWS_PER_INSTRUCTION)

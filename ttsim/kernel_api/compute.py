@@ -56,8 +56,8 @@ IN1_RUNS_KEPT = 64
 """Prepared in1 operands of matmul runs (the weights of a subblock column's inner-k steps, read
 again for every output block) a compute kernel keeps for reuse."""
 RUN_VERSIONS_KEPT = 4
-"""Contents of the same tiles a compute kernel keeps a prepared matmul operand for (a conv's
-weights CB holds each kernel row's weights in turn at the same addresses)."""
+"""Contents of the same tiles a compute kernel keeps a prepared in1 operand for (a conv's weights
+CB holds each kernel row's weights in turn at the same addresses; in0's activations keep one)."""
 SHARED_IN1_RUNS_KEPT = 32
 """Prepared in1 operands of one shape kept for every core of the process (see
 :data:`_SHARED_IN1_RUNS`)."""
@@ -186,7 +186,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._broadcasts = KeptByBytes(BROADCASTS_KEPT)
         """Per run of broadcast CB tiles (their addresses and formats, the columns' id): their rows
         broadcast (see :meth:`_broadcast_rows`)."""
-        self._in0_runs = KeptByContent(IN0_RUNS_KEPT, RUN_VERSIONS_KEPT)
+        self._in0_runs = KeptByContent(IN0_RUNS_KEPT, 1)
         """Per (role, format, where a matmul run's tiles are): the tiles' operand blocks."""
         self._in1_runs = KeptByContent(IN1_RUNS_KEPT, RUN_VERSIONS_KEPT)
         """As :attr:`_in0_runs`, for the in1 operands."""
@@ -1364,7 +1364,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         tiles are read, compared and decoded in one go."""
         current, where = self._run_view(steps, per_step, tile_stride, cb.tile_bytes)
         key = (role, cb.data_format, where)
-        head = (current.item(0), current.item(-1))  # the first and last word
+        head = current[:, :, :8].tobytes()  # each tile's first 64 bytes: a bfloat8_b tile's exponents
         prepared = cache.get(key, current, head)
         if prepared is not None:
             return prepared

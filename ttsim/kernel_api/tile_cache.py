@@ -77,8 +77,8 @@ class KeptByContent:
 
     The content is kept as an array and compared element-wise with the tiles' current one, a view
     of L1 (a matmul run's tiles are several strided rows of it): no bytes object to copy the tiles
-    into and, on a miss, to hash. A ``head`` (a few words of the content) picks the versions worth
-    comparing: a different head is a different content."""
+    into and, on a miss, to hash. A ``head`` (a few bytes of the content, say each tile's first
+    64) picks the versions worth comparing: a different head is a different content."""
 
     __slots__ = ("capacity", "versions", "_entries")
 
