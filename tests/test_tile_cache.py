@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ttsim.kernel_api.tile_cache import KeptByBytes, keep
+from ttsim.kernel_api.tile_cache import KeptByBytes, KeptByContent, keep
 
 
 def test_a_value_is_returned_only_for_the_bytes_it_was_computed_from() -> None:
@@ -34,3 +34,29 @@ def test_a_full_cache_is_emptied_before_the_next_value() -> None:
     entries: dict = {"x": 0}
     assert keep(entries, 1, "y", 5) == 5 and entries == {"y": 5}
     assert keep(entries, 2, "z", 6) == 6 and entries == {"y": 5, "z": 6}
+
+
+def test_content_kept_values_need_the_same_head_and_content() -> None:
+    """KeptByContent: a value for the content (an array compared element-wise with a view) it was
+    computed from, under its key; a different head is a miss without a comparison."""
+    cache = KeptByContent(4, 2)
+    l1 = np.arange(64, dtype=np.uint64)
+    kept = np.array(l1[8:16])
+    assert cache.put("run at 8", kept, b"h", "prepared") == "prepared"
+    assert cache.get("run at 8", l1[8:16], b"h") == "prepared"
+    l1[12] += 1  # a tile rewritten
+    assert cache.get("run at 8", l1[8:16], b"h") is None
+    assert cache.get("run at 8", kept, b"other head") is None
+    assert cache.get("run at 16", kept, b"h") is None
+
+
+def test_content_kept_keeps_the_newest_versions_per_key() -> None:
+    """Each key keeps the values of its ``versions`` newest contents; a full cache is emptied."""
+    cache = KeptByContent(2, 2)
+    contents = [np.full(4, i, dtype=np.uint64) for i in range(3)]
+    for i, content in enumerate(contents):
+        cache.put("weights", content, b"", i)
+    assert [cache.get("weights", c, b"") for c in contents] == [None, 1, 2]
+    cache.put("a", contents[0], b"", "a")
+    cache.put("b", contents[0], b"", "b")
+    assert cache.get("weights", contents[2], b"") is None and cache.get("b", contents[0], b"") == "b"

@@ -58,21 +58,30 @@ def _out_values(run, n: int) -> np.ndarray:
                                                    (1, 1, 4, False)])
 @pytest.mark.parametrize("fidelity", ["LoFi", "HiFi2", "HiFi4"])
 @pytest.mark.parametrize("fmt, fp32_dest_acc", [(BF16, False), (BF8, False), (BF16, True)])
-@pytest.mark.parametrize("weights", ["dense", "zero faces", "zero faces, inf in0"])
+@pytest.mark.parametrize("weights", ["dense", "zero faces", "zero faces, inf in0", "diagonal faces", "zero",
+                                     "zero, inf in0"])
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf in in0 makes inf - inf and inf * 0
 def test_matmul_block_equals_per_step_mvmul(rt: int, ct: int, kt: int, transpose: bool, fidelity: str,
                                             fmt: DataFormat, fp32_dest_acc: bool, weights: str) -> None:
     """kt inner steps into one subblock, then again (the operand cache hit) into DST holding the
     first pass: every DST value as mvmul on the subblock's rows, DST rounded per call; also with
-    half the in1 faces zero (products skipped) and with an inf in in0 (nothing skipped)."""
+    half the in1 faces zero (products skipped), with an inf in in0 (nothing skipped), with every
+    in1 face zero off its diagonal (one product per sum) and with every in1 face zero (bfloat16:
+    no product computed, unless in0 holds an inf)."""
     if fp32_dest_acc:  # a DST half holds 4 float32 tiles
         ct = min(ct, 4 // rt)
     in0 = _mixed_tiles(rt * kt, 71)
     in1 = _mixed_tiles(kt * ct, 72)
-    if weights != "dense":
-        faces = in1.reshape(-1, 256)
+    faces = in1.reshape(-1, 16, 16)
+    if weights.startswith("zero faces"):
         faces[np.random.default_rng(73).random(len(faces)) < 0.5] = 0.0
         faces[::5] = 0.0
+    elif weights.startswith("zero"):
+        faces[...] = 0.0
+        faces[::3, 2] = -0.0
+    elif weights == "diagonal faces":
+        faces[:, ~np.eye(16, dtype=bool)] = 0.0
+        faces[::4] = 0.0
     if weights.endswith("inf in0"):
         in0[0, 17] = np.inf
     count = rt * ct
@@ -335,7 +344,7 @@ def _mvmul_operands(accumulations: int, faces: int, rows: int, zero_faces: float
 
 @pytest.mark.parametrize("dst_bf16", [True, False])
 @pytest.mark.parametrize("fresh", [True, False])
-@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0, "block diagonal"])
+@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0, "block diagonal", "depthwise"])
 @pytest.mark.parametrize("srcb_finite", [True, False])
 def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: bool, fresh: bool,
                                                                    zero_faces: float | str, srcb_finite: bool) -> None:
@@ -344,15 +353,20 @@ def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: boo
     store): zero, -0 and NaN DST values, all-zero weight faces, and SrcB holding inf or NaN (where
     nothing may be skipped) included. "block diagonal": a grouped conv's weights, one nonzero
     face per accumulation (face s mod 5, face 5 and the last accumulation all zero), whose pairs
-    are consecutive accumulations (SrcB taken by a slice)."""
+    are consecutive accumulations (SrcB taken by a slice). "depthwise": those faces zero off their
+    diagonals (one product per sum, some of them zero, -0 among the zeros)."""
     accumulations, faces, rows = 12, 6, 64
-    diagonal = zero_faces == "block diagonal"
+    diagonal = zero_faces in ("block diagonal", "depthwise")
     srcb, srca = _mvmul_operands(accumulations, faces, rows, 0.0 if diagonal else zero_faces, 151)
     if diagonal:
         keep = np.zeros((accumulations, faces), dtype=bool)
         keep[np.arange(accumulations - 1), np.arange(accumulations - 1) % 5] = True
         srca[~keep] = 0.0
+        if zero_faces == "depthwise":
+            srca[:, :, ~np.eye(16, dtype=bool)] *= -0.0  # -0 where positive, +0 where negative
+            srca[2, 2, 3, 3] = -0.0
         assert mvmul_plan(srca).srcb_steps == slice(0, accumulations - 1)
+        assert (mvmul_plan(srca).diagonal is not None) == (zero_faces == "depthwise")
         zero_faces = 1.0 - keep.mean()
     if not srcb_finite:
         srcb[3, 5, 2], srcb[7, 0, 0] = np.inf, np.nan
@@ -393,6 +407,25 @@ def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
     assert mvmul_plan(srca).ranks[0][2].tolist() == [0, 2]
     assert mvmul_plan(srca).srcb_steps.tolist() == [0, 3, 2]
     assert mvmul_plan(np.zeros((2, 3, 16, 16))).ranks == ()
+
+
+def test_mvmul_plan_keeps_the_diagonals_of_finite_blocks_zero_off_them() -> None:
+    """A plan's ``diagonal`` is each pair's SrcA diagonal when every pair block is finite and zero
+    (+0 or -0) off its diagonal (``diagonal_rows``: repeated over rows, kept); an inf or NaN
+    anywhere, or a nonzero off a diagonal, gives None."""
+    srca = np.zeros((3, 2, 16, 16))
+    srca[0, 0] = np.diag(np.arange(1.0, 17.0))
+    srca[2, 1] = np.diag(np.full(16, -0.5))
+    srca[2, 1, 4, 5] = -0.0
+    plan = mvmul_plan(srca)
+    np.testing.assert_array_equal(plan.diagonal[:, 0], [np.arange(1.0, 17.0), np.full(16, -0.5)])
+    rows = plan.diagonal_rows(5)
+    assert plan.diagonal_rows(5) is rows and rows.shape == (2, 5, 16)
+    np.testing.assert_array_equal(rows, np.broadcast_to(plan.diagonal, (2, 5, 16)))
+    for row, column, value in ((0, 1, 2.0), (3, 3, np.inf), (3, 3, np.nan), (5, 4, np.nan)):
+        changed = srca.copy()
+        changed[0, 0, row, column] = value
+        assert mvmul_plan(changed).diagonal is None
 
 
 @pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])
@@ -469,10 +502,61 @@ def test_float32_activations_equal_the_reference(name: str) -> None:
         np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
-def test_matmul_run_tiles_gathered_as_one_slice_per_tile() -> None:
-    """``ComputeContext._gather_tiles`` (a run's in1 tiles: equal groups of consecutive tiles,
-    equally spaced) returns the bytes of one slice per tile in order, for that pattern, groups of
-    one tile, irregular addresses (the per-tile fallback) and tiles ending at the end of L1."""
+@pytest.mark.parametrize("fmt", [BF16, BF8])
+def test_matmul_run_of_zero_weights_makes_dst_s_negative_zeros_positive(fmt: DataFormat) -> None:
+    """A matmul run whose in1 tiles are all zero adds +0 to DST (mvmul's sums are +0): a DST
+    holding -0 (copied from a CB tile) ends +0 there and unchanged elsewhere, as mvmul per step."""
+    kt = 2
+    in0, in1, start = _mixed_tiles(kt, 91), np.zeros((kt, 1024), np.float32), _mixed_tiles(1, 92)
+    start[0, ::7] = -0.0
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, kt)
+        yield from ctx.cb_wait_front(B, kt)
+        yield from ctx.cb_wait_front(C, 1)
+        ctx.tile_regs_acquire()
+        ctx.copy_tile_init(C)
+        ctx.copy_tile(C, 0, 0)
+        ctx.mm_init(A, B, OUT)
+        for k in range(kt):
+            ctx.matmul_block(A, B, k, k, 0, False, 1, 1, kt)
+        ctx.tile_regs_commit()
+        yield from ctx.cb_reserve_back(OUT, 1)
+        ctx.tile_regs_wait()
+        ctx.pack_tile(0, OUT)
+        ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, 1)
+
+    run = run_compute(kernel, {A: tiles_cb(in0, fmt), B: tiles_cb(in1, fmt), C: tiles_cb(start, F32)},
+                      {OUT: (F32, 4096, 1)}, math_fidelity="LoFi")
+    a_seen = unpack_tile(pack_tile(in0, fmt), fmt)
+    dst = round_dst(untilize(start), True)
+    for k in range(kt):
+        dst = round_dst(mvmul(dst, untilize(a_seen[k][None]), untilize(in1[k][None]), 1, True, round_last=False),
+                        True)
+    got = untilize(_out_values(run, 1))
+    assert np.signbit(untilize(start)).any() and not np.signbit(got[got == 0]).any()
+    np.testing.assert_array_equal(got.view(np.uint32), dst.view(np.uint32))
+
+
+def test_bf16_finite_of_every_bit_pattern() -> None:
+    """``_bf16_finite`` (tiles' bytes as 8-byte words) is False exactly when a value is inf or NaN."""
+    from ttsim.kernel_api.compute import _bf16_finite
+
+    patterns = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    finite = np.isfinite(patterns.view(ml_dtypes.bfloat16).astype(np.float32))
+    words = np.zeros((len(patterns), 4), dtype=np.uint16)
+    words[:, 1] = patterns  # one value among finite ones
+    assert [_bf16_finite(w.view(np.uint64)) for w in words] == finite.tolist()
+
+
+def test_matmul_run_view_holds_the_run_s_tiles_in_order() -> None:
+    """``ComputeContext._run_view`` (a run's tiles: each step's first tile address, its others a
+    fixed stride apart, or the step's addresses where its CB wrapped) holds the bytes of one slice
+    per tile, step by step: a strided view of L1 for equally spaced 8-byte-aligned steps (one
+    tile, consecutive tiles or rows kt tiles apart per step; the last tiles of L1), a copy for
+    unequal spacing, steps given by their addresses and unaligned tiles; equal keys name the same
+    tiles."""
     from types import SimpleNamespace
 
     from ttsim.kernel_api.compute import ComputeContext
@@ -480,18 +564,25 @@ def test_matmul_run_tiles_gathered_as_one_slice_per_tile() -> None:
     l1 = np.random.default_rng(14).integers(0, 256, 20000, dtype=np.uint8)
     ctx = SimpleNamespace(_l1=l1)
     size = 40
-    cases = [
-        ([100 + s * 500 + w * size for s in range(7) for w in range(3)], 7),  # 7 steps x 3 tiles
-        ([300 + s * 120 for s in range(5)], 5),  # one tile per step
-        ([10, 50, 90, 900, 940, 1000], 2),  # second group not consecutive
-        ([5, 900, 45], 3),  # irregular spacing
-        ([l1.size - 3 * size, l1.size - 2 * size, l1.size - size], 3),  # the last tiles of L1
+    cases = [  # (steps, tiles per step, tile stride, a view of L1)
+        ([104 + s * 504 for s in range(7)], 3, size, True),  # 7 steps x 3 consecutive tiles
+        ([304 + s * 120 for s in range(5)], 1, size, True),  # one tile per step
+        ([200 + s * size for s in range(6)], 2, 10 * size, True),  # 2 rows 10 tiles apart per step
+        ([l1.size - 3 * size], 3, size, True),  # one step: the last tiles of L1
+        ([16, 56, 96, 936], 1, size, False),  # unequal spacing
+        ([8, [800, 840, 24], 88], 3, size, False),  # the second step's CB wrapped
+        ([5 + s * 80 for s in range(4)], 2, size, False),  # unaligned
     ]
-    for addresses, steps in cases:
-        gathered = ComputeContext._gather_tiles(ctx, addresses, steps, size)
+    keys = {}
+    for steps, per_step, stride, is_view in cases:
+        view, key = ComputeContext._run_view(ctx, steps, per_step, stride, size)
+        addresses = [a for step in steps for a in
+                     (step if isinstance(step, list) else range(step, step + per_step * stride, stride))]
         expected = np.concatenate([l1[a : a + size] for a in addresses])
-        assert gathered.dtype == np.uint8 and gathered.flags.c_contiguous
-        np.testing.assert_array_equal(gathered, expected)
+        assert view.shape[:2] == (len(steps), per_step) and view.dtype == np.uint64
+        assert np.shares_memory(view, l1) == is_view
+        np.testing.assert_array_equal(np.array(view).view(np.uint8).reshape(-1), expected)
+        assert keys.setdefault(key, addresses) == addresses
 
 
 def _edge_rows(rows: int, cols: int, seed: int) -> np.ndarray:

@@ -41,7 +41,7 @@ from ttsim.fpu import (FIDELITY_PHASES, accumulate, all_finite, column_sum_from_
                        srcb_part)
 from ttsim.kernel_api.base import KernelContext, KernelGen
 from ttsim.kernel_api.compute_eltwise import ELEMENTWISE_ACTIVATIONS, EltwiseOps, ReluType, row_broadcast
-from ttsim.kernel_api.tile_cache import DECODED_TILES_KEPT, DecodedTiles, KeptByBytes, keep
+from ttsim.kernel_api.tile_cache import DECODED_TILES_KEPT, DecodedTiles, KeptByBytes, KeptByContent
 from ttsim.numerics import ACTIVATIONS
 from ttsim.sim_events import scheduled_timeout, waiter_event
 
@@ -55,15 +55,25 @@ of the row one after another) a compute kernel keeps for reuse."""
 IN1_RUNS_KEPT = 64
 """Prepared in1 operands of matmul runs (the weights of a subblock column's inner-k steps, read
 again for every output block) a compute kernel keeps for reuse."""
+RUN_VERSIONS_KEPT = 4
+"""Contents of the same tiles a compute kernel keeps a prepared in1 operand for (a conv's weights
+CB holds each kernel row's weights in turn at the same addresses; in0's activations keep one)."""
 SHARED_IN1_RUNS_KEPT = 32
-"""Prepared in1 operands kept by their bytes for every core of the process (see
+"""Prepared in1 operands of one shape kept for every core of the process (see
 :data:`_SHARED_IN1_RUNS`)."""
-_SHARED_IN1_RUNS: dict[tuple, tuple] = {}
-"""Prepared in1 operands of matmul runs by (role, format, tile bytes, steps, fidelity phases, the
-run's bytes), shared by every compute kernel of the process: a height-sharded conv sends every
+_SHARED_IN1_RUNS = KeptByContent(SHARED_IN1_RUNS_KEPT, SHARED_IN1_RUNS_KEPT)
+"""Prepared in1 operands of matmul runs by (role, format, tiles' shape, fidelity phases) and the
+tiles' content, shared by every compute kernel of the process: a height-sharded conv sends every
 core the same weights, so each core's first run over a weight block would prepare what another
 core already did. Keyed by everything :meth:`ComputeContext._run_blocks` reads, so a hit is the
 operand it would return; its values are read-only."""
+
+
+def _bf16_finite(tiles: np.ndarray) -> bool:
+    """Whether every bfloat16 value of ``tiles`` (their bytes in 8-byte words, any shape whose last
+    axis is contiguous) is finite: its exponent is not all ones."""
+    bits = np.bitwise_and(tiles.view(np.uint16), np.uint16(0x7FFF))
+    return bool(np.maximum.reduce(bits, axis=None) < 0x7F80)
 
 
 try:  # the clip ufunc that np.clip and ndarray.clip end in (numpy 2: numpy._core; 1.26: numpy.core)
@@ -176,9 +186,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._broadcasts = KeptByBytes(BROADCASTS_KEPT)
         """Per run of broadcast CB tiles (their addresses and formats, the columns' id): their rows
         broadcast (see :meth:`_broadcast_rows`)."""
-        self._in0_runs = KeptByBytes(IN0_RUNS_KEPT)
-        """Per (role, format, tile addresses of a matmul run): the tiles' operand blocks."""
-        self._in1_runs = KeptByBytes(IN1_RUNS_KEPT)
+        self._in0_runs = KeptByContent(IN0_RUNS_KEPT, 1)
+        """Per (role, format, where a matmul run's tiles are): the tiles' operand blocks."""
+        self._in1_runs = KeptByContent(IN1_RUNS_KEPT, RUN_VERSIONS_KEPT)
         """As :attr:`_in0_runs`, for the in1 operands."""
         self._matmul_costs: dict[tuple, tuple[float, float]] = {}
         """Per (in0 CB, in1 CB, rt_dim, ct_dim): a matmul_block step's unpack and math cycles."""
@@ -1268,41 +1278,52 @@ class ComputeContext(EltwiseOps, KernelContext):
             return
         if not self._dst_math:
             raise self._dst_outside_error()
-        # deferred (see _defer): the tiles' addresses now, their bytes read when the run of
-        # inner-k steps into the same DST tiles is computed at once (_matmul_run), before L1 changes
-        if rt_dim == 1:
-            in0 = [cb0.front_page_address(in0_tile_index)]
-        else:
+        # deferred (see _defer): where the tiles are now, their bytes read when the run of inner-k
+        # steps into the same DST tiles is computed at once (_matmul_run), before L1 changes. The
+        # common case, no wrap: the first tile's address (in0's rows follow kt_dim pages apart,
+        # in1's tiles one page apart); else every tile's address
+        page = cb0.page_size
+        in0 = cb0.fifo_rd_ptr + in0_tile_index * page
+        if not (cb0.address <= in0 and in0 + ((rt_dim - 1) * kt_dim + 1) * page <= cb0.limit):
             in0 = [cb0.front_page_address(in0_tile_index + h * kt_dim) for h in range(rt_dim)]
-        size = cb1.page_size
-        first = cb1.fifo_rd_ptr + in1_tile_index * size
-        if cb1.address <= first and first + ct_dim * size <= cb1.limit:  # the common case: no wrap
-            in1 = list(range(first, first + ct_dim * size, size))
-        else:
+        page = cb1.page_size
+        in1 = cb1.fifo_rd_ptr + in1_tile_index * page
+        if not (cb1.address <= in1 and in1 + ct_dim * page <= cb1.limit):
             in1 = [cb1.front_page_address(in1_tile_index + w) for w in range(ct_dim)]
         tiles = range(idst, idst + count)
         fresh = self._dst_written.isdisjoint(tiles)  # DST zero: start from the first
-        op = ("matmul", idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, bool(transpose))
+        op = ("matmul", idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, bool(transpose), kt_dim)
         self._pending.append((op, idst, (in0, in1, fresh)))
         self._dst_written.update(tiles)
 
     def _matmul_run(self, op: tuple, entries: list[tuple]) -> None:
         """Compute consecutive deferred ``matmul_block`` steps ``entries`` into the same DST tiles
-        (``op``: ("matmul", idst, rt, ct, in0 CB, in1 CB, transpose)) in call order: every step's
-        MVMUL sums in one product, added to DST one accumulation after another, DST rounded after
-        each (as step by step; tests/test_vectorised_numerics.py), products of all-zero in1 faces
-        skipped where that is exact (:class:`ttsim.fpu.MvmulPlan`)."""
-        _, idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, transpose = op
+        (``op``: ("matmul", idst, rt, ct, in0 CB, in1 CB, transpose, kt)) in call order: every
+        step's MVMUL sums in one product, added to DST one accumulation after another, DST rounded
+        after each (as step by step; tests/test_vectorised_numerics.py), products of all-zero in1
+        faces skipped where that is exact (:class:`ttsim.fpu.MvmulPlan`).
+
+        When every in1 face is zero and in0 is bfloat16 and finite, no product is computed and
+        DST only has its -0 made +0 (what :func:`ttsim.fpu.mvmul_accumulate` does then): in0's
+        operand blocks are not prepared (the block-sharded conv's cores see mostly such runs)."""
+        _, idst, rt_dim, ct_dim, in0_cb_id, in1_cb_id, transpose, kt_dim = op
         count = rt_dim * ct_dim
-        steps = len(entries)
-        a, finite = self._run_operand(self._in0_runs, self.cb(in0_cb_id),
-                                      [address for e in entries for address in e[2][0]], "in0", steps)
-        b, plan = self._run_operand(self._in1_runs, self.cb(in1_cb_id),
-                                    [address for e in entries for address in e[2][1]],
-                                    "in1_t" if transpose else "in1", steps)
+        cb0, cb1 = self.cb(in0_cb_id), self.cb(in1_cb_id)
+        b, plan = self._run_operand(self._in1_runs, cb1, [e[2][1] for e in entries], ct_dim,
+                                    cb1.page_size, "in1_t" if transpose else "in1")
+        in0 = [e[2][0] for e in entries]
+        fresh = entries[0][2][2]
+        if not plan.ranks and cb0.is_bf16 and _bf16_finite(self._run_view(in0, rt_dim, kt_dim * cb0.page_size,
+                                                                          cb0.tile_bytes)[0]):
+            tiles = self._faces[idst : idst + count]
+            if fresh:
+                tiles[...] = 0.0
+            else:
+                tiles += np.float32(0.0)
+            return
+        a, finite = self._run_operand(self._in0_runs, cb0, in0, rt_dim, kt_dim * cb0.page_size, "in0")
         if not finite:  # inf * 0 is NaN: no product may be skipped
             plan = dense_mvmul_plan(*b.shape[:2])
-        fresh = entries[0][2][2]
         tiles = self._faces[idst : idst + count].reshape(rt_dim, ct_dim, 2, 2, FACE_H, FACE_W)
         # DST by output face (w, face column) x rows (h, face row, row) x 16 columns
         if fresh:
@@ -1312,55 +1333,53 @@ class ComputeContext(EltwiseOps, KernelContext):
         mvmul_accumulate(acc, a, b, plan, self._dst_bf16, fresh)
         tiles[...] = acc.reshape(ct_dim, 2, rt_dim, 2, FACE_H, FACE_W).transpose(2, 0, 3, 1, 4, 5)
 
-    def _run_operand(self, cache: KeptByBytes, cb: CircularBuffer,
-                     addresses: list[int], role: str, steps: int) -> tuple:
-        """MVMUL operand blocks of a run of ``steps`` matmul steps reading the tiles at
-        ``addresses`` (step-major, each step's tiles in order) of ``cb`` (see :meth:`_run_blocks`).
+    def _run_view(self, steps: list, per_step: int, tile_stride: int, size: int) -> tuple[np.ndarray, tuple]:
+        """The ``size``-byte tiles of a run of matmul steps, [steps, per_step, size / 8] uint64 (one
+        operand's entries of :meth:`matmul_block`, ``steps``: each step's first tile address, its
+        others ``tile_stride`` bytes apart, or its tiles' addresses), and the key naming where they
+        are. Equally spaced steps (the common case) give a strided view of L1, no copy; others a
+        new array, one slice per tile."""
+        first = steps[0]
+        n = len(steps)
+        if type(first) is int and (n == 1 or type(steps[1]) is int):
+            stride = steps[1] - first if n > 1 else 0
+            if (n == 1 or stride > 0 and steps == list(range(first, first + n * stride, stride))) \
+                    and not (first | stride | tile_stride | size) % 8:
+                view = np.ndarray((n, per_step, size // 8), np.uint64, self._l1, first, (stride, tile_stride, 8))
+                return view, (first, stride, n, per_step, tile_stride)
+        addresses = [address for step in steps for address in
+                     (step if type(step) is not int else range(step, step + per_step * tile_stride, tile_stride))]
+        l1 = self._l1
+        tiles = np.concatenate([l1[address : address + size] for address in addresses])
+        return tiles.view(np.uint64 if size % 8 == 0 else np.uint8).reshape(n, per_step, -1), tuple(addresses)
+
+    def _run_operand(self, cache: KeptByContent, cb: CircularBuffer, steps: list, per_step: int,
+                     tile_stride: int, role: str) -> tuple:
+        """MVMUL operand blocks of a run of matmul steps, their tiles as :meth:`_run_view` says
+        (see :meth:`_run_blocks`).
 
         Kept in ``cache`` while the tiles' L1 bytes are unchanged: a subblock row's in0 run serves
         every subblock of the row, an in1 run (the weights) every output block; an in1 run another
         core prepared from the same bytes is taken from :data:`_SHARED_IN1_RUNS`. All the run's
         tiles are read, compared and decoded in one go."""
-        size = cb.tile_bytes
-        l1 = self._l1
-        first = addresses[0]
-        n = len(addresses)
-        if addresses[-1] - first == (n - 1) * size and addresses == list(range(first, first + n * size, size)):
-            raw = l1[first : first + n * size]
-        else:
-            raw = self._gather_tiles(addresses, steps, size)
-        key = (role, cb.data_format, tuple(addresses))
-        current = raw.tobytes()
-        prepared = cache.get(key, current)
+        current, where = self._run_view(steps, per_step, tile_stride, cb.tile_bytes)
+        key = (role, cb.data_format, where)
+        head = current[:, :, :8].tobytes()  # each tile's first 64 bytes: a bfloat8_b tile's exponents
+        prepared = cache.get(key, current, head)
         if prepared is not None:
             return prepared
+        kept = np.array(current)
+        kept.flags.writeable = False
+        raw = kept.view(np.uint8).reshape(-1)
+        n = len(steps)
         if role == "in0":  # activations: each core's own, no other core prepares them
-            prepared = self._run_blocks(raw, cb, steps, n // steps, role)
+            prepared = self._run_blocks(raw, cb, n, per_step, role)
         else:
-            shared_key = (role, cb.data_format, size, steps, self._phases, current)
-            prepared = _SHARED_IN1_RUNS.get(shared_key)
+            shared_key = (role, cb.data_format, kept.shape, self._phases)
+            prepared = _SHARED_IN1_RUNS.get(shared_key, kept, head)
             if prepared is None:
-                prepared = keep(_SHARED_IN1_RUNS, SHARED_IN1_RUNS_KEPT, shared_key,
-                                self._run_blocks(raw, cb, steps, n // steps, role))
-        return cache.put(key, current, prepared)
-
-    def _gather_tiles(self, addresses: list[int], steps: int, size: int) -> np.ndarray:
-        """The bytes of the ``size``-byte tiles at ``addresses`` (``steps`` equal groups), in order,
-        as one new uint8 array: one strided view of L1 copied once when each group is consecutive
-        tiles and the groups are equally spaced (a subblock column's weights, ``in1_block_w``
-        tiles apart from one inner-k step to the next), else one slice per tile."""
-        l1 = self._l1
-        first = addresses[0]
-        per_step = len(addresses) // steps
-        if steps > 1 and per_step * steps == len(addresses):
-            stride = addresses[per_step] - first
-            if stride > 0 and addresses == [first + s * stride + w * size for s in range(steps)
-                                            for w in range(per_step)]:
-                span = (steps - 1) * stride + per_step * size
-                rows = np.lib.stride_tricks.as_strided(l1[first : first + span], (steps, per_step * size),
-                                                       (stride, 1), writeable=False)
-                return np.ascontiguousarray(rows).reshape(-1)
-        return np.concatenate([l1[a : a + size] for a in addresses])
+                prepared = _SHARED_IN1_RUNS.put(shared_key, kept, head, self._run_blocks(raw, cb, n, per_step, role))
+        return cache.put(key, kept, head, prepared)
 
     def _run_blocks(self, raw: np.ndarray, cb: CircularBuffer, steps: int, per_step: int, role: str) -> tuple:
         """MVMUL operands of ``steps`` x ``per_step`` tiles whose bytes are ``raw``: every fidelity

@@ -70,6 +70,43 @@ class KeptByBytes:
         return value
 
 
+class KeptByContent:
+    """At most ``capacity`` keys, each with the values computed from up to ``versions`` contents
+    of its tiles (the weights CB of a conv holds each kernel row's weights in turn at the same
+    addresses), each value valid while the tiles hold the content it was computed from.
+
+    The content is kept as an array and compared element-wise with the tiles' current one, a view
+    of L1 (a matmul run's tiles are several strided rows of it): no bytes object to copy the tiles
+    into and, on a miss, to hash. A ``head`` (a few bytes of the content, say each tile's first
+    64) picks the versions worth comparing: a different head is a different content."""
+
+    __slots__ = ("capacity", "versions", "_entries")
+
+    def __init__(self, capacity: int, versions: int) -> None:
+        self.capacity = capacity
+        self.versions = versions
+        self._entries: dict[Hashable, list[tuple[Hashable, np.ndarray, Any]]] = {}
+
+    def get(self, key: Hashable, current: np.ndarray, head: Hashable) -> Any:
+        """The value kept under ``key`` for the content ``current`` (whose head is ``head``), else None."""
+        for kept_head, kept, value in self._entries.get(key, ()):
+            if kept_head == head and np.equal(kept, current).all():
+                return value
+        return None
+
+    def put(self, key: Hashable, kept: np.ndarray, head: Hashable, value: Any) -> Any:
+        """Keep ``value``, computed from the content ``kept`` (an array of its own, not a view of
+        L1; ``head`` as for :meth:`get`), under ``key``, the newest of its versions (the oldest
+        goes when it has ``versions``); returns ``value``."""
+        versions = self._entries.get(key)
+        if versions is None:
+            keep(self._entries, self.capacity, key, [(head, kept, value)])
+        else:
+            versions.insert(0, (head, kept, value))
+            del versions[self.versions :]
+        return value
+
+
 class DecodedTiles:
     """Decoded values of recently read tiles, by address, format and shape (a tile another core
     decoded from the same bytes is taken from :data:`_SHARED_DECODED`), with their SrcB parts.
