@@ -828,3 +828,23 @@ def test_lofi_srcb_bits_and_the_finiteness_dot_product_on_every_bfloat16() -> No
     assert all_finite(values[finite].astype(np.float64))
     assert all_finite(np.full(1 << 16, np.finfo(np.float32).max, dtype=np.float64))
     assert not all_finite(values.astype(np.float64))
+
+
+@pytest.mark.parametrize("fidelity", ["LoFi", "HiFi4"])
+@pytest.mark.parametrize("scalar", [1.0, 2.0, 0.3])
+def test_column_sum_from_zero_of_one_group_keeps_the_row_order_of_the_sums(fidelity: str, scalar: float) -> None:
+    """The one-group path of column_sum_from_zero (float64 sum taken by the reduction) on
+    columns whose float64 sum depends on the order of its rows (2^100, -2^100, 2^-100, ...): the
+    bits of the chain over column_sum_partials, which sums a float64 copy row after row."""
+    phases = FIDELITY_PHASES[fidelity]
+    rng = np.random.default_rng(170)
+    b = np.float32(scalar)
+    for zero_from in (2, 9, 16):
+        rows = np.zeros((32, 96), dtype=np.float32)
+        rows[:zero_from] = rng.choice(np.array([2.0 ** 100, -(2.0 ** 100), 2.0 ** -100, -(2.0 ** -100), 1.0],
+                                               dtype=np.float32), (zero_from, 96))
+        full = column_sum_partials(rows, b, phases)
+        for dst_bf16 in (True, False):
+            chain = round_dst(accumulate(round_dst(full[0], dst_bf16), full[1:], dst_bf16), dst_bf16)
+            got = column_sum_from_zero(rows, b, phases, dst_bf16, zero_from)
+            np.testing.assert_array_equal(got.view(np.uint32), chain.view(np.uint32))

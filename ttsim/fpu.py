@@ -50,6 +50,7 @@ for _mask in (_SRCA_HIGH, _SRCA_LOW_CLEAR, _SRCB_HIGH, _SRCB_LOW_CLEAR):
     _mask.flags.writeable = False
 _U32 = np.dtype(np.uint32)
 _F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 _MANTISSA = 0x7FFFFF
 REDUCE_ROWS_PER_INSTRUCTION = 16
 """Rows of SrcA one GAPOOL / MVMUL sums into DST before DST is rounded (one face height)."""
@@ -204,6 +205,8 @@ def column_sum_from_zero(srca: np.ndarray, scalar: np.float32, phases: int, dst_
     # those rows only. The rows left out add products +-0 (every scalar part finite, as
     # zero_groups found): a nonzero sum stays as it is and a zero one is the +0 exact_sum makes.
     live = zero_from if summed == 1 and summed < groups and zero[summed] else step
+    if summed == 1 and groups > 1:
+        return _one_group_from_zero(srca[:live], scalar, phases, dst_bf16)
     acc = None
     for phase, (b, power_of_two) in enumerate(_scalar_parts(float(scalar), phases)):
         a = srca_part(srca[: (summed - 1) * step + live], phase).reshape(summed, -1, cols)
@@ -215,6 +218,33 @@ def column_sum_from_zero(srca: np.ndarray, scalar: np.float32, phases: int, dst_
                 acc = round_dst(sums[g], dst_bf16)
             else:
                 acc = round_dst(acc + sums[g], dst_bf16)
+    return acc
+
+
+def _one_group_from_zero(rows: np.ndarray, scalar: np.float32, phases: int, dst_bf16: bool) -> np.ndarray:
+    """:func:`column_sum_from_zero` when only the first of two or more 16-row groups is summed
+    (``rows``: its rows that may be nonzero; the other groups' partials are +0): per phase
+    DST = R(DST + s) + 0 (the first: R(s) + 0), s the group's exact sum (:func:`_scaled_sum`).
+
+    The operations of the general loop on the same operands in the same order, with two
+    shortcuts that leave every bit as it is: the sum of the rows is taken in float64 by the
+    reduction itself (``dtype``: each float32 widened exactly, then added row after row, as
+    :func:`exact_sum` adds its float64 copy; tests/test_vectorised_numerics.py holds them equal on
+    sums whose order matters), and s is not normalised to +0: DST is added to it only after a
+    "+ 0" (so it is never -0 then, and x + -0 = x + +0 for every other x), and R(-0) + 0 is
+    R(+0) + 0. One "+ 0" stands for the several of the other groups (x + 0 + 0 = x + 0)."""
+    acc = None
+    for phase, (b, power_of_two) in enumerate(_scalar_parts(float(scalar), phases)):
+        a = srca_part(rows, phase)
+        if not power_of_two:
+            a = a * b
+        s = np.add.reduce(a, axis=0, dtype=_F64).astype(_F32)
+        if power_of_two and b != 1.0:
+            s *= b  # exact scaling
+        if acc is not None:
+            np.add(acc, s, out=s)  # acc + s, in that order (the sign of a NaN is the first's)
+        acc = round_dst(s, dst_bf16)
+        acc += np.float32(0.0)
     return acc
 
 

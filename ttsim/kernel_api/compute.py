@@ -138,12 +138,12 @@ class ComputeContext(EltwiseOps, KernelContext):
     __slots__ = (
         "_acc_to_dest", "_add_cycles", "_bf16", "_broadcasts", "_busy_math", "_c", "_commit_t",
         "_datacopy_cycles", "_decoded", "_dst", "_dst_bf16", "_dst_committed", "_dst_limit", "_dst_math",
-        "_dst_pack", "_dst_written", "_faces", "_front_region", "_handshake", "_in0_runs", "_in1_runs",
-        "_init_costs", "_init_math", "_init_pack", "_l1", "_last_busy", "_math_stalls", "_math_t",
+        "_dst_pack", "_dst_stored", "_dst_written", "_faces", "_front_region", "_handshake", "_in0_runs", "_in1_runs",
+        "_init_costs", "_init_math", "_init_pack", "_l1", "_l1_bytes", "_last_busy", "_math_stalls", "_math_t",
         "_matmul_costs", "_mul_cycles", "_pack_costs", "_pack_overhead", "_pack_position", "_pack_rate",
         "_pack_stalls", "_pack_t", "_pack_untilize_cycles", "_pending", "_phases", "_reduce_costs",
         "_reduce_cycles_per_phase", "_released", "_released_last", "_relu_mode", "_relu_threshold", "_row0",
-        "_scalar", "_sfpu_costs", "_sfpu_free", "_src_bank_free", "_src_bank_last", "_srca",
+        "_scalar", "_scalar_bits", "_sfpu_costs", "_sfpu_free", "_src_bank_free", "_src_bank_last", "_srca",
         "_srca_reductions", "_srca_tiles", "_srca_zero", "_srcb_held", "_tile_costs", "_tilize_row_tiles",
         "_unpack_overhead", "_unpack_rate", "_unpack_stalls", "_unpack_tilize_cycles",
         "_unpack_two_operand_rate", "math_fidelity", "numerics")
@@ -179,9 +179,17 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._faces = self._dst.reshape(DST_TILES, 2, 2, FACE_H, FACE_W)
         self._row0 = self._faces[:, 0, :, 0, :]
         self._pending: list[tuple] = []
+        self._dst_stored = False
+        """Whether DST's storage may have been written since the last ``tile_regs_release``: set
+        wherever it is written or handed out (:attr:`dst`, :attr:`_dst_faces`, :attr:`_dst_row0`,
+        :meth:`_flush`; nothing else writes :attr:`_dst`). A release with it unset has nothing
+        to zero (a pool channel block's ops are all pending, computed on a copy of the rows
+        packed, and dropped)."""
         """Element-wise tile ops called but not yet computed, in call order (see :meth:`_flush`)."""
         self._dst_written: set[int] = set()
         self._l1 = core.l1.data
+        self._l1_bytes = memoryview(self._l1)
+        """L1 as a memoryview: a byte read without creating a numpy scalar."""
         self._decoded = DecodedTiles(DECODED_TILES_KEPT)
         self._broadcasts = KeptByBytes(BROADCASTS_KEPT)
         """Per run of broadcast CB tiles (their addresses and formats, the columns' id): their rows
@@ -204,6 +212,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._srca = np.zeros((32, c.dst_tiles_per_half.value * 32), dtype=np.float32)
         """srcA as the tilizing unpacker fills it: 32 rows, tile t in columns [32t, 32t + 32)."""
         self._scalar = np.float32(1.0)
+        self._scalar_bits: int | None = None
+        """The bfloat16 bits ``_scalar`` was read from (None: read otherwise), so a tilize whose
+        scalar has the same bits keeps it (two byte reads instead of a decode)."""
         self._srca_zero = (0, self._srca.shape[1])
         """(r, w): srcA rows r.. of columns ..w are zero (the last tilize's rows past its valid
         ones; at first all of srcA), so a tilize that needs no more zero rows skips zeroing them."""
@@ -276,6 +287,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         """DST values [16, 1024] (storage order), every op called so far applied."""
         if self._pending:
             self._flush()
+        self._dst_stored = True
         return self._dst
 
     @property
@@ -283,6 +295,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         """View of :attr:`dst` as [tile, face row, face column, row in face, column in face]."""
         if self._pending:
             self._flush()
+        self._dst_stored = True
         return self._faces
 
     @property
@@ -290,6 +303,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         """View of row 0 of every DST tile, [tile, face column, column in face]."""
         if self._pending:
             self._flush()
+        self._dst_stored = True
         return self._row0
 
     def _defer(self, op: tuple, idst: int, *tiles: tuple[int, CircularBuffer]) -> None:
@@ -305,18 +319,24 @@ class ComputeContext(EltwiseOps, KernelContext):
     def _flush(self) -> None:
         """Compute the pending ops into DST (see :meth:`_evaluate`)."""
         pending, self._pending = self._pending, []
+        self._dst_stored = True
         self._evaluate(pending, self._dst, None)
 
     def _evaluate(self, pending: list[tuple], dst: np.ndarray, columns: np.ndarray | None) -> None:
         """Compute the ops ``pending`` in call order into ``dst``: DST itself (``columns`` None),
-        or a copy of the elements ``columns`` (storage-order positions) of DST tiles 0 .. n - 1,
-        [n, len(columns)] (every tile the ops touch), when every op is element-wise (no matmul
-        step). Each run of consecutive equal element-wise ops on distinct DST tiles is computed at once (a tile's
+        or a copy of the elements ``columns`` (storage-order positions, row 0's 32 first) of DST
+        tiles 0 .. n - 1, [n, len(columns)] (every tile the ops touch), when every op is
+        element-wise (no matmul step). Each run of consecutive equal element-wise ops on distinct DST tiles is computed at once (a tile's
         values are those of computing it alone), each run of ``matmul_block`` steps into the same
-        DST tiles too (:meth:`_matmul_run`)."""
+        DST tiles too (:meth:`_matmul_run`).
+
+        A run's DST tiles are a slice when they are consecutive (the kernels' loops over DST tiles),
+        found while the run is scanned; the set of tiles seen is built only for a run that goes on
+        past them."""
         start, count = 0, len(pending)
         while start < count:
-            op = pending[start][0]
+            entry = pending[start]
+            op = entry[0]
             end = start + 1
             if op[0] == "matmul":  # a run of steps into the same DST tiles
                 while end < count and pending[end][0] == op:
@@ -324,11 +344,19 @@ class ComputeContext(EltwiseOps, KernelContext):
                 self._matmul_run(op, pending[start:end])
                 start = end
                 continue
-            seen = {pending[start][1]}
-            while end < count and pending[end][0] == op and pending[end][1] not in seen:
-                seen.add(pending[end][1])
+            first = last = entry[1]
+            while end < count and pending[end][1] == last + 1 and pending[end][0] == op:
+                last += 1
                 end += 1
-            self._compute(op, pending[start:end], dst, columns)
+            rows: slice | list[int] = slice(first, last + 1)
+            if end < count and pending[end][0] == op:  # the run may go on with other tiles
+                seen = set(range(first, last + 1))
+                while end < count and pending[end][0] == op and pending[end][1] not in seen:
+                    seen.add(pending[end][1])
+                    end += 1
+                if end - start > last + 1 - first:
+                    rows = [e[1] for e in pending[start:end]]
+            self._compute(op, pending[start:end], rows, dst, columns)
             start = end
 
     def _tile_values(self, tiles: list[tuple[int, CircularBuffer]],
@@ -339,7 +367,9 @@ class ComputeContext(EltwiseOps, KernelContext):
         first, cb = tiles[0]
         size = cb.tile_bytes
         n = len(tiles)
-        if n == 1 or all(c is cb and a == first + k * size for k, (a, c) in enumerate(tiles)):  # consecutive
+        # consecutive tiles of one CB (tuples compare their CBs by identity first, then ==, which
+        # CircularBuffer leaves to identity)
+        if n == 1 or tiles == [(a, cb) for a in range(first, first + n * size, size)]:
             raw = l1[first : first + n * size]
             if cb.is_bf16:
                 values = raw.view(self._bf16).reshape(n, TILE_ELEMENTS)
@@ -388,16 +418,19 @@ class ComputeContext(EltwiseOps, KernelContext):
                     return False
         return True
 
-    def _compute(self, op: tuple, entries: list[tuple], dst: np.ndarray, columns: np.ndarray | None) -> None:
-        """dst[i] = ``op`` for every (op, i, tiles) of ``entries`` (distinct i), rounded to the
-        DST format; ``dst`` and ``columns`` as :meth:`_evaluate`'s (the CB tiles' values are
-        restricted to ``columns`` too)."""
-        first = entries[0][1]
-        if len(entries) == 1 or all(e[1] == first + k for k, e in enumerate(entries)):
-            rows: slice | list[int] = slice(first, first + len(entries))
-        else:
-            rows = [e[1] for e in entries]
+    def _compute(self, op: tuple, entries: list[tuple], rows: slice | list[int], dst: np.ndarray,
+                 columns: np.ndarray | None) -> None:
+        """dst[i] = ``op`` for every (op, i, tiles) of ``entries`` (distinct i, ``rows`` in order:
+        a slice when consecutive), rounded to the DST format; ``dst`` and ``columns`` as
+        :meth:`_evaluate`'s (the CB tiles' values are restricted to ``columns`` too)."""
         kind = op[0]
+        if kind == "row0":  # row 0 = the tile's column sums (reduce_tile_math on a zero row), as is
+            sums = op[2][rows]
+            if columns is None:
+                self._row0[rows] = sums
+            else:  # columns begin with row 0's (see _evaluate)
+                dst[rows, :TILE_W] = sums.reshape(-1, TILE_W)
+            return
         if kind == "sfpu":
             fast = FLOAT32_ACTIVATIONS.get(op[1])
             if fast is not None:
@@ -806,8 +839,10 @@ class ComputeContext(EltwiseOps, KernelContext):
             self._pending.clear()  # their results would be zeroed now
             written = self._dst_written
             if written:  # every DST write marks its tile: the others are zero already
-                self._dst[min(written) : max(written) + 1] = 0.0
+                if self._dst_stored:  # else DST's storage is as the last release left it: zero
+                    self._dst[min(written) : max(written) + 1] = 0.0
                 written.clear()
+            self._dst_stored = False
         self._released, self._released_last = self._released_last, self._pack_t
 
     # -- inits and reconfiguration ---------------------------------------------------------------
@@ -1171,23 +1206,31 @@ class ComputeContext(EltwiseOps, KernelContext):
         if valid < zero_from or width > zero_width:  # else rows valid.. of these columns are zero already
             self._srca[valid:, :width] = 0.0
         self._srca_zero = (valid, width)  # only this call writes srcA: its rows ..valid, columns ..width
-        if valid:
+        if valid and cb.is_bf16:  # the rows' first `width` elements in place (all before `end`)
+            self._srca[:valid, :width] = np.ndarray((valid, width), self._bf16, self._l1, address, (row_bytes, elem))
+        elif valid:
             nbytes = min(valid * row_bytes, end - address)  # the last row may end at `end`
-            raw = self._l1[address : address + nbytes]
-            values = raw.view(self._bf16) if cb.is_bf16 else decode_row_major(raw, cb.data_format)
+            values = decode_row_major(self._l1[address : address + nbytes], cb.data_format)
             if nbytes < valid * row_bytes:
                 values = np.concatenate((values, np.zeros(valid * row_width - values.size, values.dtype)))
             self._srca[:valid, :width] = values.reshape(valid, row_width)[:, :width]
         self._srca_reductions.clear()
         scalar_cb = self.cb(icb1)
-        self._scalar = np.float32(self._first_value(scalar_cb) if tile_idx_b == 0
-                                  else self._read_tile(scalar_cb, tile_idx_b)[0])
+        if tile_idx_b == 0 and scalar_cb.is_bf16:  # the pool kernels' scalar: the same bits every time
+            at = scalar_cb.front_page_address(0)
+            bits = self._l1_bytes[at] | self._l1_bytes[at + 1] << 8
+            if bits != self._scalar_bits:
+                self._scalar = np.float32(self._first_value(scalar_cb))
+                self._scalar_bits = bits
+            return
+        self._scalar = np.float32(self._read_tile(scalar_cb, tile_idx_b)[0] if tile_idx_b
+                                  else self._first_value(scalar_cb))
+        self._scalar_bits = None
 
     def reduce_tile_math(self, idst: int, num_faces: int = 4, pool: str = "sum") -> None:
         """``reduce_tile_math(idst, num_faces)`` (compute_kernel_api/reduce.h): reduce srcA tile
         ``idst`` (from ``unpack_tilizeA_B_block``) into row 0 of DST[idst]."""
-        if (pool == "sum" and self._dst_math and not self._pending and 0 <= idst < self._dst_limit
-                and idst not in self._dst_written):
+        if pool == "sum" and self._dst_math and 0 <= idst < self._dst_limit and idst not in self._dst_written:
             # hot path (every tile of a pool stick): _accumulate_row0's sum into a zero row, inline,
             # its cycles by _accumulate_row0's formula once per num_faces
             cycles = self._reduce_costs.get(num_faces)
@@ -1204,8 +1247,11 @@ class ComputeContext(EltwiseOps, KernelContext):
                 self._src_bank_free, self._src_bank_last = self._src_bank_last, math_t
             else:
                 self._math(self._t, cycles)
-            if self.numerics:
-                self._row0[idst] = self._srca_sums_from_zero(idst)[idst]
+            if self.numerics:  # deferred (see _defer): the row written with the run of tiles it is in
+                sums = self._srca_reductions.get("from_zero")
+                if sums is None or idst >= len(sums):
+                    sums = self._srca_sums_from_zero(idst)
+                self._pending.append((("row0", id(sums), sums), idst, ()))
                 self._dst_written.add(idst)
             return
         if not self.numerics:
