@@ -179,13 +179,14 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._faces = self._dst.reshape(DST_TILES, 2, 2, FACE_H, FACE_W)
         self._row0 = self._faces[:, 0, :, 0, :]
         self._pending: list[tuple] = []
+        """Element-wise tile ops called but not yet computed, in call order (see :meth:`_flush`)."""
         self._dst_stored = False
         """Whether DST's storage may have been written since the last ``tile_regs_release``: set
         wherever it is written or handed out (:attr:`dst`, :attr:`_dst_faces`, :attr:`_dst_row0`,
-        :meth:`_flush`; nothing else writes :attr:`_dst`). A release with it unset has nothing
+        :meth:`_flush`, which alone calls the ops' writers :meth:`_compute` and :meth:`_matmul_run`
+        into DST itself; nothing else writes :attr:`_dst`). A release with it unset has nothing
         to zero (a pool channel block's ops are all pending, computed on a copy of the rows
         packed, and dropped)."""
-        """Element-wise tile ops called but not yet computed, in call order (see :meth:`_flush`)."""
         self._dst_written: set[int] = set()
         self._l1 = core.l1.data
         self._l1_bytes = memoryview(self._l1)
