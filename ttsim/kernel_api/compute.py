@@ -60,8 +60,11 @@ RUN_VERSIONS_KEPT = 4
 CB holds each kernel row's weights in turn at the same addresses; in0's activations keep one)."""
 SHARED_IN1_RUNS_KEPT = 32
 """Prepared in1 operands of one shape kept for every core of the process (see
-:data:`_SHARED_IN1_RUNS`)."""
-_SHARED_IN1_RUNS = KeptByContent(SHARED_IN1_RUNS_KEPT, SHARED_IN1_RUNS_KEPT)
+:data:`_SHARED_IN1_RUNS`; op27, op40 and op79 classic fill all 32 with one conv's weights)."""
+SHARED_IN1_SHAPES_KEPT = 4
+"""Operand shapes :data:`_SHARED_IN1_RUNS` keeps at once: a process runs one conv at a time, so
+the shapes of earlier layers go (at most 4 x 32 operands, ~0.65 MB each on op14, in memory)."""
+_SHARED_IN1_RUNS = KeptByContent(SHARED_IN1_SHAPES_KEPT, SHARED_IN1_RUNS_KEPT)
 """Prepared in1 operands of matmul runs by (role, format, tiles' shape, fidelity phases) and the
 tiles' content, shared by every compute kernel of the process: a height-sharded conv sends every
 core the same weights, so each core's first run over a weight block would prepare what another
