@@ -432,7 +432,6 @@ class NocModel:
         if nbytes > self.max_burst:  # several bursts per read: one call each
             return max(self.read_planned(plan, nbytes, t) for t in times), None
         duration = nbytes / rate
-        last_land = _NEG_INF
         count = len(times)
         e = last  # the end of the issuer's last read along the path while it ends last everywhere
         if e is not None:
