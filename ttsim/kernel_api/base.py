@@ -24,7 +24,7 @@ from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
-from simpy.events import NORMAL
+from simpy.events import NORMAL, Event
 
 from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
@@ -33,6 +33,10 @@ from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, Sim
 from ttsim.sim_events import scheduled_timeout, waiter_event
 
 KernelGen = Generator[simpy.Event, Any, None]
+
+_new_event = Event.__new__
+"""What :func:`ttsim.sim_events.waiter_event` calls: an early waiter's event is made inline (once
+per blocked CB call of a kernel ahead of SimPy, the hot case: one frame less)."""
 
 
 def _missing_cb_error(where: str, cb_id: int) -> CBRequestError:
@@ -271,7 +275,8 @@ class KernelContext:
             if waiters:  # others wait for space: sync to t, then queue behind them
                 yield scheduled_timeout(env, t - now)
             else:  # wait as an early waiter from the sync point t on (ttsim/cb.py): no timeout
-                event = waiter_event(env)
+                event = _new_event(Event)  # waiter_event(env), inline (once per early wait)
+                event.env, event.callbacks = env, []
                 if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
                     cb.schedule_unscheduled(False)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
@@ -336,7 +341,8 @@ class KernelContext:
             if waiters:
                 yield scheduled_timeout(env, t - now)
             else:
-                event = waiter_event(env)
+                event = _new_event(Event)  # waiter_event(env), inline (once per early wait)
+                event.env, event.callbacks = env, []
                 if cb._unscheduled_pushes:  # (none passed: applied above) a consumer waits for them
                     cb.schedule_unscheduled(True)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
