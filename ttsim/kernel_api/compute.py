@@ -713,15 +713,20 @@ class ComputeContext(EltwiseOps, KernelContext):
         SimPy, it waits as an early waiter from its sync point ``_t`` on, as
         :meth:`KernelContext._reserve` does (ttsim/cb.py)."""
         self._unrun = None
-        cb = self.cb(cb_id)
+        try:
+            cb = self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         resume = self._pack_t + self._cb_check
         self._busy_producer += self._cb_check
         # free space only grows while the producer waits (free_pages() inline: the hot path; the
-        # method applies the unscheduled pops SimPy has passed, ttsim/cb.py)
+        # method applies the unscheduled pops SimPy has passed, ttsim/cb.py, when its head has:
+        # that test inline too, as a pack thread ahead of SimPy mostly finds it has not)
         if (cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n
-                or cb._unscheduled_pops and cb.free_pages() >= n):
+                or cb._unscheduled_pops and cb._unscheduled_pops[0] < self.env.current
+                and cb.free_pages() >= n):
             self._pack_t = resume
             return
         # _sync_to(self._t) and _block, inline as in KernelContext._reserve (one generator level
