@@ -190,6 +190,46 @@ def test_unscheduled_publications_are_scheduled_under_their_keys() -> None:
     assert woken == [4.0] and cb.available_pages() == 3
 
 
+@pytest.mark.parametrize("pending", ["pops", "pushes", "both", "none"])
+@pytest.mark.parametrize("publication", ["push", "pop"])
+def test_publication_callbacks_apply_the_passed_unscheduled_first(pending: str, publication: str) -> None:
+    """A publication timeout's callback (on_push_event / on_pop_event, which apply one kind of
+    unscheduled publication inline) leaves the CB as applying every passed unscheduled one in key
+    order (apply_unscheduled) and then publishing does: the same counters, statistics and heaps."""
+    states = []
+    for reference in (True, False):
+        env = _device().env
+        cb = CircularBuffer(env, CBConfig(7, "unit", 32, 8, DataFormat.BFLOAT16), 1024, "(2,3)")
+        cb.push(6)
+        cb.publish_push(6)
+        cb.pop(2)
+        cb.publish_pop(2)
+        cb.stats.max_occupancy = 0  # so that the pushes applied set it
+        for delay, push in ((1.0, False), (2.0, True), (3.0, True), (4.0, False), (9.0, True), (9.5, False)):
+            if pending in ("both", "pushes" if push else "pops"):
+                if push:
+                    cb.push(1)
+                else:
+                    cb.pop(1)
+                cb.defer(1, delay, push)
+        if publication == "push":  # the producer (consumer) side of the call published below
+            cb.push(1)
+        else:
+            cb.pop(1)
+        env.current = (5.0, simpy.events.NORMAL, next(env._eid), None)  # 1 .. 4 passed, 9, 9.5 not
+        if reference:
+            cb.apply_unscheduled()
+            (cb.publish_push if publication == "push" else cb.publish_pop)(1)
+        else:
+            event = simpy.Event(env)
+            event._value = 1
+            (cb.on_push_event if publication == "push" else cb.on_pop_event)(event)
+        s = cb.stats
+        states.append((cb._visible_pushed, cb._visible_popped, s.pages_pushed, s.pages_popped,
+                       s.max_occupancy, list(cb._unscheduled_pushes), list(cb._unscheduled_pops)))
+    assert states[1] == states[0]
+
+
 # -- through programs ---------------------------------------------------------------------------
 
 def test_fifo_order_of_real_bytes_and_pointer_wrap() -> None:

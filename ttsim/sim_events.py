@@ -4,9 +4,10 @@ The kernel API and the circular buffers make one SimPy event per CB publication 
 call, per blocked CB call and per sync with SimPy's clock; ``Timeout.__init__``,
 ``Environment.schedule`` and ``env.event()`` cost more Python frames than the events' own work.
 The helpers here build those events by hand. They are the one place outside
-:class:`ttsim.device.device.Environment` and the CB waiter queues (ttsim/cb.py) that relies on
-SimPy's internals (``env._queue``, ``env._eid``, an event's slots), checked against SimPy's own
-calls in tests/test_sim_events.py.
+:class:`ttsim.device.device.Environment`, the CB waiter queues (ttsim/cb.py) and the kernel API's
+early CB waiters (whose event is :func:`waiter_event`'s two lines inline, ttsim/kernel_api/base.py)
+that relies on SimPy's internals (``env._queue``, ``env._eid``, an event's slots), checked against
+SimPy's own calls in tests/test_sim_events.py.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from heapq import heappush
 from typing import Any, Callable, Generator, Mapping
 
 import simpy
-from simpy.events import NORMAL
+from simpy.events import NORMAL, Event
 
 from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
@@ -33,6 +33,10 @@ from ttsim.errors import CBRequestError, ConfigurationError, KernelAPIError, Sim
 from ttsim.sim_events import scheduled_timeout, waiter_event
 
 KernelGen = Generator[simpy.Event, Any, None]
+
+_new_event = Event.__new__
+"""What :func:`ttsim.sim_events.waiter_event` calls: an early waiter's event is made inline (once
+per blocked CB call of a kernel ahead of SimPy, the hot case: one frame less)."""
 
 
 def _missing_cb_error(where: str, cb_id: int) -> CBRequestError:
@@ -152,7 +156,7 @@ class KernelContext:
                 f"({self.deadline:,.0f}); is the kernel looping forever?")
 
     def _sync_to(self, t: float) -> KernelGen:
-        """Let the SimPy clock reach ``t`` (one timeout, built as :meth:`_push` builds its
+        """Let the SimPy clock reach ``t`` (one timeout, built as :meth:`cb_push_back` builds its
         publication, when ``t`` is later than now)."""
         if t > self.deadline:
             self._check_deadline(t)
@@ -260,7 +264,7 @@ class KernelContext:
             self._t = t
             return
         # _sync_to(t) and _block, inline (one generator level less on every resume); the
-        # timeout and the event are built as _push builds its publication (see there)
+        # timeout and the event are built as cb_push_back builds its publication (see there)
         if t > self.deadline:
             self._check_deadline(t)
         env = self.env
@@ -271,7 +275,8 @@ class KernelContext:
             if waiters:  # others wait for space: sync to t, then queue behind them
                 yield scheduled_timeout(env, t - now)
             else:  # wait as an early waiter from the sync point t on (ttsim/cb.py): no timeout
-                event = waiter_event(env)
+                event = _new_event(Event)  # waiter_event(env), inline (once per early wait)
+                event.env, event.callbacks = env, []
                 if cb._unscheduled_pops:  # (none passed: applied above) a producer waits for them
                     cb.schedule_unscheduled(False)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
@@ -336,7 +341,8 @@ class KernelContext:
             if waiters:
                 yield scheduled_timeout(env, t - now)
             else:
-                event = waiter_event(env)
+                event = _new_event(Event)  # waiter_event(env), inline (once per early wait)
+                event.env, event.callbacks = env, []
                 if cb._unscheduled_pushes:  # (none passed: applied above) a consumer waits for them
                     cb.schedule_unscheduled(True)
                 waiters.append((n, event, now + (t - now), next(env._eid)))
@@ -367,12 +373,17 @@ class KernelContext:
         self._busy_consumer += self._cb_poll
         self._t = now + self._cb_poll
 
-    def _push(self, cb_id: int, n: int, t: float) -> float:
-        """Producer side of ``cb_push_back`` at local time ``t``; returns the time after it.
+    def cb_push_back(self, cb_id: int, n: int) -> None:
+        """Publish ``n`` pages at the producer's clock (a data-movement kernel's ``_t``; a compute
+        kernel's pack thread has its own version, :meth:`ComputeContext.cb_push_back`).
 
         The pushed pages must be free. They need not have been reserved: tt-metal kernels push
         into a CB they know is empty without reserving (``reader_pool_2d.cpp`` does so for
         ``clear_value_cb``), but a push beyond the free pages overwrites pages not yet popped.
+
+        One Python frame per push, the checks inline: a helper called by both context types
+        would cost a frame more, and its attribute reads of ``self`` would alternate between
+        two classes (one specialization each in CPython 3.11, so either misses every other call).
         """
         try:
             cb = self._cbs[cb_id]
@@ -384,14 +395,11 @@ class KernelContext:
             raise self._unrun_error(f"cb_push_back({cb.describe()}, {n})")
         # free_pages() inline; the method applies the passed unscheduled pops (ttsim/cb.py)
         if n > cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) and n > cb.free_pages():
-            raise KernelAPIError(
-                f"{self.where}: cb_push_back({cb.describe()}, {n}) pushes {n} pages but only "
-                f"{cb.free_pages()} of its {cb.num_pages} pages are free, so it would overwrite pages "
-                f"not yet popped: reserve them first with 'yield from ctx.cb_reserve_back({cb_id}, {n})'")
+            raise self._overpush_error(cb, cb_id, n)
         cb._pushed_by_producer += n  # cb.push(n), inline (once per push): the write pointer
         wr_ptr = cb.fifo_wr_ptr + n * cb.page_size
         cb.fifo_wr_ptr = wr_ptr if wr_ptr < cb.limit else wr_ptr - cb.total_size
-        t += self._cb_update
+        t = self._t + self._cb_update
         self._busy_producer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
@@ -409,10 +417,19 @@ class KernelContext:
             scheduled_timeout(env, t - now, n, [cb.push_callback])
         else:  # cb.defer(n, t - now, True), inline (once per push nobody waits for)
             heappush(cb._unscheduled_pushes, (now + (t - now), NORMAL, next(env._eid), n, t - now))
-        return t
+        self._t = t
 
-    def _pop(self, cb_id: int, n: int, t: float) -> float:
-        """Consumer side of ``cb_pop_front`` at local time ``t``; returns the time after it.
+    def _overpush_error(self, cb: CircularBuffer, cb_id: int, n: int) -> KernelAPIError:
+        """The error for pushing ``n`` pages into ``cb`` (index ``cb_id``) with fewer free."""
+        return KernelAPIError(
+            f"{self.where}: cb_push_back({cb.describe()}, {n}) pushes {n} pages but only "
+            f"{cb.free_pages()} of its {cb.num_pages} pages are free, so it would overwrite pages "
+            f"not yet popped: reserve them first with 'yield from ctx.cb_reserve_back({cb_id}, {n})'")
+
+    def cb_pop_front(self, cb_id: int, n: int) -> None:
+        """Free ``n`` pages at the consumer's clock ``_t`` (a compute kernel's unpack thread adds
+        its pending ops' flush: :meth:`ComputeContext.cb_pop_front`; one frame per pop, as
+        :meth:`cb_push_back`).
 
         Only pages a ``cb_wait_front`` granted may be popped: without the wait the pages may not
         have arrived yet (on hardware the pop would free pages the producer is still writing).
@@ -426,10 +443,7 @@ class KernelContext:
         if self._unrun is not None:
             raise self._unrun_error(f"cb_pop_front({cb.describe()}, {n})")
         if n > cb.waited:
-            raise KernelAPIError(
-                f"{self.where}: cb_pop_front({cb.describe()}, {n}) pops {n} pages but cb_wait_front "
-                f"granted only {cb.waited} not yet popped: wait for them first with "
-                f"'yield from ctx.cb_wait_front({cb_id}, {n})'")
+            raise self._unwaited_pop_error(cb, cb_id, n)
         cb.waited -= n
         # cb.pop(n), inline (once per pop); available_pages() applies the passed unscheduled pushes
         if n > cb._visible_pushed - cb._popped_by_consumer and n > cb.available_pages():
@@ -437,19 +451,26 @@ class KernelContext:
         cb._popped_by_consumer += n
         rd_ptr = cb.fifo_rd_ptr + n * cb.page_size
         cb.fifo_rd_ptr = rd_ptr if rd_ptr < cb.limit else rd_ptr - cb.total_size
-        t += self._cb_update
+        t = self._t + self._cb_update
         self._busy_consumer += self._cb_update
         if t > self.deadline:
             self._check_deadline(t)
         env = self.env
-        now = env._now  # the pop's publication at t, as in _push
+        now = env._now  # the pop's publication at t, as in cb_push_back
         if t <= now:
             cb.publish_pop(n)
         elif cb._back_waiters or cb.trace is not None:
             scheduled_timeout(env, t - now, n, [cb.pop_callback])
-        else:  # cb.defer(n, t - now, False), inline, as in _push
+        else:  # cb.defer(n, t - now, False), inline, as in cb_push_back
             heappush(cb._unscheduled_pops, (now + (t - now), NORMAL, next(env._eid), n, t - now))
-        return t
+        self._t = t
+
+    def _unwaited_pop_error(self, cb: CircularBuffer, cb_id: int, n: int) -> KernelAPIError:
+        """The error for popping ``n`` pages of ``cb`` (index ``cb_id``) not granted by a wait."""
+        return KernelAPIError(
+            f"{self.where}: cb_pop_front({cb.describe()}, {n}) pops {n} pages but cb_wait_front "
+            f"granted only {cb.waited} not yet popped: wait for them first with "
+            f"'yield from ctx.cb_wait_front({cb_id}, {n})'")
 
     # -- lifecycle -------------------------------------------------------------------------------
     def finish(self) -> KernelGen:

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import functools
 import sys
+from heapq import heappush
 from typing import Any, Callable, Mapping
 
 import numpy as np
+from simpy.events import NORMAL
 
 from ttsim.cb import SYNC_POINT, CircularBuffer, enqueue
 from ttsim.device.core import Risc, TensixCore
@@ -660,10 +662,39 @@ class ComputeContext(EltwiseOps, KernelContext):
         return self._wait_front(cb_id, n)
 
     def cb_pop_front(self, cb_id: int, n: int) -> None:
-        """UNPACK: free ``n`` pages."""
+        """UNPACK: free ``n`` pages: :meth:`KernelContext.cb_pop_front` (its code, in its order)
+        after the pending ops are computed, in one frame (twice per pool output stick)."""
         if self._pending:  # the producer may overwrite them
             self._flush()
-        self._t = self._pop(cb_id, n, self._t)
+        try:
+            cb = self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
+        if n <= 0 or n > cb.num_pages:
+            cb.check_request(n, "cb_pop_front", self.kernel_name)
+        if self._unrun is not None:
+            raise self._unrun_error(f"cb_pop_front({cb.describe()}, {n})")
+        if n > cb.waited:
+            raise self._unwaited_pop_error(cb, cb_id, n)
+        cb.waited -= n
+        if n > cb._visible_pushed - cb._popped_by_consumer and n > cb.available_pages():
+            raise cb.overpop_error(n)
+        cb._popped_by_consumer += n
+        rd_ptr = cb.fifo_rd_ptr + n * cb.page_size
+        cb.fifo_rd_ptr = rd_ptr if rd_ptr < cb.limit else rd_ptr - cb.total_size
+        t = self._t + self._cb_update
+        self._busy_consumer += self._cb_update
+        if t > self.deadline:
+            self._check_deadline(t)
+        env = self.env
+        now = env._now
+        if t <= now:
+            cb.publish_pop(n)
+        elif cb._back_waiters or cb.trace is not None:
+            scheduled_timeout(env, t - now, n, [cb.pop_callback])
+        else:
+            heappush(cb._unscheduled_pops, (now + (t - now), NORMAL, next(env._eid), n, t - now))
+        self._t = t
 
     def cb_reserve_back(self, cb_id: int, n: int) -> KernelGen:
         """PACK: wait for ``n`` free pages at the back of ``cb_id`` (run with ``yield from``)."""
@@ -682,15 +713,20 @@ class ComputeContext(EltwiseOps, KernelContext):
         SimPy, it waits as an early waiter from its sync point ``_t`` on, as
         :meth:`KernelContext._reserve` does (ttsim/cb.py)."""
         self._unrun = None
-        cb = self.cb(cb_id)
+        try:
+            cb = self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
         if n <= 0 or n > cb.num_pages:
             cb.check_request(n, "cb_reserve_back", self.kernel_name)
         resume = self._pack_t + self._cb_check
         self._busy_producer += self._cb_check
         # free space only grows while the producer waits (free_pages() inline: the hot path; the
-        # method applies the unscheduled pops SimPy has passed, ttsim/cb.py)
+        # method applies the unscheduled pops SimPy has passed, ttsim/cb.py, when its head has:
+        # that test inline too, as a pack thread ahead of SimPy mostly finds it has not)
         if (cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n
-                or cb._unscheduled_pops and cb.free_pages() >= n):
+                or cb._unscheduled_pops and cb._unscheduled_pops[0] < self.env.current
+                and cb.free_pages() >= n):
             self._pack_t = resume
             return
         # _sync_to(self._t) and _block, inline as in KernelContext._reserve (one generator level
@@ -716,8 +752,12 @@ class ComputeContext(EltwiseOps, KernelContext):
                 woken = (yield event) is not SYNC_POINT  # else: at the sync point, looking
                 self.blocked_on = None
         if not woken:
-            if (cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) >= n
-                    or cb._unscheduled_pops and cb.free_pages() >= n):
+            free = cb.num_pages - (cb._pushed_by_producer - cb._visible_popped)
+            pops = cb._unscheduled_pops
+            if free < n and pops and pops[0] < env.current:  # free_pages(), inline: the look
+                cb.apply_unscheduled()  # at the sync point (9,016 on op79 classic) finds them passed
+                free = cb.num_pages - (cb._pushed_by_producer - cb._visible_popped)
+            if free >= n:
                 self._pack_t = resume
                 return
             start = env._now  # env.now without the property call (once per blocked reserve)
@@ -740,10 +780,36 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._pack_t = resume
 
     def cb_push_back(self, cb_id: int, n: int) -> None:
-        """PACK: publish ``n`` pages."""
+        """PACK: publish ``n`` pages: :meth:`KernelContext.cb_push_back` (its code, in its order)
+        on the pack thread's clock ``_pack_t``, in one frame (twice per pool output stick)."""
         if self._pending:
             self._flush()
-        self._pack_t = self._push(cb_id, n, self._pack_t)
+        try:
+            cb = self._cbs[cb_id]
+        except KeyError:
+            raise self._no_cb_error(cb_id) from None
+        if n <= 0 or n > cb.num_pages:
+            cb.check_request(n, "cb_push_back", self.kernel_name)
+        if self._unrun is not None:
+            raise self._unrun_error(f"cb_push_back({cb.describe()}, {n})")
+        if n > cb.num_pages - (cb._pushed_by_producer - cb._visible_popped) and n > cb.free_pages():
+            raise self._overpush_error(cb, cb_id, n)
+        cb._pushed_by_producer += n
+        wr_ptr = cb.fifo_wr_ptr + n * cb.page_size
+        cb.fifo_wr_ptr = wr_ptr if wr_ptr < cb.limit else wr_ptr - cb.total_size
+        t = self._pack_t + self._cb_update
+        self._busy_producer += self._cb_update
+        if t > self.deadline:
+            self._check_deadline(t)
+        env = self.env
+        now = env._now
+        if t <= now:
+            cb.publish_push(n)
+        elif cb._front_waiters or cb.trace is not None:
+            scheduled_timeout(env, t - now, n, [cb.push_callback])
+        else:
+            heappush(cb._unscheduled_pushes, (now + (t - now), NORMAL, next(env._eid), n, t - now))
+        self._pack_t = t
         self._pack_position[cb_id] = 0
 
     # -- DST handshakes --------------------------------------------------------------------------

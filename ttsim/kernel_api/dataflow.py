@@ -157,9 +157,6 @@ class DataflowContext(KernelContext):
             self._book_state_reads()
         return self._reserve(cb_id, n)
 
-    def cb_push_back(self, cb_id: int, n: int) -> None:
-        self._t = self._push(cb_id, n, self._t)
-
     def cb_wait_front(self, cb_id: int, n: int) -> KernelGen:
         """Block until ``n`` pages are at the front of ``cb_id`` (run with ``yield from``)."""
         if self._unrun is not None:  # a previous blocking call never ran
@@ -168,9 +165,6 @@ class DataflowContext(KernelContext):
         if self._state_reads:
             self._book_state_reads()
         return self._wait_front(cb_id, n)
-
-    def cb_pop_front(self, cb_id: int, n: int) -> None:
-        self._t = self._pop(cb_id, n, self._t)
 
     # -- addresses ------------------------------------------------------------------------------
     def get_noc_addr(self, *args: int) -> NocAddr:
@@ -442,7 +436,7 @@ class DataflowContext(KernelContext):
         land = self._noc.atomic(self.noc_index, self.core.noc_xy, target.noc_xy, t)
         env = self.env
         now = env._now  # the add lands now, or one timeout carrying it lands it (no closure; built
-        # as _push builds its publication: env.timeout's event under its key, without its frames)
+        # as cb_push_back builds its publication: env.timeout's event under its key, without its frames)
         if land <= now:
             target.add_word(dst.addr, increment)
         else:
