@@ -502,6 +502,22 @@ def test_float32_activations_equal_the_reference(name: str) -> None:
         np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
+@pytest.mark.parametrize("name", sorted(FLOAT32_ACTIVATIONS))
+def test_float32_activations_equal_the_reference_on_every_bfloat16_and_any_layout(name: str) -> None:
+    """Each float32 fast path gives the reference's bits on every bfloat16 bit pattern (the values
+    a bfloat16 DST holds; NaNs of every payload) and on random float32 bit patterns, for arrays
+    of any length, offset and stride (numpy's SIMD loops and their tails)."""
+    every = (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32)
+    random32 = np.random.default_rng(141).integers(0, 1 << 32, 5003, dtype=np.uint32).view(np.float32)
+    with np.errstate(all="ignore"):
+        for values in (every, random32):
+            for x in (values, values[3:], values[1:40], values[5:6], values[: 2 * 31].reshape(2, 31)[:, ::3]):
+                expected = ACTIVATIONS[name](x).astype(np.float32, copy=False)
+                got = FLOAT32_ACTIVATIONS[name](x)
+                assert got.dtype == np.float32
+                np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
 @pytest.mark.parametrize("fmt", [BF16, BF8])
 def test_matmul_run_of_zero_weights_makes_dst_s_negative_zeros_positive(fmt: DataFormat) -> None:
     """A matmul run whose in1 tiles are all zero adds +0 to DST (mvmul's sums are +0): a DST
