@@ -423,16 +423,22 @@ class ComputeContext(EltwiseOps, KernelContext):
         values.flags.writeable = False
         return self._broadcasts.put(key, current, values, columns)
 
-    def _pending_elementwise_apart(self, start: int, end: int) -> bool:
-        """True when every pending op is element-wise and none reads a CB tile that overlaps
-        the L1 range [start, end) (so writing it leaves their operands as they were called)."""
-        for op, _, tiles in self._pending:
-            if op[0] == "matmul":
-                return False
-            for address, cb in tiles:
-                if address < end and start < address + cb.tile_bytes:
-                    return False
-        return True
+    def _pending_elementwise_top(self, start: int, end: int) -> int:
+        """The DST tiles the pending ops write (1 + the highest index) when every one is
+        element-wise and none reads a CB tile that overlaps the L1 range [start, end) (so writing
+        it leaves their operands as they were called); else 0. One pass over the ops: those that
+        read no CB tile (a reduce's row, an SFPU op; a matmul step always reads two) only count."""
+        top = 0
+        for op, idst, tiles in self._pending:
+            if idst >= top:
+                top = idst + 1
+            if tiles:
+                if op[0] == "matmul":
+                    return 0
+                for address, cb in tiles:
+                    if address < end and start < address + cb.tile_bytes:
+                        return 0
+        return top
 
     def _compute(self, op: tuple, entries: list[tuple], rows: slice | list[int], dst: np.ndarray,
                  columns: np.ndarray | None) -> None:
@@ -1620,12 +1626,14 @@ class ComputeContext(EltwiseOps, KernelContext):
             base = cb.back_page_address(0)
             first = base + col_offset * elem
             last = base + ((rows - 1) * row_width + col_offset + ntiles * TILE_W) * elem
-            if self._pending and ntiles <= DST_TILES and self._pending_elementwise_apart(first, last):
+            top = self._pending_elementwise_top(first, last) if self._pending and ntiles <= DST_TILES else 0
+            if top:
                 # only these rows leave DST before the release zeroes it: the pending ops on them
                 # alone (element-wise: the same values), kept pending should DST be read again
                 columns = _row_columns(rows)
-                top = max(ntiles, max(entry[1] for entry in self._pending) + 1)  # the DST tiles read
-                work = self._dst[:top].take(columns, axis=1)
+                top = max(ntiles, top)  # the DST tiles read
+                work = (self._dst[:top].take(columns, axis=1) if self._dst_stored  # else DST is zero
+                        else np.zeros((top, columns.size), dtype=np.float32))
                 self._evaluate(self._pending, work, columns)
                 tiles = work[:ntiles]  # [tile][row, face column, column]
                 values = (tiles.reshape(1, -1) if rows == 1 else
