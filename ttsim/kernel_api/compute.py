@@ -159,7 +159,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         "_pack_stalls", "_pack_t", "_pack_untilize_cycles", "_pending", "_phases", "_reduce_costs",
         "_reduce_cycles_per_phase", "_released", "_released_last", "_relu_mode", "_relu_threshold", "_row0",
         "_scalar", "_scalar_bits", "_sfpu_costs", "_sfpu_free", "_src_bank_free", "_src_bank_last", "_srca",
-        "_srca_reductions", "_srca_tiles", "_srca_zero", "_srcb_held", "_tile_costs", "_tilize_row_tiles",
+        "_srca_reductions", "_srca_tiles", "_srca_zero", "_srca_zero_rows", "_srcb_held", "_tile_costs", "_tilize_row_tiles",
         "_unpack_overhead", "_unpack_rate", "_unpack_stalls", "_unpack_tilize_cycles",
         "_unpack_two_operand_rate", "math_fidelity", "numerics")
     """The compute state in slots, :class:`KernelContext`'s (25 attributes) in the instance dict:
@@ -233,7 +233,11 @@ class ComputeContext(EltwiseOps, KernelContext):
         scalar has the same bits keeps it (two byte reads instead of a decode)."""
         self._srca_zero = (0, self._srca.shape[1])
         """(r, w): srcA rows r.. of columns ..w are zero (the last tilize's rows past its valid
-        ones; at first all of srcA), so a tilize that needs no more zero rows skips zeroing them."""
+        ones; at first all of srcA), for the reduces (:meth:`_srca_window`)."""
+        self._srca_zero_rows = [0] * c.dst_tiles_per_half.value
+        """Per srcA tile: its rows from this one on are zero (at first all), so a tilize zeroes the
+        rows past its valid ones only in tiles where some are not (a pool stick's narrower last
+        channel block leaves the wider first block's zero rows as they are)."""
         self._srca_reductions: dict[str, np.ndarray] = {}
         """Every srcA tile column-reduced: per pool type ("sum", "max") the accumulations into DST,
         and ("from_zero") the sum's result on a zero DST row; cleared when srcA changes."""
@@ -1224,10 +1228,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         row_bytes = row_width * elem
         # rows whose `width` elements all lie before the end of the waited pages
         valid = max(0, min(rows, (end - address - width * elem) // row_bytes + 1))
-        zero_from, zero_width = self._srca_zero
-        if valid < zero_from or width > zero_width:  # else rows valid.. of these columns are zero already
-            self._srca[valid:, :width] = 0.0
-        self._srca_zero = (valid, width)  # only this call writes srcA: its rows ..valid, columns ..width
+        zero_rows = self._srca_zero_rows
+        nonzero_to = max(zero_rows[:block])
+        if nonzero_to > valid:  # else rows valid.. of these tiles are zero already
+            self._srca[valid:nonzero_to, :width] = 0.0
+        zero_rows[:block] = [valid] * block  # only this call writes srcA: its rows ..valid, columns ..width
+        self._srca_zero = (valid, width)
         if valid and cb.is_bf16:  # the rows' first `width` elements in place (all before `end`)
             self._srca[:valid, :width] = np.ndarray((valid, width), self._bf16, self._l1, address, (row_bytes, elem))
         elif valid:
