@@ -448,10 +448,12 @@ def test_bfloat8_b_encode_of_only_the_nonzero_blocks_equals_encoding_every_block
 
 @pytest.mark.parametrize("activation", ["relu6", "silu"])
 @pytest.mark.parametrize("rows", [1, 9, 32])
-def test_pack_untilize_of_pending_ops_equals_the_whole_dst(activation: str, rows: int) -> None:
+@pytest.mark.parametrize("stored", [False, True])
+def test_pack_untilize_of_pending_ops_equals_the_whole_dst(activation: str, rows: int, stored: bool) -> None:
     """pack_untilize_dest computes the pending element-wise ops on the rows it packs alone; the
     rows equal those of the whole DST, which a pack_tile after it (the ops still pending)
-    computes in full."""
+    computes in full. ``stored``: the products are in DST's storage before (read through
+    ``dst``), else all ops are pending on a zero DST."""
     n = 3
     x, w, bias = _mixed_tiles(n, 121), _mixed_tiles(n, 122), _mixed_tiles(n, 123)
     width = n * 32
@@ -466,6 +468,8 @@ def test_pack_untilize_of_pending_ops_equals_the_whole_dst(activation: str, rows
         ctx.tile_regs_acquire()
         for i in range(n):
             ctx.mul_tiles(A, B, i, i, i)
+        if stored:
+            assert ctx.dst[:n].any()
         for i in range(n):
             ctx.binary_dest_reuse_tiles(C, i, i, op="add")
         for i in range(n):
@@ -500,6 +504,22 @@ def test_float32_activations_equal_the_reference(name: str) -> None:
         got = FLOAT32_ACTIVATIONS[name](x)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32_ACTIVATIONS))
+def test_float32_activations_equal_the_reference_on_every_bfloat16_and_any_layout(name: str) -> None:
+    """Each float32 fast path gives the reference's bits on every bfloat16 bit pattern (the values
+    a bfloat16 DST holds; NaNs of every payload) and on random float32 bit patterns, for arrays
+    of any length, offset and stride (numpy's SIMD loops and their tails)."""
+    every = (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32)
+    random32 = np.random.default_rng(141).integers(0, 1 << 32, 5003, dtype=np.uint32).view(np.float32)
+    with np.errstate(all="ignore"):
+        for values in (every, random32):
+            for x in (values, values[3:], values[1:40], values[5:6], values[: 2 * 31].reshape(2, 31)[:, ::3]):
+                expected = ACTIVATIONS[name](x).astype(np.float32, copy=False)
+                got = FLOAT32_ACTIVATIONS[name](x)
+                assert got.dtype == np.float32
+                np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
 @pytest.mark.parametrize("fmt", [BF16, BF8])
@@ -710,6 +730,36 @@ def test_reduce_tile_math_of_a_short_window_equals_reducing_all_of_srca(rows: in
         else:
             want = np.zeros(32, np.float32)
         np.testing.assert_array_equal(second[t].view(np.uint32), want.view(np.uint32))
+
+
+def test_tilizes_of_any_height_and_width_leave_srca_as_each_tilize_alone_would() -> None:
+    """A sequence of tilize-on-unpack blocks of varying heights and widths (narrower after wider,
+    shorter after taller and the reverse): after each, srcA holds the block's rows, zeros below
+    them in its tiles, and the last contents elsewhere, as a srcA written in full by each tilize
+    (the zeroing skipped where a tile's rows are known zero) holds."""
+    wide = np.random.default_rng(161).uniform(1.0, 2.0, (32, 8 * 32)).astype(np.float32)  # no zeros
+    wide = wide.astype(ml_dtypes.bfloat16).astype(np.float32)
+    raw = wide.astype(ml_dtypes.bfloat16).view(np.uint8).reshape(1, -1)
+    steps = [(9, 2), (9, 8), (24, 3), (4, 8), (32, 1), (9, 8), (1, 5), (16, 8)]  # rows: 2 * face_r_dim past 16
+    model = np.zeros((32, 8 * 32), dtype=np.float32)
+    checked = []
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, 1)
+        yield from ctx.cb_wait_front(B, 1)
+        ctx.unpack_tilizeA_B_init(A, B, 8)
+        for rows, block in steps:
+            num_faces, face_r_dim = (2, rows) if rows <= 16 else (4, rows // 2)
+            ctx.unpack_tilizeA_B_block(A, B, block, 0, num_faces, face_r_dim)
+            width = block * 32
+            model[:, :width] = 0.0
+            model[:rows, :width] = wide[:rows, :width]
+            np.testing.assert_array_equal(ctx._srca.view(np.uint32), model.view(np.uint32))
+            checked.append((rows, block))
+
+    run_compute(kernel, {A: CBData(BF16, raw), B: tiles_cb(np.ones((1, 1024), np.float32))}, {},
+                math_fidelity="LoFi")
+    assert checked == steps
 
 
 @pytest.mark.parametrize("fidelity", ["LoFi", "HiFi2", "HiFi3", "HiFi4"])

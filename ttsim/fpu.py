@@ -52,6 +52,9 @@ _U32 = np.dtype(np.uint32)
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _MANTISSA = 0x7FFFFF
+_POSITIVE_ZERO = np.float32(0.0)
+"""+0 as a float32 scalar made once: ``x += _POSITIVE_ZERO`` (a -0 made +0) in the pool's
+per-stick column sums without building the scalar on every call."""
 REDUCE_ROWS_PER_INSTRUCTION = 16
 """Rows of SrcA one GAPOOL / MVMUL sums into DST before DST is rounded (one face height)."""
 FACE_COLUMNS = 16
@@ -244,7 +247,7 @@ def _one_group_from_zero(rows: np.ndarray, scalar: np.float32, phases: int, dst_
         if acc is not None:
             np.add(acc, s, out=s)  # acc + s, in that order (the sign of a NaN is the first's)
         acc = round_dst(s, dst_bf16)
-        acc += np.float32(0.0)
+        acc += _POSITIVE_ZERO
     return acc
 
 

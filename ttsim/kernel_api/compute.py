@@ -94,7 +94,19 @@ def _relu6_float32(x: np.ndarray) -> np.ndarray:
     return _clip_ufunc(x, 0.0, 6.0)
 
 
-FLOAT32_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu6": _relu6_float32}
+def _silu_float32(x: np.ndarray) -> np.ndarray:
+    """``ACTIVATIONS["silu"]`` (``x * 0.5 * (1.0 + tanh(0.5 * x))``) on float32 ``x``: the same
+    float32 operations with ``x * 0.5`` taken once (``0.5 * x`` is the same product) and the
+    last two in place, in the same operand order (a NaN keeps the payload of the first), three
+    numpy calls fewer (tests/test_vectorised_numerics.py)."""
+    half = x * 0.5
+    result = np.tanh(half)
+    result += 1.0
+    return np.multiply(half, result, out=result)
+
+
+FLOAT32_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu6": _relu6_float32,
+                                                                       "silu": _silu_float32}
 """Activations whose float32 result is bit-identical to the reference's; others go through
 :data:`ttsim.numerics.ACTIVATIONS` and are cast back to float32."""
 BFLOAT16_CLOSED_ACTIVATIONS = frozenset({"identity", "relu", "relu6"})
@@ -149,7 +161,7 @@ class ComputeContext(EltwiseOps, KernelContext):
         "_pack_stalls", "_pack_t", "_pack_untilize_cycles", "_pending", "_phases", "_reduce_costs",
         "_reduce_cycles_per_phase", "_released", "_released_last", "_relu_mode", "_relu_threshold", "_row0",
         "_scalar", "_scalar_bits", "_sfpu_costs", "_sfpu_free", "_src_bank_free", "_src_bank_last", "_srca",
-        "_srca_reductions", "_srca_tiles", "_srca_zero", "_srcb_held", "_tile_costs", "_tilize_row_tiles",
+        "_srca_reductions", "_srca_tiles", "_srca_zero", "_srca_zero_rows", "_srcb_held", "_tile_costs", "_tilize_row_tiles",
         "_unpack_overhead", "_unpack_rate", "_unpack_stalls", "_unpack_tilize_cycles",
         "_unpack_two_operand_rate", "math_fidelity", "numerics")
     """The compute state in slots, :class:`KernelContext`'s (25 attributes) in the instance dict:
@@ -223,7 +235,11 @@ class ComputeContext(EltwiseOps, KernelContext):
         scalar has the same bits keeps it (two byte reads instead of a decode)."""
         self._srca_zero = (0, self._srca.shape[1])
         """(r, w): srcA rows r.. of columns ..w are zero (the last tilize's rows past its valid
-        ones; at first all of srcA), so a tilize that needs no more zero rows skips zeroing them."""
+        ones; at first all of srcA), for the reduces (:meth:`_srca_window`)."""
+        self._srca_zero_rows = [0] * c.dst_tiles_per_half.value
+        """Per srcA tile: its rows from this one on are zero (at first all), so a tilize zeroes the
+        rows past its valid ones only in tiles where some are not (a pool stick's narrower last
+        channel block leaves the wider first block's zero rows as they are)."""
         self._srca_reductions: dict[str, np.ndarray] = {}
         """Every srcA tile column-reduced: per pool type ("sum", "max") the accumulations into DST,
         and ("from_zero") the sum's result on a zero DST row; cleared when srcA changes."""
@@ -413,16 +429,22 @@ class ComputeContext(EltwiseOps, KernelContext):
         values.flags.writeable = False
         return self._broadcasts.put(key, current, values, columns)
 
-    def _pending_elementwise_apart(self, start: int, end: int) -> bool:
-        """True when every pending op is element-wise and none reads a CB tile that overlaps
-        the L1 range [start, end) (so writing it leaves their operands as they were called)."""
-        for op, _, tiles in self._pending:
-            if op[0] == "matmul":
-                return False
-            for address, cb in tiles:
-                if address < end and start < address + cb.tile_bytes:
-                    return False
-        return True
+    def _pending_elementwise_top(self, start: int, end: int) -> int:
+        """The DST tiles the pending ops write (1 + the highest index) when every one is
+        element-wise and none reads a CB tile that overlaps the L1 range [start, end) (so writing
+        it leaves their operands as they were called); else 0. One pass over the ops: those that
+        read no CB tile (a reduce's row, an SFPU op; a matmul step always reads two) only count."""
+        top = 0
+        for op, idst, tiles in self._pending:
+            if idst >= top:
+                top = idst + 1
+            if tiles:
+                if op[0] == "matmul":
+                    return 0
+                for address, cb in tiles:
+                    if address < end and start < address + cb.tile_bytes:
+                        return 0
+        return top
 
     def _compute(self, op: tuple, entries: list[tuple], rows: slice | list[int], dst: np.ndarray,
                  columns: np.ndarray | None) -> None:
@@ -1272,10 +1294,12 @@ class ComputeContext(EltwiseOps, KernelContext):
         row_bytes = row_width * elem
         # rows whose `width` elements all lie before the end of the waited pages
         valid = max(0, min(rows, (end - address - width * elem) // row_bytes + 1))
-        zero_from, zero_width = self._srca_zero
-        if valid < zero_from or width > zero_width:  # else rows valid.. of these columns are zero already
-            self._srca[valid:, :width] = 0.0
-        self._srca_zero = (valid, width)  # only this call writes srcA: its rows ..valid, columns ..width
+        zero_rows = self._srca_zero_rows
+        nonzero_to = max(zero_rows[:block])
+        if nonzero_to > valid:  # else rows valid.. of these tiles are zero already
+            self._srca[valid:nonzero_to, :width] = 0.0
+        zero_rows[:block] = [valid] * block  # only this call writes srcA: its rows ..valid, columns ..width
+        self._srca_zero = (valid, width)
         if valid and cb.is_bf16:  # the rows' first `width` elements in place (all before `end`)
             self._srca[:valid, :width] = np.ndarray((valid, width), self._bf16, self._l1, address, (row_bytes, elem))
         elif valid:
@@ -1674,12 +1698,14 @@ class ComputeContext(EltwiseOps, KernelContext):
             base = cb.back_page_address(0)
             first = base + col_offset * elem
             last = base + ((rows - 1) * row_width + col_offset + ntiles * TILE_W) * elem
-            if self._pending and ntiles <= DST_TILES and self._pending_elementwise_apart(first, last):
+            top = self._pending_elementwise_top(first, last) if self._pending and ntiles <= DST_TILES else 0
+            if top:
                 # only these rows leave DST before the release zeroes it: the pending ops on them
                 # alone (element-wise: the same values), kept pending should DST be read again
                 columns = _row_columns(rows)
-                top = max(ntiles, max(entry[1] for entry in self._pending) + 1)  # the DST tiles read
-                work = self._dst[:top].take(columns, axis=1)
+                top = max(ntiles, top)  # the DST tiles read
+                work = (self._dst[:top].take(columns, axis=1) if self._dst_stored  # else DST is zero
+                        else np.zeros((top, columns.size), dtype=np.float32))
                 self._evaluate(self._pending, work, columns)
                 tiles = work[:ntiles]  # [tile][row, face column, column]
                 values = (tiles.reshape(1, -1) if rows == 1 else
