@@ -385,12 +385,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         return values if columns is None else values.take(columns, axis=1)
 
     def _bf16_run(self, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray | None:
-        """The bfloat16 values [n, 1024] (a view of L1) of the CB tiles at (address, CB) ``tiles``
-        when they are consecutive tiles of one bfloat16 CB (the matmul partials a subblock
-        reloads), else None."""
+        """The bfloat16 values [n, 1024] (a view of L1) of the CB tiles at (address, CB) ``tiles``,
+        the first of a bfloat16 CB, when they are consecutive tiles of that CB (the matmul
+        partials a subblock reloads), else None."""
         first, cb = tiles[0]
-        if not cb.is_bf16:
-            return None
         size = cb.tile_bytes
         n = len(tiles)
         if n > 1 and tiles != [(a, cb) for a in range(first, first + n * size, size)]:
@@ -459,7 +457,7 @@ class ComputeContext(EltwiseOps, KernelContext):
                 dst[rows] = result
                 return
         else:
-            if kind == "copy" and columns is None:
+            if kind == "copy" and columns is None and entries[0][2][0][1].is_bf16:
                 bf16 = self._bf16_run([e[2][0] for e in entries])
                 if bf16 is not None and (not self._dst_bf16 or _bf16_finite(bf16)):
                     # bfloat16 values, widened as they are stored; rounding them to a bfloat16 DST
