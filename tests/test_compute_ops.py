@@ -386,6 +386,47 @@ def test_copy_tile_from_bfloat8_b_holds_every_value_bit_for_bit() -> None:
     np.testing.assert_array_equal(got.view(np.uint32), bf16(values).view(np.uint32))
 
 
+@pytest.mark.parametrize("fp32_dest_acc", [False, True])
+def test_copy_tile_from_bfloat16_holds_every_bit_pattern_as_dst_rounds_it(fp32_dest_acc: bool) -> None:
+    """copy_tile and copy_block_matmul_partials from a bfloat16 CB, packed as float32: every one
+    of the 65536 bfloat16 bit patterns (NaN payloads, infinities, -0, subnormals), runs with and
+    without a NaN or inf (a run of finite tiles is stored without DST's cast), as the per-tile
+    reference gives: the values rounded to a bfloat16 DST (each NaN the quiet NaN of its sign),
+    or as they are in a float32 DST."""
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).reshape(64, 1024)
+    finite = (bits & 0x7FFF) < 0x7F80
+    order = np.argsort(~finite.all(axis=1), kind="stable")  # the tiles with inf or NaN last
+    bits = np.ascontiguousarray(bits[order])
+    bits[:4] = np.where(finite[order][:4], bits[:4], 0)  # the first run holds no inf or NaN
+    values = (bits.astype(np.uint32) << 16).view(np.float32)
+    n = bits.shape[0]
+
+    def kernel(ctx):
+        ctx.copy_tile_init(A)
+        yield from ctx.cb_wait_front(A, n)
+        yield from ctx.cb_reserve_back(OUT, n)
+        for first in range(0, n, 4):
+            ctx.tile_regs_acquire()
+            if first % 8 == 0:
+                ctx.copy_block_matmul_partials(A, first, 0, 4)
+            else:
+                for i in range(4):
+                    ctx.copy_tile(A, first + i, i)
+            ctx.tile_regs_commit()
+            ctx.tile_regs_wait()
+            ctx.pack_tile_block(0, OUT, 4)
+            ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, n)
+
+    fp32 = DataFormat.FLOAT32
+    run = run_compute(kernel, {A: CBData(BF16, bits.view(np.uint8))}, {OUT: (fp32, 4096, n)},
+                      fp32_dest_acc=fp32_dest_acc)
+    got = unpack_tile(run.outputs[OUT], fp32)
+    expected = values if fp32_dest_acc else bf16(values)
+    assert np.isnan(expected).any() and np.isinf(expected).any()
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
 def test_copy_tile_into_other_dst_slots_and_pack_by_index() -> None:
     a = random_tiles(3, 11)
 

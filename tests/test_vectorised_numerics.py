@@ -58,7 +58,8 @@ def _out_values(run, n: int) -> np.ndarray:
                                                    (1, 1, 4, False)])
 @pytest.mark.parametrize("fidelity", ["LoFi", "HiFi2", "HiFi4"])
 @pytest.mark.parametrize("fmt, fp32_dest_acc", [(BF16, False), (BF8, False), (BF16, True)])
-@pytest.mark.parametrize("weights", ["dense", "zero faces", "zero faces, inf in0", "diagonal faces", "zero",
+@pytest.mark.parametrize("weights", ["dense", "zero faces", "zero faces, inf in0", "diagonal faces",
+                                     "shifted diagonal faces", "shifted diagonal faces, inf in0", "zero",
                                      "zero, inf in0"])
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf in in0 makes inf - inf and inf * 0
 def test_matmul_block_equals_per_step_mvmul(rt: int, ct: int, kt: int, transpose: bool, fidelity: str,
@@ -66,8 +67,9 @@ def test_matmul_block_equals_per_step_mvmul(rt: int, ct: int, kt: int, transpose
     """kt inner steps into one subblock, then again (the operand cache hit) into DST holding the
     first pass: every DST value as mvmul on the subblock's rows, DST rounded per call; also with
     half the in1 faces zero (products skipped), with an inf in in0 (nothing skipped), with every
-    in1 face zero off its diagonal (one product per sum) and with every in1 face zero (bfloat16:
-    no product computed, unless in0 holds an inf)."""
+    in1 face zero off its diagonal (one product per sum), or off a diagonal 8 rows above or below
+    it (one product per sum, SrcB's columns gathered; with an inf in in0 the dense product) and
+    with every in1 face zero (bfloat16: no product computed, unless in0 holds an inf)."""
     if fp32_dest_acc:  # a DST half holds 4 float32 tiles
         ct = min(ct, 4 // rt)
     in0 = _mixed_tiles(rt * kt, 71)
@@ -81,6 +83,11 @@ def test_matmul_block_equals_per_step_mvmul(rt: int, ct: int, kt: int, transpose
         faces[::3, 2] = -0.0
     elif weights == "diagonal faces":
         faces[:, ~np.eye(16, dtype=bool)] = 0.0
+        faces[::4] = 0.0
+    elif weights.startswith("shifted diagonal faces"):  # a depthwise conv's K slices half a face off
+        faces[0::3, ~np.eye(16, k=-8, dtype=bool)] = 0.0
+        faces[1::3, ~np.eye(16, k=8, dtype=bool)] = 0.0
+        faces[2::3, ~np.eye(16, dtype=bool)] = 0.0
         faces[::4] = 0.0
     if weights.endswith("inf in0"):
         in0[0, 17] = np.inf
@@ -344,7 +351,7 @@ def _mvmul_operands(accumulations: int, faces: int, rows: int, zero_faces: float
 
 @pytest.mark.parametrize("dst_bf16", [True, False])
 @pytest.mark.parametrize("fresh", [True, False])
-@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0, "block diagonal", "depthwise"])
+@pytest.mark.parametrize("zero_faces", [0.0, 0.5, 0.9, 1.0, "block diagonal", "depthwise", "shifted depthwise"])
 @pytest.mark.parametrize("srcb_finite", [True, False])
 def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: bool, fresh: bool,
                                                                    zero_faces: float | str, srcb_finite: bool) -> None:
@@ -354,9 +361,12 @@ def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: boo
     nothing may be skipped) included. "block diagonal": a grouped conv's weights, one nonzero
     face per accumulation (face s mod 5, face 5 and the last accumulation all zero), whose pairs
     are consecutive accumulations (SrcB taken by a slice). "depthwise": those faces zero off their
-    diagonals (one product per sum, some of them zero, -0 among the zeros)."""
+    diagonals (one product per sum, some of them zero, -0 among the zeros). "shifted depthwise":
+    zero off a diagonal 8 above or below theirs, one face with one value per column anywhere
+    (SrcB's columns gathered as rows of a K-major copy), and SrcB and SrcA values whose products overflow
+    float32 or fall below its normal range."""
     accumulations, faces, rows = 12, 6, 64
-    diagonal = zero_faces in ("block diagonal", "depthwise")
+    diagonal = zero_faces in ("block diagonal", "depthwise", "shifted depthwise")
     srcb, srca = _mvmul_operands(accumulations, faces, rows, 0.0 if diagonal else zero_faces, 151)
     if diagonal:
         keep = np.zeros((accumulations, faces), dtype=bool)
@@ -365,8 +375,21 @@ def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: boo
         if zero_faces == "depthwise":
             srca[:, :, ~np.eye(16, dtype=bool)] *= -0.0  # -0 where positive, +0 where negative
             srca[2, 2, 3, 3] = -0.0
-        assert mvmul_plan(srca).srcb_steps == slice(0, accumulations - 1)
-        assert (mvmul_plan(srca).diagonal is not None) == (zero_faces == "depthwise")
+        elif zero_faces == "shifted depthwise":
+            for s in range(accumulations):
+                srca[s, :, ~np.eye(16, k=(-8, 8, 0)[s % 3], dtype=bool)] *= -0.0
+            srca[4, 4] = 0.0
+            srca[4, 4, np.random.default_rng(5).permutation(16), np.arange(16)] = np.arange(1.0, 17.0)
+            srca[4, 4, :, 7] = -0.0  # an empty column
+            srca[2, 2, 3, 3] = -0.0
+            srca[1, 1, 9, 1] = 2.0 ** 100  # x 2^100 SrcB: overflows float32
+            srca[5, 0, 11, 11] = 2.0 ** -100  # x 2^-40 SrcB: below float32's normals
+            srcb[1, :5, 9] = [2.0 ** 100, -(2.0 ** 28), 3.0 * 2.0 ** 27, 1.5, -0.0]
+            srcb[5, :4, 11] = [2.0 ** -40, -(2.0 ** -49), 2.0 ** -55, 1.75 * 2.0 ** -48]
+        plan = mvmul_plan(srca)
+        assert plan.srcb_steps == slice(0, accumulations - 1)
+        assert (plan.single is not None) == (zero_faces != "block diagonal")
+        assert (plan.single_k is not None) == (zero_faces == "shifted depthwise")
         zero_faces = 1.0 - keep.mean()
     if not srcb_finite:
         srcb[3, 5, 2], srcb[7, 0, 0] = np.inf, np.nan
@@ -378,13 +401,15 @@ def test_mvmul_accumulate_equals_every_accumulation_added_in_order(dst_bf16: boo
         start[0, :4] = -0.0
         start[1, 0] = np.nan
     dense_srca = srca.transpose(0, 2, 1, 3).reshape(accumulations, 16, faces * 16)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         partials = np.stack([mvmul_sums(srcb[s], dense_srca[s]).reshape(rows, faces, 16).transpose(1, 0, 2)
                              for s in range(accumulations)])
         expected = round_dst(accumulate(start, partials, dst_bf16), dst_bf16)
         acc = start.copy()
         mvmul_accumulate(acc, srcb, srca, plan, dst_bf16, fresh)
     np.testing.assert_array_equal(acc.view(np.uint32), expected.view(np.uint32))
+    if zero_faces == "shifted depthwise" and srcb_finite:  # the products above did overflow and underflow
+        assert np.isinf(partials[1]).any() and (np.abs(partials[5][partials[5] != 0]) < 2.0 ** -126).any()
 
 
 def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
@@ -409,23 +434,37 @@ def test_mvmul_plan_ranks_each_face_s_nonzero_accumulations_in_order() -> None:
     assert mvmul_plan(np.zeros((2, 3, 16, 16))).ranks == ()
 
 
-def test_mvmul_plan_keeps_the_diagonals_of_finite_blocks_zero_off_them() -> None:
-    """A plan's ``diagonal`` is each pair's SrcA diagonal when every pair block is finite and zero
-    (+0 or -0) off its diagonal (``diagonal_rows``: repeated over rows, kept); an inf or NaN
-    anywhere, or a nonzero off a diagonal, gives None."""
+def test_mvmul_plan_keeps_the_one_value_per_column_of_finite_blocks() -> None:
+    """A plan's ``single`` is each pair's SrcA value per column when every pair block is finite
+    and has at most one nonzero per column (+0 or -0 elsewhere; an empty column takes its
+    diagonal's zero), ``single_rows`` it repeated over rows (kept); ``single_k`` None when every
+    value is on its diagonal, else each value's row of SrcB K-major (accumulation * 16 + K) with
+    ``single_k_values`` the values in float32. An inf or NaN anywhere, or two nonzeros in a
+    column, gives None."""
     srca = np.zeros((3, 2, 16, 16))
     srca[0, 0] = np.diag(np.arange(1.0, 17.0))
     srca[2, 1] = np.diag(np.full(16, -0.5))
     srca[2, 1, 4, 5] = -0.0
     plan = mvmul_plan(srca)
-    np.testing.assert_array_equal(plan.diagonal[:, 0], [np.arange(1.0, 17.0), np.full(16, -0.5)])
-    rows = plan.diagonal_rows(5)
-    assert plan.diagonal_rows(5) is rows and rows.shape == (2, 5, 16)
-    np.testing.assert_array_equal(rows, np.broadcast_to(plan.diagonal, (2, 5, 16)))
+    np.testing.assert_array_equal(plan.single[:, 0], [np.arange(1.0, 17.0), np.full(16, -0.5)])
+    assert plan.single_k is None and plan.single_k_values is None
+    rows = plan.single_rows(5)
+    assert plan.single_rows(5) is rows and rows.shape == (2, 5, 16)
+    np.testing.assert_array_equal(rows, np.broadcast_to(plan.single, (2, 5, 16)))
+    shifted = srca.copy()
+    shifted[2, 1] = np.diag(np.full(8, -0.5), k=8)  # K = column - 8; columns 0-7 empty
+    shifted[0, 0, :, 3] = 0.0
+    shifted[0, 0, 12, 3] = 7.0  # one value off the diagonal
+    plan = mvmul_plan(shifted)
+    expected_k = [np.r_[0:3, 12, 4:16], 2 * 16 + np.r_[0:8, 0:8]]
+    np.testing.assert_array_equal(plan.single_k, np.concatenate(expected_k))
+    np.testing.assert_array_equal(plan.single[:, 0], [np.r_[1.0:4.0, 7.0, 5.0:17.0], np.r_[np.zeros(8), np.full(8, -0.5)]])
+    np.testing.assert_array_equal(plan.single_k_values[:, 0], plan.single[:, 0].reshape(-1))
+    assert plan.single_k_values.dtype == np.float32
     for row, column, value in ((0, 1, 2.0), (3, 3, np.inf), (3, 3, np.nan), (5, 4, np.nan)):
         changed = srca.copy()
         changed[0, 0, row, column] = value
-        assert mvmul_plan(changed).diagonal is None
+        assert mvmul_plan(changed).single is None
 
 
 @pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])

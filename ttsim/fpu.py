@@ -363,23 +363,31 @@ class MvmulPlan:
     srca_pairs: np.ndarray
     """[pairs, 16, 16] the SrcA block of each pair, gathered once: the plan is kept with its SrcA
     operand (the cached weights), which every run of the plan would otherwise gather again."""
-    diagonal: np.ndarray | None = None
-    """[pairs, 1, 16] the diagonal of each pair's SrcA block when every block is finite and zero
-    off its diagonal (a depthwise conv's weights whose channels line up with the faces), else
-    None. Then each 16-term sum holds one product and fifteen zeros (SrcB is finite), so
-    :func:`mvmul_sums` of the pair is that product, exact in float64 (7 by 5 significant bits),
-    with -0 made +0 like every zero sum: one element-wise multiply instead of a BLAS call per
-    pair."""
-    _diagonal_rows: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
-    """:meth:`diagonal_rows` by rows."""
+    single: np.ndarray | None = None
+    """[pairs, 1, 16] per column of each pair's SrcA block the one value that may be nonzero
+    there, when every block is finite and holds at most one nonzero per column (a depthwise
+    conv's weights: one channel per column, on the diagonal when the channels line up with the
+    faces, 8 rows off it when a K slice starts half a face into a channel block), else None. Then
+    each 16-term sum holds one product and fifteen zeros (SrcB is finite), so :func:`mvmul_sums`
+    of the pair is that product, exact in float64 (7 by 5 significant bits), with -0 made +0
+    like every zero sum: one element-wise multiply instead of a BLAS call per pair. (A column
+    with no nonzero takes a zero of its diagonal: its products are zeros too.)"""
+    single_k: np.ndarray | None = None
+    """[pairs * 16] for each :attr:`single` value (pair, then column) the row of SrcB's K-major
+    copy [S * 16, R] (accumulation, then K) that it multiplies, None when every value is on its
+    block's diagonal (SrcB's blocks :attr:`srcb_steps` are then multiplied as they are)."""
+    single_k_values: np.ndarray | None = None
+    """[pairs * 16, 1] :attr:`single` in float32, in :attr:`single_k`'s order (None with it)."""
+    _single_rows: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    """:meth:`single_rows` by rows."""
 
-    def diagonal_rows(self, rows: int) -> np.ndarray:
-        """[pairs, rows, 16] :attr:`diagonal` repeated over ``rows`` rows, kept per rows: the
+    def single_rows(self, rows: int) -> np.ndarray:
+        """[pairs, rows, 16] :attr:`single` repeated over ``rows`` rows, kept per rows: the
         product with SrcB is then one contiguous multiply rather than rows x pairs broadcasts of
         16 values (several times the instructions)."""
-        tiled = self._diagonal_rows.get(rows)
+        tiled = self._single_rows.get(rows)
         if tiled is None:
-            tiled = self._diagonal_rows[rows] = np.repeat(self.diagonal, rows, axis=1)
+            tiled = self._single_rows[rows] = np.repeat(self.single, rows, axis=1)
             tiled.flags.writeable = False
         return tiled
 
@@ -411,18 +419,26 @@ def mvmul_plan(srca: np.ndarray) -> MvmulPlan:
     srca_pairs = srca[step_array, face_array]
     srca_pairs.flags.writeable = False
     return MvmulPlan(step_array, face_array, tuple(ranks), False, srcb_steps, srca_pairs,
-                     _diagonal_blocks(srca_pairs))
+                     *_single_blocks(srca_pairs, step_array))
 
 
-def _diagonal_blocks(blocks: np.ndarray) -> np.ndarray | None:
-    """[n, 1, 16] the diagonals of the [n, 16, 16] ``blocks`` when every block is finite and
-    every nonzero value sits on its diagonal (see :attr:`MvmulPlan.diagonal`), else None."""
-    diagonal = np.diagonal(blocks, axis1=1, axis2=2)
-    if not (np.isfinite(diagonal).all() and np.count_nonzero(blocks) == np.count_nonzero(diagonal)):
-        return None  # an inf or NaN off the diagonal counts as nonzero there
-    diagonal = diagonal.reshape(len(blocks), 1, FACE_COLUMNS).copy()
-    diagonal.flags.writeable = False
-    return diagonal
+def _single_blocks(blocks: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray | None, ...]:
+    """(:attr:`MvmulPlan.single`, :attr:`MvmulPlan.single_k`, :attr:`MvmulPlan.single_k_values`)
+    of the [n, 16, 16] SrcA ``blocks`` of the accumulations ``steps``: all None unless every
+    block is finite and holds at most one nonzero per column."""
+    nonzero = blocks != 0  # NaN counts as nonzero
+    if not (np.isfinite(blocks).all() and (np.add.reduce(nonzero, axis=1, dtype=np.intp) <= 1).all()):
+        return None, None, None
+    columns = np.arange(FACE_COLUMNS)
+    k = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), columns)  # [n, 16]; an empty column: its diagonal
+    single = np.take_along_axis(blocks, k[:, None, :], axis=1)  # [n, 1, 16]
+    single.flags.writeable = False
+    if (k == columns).all():
+        return single, None, None
+    rows = (steps[:, None] * FACE_COLUMNS + k).reshape(-1)
+    values = single.astype(np.float32).reshape(-1, 1)
+    rows.flags.writeable = values.flags.writeable = False
+    return single, rows, values
 
 
 @functools.lru_cache(maxsize=64)
@@ -448,15 +464,18 @@ def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: 
         if not fresh:
             acc += np.float32(0.0)
         return
-    rows = srcb.shape[1]
-    if plan.dense:
-        sums = np.matmul(srcb[:, None], srca)
-    elif plan.diagonal is not None:  # one product per sum: the product
-        sums = np.multiply(srcb[plan.srcb_steps], plan.diagonal_rows(rows))
+    if plan.single_k is not None:  # one product per sum, off the diagonals
+        sums32 = _single_k_sums(srcb, plan)
     else:
-        sums = np.matmul(srcb[plan.srcb_steps], plan.srca_pairs)
-    sums32 = sums.astype(np.float32).reshape(-1, rows, REDUCE_ROWS_PER_INSTRUCTION)
-    sums32 += np.float32(0.0)  # a zero sum is +0
+        rows = srcb.shape[1]
+        if plan.dense:
+            sums = np.matmul(srcb[:, None], srca)
+        elif plan.single is not None:  # one product per sum, on the diagonals: the product
+            sums = np.multiply(srcb[plan.srcb_steps], plan.single_rows(rows))
+        else:
+            sums = np.matmul(srcb[plan.srcb_steps], plan.srca_pairs)
+        sums32 = sums.astype(np.float32).reshape(-1, rows, REDUCE_ROWS_PER_INSTRUCTION)
+        sums32 += np.float32(0.0)  # a zero sum is +0
     for start, stop, faces in plan.ranks:
         if isinstance(faces, slice):
             part = acc[faces]
@@ -467,3 +486,22 @@ def mvmul_accumulate(acc: np.ndarray, srcb: np.ndarray, srca: np.ndarray, plan: 
             acc[faces] = round_dst(acc[faces] + sums32[start:stop], dst_bf16)
     if not (fresh or plan.dense):
         acc += np.float32(0.0)  # -0 + 0: faces no accumulation reached
+
+
+def _single_k_sums(srcb: np.ndarray, plan: MvmulPlan) -> np.ndarray:
+    """The float32 sums [pairs, R, 16] of a plan whose every sum is one product, some off their
+    blocks' diagonals (:attr:`MvmulPlan.single_k`), SrcB ``srcb`` [S, R, 16] finite.
+
+    SrcB is copied K-major in float32 ([S * 16, R]: exact, its parts are float32 values), so
+    the SrcB column each product takes is a whole row, gathered with one copy per (pair, column)
+    rather than one per value. The products are taken in float32: the product of two float32
+    values is the exact product rounded once to float32, as :func:`mvmul_sums` rounds the exact
+    float64 sum that product is (overflow to inf and subnormals alike), and adding +0 while the
+    sums are transposed back makes -0 +0 as there."""
+    rows = srcb.shape[1]
+    by_k = np.ascontiguousarray(srcb.transpose(0, 2, 1), dtype=np.float32).reshape(-1, rows)
+    products = by_k.take(plan.single_k, axis=0)
+    products *= plan.single_k_values
+    sums32 = np.empty((len(products) // FACE_COLUMNS, rows, FACE_COLUMNS), dtype=np.float32)
+    np.add(products.reshape(-1, FACE_COLUMNS, rows).transpose(0, 2, 1), np.float32(0.0), out=sums32)
+    return sums32

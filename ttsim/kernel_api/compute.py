@@ -402,6 +402,17 @@ class ComputeContext(EltwiseOps, KernelContext):
         values = np.concatenate([self._read_at(a, c)[None] for a, c in tiles])
         return values if columns is None else values.take(columns, axis=1)
 
+    def _bf16_run(self, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray | None:
+        """The bfloat16 values [n, 1024] (a view of L1) of the CB tiles at (address, CB) ``tiles``,
+        the first of a bfloat16 CB, when they are consecutive tiles of that CB (the matmul
+        partials a subblock reloads), else None."""
+        first, cb = tiles[0]
+        size = cb.tile_bytes
+        n = len(tiles)
+        if n > 1 and tiles != [(a, cb) for a in range(first, first + n * size, size)]:
+            return None
+        return self._l1[first : first + n * size].view(self._bf16).reshape(n, TILE_ELEMENTS)
+
     def _read_at(self, address: int, cb: CircularBuffer) -> np.ndarray:
         """Float32 values (storage order) of the tile of ``cb`` at ``address``; read-only."""
         raw = self._l1[address : address + cb.tile_bytes]
@@ -470,6 +481,13 @@ class ComputeContext(EltwiseOps, KernelContext):
                 dst[rows] = result
                 return
         else:
+            if kind == "copy" and columns is None and entries[0][2][0][1].is_bf16:
+                bf16 = self._bf16_run([e[2][0] for e in entries])
+                if bf16 is not None and (not self._dst_bf16 or _bf16_finite(bf16)):
+                    # bfloat16 values, widened as they are stored; rounding them to a bfloat16 DST
+                    # leaves every one but a NaN as it is (none here: an inf or NaN takes the cast)
+                    dst[rows] = bf16
+                    return
             a = self._tile_values([e[2][0] for e in entries], columns)
             if kind == "copy":
                 if all(e[2][0][1].data_format in BFLOAT16_VALUED_FORMATS for e in entries):
