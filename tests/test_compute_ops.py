@@ -353,14 +353,10 @@ def test_bfloat8_b_values_are_bfloat16_values_that_round_to_themselves() -> None
     np.testing.assert_array_equal(bf16(values).view(np.uint32), values.view(np.uint32))
 
 
-def test_copy_tile_from_bfloat8_b_holds_every_value_bit_for_bit() -> None:
-    """copy_tile (and copy_block_matmul_partials) from a bfloat8_b CB into a bfloat16 DST, packed
-    as float32: every decoded value, -0, subnormals and infinities included, as rounding them
-    to bfloat16 gives."""
-    raw = _every_bfp8_code_and_exponent()
-    with np.errstate(over="ignore"):
-        values = unpack_tile(raw, DataFormat.BFLOAT8_B)
-    n = raw.shape[0]
+def _copy_kernel(n: int, partials_on_odd_groups: bool):
+    """A compute kernel copying CB A's ``n`` tiles to OUT through DST, four at a time: every other
+    group of four by copy_block_matmul_partials (the odd groups or the even ones), the rest tile
+    by tile with copy_tile, each group packed with pack_tile_block."""
 
     def kernel(ctx):
         ctx.copy_tile_init(A)
@@ -368,7 +364,7 @@ def test_copy_tile_from_bfloat8_b_holds_every_value_bit_for_bit() -> None:
         yield from ctx.cb_reserve_back(OUT, n)
         for first in range(0, n, 4):
             ctx.tile_regs_acquire()
-            if first % 8:
+            if (first % 8 != 0) == partials_on_odd_groups:
                 ctx.copy_block_matmul_partials(A, first, 0, 4)
             else:
                 for i in range(4):
@@ -379,6 +375,19 @@ def test_copy_tile_from_bfloat8_b_holds_every_value_bit_for_bit() -> None:
             ctx.tile_regs_release()
         ctx.cb_push_back(OUT, n)
 
+    return kernel
+
+
+def test_copy_tile_from_bfloat8_b_holds_every_value_bit_for_bit() -> None:
+    """copy_tile (and copy_block_matmul_partials) from a bfloat8_b CB into a bfloat16 DST, packed
+    as float32: every decoded value, -0, subnormals and infinities included, as rounding them
+    to bfloat16 gives."""
+    raw = _every_bfp8_code_and_exponent()
+    with np.errstate(over="ignore"):
+        values = unpack_tile(raw, DataFormat.BFLOAT8_B)
+    n = raw.shape[0]
+
+    kernel = _copy_kernel(n, partials_on_odd_groups=True)
     fp32 = DataFormat.FLOAT32
     with np.errstate(over="ignore"):  # the decode's infinities
         run = run_compute(kernel, {A: CBData(DataFormat.BFLOAT8_B, raw)}, {OUT: (fp32, 4096, n)})
@@ -401,23 +410,7 @@ def test_copy_tile_from_bfloat16_holds_every_bit_pattern_as_dst_rounds_it(fp32_d
     values = (bits.astype(np.uint32) << 16).view(np.float32)
     n = bits.shape[0]
 
-    def kernel(ctx):
-        ctx.copy_tile_init(A)
-        yield from ctx.cb_wait_front(A, n)
-        yield from ctx.cb_reserve_back(OUT, n)
-        for first in range(0, n, 4):
-            ctx.tile_regs_acquire()
-            if first % 8 == 0:
-                ctx.copy_block_matmul_partials(A, first, 0, 4)
-            else:
-                for i in range(4):
-                    ctx.copy_tile(A, first + i, i)
-            ctx.tile_regs_commit()
-            ctx.tile_regs_wait()
-            ctx.pack_tile_block(0, OUT, 4)
-            ctx.tile_regs_release()
-        ctx.cb_push_back(OUT, n)
-
+    kernel = _copy_kernel(n, partials_on_odd_groups=False)
     fp32 = DataFormat.FLOAT32
     run = run_compute(kernel, {A: CBData(BF16, bits.view(np.uint8))}, {OUT: (fp32, 4096, n)},
                       fp32_dest_acc=fp32_dest_acc)
