@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"start-up: python + ttsim's dependencies {deps_wall:.3f} s wall ({deps_cpu:.3f} s CPU), "
           f"import ttsim.simulate {run_imports_wall:.3f} s wall ({run_imports_cpu:.3f} s CPU): "
           "what a run costs before it simulates")
+    start_up = min(run_imports_wall, run_imports_cpu)  # load inflates wall; numpy's threads, CPU
     header = (f"{'config':18} {'program':9} {'sticks':>7} {'API calls':>10} {'calls/stick':>11} "
               f"{'floor s':>8} {'us/stick':>8} {'sim s':>7} {'sim/floor':>9}  {'target':>6}")
     print(header)
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             samples = [measure(config, program) for _ in range(args.runs)]
             row = min(samples, key=lambda r: r["kernel_floor_s"])
             row["simulation_s"] = min(r["simulation_s"] for r in samples)
-            row["best_wall_s"] = run_imports_cpu + row["kernel_floor_s"]
+            row["best_wall_s"] = start_up + row["kernel_floor_s"]
             row["target_reachable"] = row["best_wall_s"] <= args.max_wall_timing
             rows.append(row)
             golden = golden_cycles(row["config"]).get(program)
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['kernel_floor_s'] / row['sticks'] * 1e6:8.2f} {row['simulation_s']:7.2f} "
                   f"{row['simulation_s'] / row['kernel_floor_s']:9.1f}  "
                   f"{'yes' if row['target_reachable'] else 'no':>6}")
-    print(f"target: 'yes' when import ttsim.simulate (CPU, which load does not inflate) + the kernel floor "
+    print(f"target: 'yes' when import ttsim.simulate (the lesser of wall and CPU) + the kernel floor "
           f"<= {args.max_wall_timing} s; 'no' means no kernel API, however cheap, meets the timing_only "
           "wall target on this machine")
     if args.json:
