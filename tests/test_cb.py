@@ -193,9 +193,9 @@ def test_unscheduled_publications_are_scheduled_under_their_keys() -> None:
 @pytest.mark.parametrize("pending", ["pops", "pushes", "both", "none"])
 @pytest.mark.parametrize("publication", ["push", "pop"])
 def test_publication_callbacks_apply_the_passed_unscheduled_first(pending: str, publication: str) -> None:
-    """A publication timeout's callback (on_push_event / on_pop_event, which apply one kind of
-    unscheduled publication inline) leaves the CB as applying every passed unscheduled one in key
-    order (apply_unscheduled) and then publishing does: the same counters, statistics and heaps."""
+    """A publication timeout's callback (on_push_event / on_pop_event) leaves the CB as applying
+    every passed unscheduled publication in key order (apply_unscheduled) and then publishing
+    does: the same counters, statistics and heaps, whichever kinds are pending."""
     states = []
     for reference in (True, False):
         env = _device().env

@@ -479,29 +479,16 @@ def test_racing_programs_run_as_with_every_publication_scheduled(program, seed: 
 
 def test_the_racing_programs_exercise_every_unscheduled_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Across the seeds, unscheduled pushes and pops are applied by a kernel that found too few
-    pages, by a publication (a timeout's callback inline: tests/test_cb.py checks its other
-    branch) and at the run's end, and scheduled when a consumer or a producer
+    pages, by a publication and at the run's end, and scheduled when a consumer or a producer
     is about to wait; and the deadlocking program applies them in its report."""
     seen: set[str] = set()
     apply, schedule = CircularBuffer.apply_unscheduled, CircularBuffer.schedule_unscheduled
-    on_push, on_pop = CircularBuffer.on_push_event, CircularBuffer.on_pop_event
-    applied_by_call: list[bool] = []
 
     def counting_apply(cb, before=None):
         pending = len(cb._unscheduled_pushes) + len(cb._unscheduled_pops)
         apply(cb, before)
         if len(cb._unscheduled_pushes) + len(cb._unscheduled_pops) < pending:
             seen.add(f"applied in {sys._getframe(1).f_code.co_name}")
-            applied_by_call.append(True)
-
-    def counting_publication(callback, name):  # the event callbacks apply one heap's entries inline
-        def counting(cb, event):
-            pending = len(cb._unscheduled_pushes) + len(cb._unscheduled_pops)
-            applied_by_call.clear()
-            callback(cb, event)
-            if len(cb._unscheduled_pushes) + len(cb._unscheduled_pops) < pending and not applied_by_call:
-                seen.add(f"applied inline in {name}")
-        return counting
 
     def counting_schedule(cb, push):
         if cb._unscheduled_pushes if push else cb._unscheduled_pops:
@@ -510,14 +497,13 @@ def test_the_racing_programs_exercise_every_unscheduled_path(monkeypatch: pytest
 
     monkeypatch.setattr(CircularBuffer, "apply_unscheduled", counting_apply)
     monkeypatch.setattr(CircularBuffer, "schedule_unscheduled", counting_schedule)
-    monkeypatch.setattr(CircularBuffer, "on_push_event", counting_publication(on_push, "on_push_event"))
-    monkeypatch.setattr(CircularBuffer, "on_pop_event", counting_publication(on_pop, "on_pop_event"))
     for seed in range(24):
         for program in (_racing_program, _popping_program):
             _outcome(partial(program, seed), False, monkeypatch)
     assert seen == {"applied in available_pages", "applied in free_pages", "applied in publish_push",
-                    "applied inline in on_push_event", "applied inline in on_pop_event",
-                    "applied in apply_all_unscheduled", "pushes scheduled", "pops scheduled"}
+                    "applied in on_push_event",
+                    "applied in on_pop_event", "applied in apply_all_unscheduled", "pushes scheduled",
+                    "pops scheduled"}
 
 
 @pytest.mark.parametrize("seed", range(24))

@@ -225,21 +225,11 @@ class CircularBuffer:
     def on_push_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a push; its value is the page count
         (:meth:`publish_push` inline: once per push published later than it is made; the wake is
-        the last thing the event does, see :func:`_wake_last`).
-
-        The unscheduled publications before this one are applied first; when they are all pops
-        (the common case: a consumer waited for this push, and its own pops were not), as
-        :meth:`apply_unscheduled`'s pop branch inline, its loop with no pushes to interleave."""
-        stats = self.stats
-        pops = self._unscheduled_pops
-        if self._unscheduled_pushes:
+        the last thing the event does, see :func:`_wake_last`)."""
+        if self._unscheduled_pushes or self._unscheduled_pops:  # those before this one first
             self.apply_unscheduled()
-        elif pops:
-            before = self.env.current  # type: ignore[attr-defined]
-            while pops and pops[0] < before:
-                self._visible_popped += (n := heappop(pops)[3])
-                stats.pages_popped += n
         self._visible_pushed += event._value
+        stats = self.stats
         stats.pages_pushed += event._value
         occupancy = self._visible_pushed - self._visible_popped
         if occupancy > stats.max_occupancy:
@@ -301,23 +291,11 @@ class CircularBuffer:
 
     def on_pop_event(self, event: simpy.Event) -> None:
         """Callback of the timeout that publishes a pop; its value is the page count
-        (:meth:`publish_pop` inline, as :meth:`on_push_event`, whose application of the
-        unscheduled publications before it this mirrors: all pushes, the common case here (a
-        producer waited for this pop, and its own pushes were not), apply inline)."""
-        stats = self.stats
-        pushes = self._unscheduled_pushes
-        if self._unscheduled_pops:
+        (:meth:`publish_pop` inline, as :meth:`on_push_event`)."""
+        if self._unscheduled_pushes or self._unscheduled_pops:  # those before this one first
             self.apply_unscheduled()
-        elif pushes:
-            before = self.env.current  # type: ignore[attr-defined]
-            while pushes and pushes[0] < before:
-                self._visible_pushed += (n := heappop(pushes)[3])
-                stats.pages_pushed += n
-                occupancy = self._visible_pushed - self._visible_popped
-                if occupancy > stats.max_occupancy:
-                    stats.max_occupancy = occupancy
         self._visible_popped += event._value
-        stats.pages_popped += event._value
+        self.stats.pages_popped += event._value
         if self.trace is not None:
             self.trace(self._visible_pushed - self._visible_popped, self.env.now)
         if self._back_waiters:
