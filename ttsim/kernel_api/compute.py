@@ -81,6 +81,18 @@ def _bf16_finite(tiles: np.ndarray) -> bool:
     return bool(np.maximum.reduce(bits, axis=None) < 0x7F80)
 
 
+def _consecutive_tiles(l1: np.ndarray, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray | None:
+    """The bytes (a view of ``l1``) of the CB tiles at (address, CB) ``tiles`` when they are
+    consecutive tiles of the first one's CB, else None (tuples compare their CBs by identity
+    first, then ==, which CircularBuffer leaves to identity)."""
+    first, cb = tiles[0]
+    size = cb.tile_bytes
+    n = len(tiles)
+    if n > 1 and tiles != [(a, cb) for a in range(first, first + n * size, size)]:
+        return None
+    return l1[first : first + n * size]
+
+
 try:  # the clip ufunc that np.clip and ndarray.clip end in (numpy 2: numpy._core; 1.26: numpy.core)
     from numpy._core.umath import clip as _clip_ufunc
 except ImportError:  # pragma: no cover - numpy < 2
@@ -385,33 +397,18 @@ class ComputeContext(EltwiseOps, KernelContext):
                      columns: np.ndarray | None = None) -> np.ndarray:
         """Float32 values [n, 1024] of the CB tiles at (address, CB) ``tiles``; with ``columns``
         (storage-order positions) only those elements of each tile, [n, len(columns)]."""
-        l1 = self._l1
-        first, cb = tiles[0]
-        size = cb.tile_bytes
-        n = len(tiles)
-        # consecutive tiles of one CB (tuples compare their CBs by identity first, then ==, which
-        # CircularBuffer leaves to identity)
-        if n == 1 or tiles == [(a, cb) for a in range(first, first + n * size, size)]:
-            raw = l1[first : first + n * size]
+        raw = _consecutive_tiles(self._l1, tiles)
+        if raw is not None:
+            first, cb = tiles[0]
+            n = len(tiles)
             if cb.is_bf16:
                 values = raw.view(self._bf16).reshape(n, TILE_ELEMENTS)
                 if columns is not None:  # the elements, then their cast: the same values
                     values = values.take(columns, axis=1)
                 return values.astype(np.float32)
-            return self._decoded.values(first, raw.reshape(n, size), cb.data_format, columns)
+            return self._decoded.values(first, raw.reshape(n, cb.tile_bytes), cb.data_format, columns)
         values = np.concatenate([self._read_at(a, c)[None] for a, c in tiles])
         return values if columns is None else values.take(columns, axis=1)
-
-    def _bf16_run(self, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray | None:
-        """The bfloat16 values [n, 1024] (a view of L1) of the CB tiles at (address, CB) ``tiles``,
-        the first of a bfloat16 CB, when they are consecutive tiles of that CB (the matmul
-        partials a subblock reloads), else None."""
-        first, cb = tiles[0]
-        size = cb.tile_bytes
-        n = len(tiles)
-        if n > 1 and tiles != [(a, cb) for a in range(first, first + n * size, size)]:
-            return None
-        return self._l1[first : first + n * size].view(self._bf16).reshape(n, TILE_ELEMENTS)
 
     def _read_at(self, address: int, cb: CircularBuffer) -> np.ndarray:
         """Float32 values (storage order) of the tile of ``cb`` at ``address``; read-only."""
@@ -482,7 +479,8 @@ class ComputeContext(EltwiseOps, KernelContext):
                 return
         else:
             if kind == "copy" and columns is None and entries[0][2][0][1].is_bf16:
-                bf16 = self._bf16_run([e[2][0] for e in entries])
+                raw = _consecutive_tiles(self._l1, [e[2][0] for e in entries])
+                bf16 = None if raw is None else raw.view(self._bf16).reshape(len(entries), TILE_ELEMENTS)
                 if bf16 is not None and (not self._dst_bf16 or _bf16_finite(bf16)):
                     # bfloat16 values, widened as they are stored; rounding them to a bfloat16 DST
                     # leaves every one but a NaN as it is (none here: an inf or NaN takes the cast)
