@@ -19,7 +19,7 @@ Usage:
 
 CPU times are ``time.process_time`` of this process (one core), the minimum over ``--runs``.
 Exits 1 when a simulated cycle count differs from its golden (the free pass must not disturb the
-real run).
+real run), 2 on a config ttsim refuses (its message, no traceback).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from child_usage import compile_package_bytecode
 import ttsim
 import ttsim.simulate
 from ttsim.config import load_config
+from ttsim.errors import TtsimError
 from ttsim.host import Program, _allocate, _make_context
 from ttsim.programs import registry
 from ttsim.programs.sliding_window import ConvGeometry
@@ -139,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     programs = (args.program,) if args.program else registry.names()
     if args.runs < 1:
         parser.error("--runs must be >= 1")
+    for config in configs:  # a bad config fails before the start-up is timed
+        try:
+            load_config(str(config))
+        except TtsimError as error:
+            parser.exit(2, f"{error}\n")
     print(compile_package_bytecode())
     deps_wall, deps_cpu = interpreter_seconds(3, DEPENDENCIES)
     run_imports_wall, run_imports_cpu = interpreter_seconds(3, RUN_IMPORTS)
@@ -154,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for config in configs:
         for program in programs:
-            samples = [measure(config, program) for _ in range(args.runs)]
+            try:
+                samples = [measure(config, program) for _ in range(args.runs)]
+            except TtsimError as error:  # a bad config: ttsim's own one-line message, exit 2
+                print(f"{config}: {error}", file=sys.stderr)
+                return 2
             row = min(samples, key=lambda r: r["kernel_floor_s"])
             row["simulation_s"] = min(r["simulation_s"] for r in samples)
             row["best_wall_s"] = start_up + row["kernel_floor_s"]

@@ -5,6 +5,7 @@ count exactly the calls a kernel makes, and leave the real run it precedes untou
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -70,3 +71,14 @@ def test_the_free_pass_leaves_the_real_run_at_its_golden_cycles():
     assert {op["op_code"]: op["cycles"] for op in row["ops"]} == want
     assert row["sticks"] == 490 and row["api_calls"] > row["sticks"]
     assert 0 < row["kernel_floor_s"] < row["simulation_s"]
+
+
+def test_a_bad_config_exits_2_with_ttsims_message(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("conv: [1, 2\n")
+    for config in (bad, tmp_path / "missing.yaml"):
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "kernel_floor.py"), str(config)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2
+        assert str(config) in done.stderr and "Traceback" not in done.stderr
+    assert "config file not found" in done.stderr
