@@ -4,6 +4,8 @@ contention on shared ports, and multicast delivery."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import numpy as np
 import pytest
 
@@ -419,6 +421,73 @@ def test_multi_burst_transfer_books_exactly_as_burst_by_burst() -> None:
         for a, b in zip(mine, ref):
             assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
                    (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
+
+
+def _reference_earliest(ports, t: float, duration: float) -> float:
+    """The search _book used before it kept each port's insertion index: visit the ports in
+    turn, moving start past every interval that overlaps [start, start + duration), until all of
+    them in a row are idle."""
+    start, k, idle = t, 0, 0
+    while idle < len(ports):
+        port = ports[k]
+        k = (k + 1) % len(ports)
+        starts, ends = port._starts, port._ends
+        i, moved = bisect_right(ends, start), False
+        while i < len(ends) and starts[i] < start + duration:
+            if ends[i] > start:
+                start, moved = ends[i], True
+            i += 1
+        idle = 1 if moved else idle + 1
+    return start
+
+
+def _reference_book(model: NocModel, ports, nbytes: int, t: float, rate: float) -> float:
+    """The booking _book made before: burst by burst, each at _reference_earliest from the end
+    of the previous one, booked on every port with Port.reserve (its own bisect and insert)."""
+    end, remaining = t, nbytes
+    while remaining > 0:
+        chunk = min(remaining, model.max_burst)
+        duration = chunk / rate
+        start = _reference_earliest(ports, end, duration)
+        for port in ports:
+            port.reserve(start, duration, chunk)
+        end = start + duration
+        remaining -= chunk
+    return end
+
+
+def test_booking_out_of_order_matches_the_reference_search_and_reserve() -> None:
+    """Transfers on routes sharing ports (up to 22 of them, as the longest multi-hop reads),
+    issued out of order so they wait in gaps before later bookings, overlapping, and touching
+    earlier ones within the 1e-9 merge tolerance or just outside it, some of several bursts:
+    _book ends at the same float and leaves the same calendars and totals, bit for bit, as the
+    reference search with one Port.reserve per port."""
+    from ttsim.device.noc import Port
+
+    model = NocModel(load_device("wormhole_b0"))
+    rng = np.random.default_rng(31)
+    for case in range(60):
+        count = int(rng.integers(2, 30))
+        mine = [Port(f"p{i}", 32.0) for i in range(count)]
+        ref = [Port(f"p{i}", 32.0) for i in range(count)]
+        ends = [0.0]
+        for _ in range(300):
+            picked = rng.permutation(count)[: rng.integers(1, min(count, 22) + 1)].tolist()
+            nbytes = int(rng.choice([32, 64, 288, 2048, 8192, 9000, 20000]))
+            rate = float(rng.choice([32.0, 28.3, 2.5, 7.0 / 3]))
+            kind = rng.integers(0, 4)
+            if kind == 0:  # anywhere in the past or future of the bookings so far
+                t = float(rng.uniform(0.0, ends[-1] + 100.0))
+            else:  # at an earlier end, touching it, or just apart (beyond the tolerance)
+                t = float(rng.choice(ends)) + [0.0, 5e-10, -5e-10, 2e-9][kind]
+            t = max(t, 0.0)
+            end = _reference_book(model, [ref[k] for k in picked], nbytes, t, rate)
+            assert model._book(tuple(mine[k] for k in picked), nbytes, t, rate) == end
+            ends.append(end)
+            ends.sort()
+            for a, b in zip(mine, ref):
+                assert (a._starts, a._ends, a.busy_cycles, a.bytes_moved) == \
+                       (b._starts, b._ends, b.busy_cycles, b.bytes_moved)
 
 
 def _twin_read_models(spec, rng: np.random.Generator, target: tuple[int, int]) -> tuple:

@@ -102,40 +102,75 @@ class Port:
             del self._starts[:i], self._ends[:i]
 
 
-def _earliest(ports: tuple[Port, ...], t: float, duration: float) -> float:
-    """The earliest start >= ``t`` at which every port of ``ports`` is idle for ``duration``.
+def _book_busy(ports: tuple[Port, ...], t: float, duration: float, nbytes: int) -> float:
+    """Book ``nbytes`` for ``duration`` on every port of ``ports`` at the earliest start >= ``t``
+    at which all of them are idle for ``duration``; return the end (:meth:`NocModel._book` when
+    a port is booked after ``t``).
 
-    It visits the ports in turn until all of them in a row are idle at start (a port that moves
-    start is idle at the new one; each move is to the end of an interval that rules out every
-    earlier start, so the visiting order does not change the result).
+    The search visits the ports in turn until all of them in a row are idle at start (a port
+    that moves start is idle at the new one; each move is to the end of an interval that rules
+    out every earlier start, so the visiting order does not change the result). Each visit ends
+    with the port's insertion index at the current start (``bisect_right(ends, start)``), so the
+    last visits, all at the final start, leave every port's index for the booking: one bisect
+    per port, not a second one in :meth:`Port.insert`.
     """
-    for port in ports:
-        ends = port._ends
-        if ends and ends[-1] > t:
-            break
-    else:  # no port is booked after t (the common case)
-        return t
-    start = t
     count_ports = len(ports)
+    at = [0] * count_ports  # per port: its insertion index at start, once booked after it
+    start = t
     k = idle = 0
     while idle < count_ports:
         port = ports[k]
-        k = k + 1 if k + 1 < count_ports else 0
         ends = port._ends
-        if not ends or ends[-1] <= start:  # nothing booked after start
-            idle += 1
-            continue
-        i = bisect_right(ends, start)
-        count = len(ends)
-        starts = port._starts
-        moved = False
-        while i < count and starts[i] < start + duration:
-            if ends[i] > start:
+        if ends and ends[-1] > start:
+            i = bisect_right(ends, start)
+            starts = port._starts
+            if starts[i] < start + duration:  # interval i rules out start: move to its end
+                count = len(ends)
                 start = ends[i]
-                moved = True
-            i += 1
-        idle = 1 if moved else idle + 1
-    return start
+                i += 1
+                while i < count and starts[i] < start + duration:
+                    start = ends[i]
+                    i += 1
+                idle = 0
+            at[k] = i
+        idle += 1
+        k = k + 1 if k + 1 < count_ports else 0
+    return _reserve_at(ports, at, start, duration, nbytes)
+
+
+def _reserve_at(ports: tuple[Port, ...], at: list[int], start: float, duration: float,
+                nbytes: int) -> float:
+    """:meth:`Port.reserve` of [start, start + duration) on every port of ``ports``, each
+    booked after ``start`` at its insertion index ``at[k]`` (:func:`_book_busy`); returns the
+    end. The interval fits the gap before ``ends[i]``: it joins the interval before it when
+    that one ends by start (within the tolerance), the one after when that one starts by end."""
+    end = start + duration
+    apart = start - 1e-9  # an interval ending before this does not touch the new one
+    joins = end + 1e-9  # an interval starting by this touches it
+    for port, i in zip(ports, at):
+        port.busy_cycles += duration
+        port.bytes_moved += nbytes
+        ends = port._ends
+        if not ends or ends[-1] < apart:
+            port._starts.append(start)
+            ends.append(end)
+        elif ends[-1] <= start:
+            ends[-1] = end
+        else:  # Port.insert at i (i < len(ends): ends[-1] > start)
+            starts = port._starts
+            if i and ends[i - 1] >= apart:
+                if starts[i] <= joins:
+                    ends[i - 1] = max(end, ends[i])
+                    del starts[i], ends[i]
+                else:
+                    ends[i - 1] = end
+            elif starts[i] <= joins:
+                starts[i] = start
+                ends[i] = max(end, ends[i])
+            else:
+                starts.insert(i, start)
+                ends.insert(i, end)
+    return end
 
 
 def _append_reads(ports: tuple[Port, ...], times: list[float], e: float, duration: float,
@@ -283,26 +318,23 @@ class NocModel:
         if nbytes > self.max_burst:
             return self._book_bursts(ports, nbytes, t, rate)
         duration = nbytes / rate
-        for port in ports:  # _earliest's first test inline: no port is booked after t (common)
+        for port in ports:
             ends = port._ends
             if ends and ends[-1] > t:
-                start = _earliest(ports, t, duration)
-                break
-        else:
-            start = t
-        end = start + duration
-        apart = start - 1e-9  # an interval ending before this does not touch the new one
-        for port in ports:  # Port.reserve, its tail case inline (one burst per read: the hot path)
+                return _book_busy(ports, t, duration, nbytes)
+        # no port is booked after t (the common case): each interval is appended or extends the
+        # last one (Port.reserve's tail case, inline: one burst per read is the hot path)
+        end = t + duration
+        apart = t - 1e-9  # an interval ending before this does not touch the new one
+        for port in ports:
             port.busy_cycles += duration
             port.bytes_moved += nbytes
             ends = port._ends
             if not ends or ends[-1] < apart:
-                port._starts.append(start)
+                port._starts.append(t)
                 ends.append(end)
-            elif ends[-1] <= start:
-                ends[-1] = end
             else:
-                port.insert(start, end)
+                ends[-1] = end
         return end
 
     def _book_bursts(self, ports: tuple[Port, ...], nbytes: int, t: float, rate: float) -> float:
@@ -316,10 +348,7 @@ class NocModel:
         while remaining > 0:
             chunk = min(remaining, max_burst)
             duration = chunk / rate
-            start = _earliest(ports, end, duration)
-            for port in ports:
-                port.reserve(start, duration, chunk)
-            end = start + duration
+            end = _book_busy(ports, end, duration, chunk)
             remaining -= chunk
             # every port's last interval ends at this burst's end (a later one would end later):
             # nothing is booked after it, so the rest are the idle case from there
