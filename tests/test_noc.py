@@ -473,11 +473,15 @@ def test_booking_out_of_order_matches_the_reference_search_and_reserve() -> None
         ends = [0.0]
         for _ in range(300):
             picked = rng.permutation(count)[: rng.integers(1, min(count, 22) + 1)].tolist()
-            nbytes = int(rng.choice([32, 64, 288, 2048, 8192, 9000, 20000]))
-            rate = float(rng.choice([32.0, 28.3, 2.5, 7.0 / 3]))
+            if case % 2:
+                nbytes = int(rng.choice([32, 64, 288, 2048, 8192, 9000, 20000]))
+                rate = float(rng.choice([32.0, 28.3, 2.5, 7.0 / 3]))
+            else:  # whole cycles: some transfers fill a gap exactly, joining both neighbours
+                nbytes, rate = 32 * int(rng.integers(1, 4)), 32.0
             kind = rng.integers(0, 4)
             if kind == 0:  # anywhere in the past or future of the bookings so far
                 t = float(rng.uniform(0.0, ends[-1] + 100.0))
+                t = t if case % 2 else float(int(t))
             else:  # at an earlier end, touching it, or just apart (beyond the tolerance)
                 t = float(rng.choice(ends)) + [0.0, 5e-10, -5e-10, 2e-9][kind]
             t = max(t, 0.0)
