@@ -117,7 +117,8 @@ def _book_busy(ports: tuple[Port, ...], t: float, duration: float, nbytes: int) 
     count_ports = len(ports)
     at = [0] * count_ports  # per port: its insertion index at start, once booked after it
     start = t
-    k = idle = 0
+    k = count_ports - 1  # the destination first: it moves start most often (fewer visits again)
+    idle = 0
     while idle < count_ports:
         port = ports[k]
         ends = port._ends
