@@ -691,3 +691,14 @@ def test_multicast_moves_bytes_as_numpy_slice_assignment() -> None:
         yield from ()
 
     _assert_kernel_leaves_l1(device, kernel, expected)
+
+
+def test_a_route_holding_a_port_twice_is_refused():
+    """The booking keeps one insertion index per port of a route, so a route must hold each port
+    once; a plan built with a repeated port is refused where it is made."""
+    from ttsim.device.noc import Port, _route_plan
+
+    port = Port("noc0 link (1, 1, 'x')", 32.0)
+    assert _route_plan((port, Port("noc0 niu (2, 1) in", 32.0)), 64.0, 10.0)[1] == 32.0
+    with pytest.raises(ValueError, match="holds a port twice.*link \\(1, 1, 'x'\\)"):
+        _route_plan((port, Port("other", 32.0), port), 64.0, 10.0)

@@ -29,7 +29,10 @@ RoutePlan = tuple[tuple["Port", ...], float, float]
 
 def _route_plan(ports: tuple[Port, ...], cap: float, latency: float) -> RoutePlan:
     """A route's plan: its ports, its rate (the slowest port, at most the primitive's ``cap``, in
-    bytes per cycle) and the latency (cycles) added to its streaming."""
+    bytes per cycle) and the latency (cycles) added to its streaming. A route holds each port
+    once: the booking (:func:`_book_busy`) keeps one insertion index per port of the route."""
+    if len(set(map(id, ports))) != len(ports):
+        raise ValueError(f"a NoC route holds a port twice: {[port.name for port in ports]}")
     return ports, min(cap, *(port.bytes_per_cycle for port in ports)), latency
 
 
@@ -448,13 +451,13 @@ class NocModel:
 
         A read is booked by :meth:`read_planned` itself unless the previous read of the issuer
         along the path ended last on every port at ``e`` and every port's last interval still ends
-        at ``e``: then the read starts at ``max(t, e)``. That is exactly what :func:`_earliest`
-        returns. With ``t >= e`` no port is booked after ``t``. With ``t < e`` no start in [t, e)
-        is free: a free gap there would be free in the calendar the previous read was booked in
+        at ``e``: then the read starts at ``max(t, e)``. That is exactly the start the search of
+        :func:`_book_busy` finds. With ``t >= e`` no port is booked after ``t``. With ``t < e``
+        no start in [t, e) is free: a free gap there would be free in the calendar the previous read was booked in
         (calendars only gain intervals, but for the past ones forgotten, which end before any
         issue time; and the previous read's own interval, still booked, ends at ``e`` after any
         such gap's start, so the gap starts before the previous read did) at a start >= its issue
-        time and earlier than its own, which _earliest would have found (it never moves a start
+        time and earlier than its own, which that search would have found (it never moves a start
         past a free one). The interval then joins the last one or is appended as in :meth:`_book`,
         the ends are the same ``start + duration`` sums, and each port's busy total gains the same
         durations in the same order. A read whose issue count is a multiple of 4096 (when
