@@ -1219,9 +1219,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._unpack_math(costs[0], costs[1])
         if not self._dst_math:  # _set_dst's check (the index was checked above)
             raise self._dst_outside_error()
-        if self.numerics:
-            self._defer(("add_dest",) if op == "add" else ("mul_dest",), dst_tile_index,
-                        (cb.front_page_address(in_tile_index), cb))
+        if self.numerics:  # _defer, inline (every tile of a pool stick with bias)
+            self._pending.append((("add_dest",) if op == "add" else ("mul_dest",), dst_tile_index,
+                                  ((cb.front_page_address(in_tile_index), cb),)))
+            self._dst_written.add(dst_tile_index)
 
     def _copy_one(self, cb: CircularBuffer, itile: int, idst: int) -> None:
         """Unpack tile ``itile`` of ``cb`` and copy it into DST[idst] (datacopy A2D)."""
@@ -1615,8 +1616,9 @@ class ComputeContext(EltwiseOps, KernelContext):
                 raise self._dst_outside_error()
             if not 0 <= idst < self._dst_limit:
                 raise self._dst_index_error(idst)
-            if self.numerics:
-                self._defer(("sfpu", name), idst)
+            if self.numerics:  # _defer, inline (every tile of a pool stick)
+                self._pending.append((("sfpu", name), idst, ()))
+                self._dst_written.add(idst)
             return
         fast = FLOAT32_ACTIVATIONS.get(name)
         if fast is not None:
