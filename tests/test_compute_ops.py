@@ -420,6 +420,54 @@ def test_copy_tile_from_bfloat16_holds_every_bit_pattern_as_dst_rounds_it(fp32_d
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN patterns cast to bfloat16
+def test_bfloat16_bits_of_dst_values_equal_the_cast() -> None:
+    """pack_tile's bfloat16 DST into a bfloat16 CB takes each value's high half: on every value
+    DST's rounding gives (all 65536 bfloat16 bit patterns widened, signalling NaNs too, and
+    random float32 bit patterns, each rounded as DST rounds it) the bits the cast gives."""
+    from ttsim.kernel_api.compute import _bf16_bits_of_bf16_values
+
+    rng = np.random.default_rng(7)
+    patterns = np.concatenate([np.arange(1 << 16, dtype=np.uint32) << 16,
+                               rng.integers(0, 1 << 32, 1 << 16, dtype=np.uint32),
+                               np.array([0x7F800001, 0xFF800001, 0x7FC00001, 0x00000001, 0x807FFFFF],
+                                        dtype=np.uint32)])
+    patterns = np.resize(patterns, 128 * 1025)  # 128 rows of 1024 with a stride (DST tiles' rows)
+    dst = bf16(patterns.view(np.float32)).reshape(128, 1025)[:, :1024]
+    got = _bf16_bits_of_bf16_values(dst)
+    expected = dst.astype(ml_dtypes.bfloat16).view(np.uint16)
+    assert np.isnan(dst).any() and np.isinf(dst).any() and (dst.view(np.uint32) == 0x80000000).any()
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_pack_tile_of_bfloat16_dst_into_bfloat16_writes_the_cast_bits() -> None:
+    """pack_tile from a bfloat16 DST into a bfloat16 CB (the bits path) writes the bytes the
+    float32 path (a float32 DST's values cast on the way out) writes, inf, NaN, -0 and
+    subnormals included."""
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).reshape(64, 1024)[::7][:8]
+    bits = np.ascontiguousarray(bits)
+    n = bits.shape[0]
+
+    def kernel(ctx):
+        yield from ctx.cb_wait_front(A, n)
+        yield from ctx.cb_reserve_back(OUT, n)
+        for i in range(n):
+            ctx.tile_regs_acquire()
+            ctx.copy_tile(A, i, 2)
+            ctx.tile_regs_commit()
+            ctx.tile_regs_wait()
+            ctx.pack_tile(2, OUT)
+            ctx.tile_regs_release()
+        ctx.cb_push_back(OUT, n)
+
+    outs = [run_compute(kernel, {A: CBData(BF16, bits.view(np.uint8))}, {OUT: (BF16, 2048, n)},
+                        fp32_dest_acc=fp32).outputs[OUT] for fp32 in (False, True)]
+    expected = (bits.astype(np.uint32) << 16).view(np.float32).astype(ml_dtypes.bfloat16).view(np.uint8)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(np.asarray(outs[0]).reshape(-1), expected.reshape(-1))
+
+
 def test_copy_tile_into_other_dst_slots_and_pack_by_index() -> None:
     a = random_tiles(3, 11)
 

@@ -81,6 +81,19 @@ def _bf16_finite(tiles: np.ndarray) -> bool:
     return bool(np.maximum.reduce(bits, axis=None) < 0x7F80)
 
 
+_HIGH_HALF = 1 if sys.byteorder == "little" else 0
+"""Which uint16 of a float32's two holds its sign, exponent and top 7 mantissa bits."""
+
+
+def _bf16_bits_of_bf16_values(values: np.ndarray) -> np.ndarray:
+    """The bfloat16 bit patterns of float32 ``values`` that are bfloat16 values (a bfloat16 DST's:
+    every store into it is rounded to bfloat16), a strided uint16 view: each value's high half,
+    which is what the round-to-nearest-even cast gives for such a value (its low half is zero;
+    a NaN from the cast is quiet already), without the cast's per-element rounding
+    (tests/test_compute_ops.py checks every bit pattern DST's rounding gives)."""
+    return values.view(np.uint16)[..., _HIGH_HALF::2]
+
+
 def _consecutive_tiles(l1: np.ndarray, tiles: list[tuple[int, CircularBuffer]]) -> np.ndarray | None:
     """The bytes (a view of ``l1``) of the CB tiles at (address, CB) ``tiles`` when they are
     consecutive tiles of the first one's CB, else None (tuples compare their CBs by identity
@@ -1206,9 +1219,10 @@ class ComputeContext(EltwiseOps, KernelContext):
         self._unpack_math(costs[0], costs[1])
         if not self._dst_math:  # _set_dst's check (the index was checked above)
             raise self._dst_outside_error()
-        if self.numerics:
-            self._defer(("add_dest",) if op == "add" else ("mul_dest",), dst_tile_index,
-                        (cb.front_page_address(in_tile_index), cb))
+        if self.numerics:  # _defer, inline (every tile of a pool stick with bias)
+            self._pending.append((("add_dest",) if op == "add" else ("mul_dest",), dst_tile_index,
+                                  ((cb.front_page_address(in_tile_index), cb),)))
+            self._dst_written.add(dst_tile_index)
 
     def _copy_one(self, cb: CircularBuffer, itile: int, idst: int) -> None:
         """Unpack tile ``itile`` of ``cb`` and copy it into DST[idst] (datacopy A2D)."""
@@ -1602,8 +1616,9 @@ class ComputeContext(EltwiseOps, KernelContext):
                 raise self._dst_outside_error()
             if not 0 <= idst < self._dst_limit:
                 raise self._dst_index_error(idst)
-            if self.numerics:
-                self._defer(("sfpu", name), idst)
+            if self.numerics:  # _defer, inline (every tile of a pool stick)
+                self._pending.append((("sfpu", name), idst, ()))
+                self._dst_written.add(idst)
             return
         fast = FLOAT32_ACTIVATIONS.get(name)
         if fast is not None:
@@ -1647,8 +1662,14 @@ class ComputeContext(EltwiseOps, KernelContext):
         except KeyError:
             raise self._no_cb_error(icb) from None
         if self.numerics and numerics:
-            values = self._relu_stage(self.dst[ifrom_dst])
-            self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
+            if self._dst_bf16 and cb.is_bf16 and self._relu_mode is ReluType.NO_RELU:
+                # hot path (a pool stick's products): bfloat16 values into bfloat16, their bits
+                values = _bf16_bits_of_bf16_values(self.dst[ifrom_dst])  # flushes pending ops
+                address = cb.back_page_address(output_tile_index)
+                self._l1[address : address + 2 * TILE_ELEMENTS].view(np.uint16)[...] = values
+            else:
+                values = self._relu_stage(self.dst[ifrom_dst])
+                self._write_values(cb.back_page_address(output_tile_index), values, cb, pack_tile)
         cycles = self._pack_costs.get(cb)
         if cycles is None:  # hot path (every packed tile): the cost once per CB
             cycles = self._pack_costs[cb] = self._pack_cost(cb.tile_bytes)
